@@ -1,0 +1,401 @@
+//! The raw data contract: the `MiBolsillo.csv` format of the Brazilian bank
+//! dataset, with every quirk a real file has.
+//!
+//! Files are cp1252, `;`-separated, with the amount header literally
+//! ` valor `. Amounts are Brazilian (` 1.234,56 `, missing written ` -   `),
+//! dates `dd.mm.yyyy`, and merchant groups upper case with mis-encoded labels
+//! (`SERVI\x82O`, `AUTO PE AS`) that [`normalise_group`] maps to clean names.
+
+use std::borrow::Cow;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The header of a raw file, in order, exactly as the real file spells it.
+pub const COLUMNS: [&str; 13] = [
+    "id",
+    "safra_abertura",
+    "cidade",
+    "estado",
+    "idade",
+    "sexo",
+    "limite_total",
+    "limite_disp",
+    "data",
+    " valor ",
+    "grupo_estabelecimento",
+    "cidade_estabelecimento",
+    "pais_estabelecimento",
+];
+
+/// The text written for a missing amount.
+pub const MISSING_AMOUNT: &str = " -   ";
+
+/// Merchant cities are truncated to this many characters in the real file.
+pub const MERCHANT_CITY_LEN: usize = 13;
+
+/// Customer sex as recorded by the bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sex {
+    F,
+    M,
+}
+
+/// One purchase, parsed and normalised; the unit both stages reason about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Customer id as written (digits); pseudonymised before it is stored.
+    pub id: String,
+    /// Account-opening cohort as `yyyymm`.
+    pub safra_abertura: Option<u32>,
+    pub cidade: String,
+    pub estado: String,
+    pub idade: Option<u16>,
+    pub sexo: Option<Sex>,
+    pub limite_total: f64,
+    /// Available limit at the time of the purchase (may exceed the total).
+    pub limite_disp: f64,
+    pub date: NaiveDate,
+    /// Purchase amount; `None` where the file writes ` -   `.
+    pub valor: Option<f64>,
+    /// Normalised merchant group; empty when the file leaves it empty.
+    pub grupo: String,
+    pub cidade_estabelecimento: String,
+    pub pais_estabelecimento: String,
+}
+
+/// A field that does not follow the contract.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("field `{field}`: {reason} (got {value:?})")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Decodes cp1252 bytes (the real file's encoding) into text.
+pub fn decode_cp1252(bytes: &[u8]) -> Cow<'_, str> {
+    encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0
+}
+
+/// Encodes text as cp1252; characters cp1252 cannot hold become `?`.
+pub fn encode_cp1252(text: &str) -> Vec<u8> {
+    let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(text);
+    bytes.into_owned()
+}
+
+/// Parses an amount written the Brazilian way (` 1.234,56 `) or plainly
+/// (`1234.56`). ` -   ` and an empty field are a missing amount.
+///
+/// Without a decimal comma, dots are read as thousands separators only when
+/// every group after the first has three digits (`1.234` is 1234, `12.5` is
+/// 12.5), which is how the contract writes whole amounts.
+pub fn parse_amount(text: &str) -> Result<Option<f64>, String> {
+    let t = text.trim();
+    if t.is_empty() || t == "-" {
+        return Ok(None);
+    }
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, t),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',') {
+        return Err("expected an amount such as ` 1.234,56 ` or ` -   `".into());
+    }
+    let plain = if let Some((int, frac)) = digits.split_once(',') {
+        if frac.contains(',') || frac.contains('.') {
+            return Err("more than one decimal comma".into());
+        }
+        check_thousands(int)?;
+        format!("{}.{}", int.replace('.', ""), frac)
+    } else if digits.contains('.') && thousands_grouped(digits) {
+        digits.replace('.', "")
+    } else {
+        digits.to_owned()
+    };
+    let value: f64 = plain
+        .parse()
+        .map_err(|_| "expected an amount such as ` 1.234,56 ` or ` -   `".to_string())?;
+    if !value.is_finite() {
+        return Err("amount is not finite".into());
+    }
+    Ok(Some(if negative { -value } else { value }))
+}
+
+fn thousands_grouped(digits: &str) -> bool {
+    let mut groups = digits.split('.');
+    let first = groups.next().unwrap_or("");
+    !first.is_empty() && first.len() <= 3 && groups.all(|g| g.len() == 3)
+}
+
+fn check_thousands(int: &str) -> Result<(), String> {
+    if int.contains('.') && !thousands_grouped(int) {
+        return Err("misplaced thousands separator".into());
+    }
+    if int.is_empty() {
+        return Err("no digits before the decimal comma".into());
+    }
+    Ok(())
+}
+
+/// Formats an amount the way the real file does: ` 1.234,56 `, or ` -   `.
+pub fn format_amount(value: Option<f64>) -> String {
+    let Some(v) = value else {
+        return MISSING_AMOUNT.to_owned();
+    };
+    let cents = (v.abs() * 100.0).round() as u64;
+    let int = (cents / 100).to_string();
+    let mut grouped = String::with_capacity(int.len() + int.len() / 3);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    let sign = if v < 0.0 && cents > 0 { "-" } else { "" };
+    format!(" {sign}{grouped},{:02} ", cents % 100)
+}
+
+/// Parses `dd.mm.yyyy` (the file's format) or ISO `yyyy-mm-dd`.
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    let t = text.trim();
+    NaiveDate::parse_from_str(t, "%d.%m.%Y")
+        .or_else(|_| NaiveDate::parse_from_str(t, "%Y-%m-%d"))
+        .map_err(|_| "expected a date as dd.mm.yyyy (or yyyy-mm-dd)".to_string())
+}
+
+/// Maps a merchant-group label to its clean upper-case ASCII name:
+/// `SERVI\x82O` (cp1252 `‚`) and `SERVIÇO` become `SERVICO`, `AUTO PE AS`
+/// becomes `AUTO PECAS`, accents are folded and blanks collapsed.
+pub fn normalise_group(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for word in label.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in word.chars().flat_map(char::to_uppercase) {
+            out.push(fold_char(c));
+        }
+    }
+    match out.as_str() {
+        "AUTO PE AS" => "AUTO PECAS".to_owned(),
+        _ => out,
+    }
+}
+
+/// Folds the accented letters Portuguese labels use to ASCII; the byte 0x82
+/// (decoded as `‚`) stands for `Ç` in the real file.
+fn fold_char(c: char) -> char {
+    match c {
+        'Á' | 'À' | 'Â' | 'Ã' | 'Ä' => 'A',
+        'É' | 'È' | 'Ê' | 'Ë' => 'E',
+        'Í' | 'Ì' | 'Î' | 'Ï' => 'I',
+        'Ó' | 'Ò' | 'Ô' | 'Õ' | 'Ö' => 'O',
+        'Ú' | 'Ù' | 'Û' | 'Ü' => 'U',
+        'Ç' | '\u{201A}' => 'C',
+        'Ñ' => 'N',
+        other => other,
+    }
+}
+
+/// Parses the 13 decoded fields of one data row (in [`COLUMNS`] order).
+pub fn parse_fields(fields: &[&str]) -> Result<Transaction, FieldError> {
+    if fields.len() != COLUMNS.len() {
+        return Err(FieldError::new(
+            "row",
+            &fields.join(";"),
+            format!("expected {} fields, got {}", COLUMNS.len(), fields.len()),
+        ));
+    }
+    let id = parse_id(fields[0])?;
+    let safra_abertura = parse_cohort(fields[1])?;
+    let idade = parse_age(fields[4])?;
+    let sexo = parse_sex(fields[5])?;
+    let limite_total = parse_limit("limite_total", fields[6])?;
+    if limite_total < 0.0 {
+        return Err(FieldError::new("limite_total", fields[6], "must not be negative"));
+    }
+    let limite_disp = parse_limit("limite_disp", fields[7])?;
+    let date = parse_date(fields[8]).map_err(|r| FieldError::new("data", fields[8], r))?;
+    let valor = parse_amount(fields[9]).map_err(|r| FieldError::new(" valor ", fields[9], r))?;
+    Ok(Transaction {
+        id,
+        safra_abertura,
+        cidade: fields[2].trim().to_owned(),
+        estado: fields[3].trim().to_uppercase(),
+        idade,
+        sexo,
+        limite_total,
+        limite_disp,
+        date,
+        valor,
+        grupo: normalise_group(fields[10]),
+        cidade_estabelecimento: fields[11].trim().to_owned(),
+        pais_estabelecimento: fields[12].trim().to_uppercase(),
+    })
+}
+
+/// A customer id: a non-empty run of digits.
+pub fn parse_id(text: &str) -> Result<String, FieldError> {
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::new("id", text, "expected a customer id of digits"));
+    }
+    Ok(t.to_owned())
+}
+
+/// An account-opening cohort `yyyymm`, or `None` when empty.
+pub fn parse_cohort(text: &str) -> Result<Option<u32>, FieldError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let err = || FieldError::new("safra_abertura", text, "expected a cohort as yyyymm");
+    if t.len() != 6 {
+        return Err(err());
+    }
+    let v: u32 = t.parse().map_err(|_| err())?;
+    if !(1..=12).contains(&(v % 100)) || v / 100 < 1900 {
+        return Err(err());
+    }
+    Ok(Some(v))
+}
+
+/// An age in years, or `None` when empty.
+pub fn parse_age(text: &str) -> Result<Option<u16>, FieldError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    // Exports from dataframe tools sometimes write whole numbers as `34.0`.
+    let whole = t.strip_suffix(".0").unwrap_or(t);
+    match whole.parse::<u16>() {
+        Ok(v) if v <= 120 => Ok(Some(v)),
+        _ => Err(FieldError::new(
+            "idade",
+            text,
+            "expected an age between 0 and 120",
+        )),
+    }
+}
+
+/// `F` or `M`, or `None` when empty.
+pub fn parse_sex(text: &str) -> Result<Option<Sex>, FieldError> {
+    match text.trim() {
+        "" => Ok(None),
+        "F" | "f" => Ok(Some(Sex::F)),
+        "M" | "m" => Ok(Some(Sex::M)),
+        _ => Err(FieldError::new("sexo", text, "expected F or M")),
+    }
+}
+
+/// A credit limit, plain (`4700.0`) or Brazilian (` 4.700,00 `); required.
+pub fn parse_limit(field: &'static str, text: &str) -> Result<f64, FieldError> {
+    match parse_amount(text) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(FieldError::new(field, text, "a limit is required")),
+        Err(reason) => Err(FieldError::new(field, text, reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn amounts_in_every_written_form() {
+        assert_eq!(parse_amount(" 1.234,56 "), Ok(Some(1234.56)));
+        assert_eq!(parse_amount(" 52,00 "), Ok(Some(52.0)));
+        assert_eq!(parse_amount(" -   "), Ok(None));
+        assert_eq!(parse_amount(""), Ok(None));
+        assert_eq!(parse_amount("4700.0"), Ok(Some(4700.0)));
+        assert_eq!(parse_amount("1.234"), Ok(Some(1234.0)));
+        assert_eq!(parse_amount("12.5"), Ok(Some(12.5)));
+        assert_eq!(parse_amount(" -12,30 "), Ok(Some(-12.3)));
+        assert!(parse_amount("12,3,4").is_err());
+        assert!(parse_amount("abc").is_err());
+        assert!(parse_amount("1.23,00").is_err());
+    }
+
+    #[test]
+    fn amounts_are_formatted_like_the_real_file() {
+        assert_eq!(format_amount(Some(1234.56)), " 1.234,56 ");
+        assert_eq!(format_amount(Some(5.0)), " 5,00 ");
+        assert_eq!(format_amount(Some(1_000_000.0)), " 1.000.000,00 ");
+        assert_eq!(format_amount(None), " -   ");
+    }
+
+    #[test]
+    fn mis_encoded_groups_are_normalised() {
+        let decoded = decode_cp1252(b"SERVI\x82O");
+        assert_eq!(normalise_group(&decoded), "SERVICO");
+        assert_eq!(normalise_group("SERVIÇO"), "SERVICO");
+        assert_eq!(normalise_group("AUTO PE AS"), "AUTO PECAS");
+        assert_eq!(normalise_group(" loja  de depart "), "LOJA DE DEPART");
+        assert_eq!(normalise_group(""), "");
+    }
+
+    #[test]
+    fn dates_in_file_and_iso_form() {
+        let d = NaiveDate::from_ymd_opt(2020, 3, 7).expect("valid date");
+        assert_eq!(parse_date("07.03.2020"), Ok(d));
+        assert_eq!(parse_date("2020-03-07"), Ok(d));
+        assert!(parse_date("31.02.2020").is_err());
+        assert!(parse_date("2020/03/07").is_err());
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let mut fields = vec![
+            "123",
+            "201405",
+            "SAO PAULO",
+            "SP",
+            "34",
+            "F",
+            "4700.0",
+            "1500.5",
+            "07.03.2020",
+            " 52,00 ",
+            "VAREJO",
+            "SAO PAULO",
+            "BR",
+        ];
+        assert!(parse_fields(&fields).is_ok());
+        fields[8] = "2020.03.07";
+        let err = parse_fields(&fields).expect_err("bad date");
+        assert_eq!(err.field, "data");
+        fields[8] = "07.03.2020";
+        fields[5] = "X";
+        assert_eq!(parse_fields(&fields).expect_err("bad sex").field, "sexo");
+        fields[5] = "M";
+        fields[7] = "";
+        assert_eq!(parse_fields(&fields).expect_err("no limit").field, "limite_disp");
+    }
+
+    proptest! {
+        #[test]
+        fn formatted_amounts_parse_back(cents in -1_000_000_000i64..1_000_000_000i64) {
+            let v = cents as f64 / 100.0;
+            let parsed = parse_amount(&format_amount(Some(v))).expect("parses").expect("present");
+            prop_assert!((parsed - v).abs() < 1e-6);
+        }
+
+        #[test]
+        fn parse_amount_never_panics(s in "\\PC{0,20}") {
+            let _ = parse_amount(&s);
+        }
+    }
+}

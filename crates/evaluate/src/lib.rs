@@ -1,0 +1,294 @@
+//! `evaluate`: scores the holdout split and writes what a person reads.
+//!
+//! Reads the model artifact and the holdout table (every model feature is
+//! checked by name and type), computes the metrics of the model and of the
+//! training-prior baseline, and writes `metrics.json`, the ROC and
+//! precision-recall curve data and per-row confusion data for `dvc plots`,
+//! and PNG plots (ROC, precision-recall, confusion matrix) drawn with
+//! plotters and a vendored font (no system fonts needed).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use revspend_core::artifact;
+use revspend_core::metrics::{BinaryMetrics, Confusion, Curve, EvaluationReport};
+use revspend_core::params::{Checked, EvaluateParams};
+use serde::Serialize;
+
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// What the stage reads.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub model: PathBuf,
+    pub holdout: PathBuf,
+}
+
+/// What the stage writes.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub metrics: PathBuf,
+    /// Directory for curve data (JSON/CSV) and PNG plots.
+    pub plots_dir: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct RocPoint {
+    fpr: f64,
+    tpr: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct PrPoint {
+    recall: f64,
+    precision: f64,
+}
+
+/// Runs the stage.
+pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs) -> Result<EvaluationReport> {
+    let model = artifact::read_model(&inputs.model).context("reading the model")?;
+    let holdout =
+        artifact::read_labelled(&inputs.holdout, &model.features).context("reading the holdout split")?;
+    let scores = model.predict_proba(&holdout.x)?;
+    let y = &holdout.y;
+    let positives = y.iter().filter(|v| **v).count() as u64;
+    let rows = y.len() as u64;
+    let report = EvaluationReport {
+        model_version: model.model_version.clone(),
+        split: "holdout".into(),
+        rows,
+        positives,
+        prevalence: if rows == 0 {
+            0.0
+        } else {
+            positives as f64 / rows as f64
+        },
+        model: BinaryMetrics::compute(&scores, y, model.threshold),
+        baseline_prior: BinaryMetrics::compute(&vec![model.training_prior; y.len()], y, model.threshold),
+    };
+    artifact::write_json(&outputs.metrics, &report)?;
+
+    let curve = Curve::new(&scores, y);
+    let roc: Vec<RocPoint> = thin(&curve.roc(), params.curve_points)
+        .into_iter()
+        .map(|(fpr, tpr, _)| RocPoint { fpr, tpr })
+        .collect();
+    let pr: Vec<PrPoint> = thin(&curve.precision_recall(), params.curve_points)
+        .into_iter()
+        .map(|(recall, precision, _)| PrPoint { recall, precision })
+        .collect();
+    let dir = &outputs.plots_dir;
+    artifact::write_json(&dir.join("roc.json"), &serde_json::json!({ "roc": roc }))?;
+    artifact::write_json(&dir.join("pr.json"), &serde_json::json!({ "pr": pr }))?;
+    let mut confusion_rows = String::from("actual,predicted\n");
+    for (s, t) in scores.iter().zip(y) {
+        confusion_rows.push_str(&format!("{},{}\n", u8::from(*t), u8::from(*s >= model.threshold)));
+    }
+    artifact::write_atomic(&dir.join("confusion.csv"), confusion_rows.as_bytes())?;
+
+    register_font()?;
+    let title = format!("holdout, model {}", model.model_version);
+    render_png(&dir.join("roc.png"), |area| draw_roc(area, &roc, &report, &title))?;
+    render_png(&dir.join("pr.png"), |area| draw_pr(area, &pr, &report, &title))?;
+    render_png(&dir.join("confusion.png"), |area| {
+        draw_confusion(area, &report.model.confusion, model.threshold, &title)
+    })?;
+    Ok(report)
+}
+
+/// Keeps at most `n` points, evenly spaced, always the first and the last.
+fn thin<T: Copy>(points: &[T], n: usize) -> Vec<T> {
+    if points.len() <= n {
+        return points.to_vec();
+    }
+    let step = (points.len() - 1) as f64 / (n - 1) as f64;
+    (0..n)
+        .map(|i| points[((i as f64 * step).round() as usize).min(points.len() - 1)])
+        .collect()
+}
+
+fn register_font() -> Result<()> {
+    plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES)
+        .map_err(|_| anyhow!("the vendored plot font is not a valid TrueType font"))
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Draws a PNG into a scratch file (plotters' encoder writes to a path),
+/// then writes its bytes to `path` atomically.
+fn render_png(path: &Path, draw: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".plot-")
+        .suffix(".png")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a scratch file in {}", dir.display()))?;
+    {
+        let area = BitMapBackend::new(scratch.path(), (720, 540)).into_drawing_area();
+        area.fill(&WHITE).map_err(plot_err)?;
+        draw(&area).with_context(|| format!("drawing {}", path.display()))?;
+        area.present().map_err(plot_err)?;
+    }
+    let png = std::fs::read(scratch.path())
+        .with_context(|| format!("reading back {}", scratch.path().display()))?;
+    artifact::write_atomic(path, &png)?;
+    Ok(())
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("plotting failed: {e:?}")
+}
+
+fn draw_roc(area: &Area<'_>, roc: &[RocPoint], report: &EvaluationReport, title: &str) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("ROC curve ({title})"), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("false positive rate")
+        .y_desc("true positive rate")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(LineSeries::new(
+            roc.iter().map(|p| (p.fpr, p.tpr)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(plot_err)?
+        .label(format!("model, AUC {:.3}", report.model.roc_auc))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5)))
+        .map_err(plot_err)?
+        .label(format!(
+            "training prior, AUC {:.3}",
+            report.baseline_prior.roc_auc
+        ))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+fn draw_pr(area: &Area<'_>, pr: &[PrPoint], report: &EvaluationReport, title: &str) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("Precision-recall ({title})"), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("recall")
+        .y_desc("precision")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(LineSeries::new(
+            pr.iter().map(|p| (p.recall, p.precision)),
+            RED.stroke_width(2),
+        ))
+        .map_err(plot_err)?
+        .label(format!("model, PR-AUC {:.3}", report.model.pr_auc))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, report.prevalence), (1.0, report.prevalence)],
+            BLACK.mix(0.5),
+        ))
+        .map_err(plot_err)?
+        .label(format!(
+            "training prior, PR-AUC {:.3}",
+            report.baseline_prior.pr_auc
+        ))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+fn draw_confusion(area: &Area<'_>, c: &Confusion, threshold: f64, title: &str) -> Result<()> {
+    let (top, body) = area.split_vertically(70);
+    top.draw(&Text::new(
+        format!("Confusion matrix ({title})"),
+        (16, 12),
+        (FONT, 18).into_font(),
+    ))
+    .map_err(plot_err)?;
+    top.draw(&Text::new(
+        format!(
+            "threshold {threshold:.3}: precision {:.3}, recall {:.3}, F1 {:.3}",
+            c.precision(),
+            c.recall(),
+            c.f1()
+        ),
+        (16, 40),
+        (FONT, 15).into_font(),
+    ))
+    .map_err(plot_err)?;
+    let body = body.margin(10, 30, 130, 130);
+    let cells = body.split_evenly((2, 2));
+    let max = [c.tn, c.fp, c.fn_, c.tp].into_iter().max().unwrap_or(1).max(1) as f64;
+    // Rows: actual negative, actual positive; columns: predicted negative, positive.
+    let entries = [
+        ("actual 0, predicted 0", c.tn),
+        ("actual 0, predicted 1", c.fp),
+        ("actual 1, predicted 0", c.fn_),
+        ("actual 1, predicted 1", c.tp),
+    ];
+    for (cell, (label, count)) in cells.iter().zip(entries) {
+        let shade = 0.15 + 0.75 * (count as f64 / max);
+        cell.fill(&BLUE.mix(shade)).map_err(plot_err)?;
+        let (w, h) = cell.dim_in_pixel();
+        let ink = if shade > 0.5 { &WHITE } else { &BLACK };
+        let style = TextStyle::from((FONT, 28).into_font()).color(ink);
+        cell.draw(&Text::new(
+            count.to_string(),
+            (w as i32 / 2 - 30, h as i32 / 2 - 20),
+            style,
+        ))
+        .map_err(plot_err)?;
+        let small = TextStyle::from((FONT, 14).into_font()).color(ink);
+        cell.draw(&Text::new(label.to_string(), (8, 8), small))
+            .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_the_ends() {
+        let pts: Vec<u32> = (0..1000).collect();
+        let t = thin(&pts, 11);
+        assert_eq!(t.len(), 11);
+        assert_eq!(t[0], 0);
+        assert_eq!(t[10], 999);
+        assert_eq!(thin(&pts[..5], 11), pts[..5].to_vec());
+    }
+}

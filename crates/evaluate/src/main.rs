@@ -1,0 +1,60 @@
+//! `evaluate`: scores the holdout split; writes metrics, curve data and plots.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use evaluate::{Inputs, Outputs};
+use revspend_core::params::{Check, Params};
+
+/// Evaluate the model on the holdout split (reads the `evaluate` params).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[arg(long, default_value = "params.yaml")]
+    params: PathBuf,
+    #[arg(long, default_value = "models/model.bin")]
+    model: PathBuf,
+    #[arg(long, default_value = "data/splits/holdout.parquet")]
+    holdout: PathBuf,
+    #[arg(long, default_value = "reports/metrics.json")]
+    metrics: PathBuf,
+    #[arg(long, default_value = "reports/plots")]
+    plots_dir: PathBuf,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let params = Params::load(&args.params)?
+        .evaluate
+        .check()
+        .context("checking evaluate params")?;
+    let inputs = Inputs {
+        model: args.model,
+        holdout: args.holdout,
+    };
+    let outputs = Outputs {
+        metrics: args.metrics,
+        plots_dir: args.plots_dir,
+    };
+    let r = evaluate::run(&params, &inputs, &outputs)?;
+    log::info!(
+        "holdout ({} rows, prevalence {:.2}%): PR-AUC {:.4} (prior {:.4}), ROC-AUC {:.4}, Brier {:.4} (prior {:.4}), F1 {:.4}",
+        r.rows,
+        100.0 * r.prevalence,
+        r.model.pr_auc,
+        r.baseline_prior.pr_auc,
+        r.model.roc_auc,
+        r.model.brier,
+        r.baseline_prior.brier,
+        r.model.f1
+    );
+    Ok(())
+}
