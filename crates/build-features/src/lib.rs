@@ -254,8 +254,12 @@ pub fn raw_files(pattern: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// Parses one raw file. Returns the number of data rows read; each becomes
-/// either a parsed row or a quarantined one. A header that breaks the
-/// contract fails the whole file.
+/// either a parsed row or a quarantined one. Blank lines are not rows and are
+/// skipped. A header that breaks the contract fails the whole file.
+///
+/// Lines are split by hand rather than with a CSV reader: the contract has
+/// no quoting, and the line number of every row must be exact for LF and
+/// CRLF files alike (the `csv` crate miscounts lines after a CRLF header).
 fn parse_file(
     file: usize,
     path: &Path,
@@ -263,56 +267,40 @@ fn parse_file(
     parsed: &mut Vec<Parsed>,
     quarantine: &mut Vec<QuarantinedRow>,
 ) -> Result<u64> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(b';')
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut records = reader.byte_records();
-    let header = match records.next() {
-        Some(h) => h.with_context(|| format!("{}: line 1: unreadable header", path.display()))?,
-        None => bail!("{}: empty file (no header)", path.display()),
-    };
-    check_header(path, &header)?;
+    let mut lines = bytes
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let header = lines.next().unwrap_or_default();
+    if header.is_empty() {
+        bail!("{}: empty file (no header)", path.display());
+    }
+    check_header(path, header)?;
     let mut rows_in = 0u64;
-    for record in records {
+    for (i, raw) in lines.enumerate() {
+        let line = i as u64 + 2;
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
         rows_in += 1;
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                quarantine.push(QuarantinedRow {
-                    file: path.display().to_string(),
-                    line,
-                    field: "row".into(),
-                    reason: format!("unreadable CSV record: {e}"),
-                    raw: String::new(),
-                });
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        let fields: Vec<std::borrow::Cow<'_, str>> = record.iter().map(contract::decode_cp1252).collect();
-        let refs: Vec<&str> = fields.iter().map(|f| f.as_ref()).collect();
-        match contract::parse_fields(&refs) {
+        let text = contract::decode_cp1252(raw);
+        let fields: Vec<&str> = text.split(';').collect();
+        match contract::parse_fields(&fields) {
             Ok(txn) => parsed.push(Parsed { file, line, txn }),
             Err(e) => quarantine.push(QuarantinedRow {
                 file: path.display().to_string(),
                 line,
                 field: e.field.trim().to_owned(),
                 reason: e.to_string(),
-                raw: refs.join(";"),
+                raw: text.into_owned(),
             }),
         }
     }
     Ok(rows_in)
 }
 
-fn check_header(path: &Path, header: &csv::ByteRecord) -> Result<()> {
-    let got: Vec<String> = header
-        .iter()
-        .map(|f| contract::decode_cp1252(f).into_owned())
-        .collect();
+fn check_header(path: &Path, header: &[u8]) -> Result<()> {
+    let text = contract::decode_cp1252(header);
+    let got: Vec<&str> = text.split(';').collect();
     if got.len() != COLUMNS.len() {
         bail!(
             "{}: line 1: header has {} columns, the data contract has {}: expected {:?}, got {:?}",
@@ -320,11 +308,11 @@ fn check_header(path: &Path, header: &csv::ByteRecord) -> Result<()> {
             got.len(),
             COLUMNS.len(),
             COLUMNS.join(";"),
-            got.join(";")
+            text
         );
     }
     for (i, (g, e)) in got.iter().zip(COLUMNS).enumerate() {
-        if g != e {
+        if *g != e {
             bail!(
                 "{}: line 1: header column {} is {g:?}, the data contract says {e:?}",
                 path.display(),

@@ -63,7 +63,7 @@ impl std::fmt::Display for Kind {
 /// Why an artifact could not be written or read.
 #[derive(Debug, Error)]
 pub enum ArtifactError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -90,7 +90,7 @@ pub enum ArtifactError {
     },
     #[error("cannot encode {kind}: {message}")]
     Encode { kind: Kind, message: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: invalid parquet table")]
     Parquet {
         path: PathBuf,
         #[source]
@@ -111,7 +111,7 @@ pub enum ArtifactError {
         expected: String,
         got: String,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: invalid JSON")]
     Json {
         path: PathBuf,
         #[source]

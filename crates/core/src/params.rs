@@ -22,7 +22,7 @@ pub enum ParamsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("params file {path} is not valid: {source}")]
+    #[error("params file {path} is not valid")]
     Yaml {
         path: PathBuf,
         #[source]

@@ -1,0 +1,174 @@
+//! Issue 2: a CSV written in the real dataset's format by someone else (every
+//! quirk of the contract) goes through without a crash and with every row
+//! accounted for.
+
+use revspend_core::artifact::{self, read_quarantine};
+use revspend_core::pseudonym::Pseudonymiser;
+
+use crate::support::{Project, stderr};
+
+const HEADER: &[u8] = b"id;safra_abertura;cidade;estado;idade;sexo;limite_total;limite_disp;data; valor ;grupo_estabelecimento;cidade_estabelecimento;pais_estabelecimento\r\n";
+
+/// Rows in cp1252 bytes with CRLF endings, as a Windows export writes them.
+fn quirky_file() -> Vec<u8> {
+    let mut f = HEADER.to_vec();
+    let rows: [&[u8]; 12] = [
+        // line 2: the 0x82 mis-encoded service group, accented city (cp1252 0xC3).
+        b"35466972063;201405;S\xc3O PAULO;SP;34;F;4700.0;612.0;02.07.2020; 1.234,56 ;SERVI\x82O;S\xc3O PAULO;BR",
+        // line 3: AUTO PE AS, available limit above the total.
+        b"35466972063;201405;S\xc3O PAULO;SP;34;F;4700.0;5605.0;03.07.2020; 52,00 ;AUTO PE AS;S\xc3O PAULO;BR",
+        // line 4: missing amount, empty group.
+        b"35466972063;201405;S\xc3O PAULO;SP;34;F;4700.0;300.0;04.07.2020; -   ;;S\xc3O JOSE DOS C;BR",
+        // line 5: foreign purchase, a revenge purchase (6 % available, jewellery).
+        b"81234567890123;201811;RECIFE;PE;52;M;10000.0;600.0;04.07.2020; 2.500,00 ;JOALHERIA;MIAMI;US",
+        // line 6: wrong number of fields.
+        b"81234567890123;201811;RECIFE;PE;52;M;10000.0;600.0;05.07.2020; 10,00 ;VAREJO",
+        // line 7: impossible date.
+        b"81234567890123;201811;RECIFE;PE;52;M;10000.0;600.0;31.02.2020; 10,00 ;VAREJO;RECIFE;BR",
+        // line 8: amount that is not a number.
+        b"81234567890123;201811;RECIFE;PE;52;M;10000.0;600.0;06.07.2020; abc ;VAREJO;RECIFE;BR",
+        // line 9: id that is not digits.
+        b"X123;201811;RECIFE;PE;52;M;10000.0;600.0;06.07.2020; 10,00 ;VAREJO;RECIFE;BR",
+        // line 10: a good row again.
+        b"81234567890123;201811;RECIFE;PE;52;M;10000.0;400.0;07.07.2020; 80,00 ;RESTAURANTE;RECIFE;BR",
+        // line 11: Brazilian-formatted limits are read too.
+        b"555;202001;CURITIBA;PR;23;F; 2.000,00 ; 150,00 ;07.07.2020; 19,90 ;FARMACIAS;CURITIBA;BR",
+        // line 12: missing required limit.
+        b"555;202001;CURITIBA;PR;23;F;2000.0;;08.07.2020; 19,90 ;FARMACIAS;CURITIBA;BR",
+        // line 13: bad sex code.
+        b"555;202001;CURITIBA;PR;23;X;2000.0;100.0;08.07.2020; 19,90 ;FARMACIAS;CURITIBA;BR",
+    ];
+    for r in rows {
+        f.extend_from_slice(r);
+        f.extend_from_slice(b"\r\n");
+    }
+    f
+}
+
+#[test]
+fn every_quirk_parses_and_every_row_is_accounted_for() {
+    let p = Project::new();
+    p.write_raw("MiBolsillo.csv", &quirky_file());
+    let out = p.build_features();
+    assert!(out.status.success(), "build-features failed: {}", stderr(&out));
+
+    let report = p.report();
+    assert_eq!(report["rows_in"], 12);
+    assert_eq!(report["rows_out"], 6);
+    assert_eq!(report["rows_quarantined"], 6);
+    assert_eq!(report["files"][0]["rows_in"], 12);
+    assert_eq!(report["raw_nulls"]["valor"], 1);
+    assert_eq!(report["raw_nulls"]["grupo_estabelecimento"], 1);
+    assert_eq!(report["quarantine_reasons"]["row"], 1);
+    assert_eq!(report["quarantine_reasons"]["data"], 1);
+    assert_eq!(report["quarantine_reasons"]["valor"], 1);
+    assert_eq!(report["quarantine_reasons"]["id"], 1);
+    assert_eq!(report["quarantine_reasons"]["limite_disp"], 1);
+    assert_eq!(report["quarantine_reasons"]["sexo"], 1);
+
+    let q = read_quarantine(&p.path("out/quarantine.csv")).expect("quarantine");
+    let lines: Vec<u64> = q.iter().map(|r| r.line).collect();
+    assert_eq!(lines, vec![6, 7, 8, 9, 12, 13]);
+    assert!(q.iter().all(|r| r.file.ends_with("MiBolsillo.csv")));
+    assert!(q[1].reason.contains("dd.mm.yyyy"), "{}", q[1].reason);
+    // The quarantine keeps the decoded row so it can be fixed and replayed.
+    assert!(q[2].raw.contains(" abc "), "{}", q[2].raw);
+
+    let master = artifact::read_table(&p.path("out/master.parquet"), &[]).expect("master");
+    assert_eq!(master.height(), 6);
+    let target = master
+        .column("is_revenge_spending")
+        .expect("target")
+        .bool()
+        .expect("bool");
+    // Lines 5 (6 % available, jewellery) and 10 (4 %, restaurant) are
+    // revenge spending, and so is line 4: 6.4 % available with an empty
+    // group, which is not a vital group. Line 11 is a pharmacy (vital).
+    assert_eq!(target.sum(), Some(3));
+
+    // Ids are pseudonymised with the key from the environment.
+    let customers = master.column("customer").expect("customer").str().expect("str");
+    let expected = Pseudonymiser::new(b"test-key").pseudonym("35466972063");
+    assert!(customers.iter().any(|c| c == Some(expected.as_str())));
+    assert!(!customers.iter().any(|c| c == Some("35466972063")));
+
+    // Mis-encoded and accented labels come out clean.
+    let codes = master
+        .column("group_code")
+        .expect("group_code")
+        .f64()
+        .expect("f64");
+    let servico = revspend_core::features::group_code("SERVICO") as f64;
+    let auto = revspend_core::features::group_code("AUTO PECAS") as f64;
+    assert!(codes.iter().any(|c| c == Some(servico)));
+    assert!(codes.iter().any(|c| c == Some(auto)));
+}
+
+#[test]
+fn a_header_that_breaks_the_contract_names_file_and_column() {
+    let p = Project::new();
+    let mut f = quirky_file();
+    // The amount header without its spaces.
+    let at = f.windows(7).position(|w| w == b"; valor").expect("valor header") + 1;
+    f.splice(at..at + 7, b"valor".iter().copied());
+    p.write_raw("broken.csv", &f);
+    let out = p.build_features();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("broken.csv") && err.contains("\" valor \""), "{err}");
+}
+
+#[test]
+fn no_matching_files_is_an_error_naming_the_glob() {
+    let p = Project::new();
+    let out = p.build_features();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("raw_glob"), "{}", stderr(&out));
+}
+
+#[test]
+fn customers_never_straddle_splits_and_rows_keep_their_order() {
+    let p = Project::new();
+    let mut f = HEADER.to_vec();
+    // 60 customers, 5 purchases each, every other customer sometimes broke.
+    for c in 0..60u64 {
+        for d in 1..=5u32 {
+            let disp = if c % 2 == 0 && d % 2 == 0 { 100.0 } else { 2500.0 };
+            f.extend_from_slice(
+                format!(
+                    "{};201901;RECIFE;PE;40;F;3000.0;{disp};{d:02}.03.2020; 50,00 ;VESTUARIO;RECIFE;BR\n",
+                    1000 + c
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    p.write_raw("a.csv", &f);
+    let out = p.build_features();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let master = artifact::read_table(&p.path("out/master.parquet"), &[]).expect("master");
+    let customers = master.column("customer").expect("customer").str().expect("str");
+    let splits = master.column("split").expect("split").str().expect("str");
+    let mut split_of = std::collections::HashMap::new();
+    for (c, s) in customers.iter().zip(splits.iter()) {
+        let previous = split_of.insert(c.expect("customer"), s.expect("split"));
+        assert!(
+            previous.is_none_or(|p| Some(p) == s),
+            "customer {c:?} is in two splits"
+        );
+    }
+    assert_eq!(split_of.len(), 60);
+    let report = p.report();
+    let mut total = 0;
+    for split in ["train", "test", "holdout", "calibration"] {
+        let s = &report["splits"][split];
+        assert!(s["customers"].as_u64().expect("count") > 0, "{split} is empty");
+        // Stratified: every split gets customers with revenge purchases.
+        assert!(
+            s["positives"].as_u64().expect("count") > 0,
+            "{split} has no positives"
+        );
+        total += s["rows"].as_u64().expect("rows");
+    }
+    assert_eq!(total, 300);
+}

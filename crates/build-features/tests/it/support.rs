@@ -1,0 +1,60 @@
+//! A temporary project directory with params pointing at its own raw files.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project whose params are the shipped ones with `raw_glob` pointing
+    /// at `<dir>/raw/*.csv`.
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shipped =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml"))
+                .expect("shipped params");
+        let glob = dir.path().join("raw/*.csv");
+        let params = shipped.replace(
+            "raw_glob: data/raw/*.csv",
+            &format!("raw_glob: {}", glob.display()),
+        );
+        assert_ne!(params, shipped, "raw_glob line not found in params.yaml");
+        std::fs::create_dir_all(dir.path().join("raw")).expect("raw dir");
+        std::fs::write(dir.path().join("params.yaml"), params).expect("params");
+        Project { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write_raw(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path("raw").join(name), bytes).expect("raw file");
+    }
+
+    /// Runs build-features with every output inside the project.
+    pub fn build_features(&self) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_build-features"))
+            .current_dir(self.dir.path())
+            .env("REVSPEND_PSEUDONYM_KEY", "test-key")
+            .args(["--params", "params.yaml"])
+            .args(["--master", "out/master.parquet"])
+            .args(["--splits-dir", "out/splits"])
+            .args(["--feature-list", "out/features.json"])
+            .args(["--snapshot", "out/snapshot.bin"])
+            .args(["--quarantine", "out/quarantine.csv"])
+            .args(["--report", "out/report.json"])
+            .output()
+            .expect("run build-features")
+    }
+
+    pub fn report(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.path("out/report.json")).expect("report")).expect("json")
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

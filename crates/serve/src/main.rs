@@ -1,0 +1,65 @@
+//! `serve` binary: reads flags and environment, then runs [`serve::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Serves the revenge-spending model over HTTP: `POST /predict`, `GET /health`.
+///
+/// The pseudonymisation key comes from REVSPEND_PSEUDONYM_KEY (the same key
+/// build-features used for the snapshot); it is never logged.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port. The bound address is
+    /// printed to stdout as `listening on http://ADDR`.
+    #[arg(long, env = "REVSPEND_BIND", default_value = "127.0.0.1:8000")]
+    bind: String,
+    /// Model artifact written by `train`.
+    #[arg(long, env = "REVSPEND_MODEL", default_value = "models/model.bin")]
+    model: PathBuf,
+    /// Online feature snapshot written by `build-features`; a missing file is
+    /// a start-up error.
+    #[arg(long, env = "REVSPEND_SNAPSHOT", default_value = "data/online/snapshot.bin")]
+    snapshot: PathBuf,
+    /// Run without a snapshot: every customer is a cold start (history
+    /// features take their default values and responses say
+    /// `"cold_start": true`). Wins over `--snapshot`, which the container
+    /// image always sets through its environment.
+    #[arg(long, env = "REVSPEND_NO_SNAPSHOT")]
+    no_snapshot: bool,
+    /// HTTP worker threads.
+    #[arg(long, env = "REVSPEND_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: u16,
+    /// Largest accepted request body, in bytes (larger bodies get 413).
+    #[arg(long, env = "REVSPEND_MAX_BODY_BYTES", default_value_t = serve::DEFAULT_MAX_BODY_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    max_body_bytes: u64,
+}
+
+impl Args {
+    fn into_config(self) -> serve::Config {
+        serve::Config {
+            bind: self.bind,
+            model: self.model,
+            snapshot: (!self.no_snapshot).then_some(self.snapshot),
+            workers: usize::from(self.workers),
+            // Range-checked to at most 1 GiB above.
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let config = Args::parse().into_config();
+    match serve::run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

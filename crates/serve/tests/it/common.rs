@@ -1,0 +1,226 @@
+//! Fixtures: a small model artifact and an online snapshot written to a
+//! temporary directory with the real artifact writers.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use revspend_core::artifact;
+use revspend_core::contract::parse_fields;
+use revspend_core::features::{Feature, History, OnlineSnapshot};
+use revspend_core::metrics::{BinaryMetrics, Confusion};
+use revspend_core::model::{BaggedTree, Classifier, ModelArtifact, Tree};
+use revspend_core::params::TrainParams;
+use revspend_core::pseudonym::Pseudonymiser;
+use revspend_core::target::TargetRule;
+use serde_json::{Value, json};
+use serve::{AppState, Config};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::tree::decision_tree_classifier::DecisionTreeClassifierParameters;
+
+/// The pseudonymisation key of the fixtures.
+pub const KEY: &str = "serve-test-key";
+/// A customer in the snapshot, with [`KNOWN_PURCHASES`] earlier purchases.
+pub const KNOWN_ID: &str = "1001";
+pub const KNOWN_PURCHASES: u32 = 5;
+/// A customer not in the snapshot.
+pub const UNKNOWN_ID: &str = "2002";
+pub const MODEL_VERSION: &str = "forest-test00000000";
+pub const THRESHOLD: f64 = 0.5;
+
+pub fn rule() -> TargetRule {
+    TargetRule {
+        threshold_pct: 20.0,
+        vital_groups: vec!["SERVICO".into(), "SUPERMERCADOS".into(), "FARMACIAS".into()],
+    }
+}
+
+/// The one place a test model is built, so a change to `ModelArtifact` is a
+/// one-line fix here.
+pub fn model(classifier: Classifier, features: Vec<Feature>) -> ModelArtifact {
+    ModelArtifact {
+        model_version: MODEL_VERSION.into(),
+        algorithm: "forest".into(),
+        features,
+        rule: rule(),
+        classifier,
+        threshold: THRESHOLD,
+        training_prior: 0.3,
+        train_params: TrainParams {
+            seed: 7,
+            n_trees: 1,
+            max_depth: 3,
+            min_samples_leaf: 1,
+            min_samples_split: 2,
+            feature_fraction: 1.0,
+            sample_fraction: 1.0,
+            decision_threshold: Some(THRESHOLD),
+        },
+        params_hash: "0".repeat(64),
+        data_hash: "0".repeat(64),
+        test_metrics: BinaryMetrics {
+            roc_auc: 1.0,
+            pr_auc: 1.0,
+            brier: 0.0,
+            threshold: THRESHOLD,
+            precision: 1.0,
+            recall: 1.0,
+            f1: 1.0,
+            confusion: Confusion::default(),
+        },
+        written_by: "serve tests".into(),
+    }
+}
+
+/// A one-tree forest on `purchases_before` (and the amount, which it
+/// ignores) that flags customers with at least three earlier purchases:
+/// probability 1 for the known customer, 0 for a cold start.
+pub fn history_model() -> ModelArtifact {
+    let x = DenseMatrix::new(
+        6,
+        2,
+        vec![
+            0.0, 10.0, 0.0, 500.0, 1.0, 10.0, 5.0, 500.0, 6.0, 10.0, 7.0, 500.0,
+        ],
+        false,
+    )
+    .expect("matrix");
+    let y: Vec<u32> = vec![0, 0, 0, 1, 1, 1];
+    let tree = Tree::fit(&x, &y, DecisionTreeClassifierParameters::default()).expect("fit");
+    model(
+        Classifier::Forest {
+            trees: vec![BaggedTree {
+                columns: vec![0, 1],
+                tree,
+            }],
+        },
+        vec![Feature::PurchasesBefore, Feature::Valor],
+    )
+}
+
+/// A snapshot holding [`KNOWN_ID`] with [`KNOWN_PURCHASES`] purchases.
+pub fn snapshot() -> OnlineSnapshot {
+    let rule = rule();
+    let mut history = History::default();
+    for day in 1..=KNOWN_PURCHASES {
+        let date = format!("{day:02}.03.2020");
+        let txn = parse_fields(&[
+            KNOWN_ID,
+            "201405",
+            "SAO PAULO",
+            "SP",
+            "34",
+            "F",
+            "4700.0",
+            "900.0",
+            &date,
+            " 52,00 ",
+            "VAREJO",
+            "SAO PAULO",
+            "BR",
+        ])
+        .expect("valid history row");
+        history.record(&txn, &rule);
+    }
+    let mut customers = BTreeMap::new();
+    customers.insert(pseudonymiser().pseudonym(KNOWN_ID), history);
+    OnlineSnapshot {
+        as_of: None,
+        rule,
+        customers,
+    }
+}
+
+pub fn pseudonymiser() -> Pseudonymiser {
+    Pseudonymiser::new(KEY.as_bytes())
+}
+
+/// Model and snapshot files in a temporary directory.
+#[derive(Debug)]
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub model: PathBuf,
+    pub snapshot: PathBuf,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture::with_model(&history_model())
+    }
+
+    pub fn with_model(model: &ModelArtifact) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let model_path = dir.path().join("models/model.bin");
+        let snapshot_path = dir.path().join("data/online/snapshot.bin");
+        artifact::write_model(&model_path, model).expect("write model");
+        artifact::write_snapshot(&snapshot_path, &snapshot()).expect("write snapshot");
+        Fixture {
+            dir,
+            model: model_path,
+            snapshot: snapshot_path,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config {
+            bind: "127.0.0.1:0".into(),
+            model: self.model.clone(),
+            snapshot: Some(self.snapshot.clone()),
+            workers: 1,
+            max_body_bytes: serve::DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// The server state, loaded from the files as the binary loads it.
+    pub fn state(&self) -> AppState {
+        AppState::load(&self.config(), pseudonymiser()).expect("load state")
+    }
+}
+
+/// A request in the raw file format: every value a string as the CSV holds it.
+pub fn raw_request(id: &str) -> Value {
+    json!({
+        "id": id,
+        "safra_abertura": "201405",
+        "cidade": "SAO PAULO",
+        "estado": "SP",
+        "idade": "34",
+        "sexo": "F",
+        "limite_total": "4700.0",
+        "limite_disp": "350.0",
+        "data": "07.03.2020",
+        " valor ": " 1.234,56 ",
+        "grupo_estabelecimento": "VESTUARIO",
+        "cidade_estabelecimento": "SAO PAULO",
+        "pais_estabelecimento": "BR",
+    })
+}
+
+/// A plain HTTP/1.1 exchange over a TCP socket: status code and body.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("receive");
+    let (head, body) = response.split_once("\r\n\r\n").expect("header end");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_owned())
+}

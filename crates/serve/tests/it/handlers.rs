@@ -1,0 +1,284 @@
+//! Handler tests through `actix_web::test::init_service` and the same
+//! `configure` the binary uses.
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{App, test, web};
+use revspend_core::features::{Feature, OnlineSnapshot};
+use revspend_core::model::Classifier;
+use serde_json::{Value, json};
+use serve::{AppState, ErrorBody, Health, Prediction, configure};
+
+use crate::common::{self, Fixture, KNOWN_ID, MODEL_VERSION, THRESHOLD, UNKNOWN_ID, raw_request};
+
+/// Sends one request to a fresh app over `state`.
+async fn send(state: AppState, request: test::TestRequest) -> ServiceResponse {
+    let app = test::init_service(App::new().app_data(web::Data::new(state)).configure(configure)).await;
+    test::call_service(&app, request.to_request()).await
+}
+
+fn post(body: impl Into<web::Bytes>) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/predict")
+        .insert_header(ContentType::json())
+        .set_payload(body.into())
+}
+
+fn json_post(body: &Value) -> test::TestRequest {
+    post(body.to_string())
+}
+
+async fn prediction(state: AppState, body: &Value) -> Prediction {
+    let response = send(state, json_post(body)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    test::read_body_json(response).await
+}
+
+/// Sends `request` and expects an error response with `status`.
+async fn error(state: AppState, request: test::TestRequest, status: StatusCode) -> ErrorBody {
+    let response = send(state, request).await;
+    assert_eq!(response.status(), status);
+    let content_type = response.headers().get("content-type").cloned();
+    let body = test::read_body(response).await;
+    assert_eq!(
+        content_type.as_ref().map(|v| v.as_bytes()),
+        Some(&b"application/json"[..]),
+        "error bodies are JSON: {body:?}"
+    );
+    serde_json::from_slice(&body).expect("error body")
+}
+
+#[actix_web::test]
+async fn raw_csv_strings_are_scored() {
+    let fixture = Fixture::new();
+    let p = prediction(fixture.state(), &raw_request(KNOWN_ID)).await;
+    assert_eq!(p.model_version, MODEL_VERSION);
+    assert_eq!(p.threshold, THRESHOLD);
+    assert!((0.0..=1.0).contains(&p.probability));
+    assert_eq!(p.is_revenge_spending, p.probability >= p.threshold);
+}
+
+#[actix_web::test]
+async fn iso_dates_and_json_numbers_score_like_the_raw_form() {
+    let fixture = Fixture::new();
+    let raw = prediction(fixture.state(), &raw_request(KNOWN_ID)).await;
+    let body = json!({
+        "id": 1001,
+        "safra_abertura": 201405,
+        "idade": 34,
+        "sexo": "F",
+        "limite_total": 4700,
+        "limite_disp": 350.0,
+        "data": "2020-03-07",
+        "valor": 1234.56,
+        "grupo_estabelecimento": "VESTUARIO",
+    });
+    let numeric = prediction(fixture.state(), &body).await;
+    assert_eq!(numeric, raw);
+}
+
+#[actix_web::test]
+async fn known_customers_use_their_history_and_unknown_ones_are_cold_starts() {
+    let fixture = Fixture::new();
+    let known = prediction(fixture.state(), &raw_request(KNOWN_ID)).await;
+    assert!(!known.cold_start);
+    // The fixture model flags three or more earlier purchases.
+    assert!((known.probability - 1.0).abs() < 1e-12, "{known:?}");
+    assert!(known.is_revenge_spending);
+
+    let unknown = prediction(fixture.state(), &raw_request(UNKNOWN_ID)).await;
+    assert!(unknown.cold_start);
+    assert!(unknown.probability.abs() < 1e-12, "{unknown:?}");
+    assert!(!unknown.is_revenge_spending);
+}
+
+#[actix_web::test]
+async fn the_snapshot_is_keyed_by_the_configured_pseudonym_key() {
+    let fixture = Fixture::new();
+    let mut config = fixture.config();
+    config.snapshot = Some(fixture.snapshot.clone());
+    let other_key = AppState::load(
+        &config,
+        revspend_core::pseudonym::Pseudonymiser::new(b"another key"),
+    )
+    .expect("load");
+    assert!(prediction(other_key, &raw_request(KNOWN_ID)).await.cold_start);
+}
+
+#[actix_web::test]
+async fn a_prior_model_predicts_its_prior() {
+    let fixture = Fixture::with_model(&common::model(
+        Classifier::Prior { probability: 0.3 },
+        vec![Feature::Valor, Feature::GroupNonVital],
+    ));
+    let p = prediction(fixture.state(), &raw_request(UNKNOWN_ID)).await;
+    assert!((p.probability - 0.3).abs() < 1e-12);
+    assert!(!p.is_revenge_spending);
+}
+
+#[actix_web::test]
+async fn without_a_snapshot_every_customer_is_a_cold_start() {
+    let fixture = Fixture::new();
+    let mut config = fixture.config();
+    config.snapshot = None;
+    let state = AppState::load(&config, common::pseudonymiser()).expect("load");
+    assert!(prediction(state, &raw_request(KNOWN_ID)).await.cold_start);
+}
+
+#[actix_web::test]
+async fn a_missing_amount_is_null_but_the_field_is_required() {
+    let fixture = Fixture::new();
+    let mut body = raw_request(KNOWN_ID);
+    body[" valor "] = Value::Null;
+    prediction(fixture.state(), &body).await;
+
+    body.as_object_mut().expect("object").remove(" valor ");
+    let e = error(fixture.state(), json_post(&body), StatusCode::BAD_REQUEST).await;
+    assert_eq!(e.field.as_deref(), Some("valor"));
+    assert!(
+        e.error.contains("`valor`") && e.error.contains("null"),
+        "{}",
+        e.error
+    );
+}
+
+#[actix_web::test]
+async fn missing_data_is_named() {
+    let fixture = Fixture::new();
+    let mut body = raw_request(KNOWN_ID);
+    body.as_object_mut().expect("object").remove("data");
+    let e = error(fixture.state(), json_post(&body), StatusCode::BAD_REQUEST).await;
+    assert_eq!(e.field.as_deref(), Some("data"));
+    assert!(e.error.contains("`data`"), "{}", e.error);
+}
+
+#[actix_web::test]
+async fn a_bad_amount_is_named() {
+    let fixture = Fixture::new();
+    let mut body = raw_request(KNOWN_ID);
+    let object = body.as_object_mut().expect("object");
+    object.remove(" valor ");
+    object.insert("valor".into(), json!("12,3,4"));
+    let e = error(fixture.state(), json_post(&body), StatusCode::BAD_REQUEST).await;
+    assert_eq!(e.field.as_deref(), Some("valor"));
+    assert!(
+        e.error.contains("`valor`") && e.error.contains("12,3,4"),
+        "{}",
+        e.error
+    );
+}
+
+#[actix_web::test]
+async fn bad_dates_limits_and_ids_are_named() {
+    let fixture = Fixture::new();
+    for (field, value) in [
+        ("data", json!("31.02.2020")),
+        ("limite_total", json!(-1)),
+        ("limite_disp", json!("lots")),
+        ("id", json!("A-17")),
+        ("sexo", json!("X")),
+    ] {
+        let mut body = raw_request(KNOWN_ID);
+        body[field] = value;
+        let e = error(fixture.state(), json_post(&body), StatusCode::BAD_REQUEST).await;
+        assert_eq!(e.field.as_deref(), Some(field), "{}", e.error);
+    }
+}
+
+#[actix_web::test]
+async fn unknown_keys_are_named() {
+    let fixture = Fixture::new();
+    let mut body = raw_request(KNOWN_ID);
+    body["limit"] = json!(100);
+    let e = error(fixture.state(), json_post(&body), StatusCode::BAD_REQUEST).await;
+    assert_eq!(e.field.as_deref(), Some("limit"));
+    assert!(e.error.contains("unknown field `limit`"), "{}", e.error);
+}
+
+#[actix_web::test]
+async fn bodies_that_are_not_a_json_object_are_rejected() {
+    let fixture = Fixture::new();
+    let e = error(fixture.state(), post("id=1001"), StatusCode::BAD_REQUEST).await;
+    assert!(e.error.contains("not valid JSON"), "{}", e.error);
+    let e = error(fixture.state(), post(""), StatusCode::BAD_REQUEST).await;
+    assert!(e.error.contains("not valid JSON"), "{}", e.error);
+    let e = error(fixture.state(), post("[1, 2]"), StatusCode::BAD_REQUEST).await;
+    assert!(e.error.contains("JSON object"), "{}", e.error);
+}
+
+#[actix_web::test]
+async fn other_content_types_are_unsupported() {
+    let fixture = Fixture::new();
+    let request = test::TestRequest::post()
+        .uri("/predict")
+        .insert_header(ContentType::form_url_encoded())
+        .set_payload(raw_request(KNOWN_ID).to_string());
+    let e = error(fixture.state(), request, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert!(e.error.contains("application/json"), "{}", e.error);
+
+    let request = test::TestRequest::post()
+        .uri("/predict")
+        .insert_header(("content-type", "application/json; charset=utf-8"))
+        .set_payload(raw_request(KNOWN_ID).to_string());
+    assert_eq!(send(fixture.state(), request).await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn oversized_bodies_are_refused() {
+    let fixture = Fixture::new();
+    let mut config = fixture.config();
+    config.max_body_bytes = 100;
+    let state = AppState::load(&config, common::pseudonymiser()).expect("load");
+    let body = raw_request(KNOWN_ID).to_string();
+    assert!(body.len() > 100);
+    let e = error(state, post(body), StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(e.error.contains("100 bytes"), "{}", e.error);
+}
+
+#[actix_web::test]
+async fn health_reports_the_model_and_the_snapshot() {
+    let fixture = Fixture::new();
+    let response = send(fixture.state(), test::TestRequest::get().uri("/health")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let health: Health = test::read_body_json(response).await;
+    assert_eq!(
+        health,
+        Health {
+            status: "ok".into(),
+            model_version: MODEL_VERSION.into(),
+            snapshot_customers: 1,
+        }
+    );
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_methods_answer_in_json() {
+    let fixture = Fixture::new();
+    let e = error(
+        fixture.state(),
+        test::TestRequest::get().uri("/nope"),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(e.error.contains("/nope"), "{}", e.error);
+    let e = error(
+        fixture.state(),
+        test::TestRequest::get().uri("/predict"),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    assert!(e.error.contains("POST"), "{}", e.error);
+}
+
+#[actix_web::test]
+async fn a_snapshot_built_under_another_rule_still_serves() {
+    // The mismatch is logged as a warning at start, not refused.
+    let fixture = Fixture::new();
+    let mut snapshot: OnlineSnapshot =
+        revspend_core::artifact::read_snapshot(&fixture.snapshot).expect("read");
+    snapshot.rule.threshold_pct = 30.0;
+    let model = revspend_core::artifact::read_model(&fixture.model).expect("read");
+    let state = AppState::new(model, snapshot, common::pseudonymiser(), 1024);
+    assert!(!prediction(state, &raw_request(KNOWN_ID)).await.cold_start);
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the `serve` crate: handlers through the same
+//! `configure` the binary uses, a real server over TCP, and the binary as a
+//! process.
+
+mod common;
+mod handlers;
+mod process;
+mod server;

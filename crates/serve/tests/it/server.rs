@@ -1,0 +1,54 @@
+//! The server as a real server: bound to `127.0.0.1:0`, called over TCP.
+
+use serve::{ErrorBody, Health, Prediction, build_server};
+
+use crate::common::{Fixture, KNOWN_ID, MODEL_VERSION, http, raw_request};
+
+#[actix_web::test]
+async fn a_real_server_answers_over_http() {
+    let fixture = Fixture::new();
+    let (server, addr) = build_server(fixture.state(), "127.0.0.1:0", 1).expect("bind");
+    assert_ne!(addr.port(), 0, "the actual port is reported");
+    let handle = server.handle();
+    let running = actix_web::rt::spawn(server);
+
+    // Blocking socket I/O runs off the test's runtime thread.
+    let exchanges = actix_web::rt::task::spawn_blocking(move || {
+        let body = raw_request(KNOWN_ID).to_string();
+        (
+            http(addr, "POST", "/predict", Some(&body)),
+            http(addr, "GET", "/health", None),
+            http(addr, "POST", "/predict", Some("{\"id\": 1}")),
+        )
+    })
+    .await
+    .expect("client thread");
+    handle.stop(true).await;
+    running.await.expect("server task").expect("server");
+
+    let ((status, body), (health_status, health), (bad_status, bad)) = exchanges;
+    assert_eq!(status, 200, "{body}");
+    let p: Prediction = serde_json::from_str(&body).expect("prediction JSON");
+    assert_eq!(p.model_version, MODEL_VERSION);
+    assert!(!p.cold_start);
+    assert_eq!(p.is_revenge_spending, p.probability >= p.threshold);
+
+    assert_eq!(health_status, 200, "{health}");
+    let h: Health = serde_json::from_str(&health).expect("health JSON");
+    assert_eq!(h.snapshot_customers, 1);
+
+    assert_eq!(bad_status, 400, "{bad}");
+    let e: ErrorBody = serde_json::from_str(&bad).expect("error JSON");
+    assert_eq!(e.field.as_deref(), Some("limite_total"));
+}
+
+#[test]
+fn binding_a_used_address_names_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let fixture = Fixture::new();
+    let Err(err) = build_server(fixture.state(), &addr, 1) else {
+        panic!("bound {addr} twice");
+    };
+    assert!(format!("{err:#}").contains(&addr), "{err:#}");
+}
