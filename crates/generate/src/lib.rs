@@ -433,9 +433,11 @@ fn simulate(
         let median = GROUPS.get(group as usize).map_or(100.0, |g| g.median);
         let spread = LogNormal::new(median.ln(), 0.8).unwrap_or_else(|_| unreachable!("valid lognormal"));
         let mut amount = (spread.sample(rng) * 100.0).round() / 100.0;
-        if amount > available.max(0.0) {
-            // Over-limit purchases are declined; what goes through fits.
-            amount = ((available.max(0.0) * rng.random_range(0.3..1.0)) * 100.0).round() / 100.0 + 1.0;
+        // Banks tolerate a small overdraft; beyond it the customer buys
+        // something smaller that still goes through.
+        let headroom = (available + 0.05 * c.limit).max(5.0);
+        if amount > headroom {
+            amount = (headroom * rng.random_range(0.2..0.9) * 100.0).round() / 100.0;
         }
         let place = if rng.random_bool(0.015) {
             Some(100 + rng.random_range(0..ABROAD.len()) as u8)
