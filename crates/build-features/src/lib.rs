@@ -32,6 +32,13 @@ use revspend_core::pseudonym::Pseudonymiser;
 use revspend_core::target::TargetRule;
 use serde::Serialize;
 
+pub mod leakage;
+pub mod quality;
+pub mod selection;
+
+/// Histogram bins of the reference profile.
+pub const PROFILE_BINS: usize = 20;
+
 /// The split names, in the order their fractions are laid out.
 pub const SPLITS: [&str; 4] = ["train", "test", "holdout", "calibration"];
 
@@ -44,6 +51,11 @@ pub struct Outputs {
     pub snapshot: PathBuf,
     pub quarantine: PathBuf,
     pub report: PathBuf,
+    pub leakage_report: PathBuf,
+    pub selection_report: PathBuf,
+    /// Reference distribution profile of the train split (for drift checks).
+    pub profile: PathBuf,
+    pub quality_report: PathBuf,
 }
 
 /// Per-file row accounting.
@@ -95,16 +107,26 @@ struct Parsed {
     txn: Transaction,
 }
 
-/// Runs the stage.
-pub fn run(params: &Checked<BuildFeaturesParams>, out: &Outputs, pseudo: &Pseudonymiser) -> Result<Report> {
+/// Runs the stage; `suite` is the data-quality suite the parsed rows must meet.
+pub fn run(
+    params: &Checked<BuildFeaturesParams>,
+    suite: &quality::Suite,
+    out: &Outputs,
+    pseudo: &Pseudonymiser,
+) -> Result<Report> {
     let files = raw_files(&params.raw_glob)?;
     let mut parsed = Vec::new();
     let mut quarantine = Vec::new();
     let mut file_reports = Vec::new();
+    let mut headers = Vec::new();
     for (i, path) in files.iter().enumerate() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let before = (parsed.len(), quarantine.len());
-        let rows_in = parse_file(i, path, &bytes, &mut parsed, &mut quarantine)?;
+        let (rows_in, header) = parse_file(i, path, &bytes, &mut parsed, &mut quarantine)?;
+        headers.push(quality::FileHeader {
+            file: file_name(path),
+            columns: header,
+        });
         file_reports.push(FileReport {
             path: path.display().to_string(),
             sha256: artifact::sha256_hex(&bytes),
@@ -144,6 +166,13 @@ pub fn run(params: &Checked<BuildFeaturesParams>, out: &Outputs, pseudo: &Pseudo
         .map(|p| pseudonyms[p.txn.id.as_str()].as_str())
         .collect();
 
+    // Every expectation runs and is reported before an error fails the stage.
+    let staged = staged_frame(&parsed, &files, &customer_of)?;
+    let quality = quality::run_suite(suite, &staged, &headers).context("running the quality suite")?;
+    artifact::write_json(&out.quality_report, &quality)?;
+    quality.ensure_success()?;
+    drop(staged);
+
     // Point-in-time order: per customer, by date, then file, then line.
     let mut order: Vec<usize> = (0..parsed.len()).collect();
     order.sort_by(|&a, &b| {
@@ -158,6 +187,58 @@ pub fn run(params: &Checked<BuildFeaturesParams>, out: &Outputs, pseudo: &Pseudo
     let table = compute_features(&parsed, &customer_of, &order, &rule);
     let split_of = assign_splits(&table.customer_positive, &params.split)?;
 
+    // Leakage check and feature selection look at the train split only.
+    let n = Feature::ALL.len();
+    let train_rows: Vec<usize> = (0..order.len())
+        .filter(|&r| split_of[customer_of[order[r]]] == "train")
+        .collect();
+    let columns: Vec<Vec<f64>> = Feature::ALL
+        .iter()
+        .map(|f| {
+            train_rows
+                .iter()
+                .map(|&r| table.values[r * n + f.index()])
+                .collect()
+        })
+        .collect();
+    let y_train: Vec<bool> = train_rows.iter().map(|&r| table.target[r]).collect();
+    let leaks = leakage::check(
+        &columns,
+        &y_train,
+        &feature_set,
+        &rule,
+        &params.leakage,
+        params.allow_leaky_features,
+    );
+    artifact::write_json(&out.leakage_report, &leaks)?;
+    if !leaks.flagged_in_feature_set.is_empty() {
+        let names = leaks.flagged_in_feature_set.join(", ");
+        if params.allow_leaky_features {
+            log::warn!(
+                "leaky features in the model's feature set, allowed by params for comparison: {names} \
+                 (the target rule rebuilt from candidates scores ROC-AUC {:.4})",
+                leaks.rule_reconstruction_auc
+            );
+        } else {
+            bail!(
+                "leakage check failed: {names} flagged in the feature set (see {}); remove them, or set \
+                 build_features.allow_leaky_features: true to compare",
+                out.leakage_report.display()
+            );
+        }
+    }
+    let (feature_set, selection) = selection::select(&columns, &feature_set, &params.selection);
+    artifact::write_json(&out.selection_report, &selection)?;
+    if feature_set.is_empty() {
+        bail!(
+            "feature selection dropped every feature (see {})",
+            out.selection_report.display()
+        );
+    }
+    for d in &selection.dropped {
+        log::info!("feature {} dropped: {}", d.feature, d.reason);
+    }
+
     let mut df = master_frame(&parsed, &files, &customer_of, &order, &table, &split_of)?;
     artifact::write_table(&out.master, &mut df).context("writing the master table")?;
     let mut splits = BTreeMap::new();
@@ -170,6 +251,12 @@ pub fn run(params: &Checked<BuildFeaturesParams>, out: &Outputs, pseudo: &Pseudo
         let mut part = df.filter(&mask)?;
         let path = out.splits_dir.join(format!("{name}.parquet"));
         artifact::write_table(&path, &mut part).with_context(|| format!("writing split {name}"))?;
+        if name == "train" {
+            let mut numeric: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+            numeric.push(TARGET_COLUMN);
+            let profile = revspend_core::profile::profile(&part, &numeric, &[], PROFILE_BINS)?;
+            artifact::write_json(&out.profile, &profile).context("writing the train profile")?;
+        }
         let rows = part.height() as u64;
         let positives = part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64;
         splits.insert(
@@ -266,7 +353,7 @@ fn parse_file(
     bytes: &[u8],
     parsed: &mut Vec<Parsed>,
     quarantine: &mut Vec<QuarantinedRow>,
-) -> Result<u64> {
+) -> Result<(u64, Vec<String>)> {
     let mut lines = bytes
         .split(|b| *b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
@@ -274,7 +361,7 @@ fn parse_file(
     if header.is_empty() {
         bail!("{}: empty file (no header)", path.display());
     }
-    check_header(path, header)?;
+    let header = check_header(path, header)?;
     let mut rows_in = 0u64;
     for (i, raw) in lines.enumerate() {
         let line = i as u64 + 2;
@@ -295,10 +382,11 @@ fn parse_file(
             }),
         }
     }
-    Ok(rows_in)
+    Ok((rows_in, header))
 }
 
-fn check_header(path: &Path, header: &[u8]) -> Result<()> {
+/// Checks a header against the contract and returns its decoded columns.
+fn check_header(path: &Path, header: &[u8]) -> Result<Vec<String>> {
     let text = contract::decode_cp1252(header);
     let got: Vec<&str> = text.split(';').collect();
     if got.len() != COLUMNS.len() {
@@ -320,7 +408,14 @@ fn check_header(path: &Path, header: &[u8]) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(got.iter().map(|c| (*c).to_owned()).collect())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn raw_nulls(parsed: &[Parsed]) -> BTreeMap<String, u64> {
@@ -423,6 +518,91 @@ fn assign_splits(
     Ok(out)
 }
 
+/// The parsed rows as a typed table (raw column names, pseudonymised
+/// customer), in file/line order: what the quality suite checks.
+pub(crate) fn staged_frame(parsed: &[Parsed], files: &[PathBuf], customer_of: &[&str]) -> Result<DataFrame> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).map_or(719_163, |d| d.num_days_from_ce());
+    let file_names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    let strings = |get: &dyn Fn(&Transaction) -> &str| -> Vec<String> {
+        parsed.iter().map(|p| get(&p.txn).to_owned()).collect()
+    };
+    let columns = vec![
+        Column::new(
+            "file".into(),
+            parsed
+                .iter()
+                .map(|p| file_names[p.file].as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new("line".into(), parsed.iter().map(|p| p.line).collect::<Vec<u64>>()),
+        Column::new(CUSTOMER_COLUMN.into(), customer_of.to_vec()),
+        Column::new(
+            "safra_abertura".into(),
+            parsed
+                .iter()
+                .map(|p| p.txn.safra_abertura.map(|v| v as i32))
+                .collect::<Vec<Option<i32>>>(),
+        ),
+        Column::new("cidade".into(), strings(&|t| &t.cidade)),
+        Column::new("estado".into(), strings(&|t| &t.estado)),
+        Column::new(
+            "idade".into(),
+            parsed
+                .iter()
+                .map(|p| p.txn.idade.map(i32::from))
+                .collect::<Vec<Option<i32>>>(),
+        ),
+        Column::new(
+            "sexo".into(),
+            parsed
+                .iter()
+                .map(|p| {
+                    p.txn.sexo.map(|s| match s {
+                        contract::Sex::F => "F",
+                        contract::Sex::M => "M",
+                    })
+                })
+                .collect::<Vec<Option<&str>>>(),
+        ),
+        Column::new(
+            "limite_total".into(),
+            parsed.iter().map(|p| p.txn.limite_total).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "limite_disp".into(),
+            parsed.iter().map(|p| p.txn.limite_disp).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "data".into(),
+            parsed
+                .iter()
+                .map(|p| p.txn.date.num_days_from_ce() - epoch)
+                .collect::<Vec<i32>>(),
+        )
+        .cast(&DataType::Date)?,
+        Column::new(
+            "valor".into(),
+            parsed.iter().map(|p| p.txn.valor).collect::<Vec<Option<f64>>>(),
+        ),
+        Column::new("grupo_estabelecimento".into(), strings(&|t| &t.grupo)),
+        Column::new(
+            "cidade_estabelecimento".into(),
+            strings(&|t| &t.cidade_estabelecimento),
+        ),
+        Column::new(
+            "pais_estabelecimento".into(),
+            strings(&|t| &t.pais_estabelecimento),
+        ),
+    ];
+    Ok(DataFrame::new(parsed.len(), columns)?)
+}
+
 fn master_frame(
     parsed: &[Parsed],
     files: &[PathBuf],
@@ -522,9 +702,15 @@ pub mod testing {
             snapshot: dir.join("data/snapshot.bin"),
             quarantine: dir.join("data/quarantine.csv"),
             report: dir.join("reports/build_features.json"),
+            leakage_report: dir.join("reports/leakage.json"),
+            selection_report: dir.join("reports/feature_selection.json"),
+            profile: dir.join("data/profile.json"),
+            quality_report: dir.join("reports/quality.json"),
         };
+        let suite = crate::quality::Suite::from_yaml(include_str!("../../../config/quality.yaml"))?;
         crate::run(
             &p.build_features.clone().check()?,
+            &suite,
             &outputs,
             &Pseudonymiser::new(KEY),
         )?;

@@ -16,6 +16,9 @@ use revspend_core::pseudonym::Pseudonymiser;
 struct Args {
     #[arg(long, default_value = "params.yaml")]
     params: PathBuf,
+    /// Data-quality suite (YAML expectations the parsed rows must meet).
+    #[arg(long, default_value = "config/quality.yaml")]
+    quality_suite: PathBuf,
     #[arg(long, default_value = "data/master/master.parquet")]
     master: PathBuf,
     /// Directory for train/test/holdout/calibration parquet files.
@@ -29,6 +32,15 @@ struct Args {
     quarantine: PathBuf,
     #[arg(long, default_value = "reports/build_features.json")]
     report: PathBuf,
+    #[arg(long, default_value = "reports/leakage.json")]
+    leakage_report: PathBuf,
+    #[arg(long, default_value = "reports/feature_selection.json")]
+    selection_report: PathBuf,
+    /// Reference distribution profile of the train split (JSON).
+    #[arg(long, default_value = "data/profile/train.json")]
+    profile: PathBuf,
+    #[arg(long, default_value = "reports/quality.json")]
+    quality_report: PathBuf,
 }
 
 fn main() {
@@ -51,9 +63,14 @@ fn run(args: Args) -> Result<()> {
         snapshot: args.snapshot,
         quarantine: args.quarantine,
         report: args.report,
+        leakage_report: args.leakage_report,
+        selection_report: args.selection_report,
+        profile: args.profile,
+        quality_report: args.quality_report,
     };
+    let suite = build_features::quality::load_suite(&args.quality_suite)?;
     let started = std::time::Instant::now();
-    let report = build_features::run(&params, &outputs, &Pseudonymiser::from_env())?;
+    let report = build_features::run(&params, &suite, &outputs, &Pseudonymiser::from_env())?;
     log::info!(
         "{} rows in, {} out, {} quarantined; {} customers; target rate {:.2}% ({:.2?})",
         report.rows_in,

@@ -99,6 +99,11 @@ features! {
     LimiteTotal => "limite_total", LabelInput;
     LimiteDisp => "limite_disp", LabelInput;
     AvailablePct => "available_pct", LabelInput;
+    // Appended after the first release so earlier variants keep their
+    // encoded positions in model artifacts.
+    IsHoliday => "is_holiday", Date;
+    IsMonthStart => "is_month_start", Date;
+    IsMonthEnd => "is_month_end", Date;
 }
 
 /// What a feature describes; `LabelInput` features read the same row's
@@ -234,6 +239,12 @@ pub fn compute(history: &History, txn: &Transaction, rule: &TargetRule) -> [f64;
         flag(matches!(txn.date.weekday(), Weekday::Sat | Weekday::Sun)),
     );
     set(Feature::DayOfMonth, f64::from(txn.date.day()));
+    set(Feature::IsHoliday, flag(is_brazilian_holiday(txn.date)));
+    set(Feature::IsMonthStart, flag(txn.date.day() <= MONTH_EDGE_DAYS));
+    set(
+        Feature::IsMonthEnd,
+        flag((txn.date + chrono::Duration::days(i64::from(MONTH_EDGE_DAYS))).month() != txn.date.month()),
+    );
 
     set(Feature::PurchasesBefore, f64::from(history.purchases_before));
     set(
@@ -276,6 +287,52 @@ pub fn compute(history: &History, txn: &Transaction, rule: &TargetRule) -> [f64;
         available_pct(txn.limite_disp, txn.limite_total),
     );
     out
+}
+
+/// Days at each end of a month that count as its start or end (paydays and
+/// bill due dates cluster there).
+pub const MONTH_EDGE_DAYS: u32 = 3;
+
+/// Brazilian national holidays: the fixed ones, plus Carnival Monday and
+/// Tuesday, Good Friday and Corpus Christi, which move with Easter.
+pub fn is_brazilian_holiday(date: NaiveDate) -> bool {
+    const FIXED: [(u32, u32); 8] = [
+        (1, 1),
+        (4, 21),
+        (5, 1),
+        (9, 7),
+        (10, 12),
+        (11, 2),
+        (11, 15),
+        (12, 25),
+    ];
+    if FIXED.contains(&(date.month(), date.day())) {
+        return true;
+    }
+    let Some(easter) = easter_sunday(date.year()) else {
+        return false;
+    };
+    let offset = (date - easter).num_days();
+    matches!(offset, -48 | -47 | -2 | 60)
+}
+
+/// Easter Sunday of the Gregorian calendar (anonymous Gregorian algorithm).
+pub fn easter_sunday(year: i32) -> Option<NaiveDate> {
+    let a = year % 19;
+    let b = year / 100;
+    let c = year % 100;
+    let d = b / 4;
+    let e = b % 4;
+    let f = (b + 8) / 25;
+    let g = (b - f + 1) / 3;
+    let h = (19 * a + b - d - g + 15) % 30;
+    let i = c / 4;
+    let k = c % 4;
+    let l = (32 + 2 * e + 2 * i - h - k) % 7;
+    let m = (a + 11 * h + 22 * l) / 451;
+    let month = (h + l - 7 * m + 114) / 31;
+    let day = (h + l - 7 * m + 114) % 31 + 1;
+    NaiveDate::from_ymd_opt(year, month as u32, day as u32)
 }
 
 /// A merchant group's position in [`KNOWN_GROUPS`]; empty and unknown
@@ -393,6 +450,27 @@ mod tests {
         assert_eq!(f[Feature::Revenge30d.index()], 1.0);
         // The January purchase fell out of the 30-day state.
         assert_eq!(h.recent.len(), 2);
+    }
+
+    #[test]
+    fn brazilian_holidays_fixed_and_moving() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).expect("valid date");
+        assert_eq!(easter_sunday(2020), Some(d(2020, 4, 12)));
+        assert_eq!(easter_sunday(2019), Some(d(2019, 4, 21)));
+        assert!(is_brazilian_holiday(d(2020, 2, 24))); // Carnival Monday
+        assert!(is_brazilian_holiday(d(2020, 2, 25))); // Carnival Tuesday
+        assert!(is_brazilian_holiday(d(2020, 4, 10))); // Good Friday
+        assert!(is_brazilian_holiday(d(2020, 6, 11))); // Corpus Christi
+        assert!(is_brazilian_holiday(d(2020, 9, 7))); // Independence
+        assert!(!is_brazilian_holiday(d(2020, 2, 26)));
+        let f = compute(
+            &History::default(),
+            &txn("30.04.2020", " 5,00 ", "900.0", "VAREJO"),
+            &rule(),
+        );
+        assert_eq!(f[Feature::IsMonthEnd.index()], 1.0);
+        assert_eq!(f[Feature::IsMonthStart.index()], 0.0);
+        assert_eq!(f[Feature::IsHoliday.index()], 0.0);
     }
 
     proptest! {

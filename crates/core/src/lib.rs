@@ -9,6 +9,7 @@
 //! - [`params`]: `params.yaml` sections, parsed strictly and validated once.
 //! - [`model`]: fitted model types and their probability output.
 //! - [`metrics`]: metric report types shared by `train` and `evaluate`.
+//! - [`profile`]: distribution profiles of tables (reference for drift).
 //! - [`artifact`]: the only module that touches on-disk formats (parquet
 //!   tables, JSON reports, the enveloped bincode model and snapshot files),
 //!   always written atomically.
@@ -21,5 +22,6 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod params;
+pub mod profile;
 pub mod pseudonym;
 pub mod target;

@@ -145,7 +145,31 @@ pub struct BuildFeaturesParams {
     /// Allow same-row label inputs (`limite_disp`, `limite_total`,
     /// `available_pct`) in `features`; off by default, for comparison only.
     pub allow_leaky_features: bool,
+    pub leakage: LeakageParams,
+    pub selection: SelectionParams,
     pub split: SplitParams,
+}
+
+/// `build_features.leakage`: when a candidate feature is flagged as leaky.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeakageParams {
+    /// A feature whose single-feature ROC-AUC against the target on the train
+    /// split (taken as max(AUC, 1 − AUC)) exceeds this is flagged, (0.5, 1]
+    /// (default 0.95).
+    pub max_single_feature_auc: f64,
+}
+
+/// `build_features.selection`: which of the requested features are dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionParams {
+    /// Drop a feature whose most frequent value covers more than this share
+    /// of the train split, (0, 1] (default 0.995; 1 drops only constants).
+    pub quasi_constant_share: f64,
+    /// Of two features with |Pearson correlation| above this on the train
+    /// split, drop the later one, (0, 1] (default 0.95).
+    pub max_abs_correlation: f64,
 }
 
 /// `build_features.target`: the revenge-spending rule.
@@ -216,6 +240,21 @@ impl Check for BuildFeaturesParams {
                 ));
             }
         }
+        let auc = self.leakage.max_single_feature_auc;
+        if !(auc > 0.5 && auc <= 1.0) {
+            return Err(invalid(
+                "build_features.leakage.max_single_feature_auc",
+                format!("{auc} is outside (0.5, 1]"),
+            ));
+        }
+        fraction(
+            "build_features.selection.quasi_constant_share",
+            self.selection.quasi_constant_share,
+        )?;
+        fraction(
+            "build_features.selection.max_abs_correlation",
+            self.selection.max_abs_correlation,
+        )?;
         let s = &self.split;
         for (name, v) in [
             ("train", s.train),

@@ -172,3 +172,32 @@ fn customers_never_straddle_splits_and_rows_keep_their_order() {
     }
     assert_eq!(total, 300);
 }
+
+#[test]
+fn an_error_expectation_fails_the_stage_after_every_expectation_ran() {
+    let p = Project::new();
+    p.write_raw("MiBolsillo.csv", &quirky_file());
+    let suite = p.path("suite.yaml");
+    std::fs::write(
+        &suite,
+        "expectations:\n\
+         \x20 - expect: row_count_between\n    min: 1000\n\
+         \x20 - expect: in_set\n    column: sexo\n    values: [F]\n    severity: warn\n\
+         \x20 - expect: between\n    column: idade\n    min: 30\n",
+    )
+    .expect("suite");
+    let out = p.build_features_with_suite(&suite);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("row_count_between") && err.contains("between(idade"),
+        "{err}"
+    );
+    let report = p.json("out/quality.json");
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3, "every expectation ran");
+    assert_eq!(results[1]["success"], false);
+    // idade 23 on lines 10 and 11 is below 30.
+    assert_eq!(results[2]["unexpected_count"], 1);
+    assert_eq!(results[2]["examples"][0]["line"], 11);
+}

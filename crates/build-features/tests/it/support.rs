@@ -26,6 +26,25 @@ impl Project {
         Project { dir }
     }
 
+    /// Replaces `from` with `to` in the project's params (which must change).
+    pub fn edit_params(&self, from: &str, to: &str) {
+        let path = self.path("params.yaml");
+        let text = std::fs::read_to_string(&path).expect("params");
+        assert!(text.contains(from), "{from:?} not in params.yaml");
+        std::fs::write(path, text.replace(from, to)).expect("params");
+    }
+
+    /// Writes a small generated dataset into the project's raw directory.
+    pub fn generate(&self) {
+        let text = std::fs::read_to_string(self.path("params.yaml")).expect("params");
+        let mut params: revspend_core::params::Params = serde_norway::from_str(&text).expect("params parse");
+        params.generate.customers = 300;
+        params.generate.rows = 6_000;
+        params.generate.files = 2;
+        let checked = revspend_core::params::Check::check(params.generate).expect("generate params");
+        generate::run(&checked, &self.path("raw")).expect("generate");
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -36,22 +55,39 @@ impl Project {
 
     /// Runs build-features with every output inside the project.
     pub fn build_features(&self) -> Output {
+        self.build_features_with_suite(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/quality.yaml"),
+        )
+    }
+
+    /// Runs build-features with another quality suite.
+    pub fn build_features_with_suite(&self, suite: &Path) -> Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_build-features"))
             .current_dir(self.dir.path())
             .env("REVSPEND_PSEUDONYM_KEY", "test-key")
             .args(["--params", "params.yaml"])
+            .arg("--quality-suite")
+            .arg(suite)
             .args(["--master", "out/master.parquet"])
             .args(["--splits-dir", "out/splits"])
             .args(["--feature-list", "out/features.json"])
             .args(["--snapshot", "out/snapshot.bin"])
             .args(["--quarantine", "out/quarantine.csv"])
             .args(["--report", "out/report.json"])
+            .args(["--leakage-report", "out/leakage.json"])
+            .args(["--selection-report", "out/selection.json"])
+            .args(["--profile", "out/profile.json"])
+            .args(["--quality-report", "out/quality.json"])
             .output()
             .expect("run build-features")
     }
 
     pub fn report(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.path("out/report.json")).expect("report")).expect("json")
+        self.json("out/report.json")
+    }
+
+    pub fn json(&self, rel: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.path(rel)).expect(rel)).expect("json")
     }
 }
 
