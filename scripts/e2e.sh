@@ -55,7 +55,8 @@ grep -q "roc_auc" "$log/metrics.txt" || fail "dvc metrics show has no roc_auc"
 [ -s "$log/plots/index.html" ] || fail "dvc plots show wrote no index.html"
 
 step "serve: real server on a free loopback port"
-cargo build --quiet --locked -p serve
+# The binaries scripts/stage built for the pipeline, serve included.
+cargo build --quiet --locked --workspace --bins
 target/debug/serve --bind 127.0.0.1:0 --model models/model.bin \
   --snapshot data/online/snapshot.bin >"$log/serve.out" 2>"$log/serve.err" &
 server_pid=$!
