@@ -143,51 +143,56 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plotting failed: {e:?}")
 }
 
+/// What one line chart shows: the model's curve against the baseline's.
+struct CurveChart<'a> {
+    caption: String,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    model: Vec<(f64, f64)>,
+    model_label: String,
+    model_colour: RGBColor,
+    baseline: [(f64, f64); 2],
+    baseline_label: String,
+    legend: SeriesLabelPosition,
+}
+
 fn draw_roc(area: &Area<'_>, roc: &[RocPoint], report: &EvaluationReport, title: &str) -> Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("ROC curve ({title})"), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(52)
-        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("false positive rate")
-        .y_desc("true positive rate")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(plot_err)?;
-    chart
-        .draw_series(LineSeries::new(
-            roc.iter().map(|p| (p.fpr, p.tpr)),
-            BLUE.stroke_width(2),
-        ))
-        .map_err(plot_err)?
-        .label(format!("model, AUC {:.3}", report.model.roc_auc))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5)))
-        .map_err(plot_err)?
-        .label(format!(
-            "training prior, AUC {:.3}",
-            report.baseline_prior.roc_auc
-        ))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
+    draw_curve(
+        area,
+        CurveChart {
+            caption: format!("ROC curve ({title})"),
+            x_desc: "false positive rate",
+            y_desc: "true positive rate",
+            model: roc.iter().map(|p| (p.fpr, p.tpr)).collect(),
+            model_label: format!("model, AUC {:.3}", report.model.roc_auc),
+            model_colour: BLUE,
+            baseline: [(0.0, 0.0), (1.0, 1.0)],
+            baseline_label: format!("training prior, AUC {:.3}", report.baseline_prior.roc_auc),
+            legend: SeriesLabelPosition::LowerRight,
+        },
+    )
 }
 
 fn draw_pr(area: &Area<'_>, pr: &[PrPoint], report: &EvaluationReport, title: &str) -> Result<()> {
+    draw_curve(
+        area,
+        CurveChart {
+            caption: format!("Precision-recall ({title})"),
+            x_desc: "recall",
+            y_desc: "precision",
+            model: pr.iter().map(|p| (p.recall, p.precision)).collect(),
+            model_label: format!("model, PR-AUC {:.3}", report.model.pr_auc),
+            model_colour: RED,
+            baseline: [(0.0, report.prevalence), (1.0, report.prevalence)],
+            baseline_label: format!("training prior, PR-AUC {:.3}", report.baseline_prior.pr_auc),
+            legend: SeriesLabelPosition::LowerLeft,
+        },
+    )
+}
+
+fn draw_curve(area: &Area<'_>, c: CurveChart<'_>) -> Result<()> {
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("Precision-recall ({title})"), (FONT, 18))
+        .caption(c.caption, (FONT, 18))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(52)
@@ -195,33 +200,25 @@ fn draw_pr(area: &Area<'_>, pr: &[PrPoint], report: &EvaluationReport, title: &s
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc("recall")
-        .y_desc("precision")
+        .x_desc(c.x_desc)
+        .y_desc(c.y_desc)
         .label_style((FONT, 14))
         .draw()
         .map_err(plot_err)?;
+    let colour = c.model_colour;
     chart
-        .draw_series(LineSeries::new(
-            pr.iter().map(|p| (p.recall, p.precision)),
-            RED.stroke_width(2),
-        ))
+        .draw_series(LineSeries::new(c.model, colour.stroke_width(2)))
         .map_err(plot_err)?
-        .label(format!("model, PR-AUC {:.3}", report.model.pr_auc))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+        .label(c.model_label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
     chart
-        .draw_series(LineSeries::new(
-            [(0.0, report.prevalence), (1.0, report.prevalence)],
-            BLACK.mix(0.5),
-        ))
+        .draw_series(LineSeries::new(c.baseline, BLACK.mix(0.5)))
         .map_err(plot_err)?
-        .label(format!(
-            "training prior, PR-AUC {:.3}",
-            report.baseline_prior.pr_auc
-        ))
+        .label(c.baseline_label)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(c.legend)
         .label_font((FONT, 14))
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
