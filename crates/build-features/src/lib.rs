@@ -1,23 +1,38 @@
-//! `build-features`: raw CSV files → master table, splits, online snapshot.
+//! `build-features`: raw CSV files → staged and feature layers → master
+//! table, splits, online snapshot.
 //!
-//! Reads every file matching `build_features.raw_glob`, decodes cp1252,
-//! parses each row against the data contract (rows that fail go to the
-//! quarantine file with file, line and reason), pseudonymises customer ids,
-//! builds the target, computes point-in-time features with
-//! `revspend_core::features::compute`, splits customers into
-//! train/test/holdout/calibration (grouped and stratified), and writes:
+//! Reads every file matching `build_features.raw_glob` and keeps two
+//! parquet layers partitioned by year and month ([`layers`]):
+//!
+//! - the **staged layer**: each raw file decoded from cp1252, parsed against
+//!   the data contract ([`ingest`]; rows that fail go to quarantine with
+//!   file, line and reason), customer ids pseudonymised. A file is staged
+//!   once, by content hash: the same file again changes nothing and a new
+//!   daily file is parsed on its own.
+//! - the **feature layer**: the target and every candidate feature computed
+//!   point-in-time with `revspend_core::features::compute`, rebuilt only
+//!   from the first month whose staged rows changed.
+//!
+//! From the layers it then checks data quality over every staged row,
+//! splits customers into train/test/holdout/calibration (grouped and
+//! stratified), checks leakage and selects features on the train split,
+//! and writes:
 //!
 //! - the master table (parquet: customer pseudonym, date, lineage, split,
 //!   every candidate feature, target) and one parquet file per split;
 //! - the ordered feature list the model uses (JSON);
 //! - the online snapshot (each customer's history after the last purchase);
-//! - the quarantine CSV and a JSON report (rows in = out + quarantined).
+//! - the quality, leakage and selection reports, the train profile, the
+//!   quarantine CSV and a JSON report (rows in = out + quarantined).
+//!
+//! [`Mode::Backfill`] re-stages a date range from its raw files and rebuilds
+//! the feature layer from there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use polars::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -25,13 +40,18 @@ use rand_chacha::ChaCha8Rng;
 use revspend_core::artifact::{
     self, CUSTOMER_COLUMN, FeatureList, QuarantinedRow, SPLIT_COLUMN, TARGET_COLUMN,
 };
-use revspend_core::contract::{self, COLUMNS, Transaction};
+use revspend_core::contract::{COLUMNS, Transaction};
 use revspend_core::features::{self, Feature, History, OnlineSnapshot};
 use revspend_core::params::{BuildFeaturesParams, Checked};
 use revspend_core::pseudonym::Pseudonymiser;
 use revspend_core::target::TargetRule;
 use serde::Serialize;
 
+use crate::ingest::Staged;
+use crate::layers::{FeatureManifest, FeatureMonth, FeatureRows, Month, StagedFile, StagedManifest};
+
+pub mod ingest;
+pub mod layers;
 pub mod leakage;
 pub mod quality;
 pub mod selection;
@@ -45,6 +65,10 @@ pub const SPLITS: [&str; 4] = ["train", "test", "holdout", "calibration"];
 /// Where the stage writes; every path is a CLI flag.
 #[derive(Debug, Clone)]
 pub struct Outputs {
+    /// The staged layer (kept between runs: only new files are parsed).
+    pub staged_dir: PathBuf,
+    /// The feature layer (kept between runs).
+    pub features_dir: PathBuf,
     pub master: PathBuf,
     pub splits_dir: PathBuf,
     pub feature_list: PathBuf,
@@ -98,110 +122,156 @@ pub struct Report {
     pub splits: BTreeMap<String, SplitReport>,
     pub features: Vec<String>,
     pub pseudonym_key: &'static str,
+    /// What this run changed in the staged and feature layers.
+    pub layers: LayerReport,
 }
 
-/// A parsed row with where it came from.
-struct Parsed {
-    file: usize,
-    line: u64,
-    txn: Transaction,
+/// What a run does besides bringing the layers up to date with the raw files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Stage new or changed raw files and rebuild what depends on them.
+    Update,
+    /// Also re-stage every month overlapping `from..=to` from its raw files
+    /// and rebuild the feature layer from the first of those months on.
+    Backfill { from: NaiveDate, to: NaiveDate },
 }
 
-/// Runs the stage; `suite` is the data-quality suite the parsed rows must meet.
+/// A raw file skipped because a file with the same content is staged.
+#[derive(Debug, Clone, Serialize)]
+pub struct Duplicate {
+    pub file: String,
+    pub same_content_as: String,
+}
+
+/// What this run changed in the layers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LayerReport {
+    /// Raw files parsed and staged by this run.
+    pub files_staged: Vec<String>,
+    /// Raw files already in the staged layer with the same content.
+    pub files_unchanged: Vec<String>,
+    /// Files staged earlier and no longer in the raw folder (their rows left).
+    pub files_removed: Vec<String>,
+    pub duplicates_skipped: Vec<Duplicate>,
+    pub backfill: Option<String>,
+    /// Feature-layer months recomputed by this run, and those reused.
+    pub feature_months_rebuilt: Vec<String>,
+    pub feature_months_reused: Vec<String>,
+}
+
+/// Runs the stage on `threads` threads; `suite` is the data-quality suite
+/// the staged rows must meet.
 pub fn run(
     params: &Checked<BuildFeaturesParams>,
     suite: &quality::Suite,
     out: &Outputs,
     pseudo: &Pseudonymiser,
+    mode: Mode,
+    threads: usize,
 ) -> Result<Report> {
-    let files = raw_files(&params.raw_glob)?;
-    let mut parsed = Vec::new();
-    let mut quarantine = Vec::new();
-    let mut file_reports = Vec::new();
-    let mut headers = Vec::new();
-    for (i, path) in files.iter().enumerate() {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let before = (parsed.len(), quarantine.len());
-        let (rows_in, header) = parse_file(i, path, &bytes, &mut parsed, &mut quarantine)?;
-        headers.push(quality::FileHeader {
-            file: file_name(path),
-            columns: header,
-        });
-        file_reports.push(FileReport {
-            path: path.display().to_string(),
-            sha256: artifact::sha256_hex(&bytes),
-            rows_in,
-            rows_out: (parsed.len() - before.0) as u64,
-            rows_quarantined: (quarantine.len() - before.1) as u64,
-        });
-    }
-    let rows_in: u64 = file_reports.iter().map(|f| f.rows_in).sum();
-    if rows_in != parsed.len() as u64 + quarantine.len() as u64 {
-        bail!(
-            "row accounting broken: {rows_in} rows read, {} kept + {} quarantined",
-            parsed.len(),
-            quarantine.len()
-        );
-    }
-    log::info!(
-        "{} files: {rows_in} rows read, {} parsed, {} quarantined",
-        files.len(),
-        parsed.len(),
-        quarantine.len()
-    );
-
+    let mut clock = Clock::new();
     let rule = params.rule();
-    let feature_set = params.feature_set();
-    let raw_nulls = raw_nulls(&parsed);
+    let files = raw_files(&params.raw_glob)?;
+    let (manifest, fresh, mut layer_report) = update_staged(&files, out, pseudo, mode, threads)?;
+    clock.lap("staged layer");
 
-    // Pseudonymise once per distinct id.
-    let mut pseudonyms: HashMap<&str, String> = HashMap::new();
-    for p in &parsed {
-        pseudonyms
-            .entry(p.txn.id.as_str())
-            .or_insert_with(|| pseudo.pseudonym(&p.txn.id));
+    // Every staged row: what this run parsed, the rest read back.
+    let mut all = Staged::default();
+    for f in &fresh {
+        all.append(f, |_| true);
     }
-    let customer_of: Vec<&str> = parsed
-        .iter()
-        .map(|p| pseudonyms[p.txn.id.as_str()].as_str())
-        .collect();
+    for f in manifest.files.values() {
+        if fresh.iter().any(|s| s.files.values.first() == Some(&f.name)) {
+            continue;
+        }
+        for (month, p) in &f.partitions {
+            let part = layers::read_staged(&out.staged_dir.join(&p.path)).with_context(|| {
+                format!(
+                    "reading the staged rows of {} for {month}; `build-features backfill --from {month}-01 \
+                     --to {month}-01` rebuilds them from the raw file",
+                    f.name
+                )
+            })?;
+            all.append(&part, |_| true);
+        }
+    }
+    drop(fresh);
+    clock.lap("staged rows loaded");
 
-    // Every expectation runs and is reported before an error fails the stage.
-    let staged = staged_frame(&parsed, &files, &customer_of)?;
-    let quality = quality::run_suite(suite, &staged, &headers).context("running the quality suite")?;
-    artifact::write_json(&out.quality_report, &quality)?;
-    quality.ensure_success()?;
-    drop(staged);
-
-    // Point-in-time order: per customer, by date, then file, then line.
-    let mut order: Vec<usize> = (0..parsed.len()).collect();
-    order.sort_by(|&a, &b| {
-        (customer_of[a], parsed[a].txn.date, parsed[a].file, parsed[a].line).cmp(&(
-            customer_of[b],
-            parsed[b].txn.date,
-            parsed[b].file,
-            parsed[b].line,
-        ))
+    // Every expectation runs over the whole staged layer, in file/line
+    // order, and is reported before an error fails the stage.
+    let mut by_lineage: Vec<usize> = (0..all.len()).collect();
+    by_lineage.sort_unstable_by(|&a, &b| {
+        (all.files.get(all.file[a]), all.line[a]).cmp(&(all.files.get(all.file[b]), all.line[b]))
     });
-
-    let table = compute_features(&parsed, &customer_of, &order, &rule);
-    let split_of = assign_splits(&table.customer_positive, &params.split)?;
-
-    // Leakage check and feature selection look at the train split only.
-    let n = Feature::ALL.len();
-    let train_rows: Vec<usize> = (0..order.len())
-        .filter(|&r| split_of[customer_of[order[r]]] == "train")
-        .collect();
-    let columns: Vec<Vec<f64>> = Feature::ALL
-        .iter()
-        .map(|f| {
-            train_rows
-                .iter()
-                .map(|&r| table.values[r * n + f.index()])
-                .collect()
+    let headers: Vec<quality::FileHeader> = manifest
+        .files
+        .values()
+        .map(|f| quality::FileHeader {
+            file: f.name.clone(),
+            columns: f.header.clone(),
         })
         .collect();
-    let y_train: Vec<bool> = train_rows.iter().map(|&r| table.target[r]).collect();
+    let staged_df = layers::staged_frame(&all, &by_lineage)?;
+    let quality = quality::run_suite(suite, &staged_df, &headers).context("running the quality suite")?;
+    drop(staged_df);
+    artifact::write_json(&out.quality_report, &quality)?;
+    quality.ensure_success()?;
+    let raw_nulls = raw_nulls(&all);
+    clock.lap("quality suite");
+
+    // The feature layer, rebuilt from the first month whose inputs changed.
+    let months = update_features(
+        &all,
+        &manifest,
+        &rule,
+        out,
+        pseudo,
+        mode,
+        threads,
+        &mut layer_report,
+    )?;
+    clock.lap("feature layer");
+    let FeatureLayer {
+        frames,
+        final_history,
+    } = months;
+
+    let mut master = concat_frames(frames)?;
+    let customers_col = master.column(CUSTOMER_COLUMN)?.str()?.clone();
+    let target_col = master.column(TARGET_COLUMN)?.bool()?.clone();
+    let mut customer_positive: BTreeMap<String, bool> = BTreeMap::new();
+    {
+        let mut seen: HashMap<&str, bool> = HashMap::new();
+        for (c, t) in customers_col.iter().zip(target_col.iter()) {
+            let e = seen.entry(c.unwrap_or("")).or_insert(false);
+            *e |= t.unwrap_or(false);
+        }
+        customer_positive.extend(seen.into_iter().map(|(c, p)| (c.to_owned(), p)));
+    }
+    let split_of = assign_splits(&customer_positive, &params.split)?;
+    let split_col: Vec<&'static str> = customers_col
+        .iter()
+        .map(|c| split_of.get(c.unwrap_or("")).copied().unwrap_or("train"))
+        .collect();
+    master.insert_column(4, Column::new(SPLIT_COLUMN.into(), split_col.clone()))?;
+    clock.lap("splits assigned");
+
+    // Leakage check and feature selection look at the train split only.
+    let mask =
+        |name: &str| BooleanChunked::from_iter_values("mask".into(), split_col.iter().map(|s| *s == name));
+    let train = master.filter(&mask("train"))?;
+    let columns: Vec<Vec<f64>> = Feature::ALL
+        .iter()
+        .map(|f| -> Result<Vec<f64>> { Ok(train.column(f.name())?.f64()?.into_no_null_iter().collect()) })
+        .collect::<Result<_>>()?;
+    let y_train: Vec<bool> = train
+        .column(TARGET_COLUMN)?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
+    let feature_set = params.feature_set();
     let leaks = leakage::check(
         &columns,
         &y_train,
@@ -228,6 +298,7 @@ pub fn run(
         }
     }
     let (feature_set, selection) = selection::select(&columns, &feature_set, &params.selection);
+    drop(columns);
     artifact::write_json(&out.selection_report, &selection)?;
     if feature_set.is_empty() {
         bail!(
@@ -238,25 +309,23 @@ pub fn run(
     for d in &selection.dropped {
         log::info!("feature {} dropped: {}", d.feature, d.reason);
     }
+    clock.lap("leakage and selection");
 
-    let mut df = master_frame(&parsed, &files, &customer_of, &order, &table, &split_of)?;
-    artifact::write_table(&out.master, &mut df).context("writing the master table")?;
+    let mut numeric: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+    numeric.push(TARGET_COLUMN);
+    let profile = revspend_core::profile::profile(&train, &numeric, &[], PROFILE_BINS)?;
+    artifact::write_json(&out.profile, &profile).context("writing the train profile")?;
+    clock.lap("profile");
+
+    // The master table and the splits, written on parallel threads.
     let mut splits = BTreeMap::new();
-    let split_col: Vec<&str> = order.iter().map(|&i| split_of[customer_of[i]]).collect();
+    let mut parts: Vec<(String, DataFrame)> = Vec::new();
     for name in SPLITS {
-        let mask = BooleanChunked::from_slice(
-            "mask".into(),
-            &split_col.iter().map(|s| *s == name).collect::<Vec<_>>(),
-        );
-        let mut part = df.filter(&mask)?;
-        let path = out.splits_dir.join(format!("{name}.parquet"));
-        artifact::write_table(&path, &mut part).with_context(|| format!("writing split {name}"))?;
-        if name == "train" {
-            let mut numeric: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
-            numeric.push(TARGET_COLUMN);
-            let profile = revspend_core::profile::profile(&part, &numeric, &[], PROFILE_BINS)?;
-            artifact::write_json(&out.profile, &profile).context("writing the train profile")?;
-        }
+        let part = if name == "train" {
+            train.clone()
+        } else {
+            master.filter(&mask(name))?
+        };
         let rows = part.height() as u64;
         let positives = part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64;
         splits.insert(
@@ -268,7 +337,29 @@ pub fn run(
                 target_rate: ratio(positives, rows),
             },
         );
+        parts.push((name.to_owned(), part));
     }
+    drop(train);
+    clock.lap("splits filtered");
+    let master_nulls = master
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.null_count() as u64))
+        .collect();
+    std::thread::scope(|s| -> Result<()> {
+        let master_path = &out.master;
+        let master = &mut master;
+        let handle =
+            s.spawn(move || artifact::write_table(master_path, master).context("writing the master table"));
+        for (name, part) in &mut parts {
+            let path = out.splits_dir.join(format!("{name}.parquet"));
+            artifact::write_table(&path, part).with_context(|| format!("writing split {name}"))?;
+        }
+        handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+        Ok(())
+    })?;
+    drop(parts);
+    clock.lap("master and splits written");
 
     artifact::write_json(
         &out.feature_list,
@@ -277,35 +368,64 @@ pub fn run(
             rule: rule.clone(),
         },
     )?;
+    let date_min = all
+        .day
+        .iter()
+        .min()
+        .and_then(|d| NaiveDate::from_num_days_from_ce_opt(*d));
+    let date_max = all
+        .day
+        .iter()
+        .max()
+        .and_then(|d| NaiveDate::from_num_days_from_ce_opt(*d));
     artifact::write_snapshot(
         &out.snapshot,
         &OnlineSnapshot {
-            as_of: parsed.iter().map(|p| p.txn.date).max(),
+            as_of: date_max,
             rule: rule.clone(),
-            customers: table.final_history,
+            customers: final_history,
         },
     )?;
+    let quarantine = read_quarantine(&manifest, &out.staged_dir)?;
     artifact::write_quarantine(&out.quarantine, &quarantine)?;
+    clock.lap("snapshot and quarantine");
 
     let mut quarantine_reasons = BTreeMap::new();
     for q in &quarantine {
         *quarantine_reasons.entry(q.field.clone()).or_insert(0) += 1;
     }
-    let master_nulls = df
-        .columns()
-        .iter()
-        .map(|c| (c.name().to_string(), c.null_count() as u64))
+    let file_reports: Vec<FileReport> = manifest
+        .files
+        .values()
+        .map(|f| FileReport {
+            path: files
+                .iter()
+                .find(|p| ingest::file_name(p) == f.name)
+                .map_or_else(|| f.name.clone(), |p| p.display().to_string()),
+            sha256: f.sha256.clone(),
+            rows_in: f.rows_in,
+            rows_out: f.rows_out,
+            rows_quarantined: f.rows_quarantined,
+        })
         .collect();
-    let positives = table.target.iter().filter(|t| **t).count() as u64;
+    let rows_in: u64 = file_reports.iter().map(|f| f.rows_in).sum();
+    let rows_out = all.len() as u64;
+    if rows_in != rows_out + quarantine.len() as u64 {
+        bail!(
+            "row accounting broken: {rows_in} rows read, {rows_out} kept + {} quarantined",
+            quarantine.len()
+        );
+    }
+    let positives = target_col.sum().unwrap_or(0) as u64;
     let report = Report {
         rows_in,
-        rows_out: parsed.len() as u64,
+        rows_out,
         rows_quarantined: quarantine.len() as u64,
         customers: split_of.len() as u64,
         positives,
-        target_rate: ratio(positives, parsed.len() as u64),
-        date_min: parsed.iter().map(|p| p.txn.date).min(),
-        date_max: parsed.iter().map(|p| p.txn.date).max(),
+        target_rate: ratio(positives, rows_out),
+        date_min,
+        date_max,
         files: file_reports,
         quarantine_reasons,
         raw_nulls,
@@ -317,9 +437,37 @@ pub fn run(
         } else {
             "from environment"
         },
+        layers: layer_report,
     };
     artifact::write_json(&out.report, &report)?;
+    clock.lap("report");
     Ok(report)
+}
+
+/// Logs how long each phase took (at debug level: `RUST_LOG=debug`).
+struct Clock {
+    started: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let now = std::time::Instant::now();
+        Clock {
+            started: now,
+            last: now,
+        }
+    }
+
+    fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        log::debug!(
+            "{phase}: {:.3} s (total {:.3} s)",
+            (now - self.last).as_secs_f64(),
+            (now - self.started).as_secs_f64()
+        );
+        self.last = now;
+    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -327,6 +475,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// The raw files matching `pattern`, sorted by path so runs are deterministic.
+/// File names must be unique: a row's lineage is (file name, line).
 pub fn raw_files(pattern: &str) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = glob::glob(pattern)
         .with_context(|| format!("invalid raw_glob {pattern:?}"))?
@@ -337,153 +486,457 @@ pub fn raw_files(pattern: &str) -> Result<Vec<PathBuf>> {
     if files.is_empty() {
         bail!("no raw files match build_features.raw_glob {pattern:?}");
     }
-    Ok(files)
-}
-
-/// Parses one raw file. Returns the number of data rows read; each becomes
-/// either a parsed row or a quarantined one. Blank lines are not rows and are
-/// skipped. A header that breaks the contract fails the whole file.
-///
-/// Lines are split by hand rather than with a CSV reader: the contract has
-/// no quoting, and the line number of every row must be exact for LF and
-/// CRLF files alike (the `csv` crate miscounts lines after a CRLF header).
-fn parse_file(
-    file: usize,
-    path: &Path,
-    bytes: &[u8],
-    parsed: &mut Vec<Parsed>,
-    quarantine: &mut Vec<QuarantinedRow>,
-) -> Result<(u64, Vec<String>)> {
-    let mut lines = bytes
-        .split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let header = lines.next().unwrap_or_default();
-    if header.is_empty() {
-        bail!("{}: empty file (no header)", path.display());
-    }
-    let header = check_header(path, header)?;
-    let mut rows_in = 0u64;
-    for (i, raw) in lines.enumerate() {
-        let line = i as u64 + 2;
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        rows_in += 1;
-        let text = contract::decode_cp1252(raw);
-        let fields: Vec<&str> = text.split(';').collect();
-        match contract::parse_fields(&fields) {
-            Ok(txn) => parsed.push(Parsed { file, line, txn }),
-            Err(e) => quarantine.push(QuarantinedRow {
-                file: path.display().to_string(),
-                line,
-                field: e.field.trim().to_owned(),
-                reason: e.to_string(),
-                raw: text.into_owned(),
-            }),
-        }
-    }
-    Ok((rows_in, header))
-}
-
-/// Checks a header against the contract and returns its decoded columns.
-fn check_header(path: &Path, header: &[u8]) -> Result<Vec<String>> {
-    let text = contract::decode_cp1252(header);
-    let got: Vec<&str> = text.split(';').collect();
-    if got.len() != COLUMNS.len() {
-        bail!(
-            "{}: line 1: header has {} columns, the data contract has {}: expected {:?}, got {:?}",
-            path.display(),
-            got.len(),
-            COLUMNS.len(),
-            COLUMNS.join(";"),
-            text
-        );
-    }
-    for (i, (g, e)) in got.iter().zip(COLUMNS).enumerate() {
-        if *g != e {
+    let mut names: HashMap<String, &PathBuf> = HashMap::new();
+    for f in &files {
+        if let Some(other) = names.insert(ingest::file_name(f), f) {
             bail!(
-                "{}: line 1: header column {} is {g:?}, the data contract says {e:?}",
-                path.display(),
-                i + 1
+                "two raw files are named {:?} ({} and {}): file names identify rows' lineage and must be unique",
+                ingest::file_name(f),
+                other.display(),
+                f.display()
             );
         }
     }
-    Ok(got.iter().map(|c| (*c).to_owned()).collect())
+    Ok(files)
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-fn raw_nulls(parsed: &[Parsed]) -> BTreeMap<String, u64> {
-    let mut counts: BTreeMap<String, u64> = COLUMNS.iter().map(|c| (c.trim().to_owned(), 0)).collect();
-    let mut bump = |name: &str, missing: bool| {
-        if missing {
-            *counts.entry(name.to_owned()).or_insert(0) += 1;
+/// Brings the staged layer up to date with the raw files: stages new and
+/// changed files, drops removed ones, skips content already staged, and in
+/// backfill mode re-stages the months in the range. Returns the manifest,
+/// the rows parsed by this run (one `Staged` per file, pseudonymised) and
+/// what changed.
+fn update_staged(
+    files: &[PathBuf],
+    out: &Outputs,
+    pseudo: &Pseudonymiser,
+    mode: Mode,
+    threads: usize,
+) -> Result<(StagedManifest, Vec<Staged>, LayerReport)> {
+    let key = pseudo.key_fingerprint();
+    let original = layers::read_manifest::<StagedManifest>(&out.staged_dir)?;
+    let mut manifest = match original.clone() {
+        Some(m) if m.version == layers::STAGED_LAYER_VERSION && m.key_fingerprint == key => m,
+        Some(_) => {
+            log::warn!(
+                "the staged layer in {} was written with another layout version or pseudonymisation key: \
+                 restaging every raw file",
+                out.staged_dir.display()
+            );
+            StagedManifest::empty(key)
+        }
+        None => StagedManifest::empty(key),
+    };
+    let mut report = LayerReport::default();
+    let range = match mode {
+        Mode::Update => None,
+        Mode::Backfill { from, to } => {
+            report.backfill = Some(format!("{from}..={to}"));
+            Some((Month::of(from), Month::of(to)))
         }
     };
-    for p in parsed {
-        let t = &p.txn;
-        bump("safra_abertura", t.safra_abertura.is_none());
-        bump("cidade", t.cidade.is_empty());
-        bump("estado", t.estado.is_empty());
-        bump("idade", t.idade.is_none());
-        bump("sexo", t.sexo.is_none());
-        bump("valor", t.valor.is_none());
-        bump("grupo_estabelecimento", t.grupo.is_empty());
-        bump("cidade_estabelecimento", t.cidade_estabelecimento.is_empty());
-        bump("pais_estabelecimento", t.pais_estabelecimento.is_empty());
+    let names: BTreeSet<String> = files.iter().map(|p| ingest::file_name(p)).collect();
+    let removed: Vec<String> = manifest
+        .files
+        .keys()
+        .filter(|n| !names.contains(*n))
+        .cloned()
+        .collect();
+    for name in removed {
+        log::info!("{name}: no longer in the raw folder; its staged rows are removed");
+        manifest.files.remove(&name);
+        report.files_removed.push(name);
     }
-    counts
+
+    let mut fresh = Vec::new();
+    // Content already staged under a name still present wins over a copy.
+    let mut staged_hashes: HashMap<String, String> = manifest
+        .files
+        .values()
+        .map(|f| (f.sha256.clone(), f.name.clone()))
+        .collect();
+    for path in files {
+        let name = ingest::file_name(path);
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let sha = artifact::sha256_hex(&bytes);
+        let existing = manifest.files.get(&name).filter(|f| f.sha256 == sha).cloned();
+        let backfilled: Vec<String> = match (&existing, range) {
+            (Some(f), Some((lo, hi))) => f
+                .partitions
+                .keys()
+                .filter(|m| Month::parse(m).is_some_and(|m| lo <= m && m <= hi))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if existing.is_some() && backfilled.is_empty() {
+            report.files_unchanged.push(name);
+            continue;
+        }
+        if existing.is_none()
+            && let Some(other) = staged_hashes.get(&sha).filter(|o| **o != name)
+        {
+            log::warn!("{name}: same content as the staged file {other}; skipped");
+            report.duplicates_skipped.push(Duplicate {
+                file: name,
+                same_content_as: other.clone(),
+            });
+            continue;
+        }
+        let mut rows = ingest::parse_file(path, &bytes, threads)?;
+        drop(bytes);
+        // Once per distinct id.
+        rows.rows.map_customers(|id| pseudo.pseudonym(id));
+        let stem = StagedFile::stem(&name, &sha);
+        let mut by_month: BTreeMap<Month, Vec<usize>> = BTreeMap::new();
+        for r in 0..rows.rows.len() {
+            by_month.entry(Month::of(rows.rows.date(r))).or_default().push(r);
+        }
+        let mut entry = existing.unwrap_or_else(|| StagedFile {
+            name: name.clone(),
+            sha256: sha.clone(),
+            rows_in: rows.rows_in,
+            rows_out: rows.rows.len() as u64,
+            rows_quarantined: rows.quarantine.len() as u64,
+            header: rows.header.clone(),
+            partitions: BTreeMap::new(),
+            quarantine: format!("quarantine/{stem}.csv"),
+        });
+        for (month, idx) in &by_month {
+            if !backfilled.is_empty() && !backfilled.contains(&month.key()) {
+                continue;
+            }
+            let rel = month.dir().join(format!("{stem}.parquet"));
+            let mut df = layers::staged_frame(&rows.rows, idx)?;
+            let sha256 = artifact::write_table(&out.staged_dir.join(&rel), &mut df)
+                .with_context(|| format!("writing staged partition for {name}"))?;
+            entry.partitions.insert(
+                month.key(),
+                layers::Partition {
+                    path: rel.to_string_lossy().into_owned(),
+                    rows: idx.len() as u64,
+                    sha256,
+                },
+            );
+        }
+        artifact::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
+        if backfilled.is_empty() {
+            log::info!(
+                "{name}: staged {} rows in {} month partitions, {} quarantined",
+                rows.rows.len(),
+                by_month.len(),
+                rows.quarantine.len()
+            );
+            report.files_staged.push(name.clone());
+        } else {
+            log::info!("{name}: backfilled months {}", backfilled.join(", "));
+            report.files_unchanged.push(name.clone());
+        }
+        staged_hashes.insert(sha, name.clone());
+        manifest.files.insert(name, entry);
+        fresh.push(rows.rows);
+    }
+    if original.as_ref() != Some(&manifest) {
+        artifact::write_json(&out.staged_dir.join(layers::MANIFEST), &manifest)?;
+    }
+    let mut keep = BTreeSet::new();
+    for f in manifest.files.values() {
+        keep.insert(f.quarantine.clone());
+        keep.extend(f.partitions.values().map(|p| p.path.clone()));
+    }
+    layers::remove_unlisted(&out.staged_dir, &keep)?;
+    Ok((manifest, fresh, report))
 }
 
-/// Features and targets in `order`, plus per-customer results.
-struct FeatureTable {
-    /// Row-major, `Feature::ALL.len()` values per row, in `order`.
-    values: Vec<f64>,
-    target: Vec<bool>,
-    customer_positive: BTreeMap<String, bool>,
+/// The feature layer's tables in month order, and every customer's
+/// history after their last purchase.
+struct FeatureLayer {
+    frames: Vec<DataFrame>,
     final_history: BTreeMap<String, History>,
 }
 
-fn compute_features(
-    parsed: &[Parsed],
-    customer_of: &[&str],
-    order: &[usize],
+/// Rebuilds the feature layer from the first month whose staged inputs
+/// changed (or from the backfill's first month), reusing earlier months.
+#[allow(clippy::too_many_arguments)]
+fn update_features(
+    all: &Staged,
+    staged: &StagedManifest,
     rule: &TargetRule,
-) -> FeatureTable {
-    let n = Feature::ALL.len();
-    let mut values = Vec::with_capacity(order.len() * n);
-    let mut target = Vec::with_capacity(order.len());
-    let mut customer_positive = BTreeMap::new();
+    out: &Outputs,
+    pseudo: &Pseudonymiser,
+    mode: Mode,
+    threads: usize,
+    report: &mut LayerReport,
+) -> Result<FeatureLayer> {
+    let names: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+    let fingerprint = artifact::sha256_hex(
+        serde_json::to_string(&(
+            layers::FEATURE_LAYER_VERSION,
+            rule,
+            &names,
+            pseudo.key_fingerprint(),
+        ))?
+        .as_bytes(),
+    );
+    let previous = layers::read_manifest::<FeatureManifest>(&out.features_dir)?
+        .filter(|m| m.version == layers::FEATURE_LAYER_VERSION && m.fingerprint == fingerprint);
+    let inputs = staged.months();
+    // The first month whose inputs differ from what its partition was
+    // built from; history carries into later months, so they follow.
+    let mut from: Option<Month> = match &previous {
+        None => inputs.keys().next().and_then(|m| Month::parse(m)),
+        Some(prev) => {
+            let keys: BTreeSet<&String> = inputs.keys().chain(prev.months.keys()).collect();
+            keys.into_iter()
+                .find(|k| prev.months.get(*k).map(|m| &m.built_from) != inputs.get(*k))
+                .and_then(|k| Month::parse(k))
+        }
+    };
+    if let Mode::Backfill { from: day, .. } = mode {
+        let m = Month::of(day);
+        from = Some(from.map_or(m, |f| f.min(m)));
+    }
+    let computed = compute_features(all, rule, from, threads);
+    let mut manifest = FeatureManifest {
+        version: layers::FEATURE_LAYER_VERSION,
+        fingerprint,
+        months: BTreeMap::new(),
+    };
+    let mut frames = Vec::new();
+    let mut months = computed.months;
+    for (key, built_from) in &inputs {
+        let Some(month) = Month::parse(key) else {
+            bail!("staged manifest has a malformed month {key:?}");
+        };
+        let rel = month.dir().join("part.parquet");
+        let path = out.features_dir.join(&rel);
+        let reuse = from.is_none_or(|f| month < f);
+        let (df, entry) = match previous.as_ref().and_then(|p| p.months.get(key)) {
+            Some(prev) if reuse => {
+                report.feature_months_reused.push(key.clone());
+                (
+                    artifact::read_table(&path, &layers::feature_schema())
+                        .with_context(|| format!("reading feature month {key}"))?,
+                    prev.clone(),
+                )
+            }
+            _ => {
+                let rows = months.remove(&month).unwrap_or_default();
+                let mut df = rows.into_frame(all)?;
+                let sha256 = artifact::write_table(&path, &mut df)
+                    .with_context(|| format!("writing feature month {key}"))?;
+                report.feature_months_rebuilt.push(key.clone());
+                let entry = FeatureMonth {
+                    path: rel.to_string_lossy().into_owned(),
+                    rows: df.height() as u64,
+                    sha256,
+                    built_from: built_from.clone(),
+                };
+                (df, entry)
+            }
+        };
+        manifest.months.insert(key.clone(), entry);
+        frames.push(df);
+    }
+    if previous.as_ref() != Some(&manifest) {
+        artifact::write_json(&out.features_dir.join(layers::MANIFEST), &manifest)?;
+    }
+    let keep = manifest.months.values().map(|m| m.path.clone()).collect();
+    layers::remove_unlisted(&out.features_dir, &keep)?;
+    if !report.feature_months_rebuilt.is_empty() {
+        log::info!(
+            "feature layer: rebuilt {}; reused {}",
+            report.feature_months_rebuilt.join(", "),
+            if report.feature_months_reused.is_empty() {
+                "none".to_owned()
+            } else {
+                report.feature_months_reused.join(", ")
+            }
+        );
+    }
+    Ok(FeatureLayer {
+        frames,
+        final_history: computed.final_history,
+    })
+}
+
+/// Computed features of the months from `from` on, and final histories.
+struct Computed {
+    months: BTreeMap<Month, FeatureRows>,
+    final_history: BTreeMap<String, History>,
+}
+
+/// Walks every customer's purchases in point-in-time order (date, then
+/// file name, then line): rows before `from` only update the history;
+/// rows from `from` on get their features computed by the same
+/// `revspend_core::features::compute` the server calls. Customers are
+/// shared out over `threads` threads; the result does not depend on it.
+fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Month>, threads: usize) -> Computed {
+    let customer_rank = ranks(&all.customers.values);
+    let file_rank = ranks(&all.files.values);
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_unstable_by_key(|&r| {
+        (
+            customer_rank[all.customer[r] as usize],
+            all.day[r],
+            file_rank[all.file[r] as usize],
+            all.line[r],
+        )
+    });
+    // Cut the order into one contiguous range of whole customers per thread.
+    let threads = threads.clamp(1, 64);
+    let mut cuts = vec![0];
+    for k in 1..threads {
+        let mut at = (order.len() * k / threads).max(*cuts.last().unwrap_or(&0));
+        while at > 0 && at < order.len() && all.customer[order[at]] == all.customer[order[at - 1]] {
+            at += 1;
+        }
+        cuts.push(at.min(order.len()));
+    }
+    cuts.push(order.len());
+    let parts: Vec<Computed> = std::thread::scope(|s| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .map(|w| {
+                let slice = &order[w[0]..w[1]];
+                s.spawn(move || compute_range(all, rule, from, slice))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut out = Computed {
+        months: BTreeMap::new(),
+        final_history: BTreeMap::new(),
+    };
+    for part in parts {
+        for (m, rows) in part.months {
+            out.months.entry(m).or_default().append(rows);
+        }
+        out.final_history.extend(part.final_history);
+    }
+    out
+}
+
+fn compute_range(all: &Staged, rule: &TargetRule, from: Option<Month>, order: &[usize]) -> Computed {
+    let mut months: BTreeMap<Month, FeatureRows> = BTreeMap::new();
     let mut final_history = BTreeMap::new();
+    let mut txn = Transaction {
+        id: String::new(),
+        safra_abertura: None,
+        cidade: String::new(),
+        estado: String::new(),
+        idade: None,
+        sexo: None,
+        limite_total: 0.0,
+        limite_disp: 0.0,
+        date: NaiveDate::MIN,
+        valor: None,
+        grupo: String::new(),
+        cidade_estabelecimento: String::new(),
+        pais_estabelecimento: String::new(),
+    };
     let mut start = 0;
     while start < order.len() {
-        let customer = customer_of[order[start]];
-        let end = start + order[start..].partition_point(|&i| customer_of[i] == customer);
+        let customer = all.customer[order[start]];
+        let end = start + order[start..].partition_point(|&r| all.customer[r] == customer);
         let mut history = History::default();
-        let mut any_positive = false;
-        for &i in &order[start..end] {
-            let txn = &parsed[i].txn;
-            values.extend_from_slice(&features::compute(&history, txn, rule));
-            let y = rule.is_revenge(txn);
-            any_positive |= y;
-            target.push(y);
-            history.record(txn, rule);
+        for &r in &order[start..end] {
+            fill(&mut txn, all, r);
+            let month = Month::of(txn.date);
+            if from.is_some_and(|f| month >= f) {
+                let rows = months.entry(month).or_default();
+                let values = features::compute(&history, &txn, rule);
+                for (col, v) in rows.values.iter_mut().zip(values) {
+                    col.push(v);
+                }
+                rows.target.push(rule.is_revenge(&txn));
+                rows.rows.push(r);
+            }
+            history.record(&txn, rule);
         }
-        customer_positive.insert(customer.to_owned(), any_positive);
-        final_history.insert(customer.to_owned(), history);
+        final_history.insert(all.customers.get(customer).to_owned(), history);
         start = end;
     }
-    FeatureTable {
-        values,
-        target,
-        customer_positive,
+    Computed {
+        months,
         final_history,
     }
+}
+
+/// Copies staged row `r` into `txn`, reusing its string buffers.
+fn fill(txn: &mut Transaction, all: &Staged, r: usize) {
+    txn.safra_abertura = all.safra_abertura[r];
+    txn.idade = all.idade[r];
+    txn.sexo = all.sexo[r];
+    txn.limite_total = all.limite_total[r];
+    txn.limite_disp = all.limite_disp[r];
+    txn.date = all.date(r);
+    txn.valor = all.valor[r];
+    let set = |dst: &mut String, src: &str| {
+        dst.clear();
+        dst.push_str(src);
+    };
+    set(&mut txn.cidade, all.text(ingest::CIDADE, r));
+    set(&mut txn.estado, all.text(ingest::ESTADO, r));
+    set(&mut txn.grupo, all.text(ingest::GRUPO, r));
+    set(
+        &mut txn.cidade_estabelecimento,
+        all.text(ingest::CIDADE_ESTABELECIMENTO, r),
+    );
+    set(&mut txn.pais_estabelecimento, all.text(ingest::PAIS, r));
+}
+
+/// The rank of each string in sorted order.
+fn ranks(values: &[String]) -> Vec<u32> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_unstable_by(|&a, &b| values[a].cmp(&values[b]));
+    let mut rank = vec![0u32; values.len()];
+    for (k, i) in idx.into_iter().enumerate() {
+        rank[i] = k as u32;
+    }
+    rank
+}
+
+fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    let mut iter = frames.into_iter();
+    let Some(mut df) = iter.next() else {
+        bail!("no rows: every raw row was quarantined");
+    };
+    for f in iter {
+        df.vstack_mut(&f)?;
+    }
+    df.rechunk_mut();
+    Ok(df)
+}
+
+/// Every staged file's quarantined rows, in file order.
+fn read_quarantine(manifest: &StagedManifest, dir: &Path) -> Result<Vec<QuarantinedRow>> {
+    let mut rows = Vec::new();
+    for f in manifest.files.values() {
+        rows.extend(artifact::read_quarantine(&dir.join(&f.quarantine))?);
+    }
+    Ok(rows)
+}
+
+fn raw_nulls(all: &Staged) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<String, u64> = COLUMNS.iter().map(|c| (c.trim().to_owned(), 0)).collect();
+    let mut set = |name: &str, n: usize| {
+        counts.insert(name.to_owned(), n as u64);
+    };
+    set(
+        "safra_abertura",
+        all.safra_abertura.iter().filter(|v| v.is_none()).count(),
+    );
+    set("idade", all.idade.iter().filter(|v| v.is_none()).count());
+    set("sexo", all.sexo.iter().filter(|v| v.is_none()).count());
+    set("valor", all.valor.iter().filter(|v| v.is_none()).count());
+    for (i, name) in ingest::TEXT_COLUMNS.iter().enumerate() {
+        let empty: Vec<bool> = all.strings.values.iter().map(String::is_empty).collect();
+        set(name, all.text[i].iter().filter(|c| empty[**c as usize]).count());
+    }
+    counts
 }
 
 /// Assigns each customer to a split: customers with and without any revenge
@@ -518,149 +971,99 @@ fn assign_splits(
     Ok(out)
 }
 
-/// The parsed rows as a typed table (raw column names, pseudonymised
-/// customer), in file/line order: what the quality suite checks.
-pub(crate) fn staged_frame(parsed: &[Parsed], files: &[PathBuf], customer_of: &[&str]) -> Result<DataFrame> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).map_or(719_163, |d| d.num_days_from_ce());
-    let file_names: Vec<String> = files
-        .iter()
-        .map(|f| {
-            f.file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        })
-        .collect();
-    let strings = |get: &dyn Fn(&Transaction) -> &str| -> Vec<String> {
-        parsed.iter().map(|p| get(&p.txn).to_owned()).collect()
-    };
-    let columns = vec![
-        Column::new(
-            "file".into(),
-            parsed
-                .iter()
-                .map(|p| file_names[p.file].as_str())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new("line".into(), parsed.iter().map(|p| p.line).collect::<Vec<u64>>()),
-        Column::new(CUSTOMER_COLUMN.into(), customer_of.to_vec()),
-        Column::new(
-            "safra_abertura".into(),
-            parsed
-                .iter()
-                .map(|p| p.txn.safra_abertura.map(|v| v as i32))
-                .collect::<Vec<Option<i32>>>(),
-        ),
-        Column::new("cidade".into(), strings(&|t| &t.cidade)),
-        Column::new("estado".into(), strings(&|t| &t.estado)),
-        Column::new(
-            "idade".into(),
-            parsed
-                .iter()
-                .map(|p| p.txn.idade.map(i32::from))
-                .collect::<Vec<Option<i32>>>(),
-        ),
-        Column::new(
-            "sexo".into(),
-            parsed
-                .iter()
-                .map(|p| {
-                    p.txn.sexo.map(|s| match s {
-                        contract::Sex::F => "F",
-                        contract::Sex::M => "M",
-                    })
-                })
-                .collect::<Vec<Option<&str>>>(),
-        ),
-        Column::new(
-            "limite_total".into(),
-            parsed.iter().map(|p| p.txn.limite_total).collect::<Vec<f64>>(),
-        ),
-        Column::new(
-            "limite_disp".into(),
-            parsed.iter().map(|p| p.txn.limite_disp).collect::<Vec<f64>>(),
-        ),
-        Column::new(
-            "data".into(),
-            parsed
-                .iter()
-                .map(|p| p.txn.date.num_days_from_ce() - epoch)
-                .collect::<Vec<i32>>(),
-        )
-        .cast(&DataType::Date)?,
-        Column::new(
-            "valor".into(),
-            parsed.iter().map(|p| p.txn.valor).collect::<Vec<Option<f64>>>(),
-        ),
-        Column::new("grupo_estabelecimento".into(), strings(&|t| &t.grupo)),
-        Column::new(
-            "cidade_estabelecimento".into(),
-            strings(&|t| &t.cidade_estabelecimento),
-        ),
-        Column::new(
-            "pais_estabelecimento".into(),
-            strings(&|t| &t.pais_estabelecimento),
-        ),
-    ];
-    Ok(DataFrame::new(parsed.len(), columns)?)
-}
-
-fn master_frame(
-    parsed: &[Parsed],
-    files: &[PathBuf],
-    customer_of: &[&str],
-    order: &[usize],
-    table: &FeatureTable,
-    split_of: &BTreeMap<String, &'static str>,
-) -> Result<DataFrame> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).map_or(719_163, |d| d.num_days_from_ce());
-    let n = Feature::ALL.len();
-    let height = order.len();
-    let mut columns = vec![
-        Column::new(
-            CUSTOMER_COLUMN.into(),
-            order.iter().map(|&i| customer_of[i]).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "date".into(),
-            order
-                .iter()
-                .map(|&i| parsed[i].txn.date.num_days_from_ce() - epoch)
-                .collect::<Vec<i32>>(),
-        )
-        .cast(&DataType::Date)?,
-        Column::new(
-            "source_file".into(),
-            order
-                .iter()
-                .map(|&i| {
-                    files[parsed[i].file]
-                        .file_name()
-                        .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
-                })
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "source_line".into(),
-            order.iter().map(|&i| parsed[i].line).collect::<Vec<u64>>(),
-        ),
-        Column::new(
-            SPLIT_COLUMN.into(),
-            order
-                .iter()
-                .map(|&i| split_of[customer_of[i]])
-                .collect::<Vec<_>>(),
-        ),
-    ];
-    for f in Feature::ALL {
-        let k = f.index();
-        let col: Vec<f64> = (0..height).map(|r| table.values[r * n + k]).collect();
-        columns.push(Column::new(f.name().into(), col));
-    }
-    columns.push(Column::new(TARGET_COLUMN.into(), table.target.clone()));
-    Ok(DataFrame::new(height, columns)?)
-}
-
 /// Small end-to-end fixtures for the other stages' tests: generated raw data
 /// run through this stage into a temporary directory.
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use chrono::Datelike;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// (customer, day, file, amount, group, available limit) of one row.
+    type RowSpec = (u8, i32, u8, u16, u8, u16);
+
+    const GROUPS: [&str; 4] = ["SUPERMERCADOS", "VAREJO", "VESTUARIO", ""];
+
+    fn staged(rows: &[(RowSpec, &str, u64)]) -> Staged {
+        let mut s = Staged::default();
+        let base = NaiveDate::from_ymd_opt(2020, 1, 1).map_or(0, |d| d.num_days_from_ce());
+        for &((customer, day, _, amount, group, available), file, line) in rows {
+            s.file.push(s.files.code(file));
+            s.line.push(line);
+            s.customer.push(s.customers.code(&format!("c{customer}")));
+            s.safra_abertura.push(Some(201_901));
+            s.idade.push(Some(30));
+            s.sexo.push(None);
+            s.limite_total.push(1000.0);
+            s.limite_disp.push(f64::from(available));
+            s.day.push(base + day);
+            s.valor.push((amount > 0).then_some(f64::from(amount)));
+            let texts = ["CITY", "SP", GROUPS[group as usize % GROUPS.len()], "CITY", "BR"];
+            for (col, t) in texts.into_iter().enumerate() {
+                s.text[col].push(s.strings.code(t));
+            }
+        }
+        s
+    }
+
+    /// Feature values by (file, line).
+    fn features_by_row(s: &Staged, threads: usize) -> HashMap<(String, u64), Vec<f64>> {
+        let rule = TargetRule {
+            threshold_pct: 20.0,
+            vital_groups: vec!["SUPERMERCADOS".into()],
+        };
+        let computed = compute_features(s, &rule, Some(Month { year: 1, month: 1 }), threads);
+        let mut out = HashMap::new();
+        for rows in computed.months.values() {
+            for (k, &r) in rows.rows.iter().enumerate() {
+                let values = rows.values.iter().map(|c| c[k]).collect();
+                out.insert((s.files.get(s.file[r]).to_owned(), s.line[r]), values);
+            }
+        }
+        out
+    }
+
+    fn spec() -> impl Strategy<Value = RowSpec> {
+        (0u8..6, 0i32..90, 0u8..3, 0u16..500, 0u8..4, 0u16..1200)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Issue 3: appending rows dated after every existing row never
+        /// changes any earlier row's features, whatever files they come in
+        /// and however the work is shared out over threads.
+        #[test]
+        fn appending_future_rows_never_changes_earlier_features(
+            past in vec(spec(), 1..80),
+            future in vec(spec(), 1..40),
+            threads in 1usize..4,
+        ) {
+            let last = past.iter().map(|r| r.1).max().unwrap_or(0);
+            let file = |f: u8| ["a.csv", "b.csv", "c.csv"][f as usize];
+            let mut rows: Vec<(RowSpec, &str, u64)> =
+                past.iter().enumerate().map(|(i, r)| (*r, file(r.2), i as u64 + 2)).collect();
+            let before = features_by_row(&staged(&rows), threads);
+            prop_assert_eq!(before.len(), past.len());
+            rows.extend(future.iter().enumerate().map(|(i, r)| {
+                let mut r = *r;
+                r.1 += last + 1;
+                (r, "later.csv", i as u64 + 2)
+            }));
+            let after = features_by_row(&staged(&rows), 1);
+            prop_assert_eq!(after.len(), past.len() + future.len());
+            for (row, values) in &before {
+                prop_assert_eq!(after.get(row), Some(values), "features of {:?} changed", row);
+                prop_assert!(values.iter().all(|v| v.is_finite()));
+            }
+        }
+    }
+}
+
 #[cfg(feature = "testing")]
 pub mod testing {
     use std::path::{Path, PathBuf};
@@ -696,6 +1099,8 @@ pub mod testing {
         std::fs::write(dir.join("params.yaml"), serde_norway::to_string(&p)?)?;
         generate_raw(&p, &dir.join("raw"))?;
         let outputs = Outputs {
+            staged_dir: dir.join("data/staged"),
+            features_dir: dir.join("data/features"),
             master: dir.join("data/master.parquet"),
             splits_dir: dir.join("data/splits"),
             feature_list: dir.join("data/features.json"),
@@ -713,6 +1118,8 @@ pub mod testing {
             &suite,
             &outputs,
             &Pseudonymiser::new(KEY),
+            crate::Mode::Update,
+            2,
         )?;
         Ok((outputs, p))
     }

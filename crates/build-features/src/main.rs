@@ -1,11 +1,16 @@
-//! `build-features`: raw CSV files → master table, splits, feature list,
-//! online snapshot, quarantine and report.
+//! `build-features`: raw CSV files → staged and feature layers → master
+//! table, splits, feature list, online snapshot, quarantine and reports.
+//!
+//! `build-features [FLAGS]` brings everything up to date with the raw
+//! folder; `build-features backfill --from DATE --to DATE [FLAGS]` also
+//! rebuilds that date range from its raw files.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use build_features::Outputs;
-use clap::Parser;
+use anyhow::{Context, Result, bail};
+use build_features::{Mode, Outputs};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
 use revspend_core::params::{Check, Params};
 use revspend_core::pseudonym::Pseudonymiser;
 
@@ -14,32 +19,64 @@ use revspend_core::pseudonym::Pseudonymiser;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    #[arg(long, default_value = "params.yaml")]
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    paths: Paths,
+    /// Worker threads (default: available cores). Outputs do not depend on it.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Re-stage every month overlapping FROM..=TO from the raw files and
+    /// rebuild the feature layer from the first of those months on.
+    Backfill {
+        /// First day (YYYY-MM-DD); whole months are rebuilt.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day (YYYY-MM-DD).
+        #[arg(long)]
+        to: NaiveDate,
+    },
+}
+
+/// Every input and output path.
+#[derive(Debug, clap::Args)]
+struct Paths {
+    #[arg(long, global = true, default_value = "params.yaml")]
     params: PathBuf,
     /// Data-quality suite (YAML expectations the parsed rows must meet).
-    #[arg(long, default_value = "config/quality.yaml")]
+    #[arg(long, global = true, default_value = "config/quality.yaml")]
     quality_suite: PathBuf,
-    #[arg(long, default_value = "data/master/master.parquet")]
+    /// The staged layer (parquet by year/month; kept between runs).
+    #[arg(long, global = true, default_value = "data/staged")]
+    staged_dir: PathBuf,
+    /// The feature layer (parquet by year/month; kept between runs).
+    #[arg(long, global = true, default_value = "data/features")]
+    features_dir: PathBuf,
+    #[arg(long, global = true, default_value = "data/master/master.parquet")]
     master: PathBuf,
     /// Directory for train/test/holdout/calibration parquet files.
-    #[arg(long, default_value = "data/splits")]
+    #[arg(long, global = true, default_value = "data/splits")]
     splits_dir: PathBuf,
-    #[arg(long, default_value = "data/features.json")]
+    #[arg(long, global = true, default_value = "data/features.json")]
     feature_list: PathBuf,
-    #[arg(long, default_value = "data/online/snapshot.bin")]
+    #[arg(long, global = true, default_value = "data/online/snapshot.bin")]
     snapshot: PathBuf,
-    #[arg(long, default_value = "data/quarantine.csv")]
+    #[arg(long, global = true, default_value = "data/quarantine.csv")]
     quarantine: PathBuf,
-    #[arg(long, default_value = "reports/build_features.json")]
+    #[arg(long, global = true, default_value = "reports/build_features.json")]
     report: PathBuf,
-    #[arg(long, default_value = "reports/leakage.json")]
+    #[arg(long, global = true, default_value = "reports/leakage.json")]
     leakage_report: PathBuf,
-    #[arg(long, default_value = "reports/feature_selection.json")]
+    #[arg(long, global = true, default_value = "reports/feature_selection.json")]
     selection_report: PathBuf,
     /// Reference distribution profile of the train split (JSON).
-    #[arg(long, default_value = "data/profile/train.json")]
+    #[arg(long, global = true, default_value = "data/profile/train.json")]
     profile: PathBuf,
-    #[arg(long, default_value = "reports/quality.json")]
+    #[arg(long, global = true, default_value = "reports/quality.json")]
     quality_report: PathBuf,
 }
 
@@ -52,11 +89,24 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    let mode = match args.command {
+        None => Mode::Update,
+        Some(Command::Backfill { from, to }) => {
+            if from > to {
+                bail!("backfill: --from {from} is after --to {to}");
+            }
+            Mode::Backfill { from, to }
+        }
+    };
+    let threads = args.threads;
+    let args = args.paths;
     let params = Params::load(&args.params)?
         .build_features
         .check()
         .context("checking build_features params")?;
     let outputs = Outputs {
+        staged_dir: args.staged_dir,
+        features_dir: args.features_dir,
         master: args.master,
         splits_dir: args.splits_dir,
         feature_list: args.feature_list,
@@ -68,9 +118,17 @@ fn run(args: Args) -> Result<()> {
         profile: args.profile,
         quality_report: args.quality_report,
     };
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let suite = build_features::quality::load_suite(&args.quality_suite)?;
     let started = std::time::Instant::now();
-    let report = build_features::run(&params, &suite, &outputs, &Pseudonymiser::from_env())?;
+    let report = build_features::run(
+        &params,
+        &suite,
+        &outputs,
+        &Pseudonymiser::from_env(),
+        mode,
+        threads,
+    )?;
     log::info!(
         "{} rows in, {} out, {} quarantined; {} customers; target rate {:.2}% ({:.2?})",
         report.rows_in,

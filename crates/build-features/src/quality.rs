@@ -530,7 +530,7 @@ pub fn load_suite(path: &Path) -> Result<Suite> {
 }
 
 /// The header of one raw file, as read (decoded from cp1252).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FileHeader {
     pub file: String,
     pub columns: Vec<String>,

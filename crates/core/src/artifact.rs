@@ -189,8 +189,10 @@ pub fn file_sha256(path: &Path) -> Result<String, ArtifactError> {
     Ok(sha256_hex(&bytes))
 }
 
-/// Writes a table as zstd parquet with the schema version in its metadata.
-pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<(), ArtifactError> {
+/// Writes a table as zstd parquet with the schema version in its metadata;
+/// returns the SHA-256 of the bytes written (the writer is deterministic, so
+/// equal tables give equal hashes).
+pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<String, ArtifactError> {
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))
@@ -203,7 +205,8 @@ pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<(), ArtifactError>
             path: path.to_owned(),
             source,
         })?;
-    write_atomic(path, &buf)
+    write_atomic(path, &buf)?;
+    Ok(sha256_hex(&buf))
 }
 
 /// Reads a table written by [`write_table`], checking its schema version and

@@ -113,6 +113,9 @@ pub fn parse_amount(text: &str) -> Result<Option<f64>, String> {
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',') {
         return Err("expected an amount such as ` 1.234,56 ` or ` -   `".into());
     }
+    if let Some(v) = fast_amount(digits) {
+        return Ok(Some(if negative { -v } else { v }));
+    }
     let plain = if let Some((int, frac)) = digits.split_once(',') {
         if frac.contains(',') || frac.contains('.') {
             return Err("more than one decimal comma".into());
@@ -131,6 +134,47 @@ pub fn parse_amount(text: &str) -> Result<Option<f64>, String> {
         return Err("amount is not finite".into());
     }
     Ok(Some(if negative { -value } else { value }))
+}
+
+/// Powers of ten that are exact in `f64`.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// The common well-formed amounts (`1.234,56`, `52,00`, `4700.0`, `1.234`)
+/// without allocating; `None` sends anything else to the general path.
+///
+/// With at most 15 digits the mantissa and the power of ten are exact, so the
+/// one correctly rounded division gives the same `f64` as parsing the
+/// decimal string.
+fn fast_amount(digits: &str) -> Option<f64> {
+    let (int, frac, thousands_dots) = match digits.split_once(',') {
+        Some((int, frac)) => (int, frac, true),
+        None if digits.contains('.') && thousands_grouped(digits) => (digits, "", true),
+        None => match digits.split_once('.') {
+            Some((int, frac)) => (int, frac, false),
+            None => (digits, "", false),
+        },
+    };
+    if int.is_empty()
+        || frac.contains(['.', ','])
+        || (thousands_dots && int.contains('.') && !thousands_grouped(int))
+    {
+        return None;
+    }
+    let mut mantissa = 0u64;
+    let mut count = 0;
+    for b in int.bytes().filter(|b| *b != b'.').chain(frac.bytes()) {
+        count += 1;
+        if !b.is_ascii_digit() || count > 15 {
+            return None;
+        }
+        mantissa = mantissa * 10 + u64::from(b - b'0');
+    }
+    if !thousands_dots && int.contains('.') {
+        return None;
+    }
+    Some(mantissa as f64 / POW10[frac.len()])
 }
 
 fn thousands_grouped(digits: &str) -> bool {
@@ -170,6 +214,17 @@ pub fn format_amount(value: Option<f64>) -> String {
 /// Parses `dd.mm.yyyy` (the file's format) or ISO `yyyy-mm-dd`.
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     let t = text.trim();
+    // The file's own `dd.mm.yyyy` without chrono's format interpreter: this
+    // runs once per row of every file. Anything else takes the general path.
+    if let [d1, d2, b'.', m1, m2, b'.', y1, y2, y3, y4] = *t.as_bytes() {
+        let digits = [d1, d2, m1, m2, y1, y2, y3, y4];
+        if digits.iter().all(u8::is_ascii_digit) {
+            let n = |bs: &[u8]| bs.iter().fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
+            let (day, month, year) = (n(&digits[0..2]), n(&digits[2..4]), n(&digits[4..8]));
+            return NaiveDate::from_ymd_opt(year as i32, month, day)
+                .ok_or_else(|| "expected a date as dd.mm.yyyy (or yyyy-mm-dd)".to_string());
+        }
+    }
     NaiveDate::parse_from_str(t, "%d.%m.%Y")
         .or_else(|_| NaiveDate::parse_from_str(t, "%Y-%m-%d"))
         .map_err(|_| "expected a date as dd.mm.yyyy (or yyyy-mm-dd)".to_string())
@@ -209,8 +264,66 @@ fn fold_char(c: char) -> char {
     }
 }
 
+/// One parsed data row whose text fields still borrow the decoded line, as
+/// written in the file. [`Row::to_transaction`] normalises them; the offline
+/// reader normalises each distinct value once instead of once per row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row<'a> {
+    /// The customer id, trimmed (digits only).
+    pub id: &'a str,
+    pub safra_abertura: Option<u32>,
+    pub cidade: &'a str,
+    pub estado: &'a str,
+    pub idade: Option<u16>,
+    pub sexo: Option<Sex>,
+    pub limite_total: f64,
+    pub limite_disp: f64,
+    pub date: NaiveDate,
+    pub valor: Option<f64>,
+    pub grupo: &'a str,
+    pub cidade_estabelecimento: &'a str,
+    pub pais_estabelecimento: &'a str,
+}
+
+impl Row<'_> {
+    /// The row with every text field normalised.
+    pub fn to_transaction(&self) -> Transaction {
+        Transaction {
+            id: self.id.to_owned(),
+            safra_abertura: self.safra_abertura,
+            cidade: normalise_city(self.cidade),
+            estado: normalise_code(self.estado),
+            idade: self.idade,
+            sexo: self.sexo,
+            limite_total: self.limite_total,
+            limite_disp: self.limite_disp,
+            date: self.date,
+            valor: self.valor,
+            grupo: normalise_group(self.grupo),
+            cidade_estabelecimento: normalise_city(self.cidade_estabelecimento),
+            pais_estabelecimento: normalise_code(self.pais_estabelecimento),
+        }
+    }
+}
+
+/// A city as stored: trimmed, otherwise as written (merchant cities are cut
+/// to [`MERCHANT_CITY_LEN`] characters in the source and stay so).
+pub fn normalise_city(text: &str) -> String {
+    text.trim().to_owned()
+}
+
+/// A state or country code: trimmed, upper case.
+pub fn normalise_code(text: &str) -> String {
+    text.trim().to_uppercase()
+}
+
 /// Parses the 13 decoded fields of one data row (in [`COLUMNS`] order).
 pub fn parse_fields(fields: &[&str]) -> Result<Transaction, FieldError> {
+    parse_row(fields).map(|row| row.to_transaction())
+}
+
+/// Parses the 13 decoded fields of one data row without copying its text.
+pub fn parse_row<'a>(fields: &[&'a str]) -> Result<Row<'a>, FieldError> {
     if fields.len() != COLUMNS.len() {
         return Err(FieldError::new(
             "row",
@@ -218,7 +331,7 @@ pub fn parse_fields(fields: &[&str]) -> Result<Transaction, FieldError> {
             format!("expected {} fields, got {}", COLUMNS.len(), fields.len()),
         ));
     }
-    let id = parse_id(fields[0])?;
+    let id = check_id(fields[0])?;
     let safra_abertura = parse_cohort(fields[1])?;
     let idade = parse_age(fields[4])?;
     let sexo = parse_sex(fields[5])?;
@@ -229,30 +342,35 @@ pub fn parse_fields(fields: &[&str]) -> Result<Transaction, FieldError> {
     let limite_disp = parse_limit("limite_disp", fields[7])?;
     let date = parse_date(fields[8]).map_err(|r| FieldError::new("data", fields[8], r))?;
     let valor = parse_amount(fields[9]).map_err(|r| FieldError::new(" valor ", fields[9], r))?;
-    Ok(Transaction {
+    Ok(Row {
         id,
         safra_abertura,
-        cidade: fields[2].trim().to_owned(),
-        estado: fields[3].trim().to_uppercase(),
+        cidade: fields[2],
+        estado: fields[3],
         idade,
         sexo,
         limite_total,
         limite_disp,
         date,
         valor,
-        grupo: normalise_group(fields[10]),
-        cidade_estabelecimento: fields[11].trim().to_owned(),
-        pais_estabelecimento: fields[12].trim().to_uppercase(),
+        grupo: fields[10],
+        cidade_estabelecimento: fields[11],
+        pais_estabelecimento: fields[12],
     })
 }
 
 /// A customer id: a non-empty run of digits.
 pub fn parse_id(text: &str) -> Result<String, FieldError> {
+    check_id(text).map(str::to_owned)
+}
+
+/// A customer id, trimmed and checked, without copying it.
+pub fn check_id(text: &str) -> Result<&str, FieldError> {
     let t = text.trim();
     if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FieldError::new("id", text, "expected a customer id of digits"));
     }
-    Ok(t.to_owned())
+    Ok(t)
 }
 
 /// An account-opening cohort `yyyymm`, or `None` when empty.
@@ -324,6 +442,9 @@ mod tests {
         assert_eq!(parse_amount("1.234"), Ok(Some(1234.0)));
         assert_eq!(parse_amount("12.5"), Ok(Some(12.5)));
         assert_eq!(parse_amount(" -12,30 "), Ok(Some(-12.3)));
+        // Too many digits for the fast path: the general parse still applies.
+        assert_eq!(parse_amount("123456789012345678901234"), Ok(Some(123456789012345678901234.0)));
+        assert_eq!(parse_amount("1.234.567.890.123.456,789"), Ok(Some(1234567890123456.789)));
         assert!(parse_amount("12,3,4").is_err());
         assert!(parse_amount("abc").is_err());
         assert!(parse_amount("1.23,00").is_err());
@@ -391,6 +512,25 @@ mod tests {
             let v = cents as f64 / 100.0;
             let parsed = parse_amount(&format_amount(Some(v))).expect("parses").expect("present");
             prop_assert!((parsed - v).abs() < 1e-6);
+        }
+
+        /// The allocation-free path must agree bit for bit with parsing the
+        /// decimal string.
+        #[test]
+        fn fast_amounts_equal_the_general_parse(int in 0u64..10_000_000_000, frac in 0u32..100, dec in 0usize..4) {
+            let text = if dec == 0 { format_amount(Some(int as f64)) } else {
+                format!("{int},{:0width$}", u64::from(frac) % 10u64.pow(dec as u32), width = dec)
+            };
+            let plain = text.trim().replace('.', "").replace(',', ".");
+            let expected: f64 = plain.parse().expect("plain decimal");
+            prop_assert_eq!(parse_amount(&text), Ok(Some(expected)));
+        }
+
+        #[test]
+        fn fast_dates_equal_chrono(day in 1u32..32, month in 1u32..13, year in 1990i32..2100) {
+            let text = format!("{day:02}.{month:02}.{year}");
+            let chrono = NaiveDate::parse_from_str(&text, "%d.%m.%Y").ok();
+            prop_assert_eq!(parse_date(&text).ok(), chrono);
         }
 
         #[test]

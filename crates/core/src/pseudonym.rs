@@ -60,6 +60,13 @@ impl Pseudonymiser {
         self.development_key
     }
 
+    /// Identifies the key without revealing it: the pseudonym of a string
+    /// no customer id can be (ids are digits). Stored with pseudonymised
+    /// data so a run with another key knows that data is not its own.
+    pub fn key_fingerprint(&self) -> String {
+        self.pseudonym("revspend:key-fingerprint")
+    }
+
     /// The pseudonym of a customer id: 128 bits of HMAC-SHA256, in hex.
     pub fn pseudonym(&self, id: &str) -> String {
         let mut mac = self.mac.clone();
@@ -82,5 +89,10 @@ mod tests {
         assert_ne!(a.pseudonym("123"), b.pseudonym("123"));
         assert_eq!(a.pseudonym("123").len(), 32);
         assert!(!format!("{a:?}").contains("key-a"));
+        assert_ne!(a.key_fingerprint(), b.key_fingerprint());
+        assert_eq!(
+            a.key_fingerprint(),
+            Pseudonymiser::new(b"key-a").key_fingerprint()
+        );
     }
 }

@@ -22,6 +22,12 @@ struct Args {
     /// Override `generate.customers`.
     #[arg(long)]
     customers: Option<u64>,
+    /// Override `generate.files` (the rows are cut into this many daily files).
+    #[arg(long)]
+    files: Option<u32>,
+    /// Override `generate.days`.
+    #[arg(long)]
+    days: Option<u32>,
 }
 
 fn main() {
@@ -39,6 +45,12 @@ fn run(args: Args) -> Result<()> {
     }
     if let Some(customers) = args.customers {
         p.customers = customers;
+    }
+    if let Some(files) = args.files {
+        p.files = files;
+    }
+    if let Some(days) = args.days {
+        p.days = days;
     }
     let p = p.check().context("checking generate params")?;
     let started = std::time::Instant::now();

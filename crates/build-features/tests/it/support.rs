@@ -55,17 +55,36 @@ impl Project {
 
     /// Runs build-features with every output inside the project.
     pub fn build_features(&self) -> Output {
-        self.build_features_with_suite(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/quality.yaml"),
-        )
+        self.build_features_with_suite(&shipped_suite())
     }
 
     /// Runs build-features with another quality suite.
     pub fn build_features_with_suite(&self, suite: &Path) -> Output {
+        self.build_features_cmd(&[], suite, "test-key")
+    }
+
+    /// Runs `build-features backfill --from FROM --to TO`.
+    pub fn backfill(&self, from: &str, to: &str) -> Output {
+        self.build_features_cmd(
+            &["backfill", "--from", from, "--to", to],
+            &shipped_suite(),
+            "test-key",
+        )
+    }
+
+    /// Runs build-features with another pseudonymisation key.
+    pub fn build_features_with_key(&self, key: &str) -> Output {
+        self.build_features_cmd(&[], &shipped_suite(), key)
+    }
+
+    fn build_features_cmd(&self, command: &[&str], suite: &Path, key: &str) -> Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_build-features"))
             .current_dir(self.dir.path())
-            .env("REVSPEND_PSEUDONYM_KEY", "test-key")
+            .env("REVSPEND_PSEUDONYM_KEY", key)
+            .args(command)
             .args(["--params", "params.yaml"])
+            .args(["--staged-dir", "out/staged"])
+            .args(["--features-dir", "out/features"])
             .arg("--quality-suite")
             .arg(suite)
             .args(["--master", "out/master.parquet"])
@@ -89,6 +108,10 @@ impl Project {
     pub fn json(&self, rel: &str) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(self.path(rel)).expect(rel)).expect("json")
     }
+}
+
+pub fn shipped_suite() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/quality.yaml")
 }
 
 pub fn stderr(out: &Output) -> String {

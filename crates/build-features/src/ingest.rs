@@ -1,0 +1,445 @@
+//! Raw CSV files → staged rows: columnar, typed, text interned.
+//!
+//! A file is split at line boundaries into one chunk per worker thread; each
+//! chunk is decoded and parsed on its own thread with the `core` contract
+//! parsers, and the chunks are joined in file order, so the result (and
+//! every line number) does not depend on the thread count. Text fields are
+//! interned: a file of a million rows holds a few thousand distinct cities,
+//! states, groups and countries, so each distinct value is normalised and
+//! stored once.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use chrono::{Datelike, NaiveDate};
+use revspend_core::artifact::QuarantinedRow;
+use revspend_core::contract::{self, COLUMNS, Sex};
+
+/// The text columns of the contract, in the order of [`Staged::text`].
+pub const TEXT_COLUMNS: [&str; 5] = [
+    "cidade",
+    "estado",
+    "grupo_estabelecimento",
+    "cidade_estabelecimento",
+    "pais_estabelecimento",
+];
+pub const CIDADE: usize = 0;
+pub const ESTADO: usize = 1;
+pub const GRUPO: usize = 2;
+pub const CIDADE_ESTABELECIMENTO: usize = 3;
+pub const PAIS: usize = 4;
+
+/// Distinct strings, each with a stable code (its position).
+#[derive(Debug, Clone, Default)]
+pub struct Dict {
+    pub values: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Dict {
+    /// The code of `value`, adding it when new.
+    pub fn code(&mut self, value: &str) -> u32 {
+        if let Some(&c) = self.index.get(value) {
+            return c;
+        }
+        let c = u32::try_from(self.values.len())
+            .unwrap_or_else(|_| unreachable!("fewer than 2^32 distinct strings"));
+        self.values.push(value.to_owned());
+        self.index.insert(value.to_owned(), c);
+        c
+    }
+
+    pub fn get(&self, code: u32) -> &str {
+        &self.values[code as usize]
+    }
+}
+
+/// Staged rows, one vector per column. `customer` codes index
+/// `customers` (raw ids while parsing, pseudonyms once staged); `text` codes
+/// index `strings`, already normalised.
+#[derive(Debug, Clone, Default)]
+pub struct Staged {
+    /// File names (not paths): a row's lineage is `(file name, line)`.
+    pub files: Dict,
+    pub file: Vec<u32>,
+    pub line: Vec<u64>,
+    pub customers: Dict,
+    pub customer: Vec<u32>,
+    pub safra_abertura: Vec<Option<u32>>,
+    pub idade: Vec<Option<u16>>,
+    pub sexo: Vec<Option<Sex>>,
+    pub limite_total: Vec<f64>,
+    pub limite_disp: Vec<f64>,
+    /// Days since 0001-01-01 (chrono's `num_days_from_ce`).
+    pub day: Vec<i32>,
+    pub valor: Vec<Option<f64>>,
+    pub strings: Dict,
+    pub text: [Vec<u32>; 5],
+}
+
+impl Staged {
+    pub fn len(&self) -> usize {
+        self.line.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.line.is_empty()
+    }
+
+    pub fn date(&self, row: usize) -> NaiveDate {
+        NaiveDate::from_num_days_from_ce_opt(self.day[row]).unwrap_or(NaiveDate::MIN)
+    }
+
+    pub fn text(&self, column: usize, row: usize) -> &str {
+        self.strings.get(self.text[column][row])
+    }
+
+    /// Appends row `row` of `other`, re-coding its strings.
+    fn push_from(&mut self, other: &Staged, row: usize, maps: &Maps) {
+        self.file.push(maps.file[other.file[row] as usize]);
+        self.line.push(other.line[row]);
+        self.customer.push(maps.customer[other.customer[row] as usize]);
+        self.safra_abertura.push(other.safra_abertura[row]);
+        self.idade.push(other.idade[row]);
+        self.sexo.push(other.sexo[row]);
+        self.limite_total.push(other.limite_total[row]);
+        self.limite_disp.push(other.limite_disp[row]);
+        self.day.push(other.day[row]);
+        self.valor.push(other.valor[row]);
+        for (mine, theirs) in self.text.iter_mut().zip(&other.text) {
+            mine.push(maps.strings[theirs[row] as usize]);
+        }
+    }
+
+    /// Appends all of `other`'s rows (or those `keep` selects).
+    pub fn append(&mut self, other: &Staged, keep: impl Fn(usize) -> bool) {
+        let maps = Maps {
+            file: other.files.values.iter().map(|v| self.files.code(v)).collect(),
+            customer: other
+                .customers
+                .values
+                .iter()
+                .map(|v| self.customers.code(v))
+                .collect(),
+            strings: other
+                .strings
+                .values
+                .iter()
+                .map(|v| self.strings.code(v))
+                .collect(),
+        };
+        for row in (0..other.len()).filter(|&r| keep(r)) {
+            self.push_from(other, row, &maps);
+        }
+    }
+
+    /// Replaces every customer code's string with `f(string)` (raw id →
+    /// pseudonym), merging codes that map to the same result.
+    pub fn map_customers(&mut self, f: impl Fn(&str) -> String) {
+        let mut mapped = Dict::default();
+        let recode: Vec<u32> = self.customers.values.iter().map(|v| mapped.code(&f(v))).collect();
+        for c in &mut self.customer {
+            *c = recode[*c as usize];
+        }
+        self.customers = mapped;
+    }
+
+    /// `(year, month)` of a row.
+    pub fn month(&self, row: usize) -> (i32, u32) {
+        let d = self.date(row);
+        (d.year(), d.month())
+    }
+}
+
+struct Maps {
+    file: Vec<u32>,
+    customer: Vec<u32>,
+    strings: Vec<u32>,
+}
+
+/// One raw file read into staged rows (customer codes are raw ids).
+#[derive(Debug, Default)]
+pub struct FileRows {
+    pub rows: Staged,
+    pub quarantine: Vec<QuarantinedRow>,
+    /// Data rows read (blank lines are not rows): kept + quarantined.
+    pub rows_in: u64,
+    /// The header as decoded.
+    pub header: Vec<String>,
+}
+
+/// Parses one raw file on `threads` threads. A header that breaks the
+/// contract fails the whole file; a bad row is quarantined with its line.
+///
+/// Lines are split by hand rather than with a CSV reader: the contract has
+/// no quoting, and the line number of every row must be exact for LF and
+/// CRLF files alike (the `csv` crate miscounts lines after a CRLF header).
+pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows> {
+    let name = file_name(path);
+    let header_end = bytes.iter().position(|b| *b == b'\n').unwrap_or(bytes.len());
+    let header = strip_cr(&bytes[..header_end]);
+    if header.is_empty() {
+        bail!("{}: empty file (no header)", path.display());
+    }
+    let header = check_header(path, header)?;
+    let body = bytes.get(header_end + 1..).unwrap_or_default();
+
+    // Cut the body into chunks that end at a newline; the first line number
+    // of each chunk is known from the newlines before it.
+    let threads = threads.clamp(1, 64);
+    let mut bounds = vec![0usize];
+    for k in 1..threads {
+        let target = (body.len() * k / threads).max(*bounds.last().unwrap_or(&0));
+        let cut = body[target..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(body.len(), |p| target + p + 1);
+        bounds.push(cut);
+    }
+    bounds.push(body.len());
+    bounds.dedup();
+    let mut first_lines = vec![2u64];
+    for w in bounds.windows(2).take(bounds.len().saturating_sub(2)) {
+        let newlines = body[w[0]..w[1]].iter().filter(|b| **b == b'\n').count() as u64;
+        first_lines.push(first_lines.last().copied().unwrap_or(2) + newlines);
+    }
+    let display = path.display().to_string();
+    let chunks: Vec<Chunk> = std::thread::scope(|s| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .zip(&first_lines)
+            .map(|(w, &first)| {
+                let text = &body[w[0]..w[1]];
+                let display = display.as_str();
+                s.spawn(move || parse_chunk(display, text, first))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+
+    let mut out = FileRows {
+        header,
+        ..FileRows::default()
+    };
+    let file_code = out.rows.files.code(&name);
+    for chunk in chunks {
+        out.rows_in += chunk.rows_in;
+        out.quarantine.extend(chunk.quarantine);
+        let start = out.rows.len();
+        // Normalise each distinct raw text once, then re-code.
+        let mut rows = chunk.rows;
+        let normalised: Vec<String> = chunk
+            .raw_text
+            .iter()
+            .map(|(column, raw)| normalise(*column, raw))
+            .collect();
+        // Equal normalised values (` sp` and `SP`) share one code.
+        rows.strings = Dict::default();
+        let recode: Vec<u32> = normalised.iter().map(|v| rows.strings.code(v)).collect();
+        for col in &mut rows.text {
+            for c in col.iter_mut() {
+                *c = recode[*c as usize];
+            }
+        }
+        rows.files = Dict::default();
+        rows.files.code(&name);
+        rows.file = vec![0; rows.line.len()];
+        out.rows.append(&rows, |_| true);
+        debug_assert!(out.rows.file[start..].iter().all(|f| *f == file_code));
+    }
+    Ok(out)
+}
+
+fn normalise(column: usize, raw: &str) -> String {
+    match column {
+        GRUPO => contract::normalise_group(raw),
+        ESTADO | PAIS => contract::normalise_code(raw),
+        _ => contract::normalise_city(raw),
+    }
+}
+
+/// Rows of one chunk; text codes index `raw_text` (column, raw value).
+struct Chunk {
+    rows: Staged,
+    raw_text: Vec<(usize, String)>,
+    quarantine: Vec<QuarantinedRow>,
+    rows_in: u64,
+}
+
+fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
+    let mut rows = Staged::default();
+    let mut raw_index: [HashMap<String, u32>; 5] = Default::default();
+    let mut raw_text = Vec::new();
+    let mut quarantine = Vec::new();
+    let mut rows_in = 0;
+    let lines = text.split(|b| *b == b'\n');
+    let n_lines = text.iter().filter(|b| **b == b'\n').count() + usize::from(!text.ends_with(b"\n"));
+    for (i, raw) in lines.take(n_lines).enumerate() {
+        let raw = strip_cr(raw);
+        let line = first_line + i as u64;
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        rows_in += 1;
+        let decoded = contract::decode_cp1252(raw);
+        let mut fields = [""; 13];
+        let mut count = 0;
+        for f in decoded.split(';') {
+            if count < fields.len() {
+                fields[count] = f;
+            }
+            count += 1;
+        }
+        let parsed = if count == COLUMNS.len() {
+            contract::parse_row(&fields)
+        } else {
+            let all: Vec<&str> = decoded.split(';').collect();
+            contract::parse_row(&all)
+        };
+        match parsed {
+            Ok(row) => {
+                rows.line.push(line);
+                rows.customer.push(rows.customers.code(row.id));
+                rows.safra_abertura.push(row.safra_abertura);
+                rows.idade.push(row.idade);
+                rows.sexo.push(row.sexo);
+                rows.limite_total.push(row.limite_total);
+                rows.limite_disp.push(row.limite_disp);
+                rows.day.push(row.date.num_days_from_ce());
+                rows.valor.push(row.valor);
+                let texts = [
+                    row.cidade,
+                    row.estado,
+                    row.grupo,
+                    row.cidade_estabelecimento,
+                    row.pais_estabelecimento,
+                ];
+                for (column, value) in texts.into_iter().enumerate() {
+                    // Look up by the borrowed value: almost every value repeats,
+                    // so only a new one is copied.
+                    let code = match raw_index[column].get(value) {
+                        Some(&c) => c,
+                        None => {
+                            let c = raw_text.len() as u32;
+                            raw_text.push((column, value.to_owned()));
+                            raw_index[column].insert(value.to_owned(), c);
+                            c
+                        }
+                    };
+                    rows.text[column].push(code);
+                }
+            }
+            Err(e) => quarantine.push(QuarantinedRow {
+                file: path.to_owned(),
+                line,
+                field: e.field.trim().to_owned(),
+                reason: e.to_string(),
+                raw: decoded.into_owned(),
+            }),
+        }
+    }
+    Chunk {
+        rows,
+        raw_text,
+        quarantine,
+        rows_in,
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Checks a header against the contract and returns its decoded columns.
+fn check_header(path: &Path, header: &[u8]) -> Result<Vec<String>> {
+    let text = contract::decode_cp1252(header);
+    let got: Vec<&str> = text.split(';').collect();
+    if got.len() != COLUMNS.len() {
+        bail!(
+            "{}: line 1: header has {} columns, the data contract has {}: expected {:?}, got {:?}",
+            path.display(),
+            got.len(),
+            COLUMNS.len(),
+            COLUMNS.join(";"),
+            text
+        );
+    }
+    for (i, (g, e)) in got.iter().zip(COLUMNS).enumerate() {
+        if *g != e {
+            bail!(
+                "{}: line 1: header column {} is {g:?}, the data contract says {e:?}",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    Ok(got.iter().map(|c| (*c).to_owned()).collect())
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "id;safra_abertura;cidade;estado;idade;sexo;limite_total;limite_disp;data; valor ;grupo_estabelecimento;cidade_estabelecimento;pais_estabelecimento";
+
+    fn file(rows: usize, crlf: bool) -> Vec<u8> {
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let mut s = format!("{HEADER}{nl}");
+        for i in 0..rows {
+            if i % 7 == 3 {
+                s.push_str(&format!(
+                    "{i};bad;X;SP;30;F;100;50;01.01.2020; 1,00 ;VAREJO;X;BR{nl}"
+                ));
+            } else if i % 11 == 5 {
+                s.push_str(nl);
+            } else {
+                s.push_str(&format!(
+                    "{};201901; sao paulo ;sp;30;F;1.000,00;500;{:02}.01.2020; {},50 ;SERVI\u{201a}O;SAO PAULO;br{nl}",
+                    i % 13,
+                    1 + i % 28,
+                    i
+                ));
+            }
+        }
+        contract::encode_cp1252(&s)
+    }
+
+    /// The result, line numbers included, does not depend on the number of
+    /// chunks the file is cut into.
+    #[test]
+    fn chunking_does_not_change_rows_or_lines() {
+        for crlf in [false, true] {
+            let bytes = file(200, crlf);
+            let one = parse_file(Path::new("a.csv"), &bytes, 1).expect("parse");
+            for threads in [2, 3, 7] {
+                let many = parse_file(Path::new("a.csv"), &bytes, threads).expect("parse");
+                assert_eq!(many.rows_in, one.rows_in);
+                assert_eq!(many.rows.line, one.rows.line);
+                assert_eq!(many.rows.valor, one.rows.valor);
+                assert_eq!(many.quarantine, one.quarantine);
+                let texts = |f: &FileRows| -> Vec<String> {
+                    (0..f.rows.len())
+                        .map(|r| f.rows.text(GRUPO, r).to_owned())
+                        .collect()
+                };
+                assert_eq!(texts(&many), texts(&one));
+            }
+            assert_eq!(one.rows_in, one.rows.len() as u64 + one.quarantine.len() as u64);
+            assert!(one.quarantine.iter().all(|q| q.field == "safra_abertura"));
+            assert_eq!(one.rows.text(GRUPO, 0), "SERVICO");
+            assert_eq!(one.rows.text(ESTADO, 0), "SP");
+            assert_eq!(one.rows.text(CIDADE, 0), "sao paulo");
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! The staged and feature layers on disk: parquet partitions by year and
+//! month, and a manifest per layer recording what went into them.
+//!
+//! ```text
+//! <staged>/_manifest.json                       raw file (name, SHA-256) → partitions
+//! <staged>/year=2020/month=01/<file>-<hash>.parquet   one per raw file and month
+//! <staged>/quarantine/<file>-<hash>.csv          the file's rejected rows
+//! <features>/_manifest.json                     month → the staged partitions it was built from
+//! <features>/year=2020/month=01/part.parquet    every candidate feature and the target
+//! ```
+//!
+//! A raw file is staged once: its content hash is in the manifest, so the
+//! same file again (under any name) changes nothing and a new daily file
+//! adds only its own partitions. A feature month is rebuilt when the staged
+//! partitions of that month or of any earlier month changed (history
+//! features carry earlier months forward), or when the target rule, the
+//! feature definitions or the pseudonymisation key changed. Partitions are
+//! written before their manifest, and the manifest atomically, so an
+//! interrupted run leaves the previous manifest describing files that exist;
+//! files no manifest lists are removed at the end of a run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{Datelike, NaiveDate};
+use polars::prelude::*;
+use revspend_core::artifact::{self, CUSTOMER_COLUMN, TARGET_COLUMN};
+use revspend_core::contract::Sex;
+use revspend_core::features::Feature;
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::{CIDADE, CIDADE_ESTABELECIMENTO, ESTADO, GRUPO, PAIS, Staged, TEXT_COLUMNS};
+
+/// Layout version of the staged layer; a change rebuilds it from raw.
+pub const STAGED_LAYER_VERSION: u32 = 1;
+/// Layout version of the feature layer; a change rebuilds it from staged.
+pub const FEATURE_LAYER_VERSION: u32 = 1;
+pub const MANIFEST: &str = "_manifest.json";
+
+/// A calendar month, written `YYYY-MM` in manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl Month {
+    pub fn of(date: NaiveDate) -> Month {
+        Month {
+            year: date.year(),
+            month: date.month(),
+        }
+    }
+
+    pub fn key(self) -> String {
+        format!("{:04}-{:02}", self.year, self.month)
+    }
+
+    pub fn parse(key: &str) -> Option<Month> {
+        let (y, m) = key.split_once('-')?;
+        let month = m.parse().ok().filter(|m| (1..=12).contains(m))?;
+        Some(Month {
+            year: y.parse().ok()?,
+            month,
+        })
+    }
+
+    /// `year=YYYY/month=MM`, the Hive-style directory of the partition.
+    pub fn dir(self) -> PathBuf {
+        PathBuf::from(format!("year={:04}", self.year)).join(format!("month={:02}", self.month))
+    }
+
+    pub fn first_day(self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(self.year, self.month, 1).unwrap_or(NaiveDate::MIN)
+    }
+}
+
+/// One staged partition: rows of one raw file in one month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    /// Relative to the staged directory.
+    pub path: String,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+/// A raw file in the staged layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedFile {
+    pub name: String,
+    pub sha256: String,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_quarantined: u64,
+    /// The header as read (for the `columns_in_order` expectation).
+    pub header: Vec<String>,
+    /// Month (`YYYY-MM`) → partition.
+    pub partitions: BTreeMap<String, Partition>,
+    /// The rejected rows (CSV, relative to the staged directory).
+    pub quarantine: String,
+}
+
+impl StagedFile {
+    /// `<file stem>-<first 12 hex digits of its hash>`: unique per content.
+    pub fn stem(name: &str, sha256: &str) -> String {
+        let stem = Path::new(name)
+            .file_stem()
+            .map_or_else(|| name.to_owned(), |s| s.to_string_lossy().into_owned());
+        format!("{stem}-{}", &sha256[..12.min(sha256.len())])
+    }
+}
+
+/// What the staged layer holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedManifest {
+    pub version: u32,
+    /// `Pseudonymiser::key_fingerprint` of the key the customers were
+    /// pseudonymised with.
+    pub key_fingerprint: String,
+    /// By file name.
+    pub files: BTreeMap<String, StagedFile>,
+}
+
+impl StagedManifest {
+    pub fn empty(key_fingerprint: String) -> StagedManifest {
+        StagedManifest {
+            version: STAGED_LAYER_VERSION,
+            key_fingerprint,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Month → (partition path → hash), over every file.
+    pub fn months(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for f in self.files.values() {
+            for (month, p) in &f.partitions {
+                out.entry(month.clone())
+                    .or_default()
+                    .insert(p.path.clone(), p.sha256.clone());
+            }
+        }
+        out
+    }
+}
+
+/// One month of the feature layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureMonth {
+    pub path: String,
+    pub rows: u64,
+    pub sha256: String,
+    /// The staged partitions of this month it was built from (path → hash).
+    pub built_from: BTreeMap<String, String>,
+}
+
+/// What the feature layer holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureManifest {
+    pub version: u32,
+    /// Hash of everything besides the staged rows that the features depend
+    /// on: the target rule, the feature definitions and the key fingerprint.
+    pub fingerprint: String,
+    pub months: BTreeMap<String, FeatureMonth>,
+}
+
+/// Reads a manifest, or `None` when there is none yet.
+pub fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Option<T>> {
+    let path = dir.join(MANIFEST);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(artifact::read_json(&path).with_context(|| {
+        format!(
+            "reading the layer manifest {} (delete the directory to rebuild the layer)",
+            path.display()
+        )
+    })?))
+}
+
+/// Removes every file under `dir` that is neither a manifest nor in `keep`
+/// (relative paths), then empty directories: leftovers of an interrupted
+/// run or of partitions that were replaced.
+pub fn remove_unlisted(dir: &Path, keep: &BTreeSet<String>) -> Result<()> {
+    fn walk(root: &Path, dir: &Path, keep: &BTreeSet<String>) -> Result<bool> {
+        let mut empty = true;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("listing {}", dir.display()))?
+                .path();
+            if path.is_dir() {
+                if walk(root, &path, keep)? {
+                    std::fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
+                } else {
+                    empty = false;
+                }
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            if rel == MANIFEST || keep.contains(&rel) {
+                empty = false;
+            } else {
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(empty)
+    }
+    walk(dir, dir, keep).map(|_| ())
+}
+
+fn epoch_offset() -> i32 {
+    NaiveDate::from_ymd_opt(1970, 1, 1).map_or(719_163, |d| d.num_days_from_ce())
+}
+
+/// The staged table schema: raw column names, typed, with lineage.
+pub fn staged_schema() -> Vec<(&'static str, DataType)> {
+    vec![
+        ("file", DataType::String),
+        ("line", DataType::UInt64),
+        (CUSTOMER_COLUMN, DataType::String),
+        ("safra_abertura", DataType::Int32),
+        ("cidade", DataType::String),
+        ("estado", DataType::String),
+        ("idade", DataType::Int32),
+        ("sexo", DataType::String),
+        ("limite_total", DataType::Float64),
+        ("limite_disp", DataType::Float64),
+        ("data", DataType::Date),
+        ("valor", DataType::Float64),
+        ("grupo_estabelecimento", DataType::String),
+        ("cidade_estabelecimento", DataType::String),
+        ("pais_estabelecimento", DataType::String),
+    ]
+}
+
+/// Rows `rows` of `staged` as a typed table (raw column names, customer
+/// pseudonyms): a staged partition, or what the quality suite checks.
+pub fn staged_frame(staged: &Staged, rows: &[usize]) -> Result<DataFrame> {
+    let epoch = epoch_offset();
+    let text = |col: usize| -> Column {
+        StringChunked::from_iter_values(
+            TEXT_COLUMNS[col].into(),
+            rows.iter().map(|&r| staged.text(col, r)),
+        )
+        .into_column()
+    };
+    let columns = vec![
+        StringChunked::from_iter_values(
+            "file".into(),
+            rows.iter().map(|&r| staged.files.get(staged.file[r])),
+        )
+        .into_column(),
+        Column::new(
+            "line".into(),
+            rows.iter().map(|&r| staged.line[r]).collect::<Vec<u64>>(),
+        ),
+        StringChunked::from_iter_values(
+            CUSTOMER_COLUMN.into(),
+            rows.iter().map(|&r| staged.customers.get(staged.customer[r])),
+        )
+        .into_column(),
+        Column::new(
+            "safra_abertura".into(),
+            rows.iter()
+                .map(|&r| staged.safra_abertura[r].map(|v| v as i32))
+                .collect::<Vec<Option<i32>>>(),
+        ),
+        text(CIDADE),
+        text(ESTADO),
+        Column::new(
+            "idade".into(),
+            rows.iter()
+                .map(|&r| staged.idade[r].map(i32::from))
+                .collect::<Vec<Option<i32>>>(),
+        ),
+        Column::new(
+            "sexo".into(),
+            rows.iter()
+                .map(|&r| {
+                    staged.sexo[r].map(|s| match s {
+                        Sex::F => "F",
+                        Sex::M => "M",
+                    })
+                })
+                .collect::<Vec<Option<&str>>>(),
+        ),
+        Column::new(
+            "limite_total".into(),
+            rows.iter().map(|&r| staged.limite_total[r]).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "limite_disp".into(),
+            rows.iter().map(|&r| staged.limite_disp[r]).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "data".into(),
+            rows.iter().map(|&r| staged.day[r] - epoch).collect::<Vec<i32>>(),
+        )
+        .cast(&DataType::Date)?,
+        Column::new(
+            "valor".into(),
+            rows.iter()
+                .map(|&r| staged.valor[r])
+                .collect::<Vec<Option<f64>>>(),
+        ),
+        text(GRUPO),
+        text(CIDADE_ESTABELECIMENTO),
+        text(PAIS),
+    ];
+    Ok(DataFrame::new(rows.len(), columns)?)
+}
+
+/// Reads staged partitions back into rows.
+pub fn read_staged(path: &Path) -> Result<Staged> {
+    let df = artifact::read_table(path, &staged_schema())?;
+    let ctx = || format!("reading staged partition {}", path.display());
+    let str_col = |name: &str| -> Result<Vec<Option<String>>> {
+        Ok(df
+            .column(name)?
+            .str()?
+            .iter()
+            .map(|v| v.map(str::to_owned))
+            .collect())
+    };
+    let mut s = Staged::default();
+    let files = str_col("file").with_context(ctx)?;
+    s.file = files
+        .iter()
+        .map(|f| s.files.code(f.as_deref().unwrap_or("")))
+        .collect();
+    s.line = df.column("line")?.u64()?.iter().map(|v| v.unwrap_or(0)).collect();
+    let customers = df.column(CUSTOMER_COLUMN)?.str()?.clone();
+    s.customer = customers
+        .iter()
+        .map(|c| s.customers.code(c.unwrap_or("")))
+        .collect();
+    s.safra_abertura = df
+        .column("safra_abertura")?
+        .i32()?
+        .iter()
+        .map(|v| v.map(|v| v as u32))
+        .collect();
+    s.idade = df
+        .column("idade")?
+        .i32()?
+        .iter()
+        .map(|v| v.and_then(|v| u16::try_from(v).ok()))
+        .collect();
+    s.sexo = df
+        .column("sexo")?
+        .str()?
+        .iter()
+        .map(|v| match v {
+            Some("F") => Some(Sex::F),
+            Some("M") => Some(Sex::M),
+            _ => None,
+        })
+        .collect();
+    s.limite_total = df
+        .column("limite_total")?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect();
+    s.limite_disp = df
+        .column("limite_disp")?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(0.0))
+        .collect();
+    let epoch = epoch_offset();
+    s.day = df
+        .column("data")?
+        .date()?
+        .physical()
+        .iter()
+        .map(|v| v.unwrap_or(0) + epoch)
+        .collect();
+    s.valor = df.column("valor")?.f64()?.iter().collect();
+    for (i, name) in TEXT_COLUMNS.iter().enumerate() {
+        let col = df.column(name)?.str()?.clone();
+        s.text[i] = col.iter().map(|v| s.strings.code(v.unwrap_or(""))).collect();
+    }
+    Ok(s)
+}
+
+/// The feature-layer (and master-table) schema before the split column.
+pub fn feature_schema() -> Vec<(&'static str, DataType)> {
+    let mut s = vec![
+        (CUSTOMER_COLUMN, DataType::String),
+        ("date", DataType::Date),
+        ("source_file", DataType::String),
+        ("source_line", DataType::UInt64),
+    ];
+    s.extend(Feature::ALL.iter().map(|f| (f.name(), DataType::Float64)));
+    s.push((TARGET_COLUMN, DataType::Boolean));
+    s
+}
+
+/// Computed feature rows of one month, column-major.
+#[derive(Debug)]
+pub struct FeatureRows {
+    /// Staged row indices, in (customer, date, file, line) order.
+    pub rows: Vec<usize>,
+    /// One vector per `Feature::ALL` entry.
+    pub values: Vec<Vec<f64>>,
+    pub target: Vec<bool>,
+}
+
+impl Default for FeatureRows {
+    /// No rows, one empty column per feature.
+    fn default() -> FeatureRows {
+        FeatureRows {
+            rows: Vec::new(),
+            values: vec![Vec::new(); Feature::ALL.len()],
+            target: Vec::new(),
+        }
+    }
+}
+
+impl FeatureRows {
+    pub fn append(&mut self, mut other: FeatureRows) {
+        self.rows.append(&mut other.rows);
+        for (a, b) in self.values.iter_mut().zip(&mut other.values) {
+            a.append(b);
+        }
+        self.target.append(&mut other.target);
+    }
+
+    /// The feature-layer table of these rows.
+    pub fn into_frame(self, staged: &Staged) -> Result<DataFrame> {
+        let epoch = epoch_offset();
+        let rows = &self.rows;
+        let mut columns = vec![
+            StringChunked::from_iter_values(
+                CUSTOMER_COLUMN.into(),
+                rows.iter().map(|&r| staged.customers.get(staged.customer[r])),
+            )
+            .into_column(),
+            Column::new(
+                "date".into(),
+                rows.iter().map(|&r| staged.day[r] - epoch).collect::<Vec<i32>>(),
+            )
+            .cast(&DataType::Date)?,
+            StringChunked::from_iter_values(
+                "source_file".into(),
+                rows.iter().map(|&r| staged.files.get(staged.file[r])),
+            )
+            .into_column(),
+            Column::new(
+                "source_line".into(),
+                rows.iter().map(|&r| staged.line[r]).collect::<Vec<u64>>(),
+            ),
+        ];
+        for (f, values) in Feature::ALL.iter().zip(self.values) {
+            columns.push(Float64Chunked::from_vec(f.name().into(), values).into_column());
+        }
+        columns.push(Column::new(TARGET_COLUMN.into(), self.target));
+        Ok(DataFrame::new(rows.len(), columns)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_round_trip_and_sort() {
+        let m = Month { year: 2020, month: 3 };
+        assert_eq!(m.key(), "2020-03");
+        assert_eq!(Month::parse("2020-03"), Some(m));
+        assert_eq!(Month::parse("2020-13"), None);
+        assert_eq!(m.dir(), PathBuf::from("year=2020/month=03"));
+        assert!(
+            Month {
+                year: 2019,
+                month: 12
+            } < m
+        );
+    }
+
+    #[test]
+    fn stems_carry_the_content_hash() {
+        assert_eq!(
+            StagedFile::stem("day-01.csv", "abcdef0123456789"),
+            "day-01-abcdef012345"
+        );
+    }
+
+    #[test]
+    fn unlisted_files_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keep = dir.path().join("year=2020/month=01/a.parquet");
+        let stale = dir.path().join("year=2020/month=02/b.parquet");
+        for p in [&keep, &stale] {
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, b"x").expect("write");
+        }
+        std::fs::write(dir.path().join(MANIFEST), b"{}").expect("manifest");
+        let listed = BTreeSet::from(["year=2020/month=01/a.parquet".to_owned()]);
+        remove_unlisted(dir.path(), &listed).expect("clean");
+        assert!(keep.exists());
+        assert!(!stale.exists());
+        assert!(!dir.path().join("year=2020/month=02").exists());
+        assert!(dir.path().join(MANIFEST).exists());
+    }
+}
