@@ -8,7 +8,8 @@
 //! what a model fed the leaky features learns, and why its AUC means nothing.
 
 use revspend_core::features::{Feature, FeatureKind};
-use revspend_core::metrics::Curve;
+
+use crate::stats::ValueCounts;
 use revspend_core::params::LeakageParams;
 use revspend_core::target::TargetRule;
 use serde::Serialize;
@@ -46,9 +47,10 @@ pub struct LeakageReport {
 }
 
 /// Scores every candidate. `columns[f.index()]` holds feature `f` over the
-/// train rows, `y` their targets.
+/// train rows, `counts[f.index()]` its value counts, `y` their targets.
 pub fn check(
     columns: &[Vec<f64>],
+    counts: &[ValueCounts],
     y: &[bool],
     feature_set: &[Feature],
     rule: &TargetRule,
@@ -65,7 +67,7 @@ pub fn check(
     });
     let mut entries = Vec::with_capacity(Feature::ALL.len());
     for f in Feature::ALL {
-        let auc = Curve::new(&columns[f.index()], y).roc_auc();
+        let auc = counts[f.index()].roc_auc();
         let auc = auc.max(1.0 - auc);
         let label_input = f.is_label_input();
         let reason = if label_input {
@@ -101,7 +103,7 @@ pub fn check(
     LeakageReport {
         max_single_feature_auc: params.max_single_feature_auc,
         allow_leaky_features,
-        rule_reconstruction_auc: Curve::new(&rebuilt, y).roc_auc(),
+        rule_reconstruction_auc: ValueCounts::new(&rebuilt, y).roc_auc(),
         auc_check_skipped,
         entries,
         flagged_in_feature_set,
@@ -133,8 +135,10 @@ mod tests {
         let params = LeakageParams {
             max_single_feature_auc: 0.95,
         };
+        let counts = crate::stats::value_counts(&columns, &y, 2);
         let report = check(
             &columns,
+            &counts,
             &y,
             &[Feature::Valor, Feature::Spend7d],
             &rule,
@@ -152,7 +156,16 @@ mod tests {
 
         // Too few rows to judge: only the label inputs are flagged.
         let small: Vec<Vec<f64>> = columns.iter().map(|c| c[..20].to_vec()).collect();
-        let report = check(&small, &y[..20], &[Feature::Spend7d], &rule, &params, false);
+        let counts = crate::stats::value_counts(&small, &y[..20], 1);
+        let report = check(
+            &small,
+            &counts,
+            &y[..20],
+            &[Feature::Spend7d],
+            &rule,
+            &params,
+            false,
+        );
         assert!(report.auc_check_skipped.is_some());
         assert!(report.flagged_in_feature_set.is_empty());
         assert!(report.entries.iter().filter(|e| e.flagged).all(|e| e.label_input));

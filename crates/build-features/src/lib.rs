@@ -55,6 +55,7 @@ pub mod layers;
 pub mod leakage;
 pub mod quality;
 pub mod selection;
+pub mod stats;
 
 /// Histogram bins of the reference profile.
 pub const PROFILE_BINS: usize = 20;
@@ -233,47 +234,79 @@ pub fn run(
     )?;
     clock.lap("feature layer");
     let FeatureLayer {
-        frames,
+        mut frames,
         final_history,
     } = months;
+    let rows_out = all.len() as u64;
+    let date_min = all
+        .day
+        .iter()
+        .min()
+        .and_then(|d| NaiveDate::from_num_days_from_ce_opt(*d));
+    let date_max = all
+        .day
+        .iter()
+        .max()
+        .and_then(|d| NaiveDate::from_num_days_from_ce_opt(*d));
+    drop(all);
+    if frames.is_empty() {
+        bail!("no rows: every raw row was quarantined");
+    }
 
-    let mut master = concat_frames(frames)?;
-    let customers_col = master.column(CUSTOMER_COLUMN)?.str()?.clone();
-    let target_col = master.column(TARGET_COLUMN)?.bool()?.clone();
+    // Customers are assigned to splits by whether they ever spend in revenge.
     let mut customer_positive: BTreeMap<String, bool> = BTreeMap::new();
-    {
+    let mut positives = 0u64;
+    for frame in &frames {
+        let customers = frame.column(CUSTOMER_COLUMN)?.str()?;
+        let targets = frame.column(TARGET_COLUMN)?.bool()?;
         let mut seen: HashMap<&str, bool> = HashMap::new();
-        for (c, t) in customers_col.iter().zip(target_col.iter()) {
-            let e = seen.entry(c.unwrap_or("")).or_insert(false);
-            *e |= t.unwrap_or(false);
+        for (c, t) in customers.iter().zip(targets.iter()) {
+            let t = t.unwrap_or(false);
+            positives += u64::from(t);
+            *seen.entry(c.unwrap_or("")).or_insert(false) |= t;
         }
-        customer_positive.extend(seen.into_iter().map(|(c, p)| (c.to_owned(), p)));
+        for (c, p) in seen {
+            *customer_positive.entry(c.to_owned()).or_insert(false) |= p;
+        }
     }
     let split_of = assign_splits(&customer_positive, &params.split)?;
-    let split_col: Vec<&'static str> = customers_col
-        .iter()
-        .map(|c| split_of.get(c.unwrap_or("")).copied().unwrap_or("train"))
-        .collect();
-    master.insert_column(4, Column::new(SPLIT_COLUMN.into(), split_col.clone()))?;
+    drop(customer_positive);
+    let split_lookup: HashMap<&str, &'static str> = split_of.iter().map(|(c, s)| (c.as_str(), *s)).collect();
+    // Each month's table gets its split column, and its train rows feed the
+    // leakage check, feature selection and the profile.
+    let mut train_columns: Vec<Vec<f64>> = vec![Vec::new(); Feature::ALL.len()];
+    let mut y_train: Vec<bool> = Vec::new();
+    for frame in &mut frames {
+        let split: Vec<&'static str> = frame
+            .column(CUSTOMER_COLUMN)?
+            .str()?
+            .iter()
+            .map(|c| split_lookup.get(c.unwrap_or("")).copied().unwrap_or("train"))
+            .collect();
+        let train = BooleanChunked::from_iter_values("train".into(), split.iter().map(|s| *s == "train"));
+        frame.insert_column(4, Column::new(SPLIT_COLUMN.into(), split))?;
+        for (col, f) in train_columns.iter_mut().zip(Feature::ALL) {
+            col.extend(frame.column(f.name())?.f64()?.filter(&train)?.into_no_null_iter());
+        }
+        y_train.extend(
+            frame
+                .column(TARGET_COLUMN)?
+                .bool()?
+                .filter(&train)?
+                .iter()
+                .map(|v| v.unwrap_or(false)),
+        );
+    }
     clock.lap("splits assigned");
 
     // Leakage check and feature selection look at the train split only.
-    let mask =
-        |name: &str| BooleanChunked::from_iter_values("mask".into(), split_col.iter().map(|s| *s == name));
-    let train = master.filter(&mask("train"))?;
-    let columns: Vec<Vec<f64>> = Feature::ALL
-        .iter()
-        .map(|f| -> Result<Vec<f64>> { Ok(train.column(f.name())?.f64()?.into_no_null_iter().collect()) })
-        .collect::<Result<_>>()?;
-    let y_train: Vec<bool> = train
-        .column(TARGET_COLUMN)?
-        .bool()?
-        .iter()
-        .map(|v| v.unwrap_or(false))
-        .collect();
+    let columns = &train_columns;
+    let counts = stats::value_counts(columns, &y_train, threads);
+    clock.lap("value counts");
     let feature_set = params.feature_set();
     let leaks = leakage::check(
-        &columns,
+        columns,
+        &counts,
         &y_train,
         &feature_set,
         &rule,
@@ -297,8 +330,8 @@ pub fn run(
             );
         }
     }
-    let (feature_set, selection) = selection::select(&columns, &feature_set, &params.selection);
-    drop(columns);
+    clock.lap("leakage check");
+    let (feature_set, selection) = selection::select(columns, &counts, &feature_set, &params.selection);
     artifact::write_json(&out.selection_report, &selection)?;
     if feature_set.is_empty() {
         bail!(
@@ -309,56 +342,86 @@ pub fn run(
     for d in &selection.dropped {
         log::info!("feature {} dropped: {}", d.feature, d.reason);
     }
-    clock.lap("leakage and selection");
+    clock.lap("feature selection");
 
     let mut numeric: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
     numeric.push(TARGET_COLUMN);
-    let profile = revspend_core::profile::profile(&train, &numeric, &[], PROFILE_BINS)?;
+    let train_rows = y_train.len();
+    let mut profile_columns: Vec<Column> = Feature::ALL
+        .iter()
+        .zip(train_columns)
+        .map(|(f, values)| Float64Chunked::from_vec(f.name().into(), values).into_column())
+        .collect();
+    profile_columns.push(Column::new(TARGET_COLUMN.into(), y_train));
+    let train_df = DataFrame::new(train_rows, profile_columns)?;
+    let profile = revspend_core::profile::profile(&train_df, &numeric, &[], PROFILE_BINS)?;
+    drop(train_df);
     artifact::write_json(&out.profile, &profile).context("writing the train profile")?;
     clock.lap("profile");
 
-    // The master table and the splits, written on parallel threads.
-    let mut splits = BTreeMap::new();
-    let mut parts: Vec<(String, DataFrame)> = Vec::new();
+    // The master table and the splits, a month at a time (one row group
+    // each), the five tables written on parallel threads.
+    let schema = frames[0].schema().clone();
+    let mut writers = vec![(
+        "master".to_owned(),
+        artifact::TableWriter::create(&out.master, &schema).context("writing the master table")?,
+    )];
     for name in SPLITS {
-        let part = if name == "train" {
-            train.clone()
-        } else {
-            master.filter(&mask(name))?
-        };
-        let rows = part.height() as u64;
-        let positives = part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64;
-        splits.insert(
+        let path = out.splits_dir.join(format!("{name}.parquet"));
+        writers.push((
             name.to_owned(),
-            SplitReport {
-                customers: split_of.values().filter(|s| **s == name).count() as u64,
-                rows,
-                positives,
-                target_rate: ratio(positives, rows),
-            },
-        );
-        parts.push((name.to_owned(), part));
+            artifact::TableWriter::create(&path, &schema).with_context(|| format!("writing split {name}"))?,
+        ));
     }
-    drop(train);
-    clock.lap("splits filtered");
-    let master_nulls = master
-        .columns()
+    let mut splits: BTreeMap<String, SplitReport> = SPLITS
         .iter()
-        .map(|c| (c.name().to_string(), c.null_count() as u64))
+        .map(|name| {
+            let customers = split_of.values().filter(|s| *s == name).count() as u64;
+            (
+                (*name).to_owned(),
+                SplitReport {
+                    customers,
+                    ..SplitReport::default()
+                },
+            )
+        })
         .collect();
-    std::thread::scope(|s| -> Result<()> {
-        let master_path = &out.master;
-        let master = &mut master;
-        let handle =
-            s.spawn(move || artifact::write_table(master_path, master).context("writing the master table"));
-        for (name, part) in &mut parts {
-            let path = out.splits_dir.join(format!("{name}.parquet"));
-            artifact::write_table(&path, part).with_context(|| format!("writing split {name}"))?;
+    let mut master_nulls: BTreeMap<String, u64> = BTreeMap::new();
+    for frame in frames {
+        for c in frame.columns() {
+            *master_nulls.entry(c.name().to_string()).or_insert(0) += c.null_count() as u64;
         }
-        handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?;
-        Ok(())
-    })?;
-    drop(parts);
+        let split = frame.column(SPLIT_COLUMN)?.str()?.clone();
+        let mut parts = Vec::with_capacity(writers.len());
+        for (name, _) in &writers {
+            if name == "master" {
+                parts.push(frame.clone());
+                continue;
+            }
+            let part = frame.filter(&split.equal(name.as_str()))?;
+            let report = splits
+                .get_mut(name)
+                .unwrap_or_else(|| unreachable!("every split has a report"));
+            report.rows += part.height() as u64;
+            report.positives += part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64;
+            parts.push(part);
+        }
+        drop(frame);
+        let jobs: Vec<_> = writers
+            .iter_mut()
+            .zip(parts)
+            .map(|((name, w), mut part)| {
+                move || w.write(&mut part).with_context(|| format!("writing {name}"))
+            })
+            .collect();
+        parallel(threads, jobs)?;
+    }
+    for (name, w) in writers {
+        w.finish().with_context(|| format!("writing {name}"))?;
+    }
+    for s in splits.values_mut() {
+        s.target_rate = ratio(s.positives, s.rows);
+    }
     clock.lap("master and splits written");
 
     artifact::write_json(
@@ -368,16 +431,6 @@ pub fn run(
             rule: rule.clone(),
         },
     )?;
-    let date_min = all
-        .day
-        .iter()
-        .min()
-        .and_then(|d| NaiveDate::from_num_days_from_ce_opt(*d));
-    let date_max = all
-        .day
-        .iter()
-        .max()
-        .and_then(|d| NaiveDate::from_num_days_from_ce_opt(*d));
     artifact::write_snapshot(
         &out.snapshot,
         &OnlineSnapshot {
@@ -409,14 +462,12 @@ pub fn run(
         })
         .collect();
     let rows_in: u64 = file_reports.iter().map(|f| f.rows_in).sum();
-    let rows_out = all.len() as u64;
     if rows_in != rows_out + quarantine.len() as u64 {
         bail!(
             "row accounting broken: {rows_in} rows read, {rows_out} kept + {} quarantined",
             quarantine.len()
         );
     }
-    let positives = target_col.sum().unwrap_or(0) as u64;
     let report = Report {
         rows_in,
         rows_out,
@@ -442,6 +493,41 @@ pub fn run(
     artifact::write_json(&out.report, &report)?;
     clock.lap("report");
     Ok(report)
+}
+
+/// Runs `jobs` on up to `threads` threads; results come back in job order.
+/// The first error (in job order) is returned after every job has run.
+fn parallel<T: Send, F: FnOnce() -> Result<T> + Send>(threads: usize, jobs: Vec<F>) -> Result<Vec<T>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = jobs.len();
+    let queue: Vec<Mutex<Option<F>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    let results: Vec<Mutex<Option<Result<T>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, n.max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let job = queue[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(job) = job {
+                        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(job());
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| bail!("a worker thread stopped before its job ran"))
+        })
+        .collect()
 }
 
 /// Logs how long each phase took (at debug level: `RUST_LOG=debug`).
@@ -601,23 +687,30 @@ fn update_staged(
             partitions: BTreeMap::new(),
             quarantine: format!("quarantine/{stem}.csv"),
         });
-        for (month, idx) in &by_month {
-            if !backfilled.is_empty() && !backfilled.contains(&month.key()) {
-                continue;
-            }
-            let rel = month.dir().join(format!("{stem}.parquet"));
-            let mut df = layers::staged_frame(&rows.rows, idx)?;
-            let sha256 = artifact::write_table(&out.staged_dir.join(&rel), &mut df)
-                .with_context(|| format!("writing staged partition for {name}"))?;
-            entry.partitions.insert(
-                month.key(),
-                layers::Partition {
-                    path: rel.to_string_lossy().into_owned(),
-                    rows: idx.len() as u64,
-                    sha256,
-                },
-            );
-        }
+        let jobs: Vec<_> = by_month
+            .iter()
+            .filter(|(month, _)| backfilled.is_empty() || backfilled.contains(&month.key()))
+            .map(|(month, idx)| {
+                let (staged, rel) = (&rows.rows, month.dir().join(format!("{stem}.parquet")));
+                let path = out.staged_dir.join(&rel);
+                move || -> Result<(String, layers::Partition)> {
+                    let mut df = layers::staged_frame(staged, idx)?;
+                    let sha256 = artifact::write_table(&path, &mut df)?;
+                    let rel = rel.to_string_lossy().into_owned();
+                    Ok((
+                        month.key(),
+                        layers::Partition {
+                            path: rel,
+                            rows: idx.len() as u64,
+                            sha256,
+                        },
+                    ))
+                }
+            })
+            .collect();
+        let written =
+            parallel(threads, jobs).with_context(|| format!("writing the staged partitions of {name}"))?;
+        entry.partitions.extend(written);
         artifact::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
         if backfilled.is_empty() {
             log::info!(
@@ -701,39 +794,49 @@ fn update_features(
         fingerprint,
         months: BTreeMap::new(),
     };
-    let mut frames = Vec::new();
     let mut months = computed.months;
+    let mut jobs = Vec::new();
     for (key, built_from) in &inputs {
         let Some(month) = Month::parse(key) else {
             bail!("staged manifest has a malformed month {key:?}");
         };
         let rel = month.dir().join("part.parquet");
         let path = out.features_dir.join(&rel);
-        let reuse = from.is_none_or(|f| month < f);
-        let (df, entry) = match previous.as_ref().and_then(|p| p.months.get(key)) {
-            Some(prev) if reuse => {
+        let reused = previous
+            .as_ref()
+            .and_then(|p| p.months.get(key))
+            .filter(|_| from.is_none_or(|f| month < f))
+            .cloned();
+        let job: Box<dyn FnOnce() -> Result<(DataFrame, FeatureMonth)> + Send + '_> = match reused {
+            Some(prev) => {
                 report.feature_months_reused.push(key.clone());
-                (
-                    artifact::read_table(&path, &layers::feature_schema())
-                        .with_context(|| format!("reading feature month {key}"))?,
-                    prev.clone(),
-                )
+                Box::new(move || {
+                    let df = artifact::read_table(&path, &layers::feature_schema())
+                        .with_context(|| format!("reading feature month {key}"))?;
+                    Ok((df, prev))
+                })
             }
-            _ => {
-                let rows = months.remove(&month).unwrap_or_default();
-                let mut df = rows.into_frame(all)?;
-                let sha256 = artifact::write_table(&path, &mut df)
-                    .with_context(|| format!("writing feature month {key}"))?;
+            None => {
                 report.feature_months_rebuilt.push(key.clone());
-                let entry = FeatureMonth {
-                    path: rel.to_string_lossy().into_owned(),
-                    rows: df.height() as u64,
-                    sha256,
-                    built_from: built_from.clone(),
-                };
-                (df, entry)
+                let rows = months.remove(&month).unwrap_or_default();
+                Box::new(move || {
+                    let mut df = rows.into_frame(all)?;
+                    let sha256 = artifact::write_table(&path, &mut df)
+                        .with_context(|| format!("writing feature month {key}"))?;
+                    let entry = FeatureMonth {
+                        path: rel.to_string_lossy().into_owned(),
+                        rows: df.height() as u64,
+                        sha256,
+                        built_from: built_from.clone(),
+                    };
+                    Ok((df, entry))
+                })
             }
         };
+        jobs.push(job);
+    }
+    let mut frames = Vec::new();
+    for ((df, entry), key) in parallel(threads, jobs)?.into_iter().zip(inputs.keys()) {
         manifest.months.insert(key.clone(), entry);
         frames.push(df);
     }
@@ -897,18 +1000,6 @@ fn ranks(values: &[String]) -> Vec<u32> {
         rank[i] = k as u32;
     }
     rank
-}
-
-fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
-    let mut iter = frames.into_iter();
-    let Some(mut df) = iter.next() else {
-        bail!("no rows: every raw row was quarantined");
-    };
-    for f in iter {
-        df.vstack_mut(&f)?;
-    }
-    df.rechunk_mut();
-    Ok(df)
 }
 
 /// Every staged file's quarantined rows, in file order.

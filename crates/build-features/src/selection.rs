@@ -3,11 +3,11 @@
 //! kept, or too correlated with one. What is left, in the requested order,
 //! is the feature list `train` reads.
 
-use std::collections::HashMap;
-
 use revspend_core::features::Feature;
 use revspend_core::params::SelectionParams;
 use serde::Serialize;
+
+use crate::stats::ValueCounts;
 
 /// A dropped feature and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,15 +28,18 @@ pub struct SelectionReport {
 /// the train rows.
 pub fn select(
     columns: &[Vec<f64>],
+    counts: &[ValueCounts],
     requested: &[Feature],
     params: &SelectionParams,
 ) -> (Vec<Feature>, SelectionReport) {
     let mut kept: Vec<Feature> = Vec::new();
+    let moments: Vec<Moments> = columns.iter().map(|c| Moments::of(c)).collect();
     let mut dropped = Vec::new();
     for &f in requested {
         let values = &columns[f.index()];
-        let reason = if let Some((value, share)) =
-            mode_share(values).filter(|(_, s)| *s > params.quasi_constant_share)
+        let reason = if let Some((value, share)) = counts[f.index()]
+            .mode()
+            .filter(|(_, s)| *s > params.quasi_constant_share)
         {
             Some(format!(
                 "quasi-constant: value {value} covers {:.2}% of rows",
@@ -46,7 +49,12 @@ pub fn select(
             Some(format!("exact duplicate of {}", twin.name()))
         } else {
             kept.iter()
-                .map(|k| (k, pearson(&columns[k.index()], values)))
+                .map(|k| {
+                    (
+                        k,
+                        moments[k.index()].correlation(&moments[f.index()], &columns[k.index()], values),
+                    )
+                })
                 .find(|(_, r)| r.abs() > params.max_abs_correlation)
                 .map(|(k, r)| {
                     format!(
@@ -74,37 +82,39 @@ pub fn select(
 }
 
 /// The most frequent value and its share of the rows (ties: the smaller value).
-fn mode_share(values: &[f64]) -> Option<(f64, f64)> {
-    let mut counts: HashMap<u64, usize> = HashMap::new();
-    for v in values {
-        *counts.entry(v.to_bits()).or_insert(0) += 1;
-    }
-    let (bits, count) = counts.into_iter().max_by(|a, b| {
-        a.1.cmp(&b.1)
-            .then_with(|| f64::from_bits(b.0).total_cmp(&f64::from_bits(a.0)))
-    })?;
-    Some((f64::from_bits(bits), count as f64 / values.len() as f64))
+/// Mean and centred norm of a column, computed once so each pair costs
+/// one pass.
+struct Moments {
+    mean: f64,
+    norm: f64,
 }
 
-/// Pearson correlation; 0 when either column is constant.
+impl Moments {
+    fn of(values: &[f64]) -> Moments {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let norm = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>().sqrt();
+        Moments { mean, norm }
+    }
+
+    /// Pearson correlation of `a` (these moments) with `b` (`other`'s); 0
+    /// when either is constant or there are fewer than two rows.
+    fn correlation(&self, other: &Moments, a: &[f64], b: &[f64]) -> f64 {
+        if a.len() < 2 || self.norm == 0.0 || other.norm == 0.0 {
+            return 0.0;
+        }
+        let cov: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - self.mean) * (y - other.mean))
+            .sum();
+        cov / (self.norm * other.norm)
+    }
+}
+
+#[cfg(test)]
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    if n < 2.0 {
-        return 0.0;
-    }
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        let (dx, dy) = (x - ma, y - mb);
-        cov += dx * dy;
-        va += dx * dx;
-        vb += dy * dy;
-    }
-    if va == 0.0 || vb == 0.0 {
-        0.0
-    } else {
-        cov / (va.sqrt() * vb.sqrt())
-    }
+    Moments::of(a).correlation(&Moments::of(b), a, b)
 }
 
 #[cfg(test)]
@@ -135,7 +145,8 @@ mod tests {
             quasi_constant_share: 0.995,
             max_abs_correlation: 0.95,
         };
-        let (kept, report) = select(&columns, &requested, &params);
+        let counts = crate::stats::value_counts(&columns, &[], 2);
+        let (kept, report) = select(&columns, &counts, &requested, &params);
         assert_eq!(kept, vec![Feature::Valor, Feature::Count7d]);
         let reasons: Vec<(&str, &str)> = report
             .dropped
