@@ -266,7 +266,12 @@ pub fn run(
             *seen.entry(c.unwrap_or("")).or_insert(false) |= t;
         }
         for (c, p) in seen {
-            *customer_positive.entry(c.to_owned()).or_insert(false) |= p;
+            match customer_positive.get_mut(c) {
+                Some(any) => *any |= p,
+                None => {
+                    customer_positive.insert(c.to_owned(), p);
+                }
+            }
         }
     }
     let split_of = assign_splits(&customer_positive, &params.split)?;
