@@ -8,11 +8,13 @@
 //! states, groups and countries, so each distinct value is normalised and
 //! stored once.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Result, bail};
 use chrono::{Datelike, NaiveDate};
+// polars' hash map (a fast non-cryptographic hasher): interning hashes
+// every text field of every row, and SipHash showed up in profiles.
+use polars::prelude::{InitHashMaps, PlHashMap};
 use revspend_core::artifact::QuarantinedRow;
 use revspend_core::contract::{self, COLUMNS, Sex};
 
@@ -34,7 +36,7 @@ pub const PAIS: usize = 4;
 #[derive(Debug, Clone, Default)]
 pub struct Dict {
     pub values: Vec<String>,
-    index: HashMap<String, u32>,
+    index: PlHashMap<String, u32>,
 }
 
 impl Dict {
@@ -272,7 +274,7 @@ struct Chunk {
 
 fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
     let mut rows = Staged::default();
-    let mut raw_index: [HashMap<String, u32>; 5] = Default::default();
+    let mut raw_index: [PlHashMap<String, u32>; 5] = std::array::from_fn(|_| PlHashMap::new());
     let mut raw_text = Vec::new();
     let mut quarantine = Vec::new();
     let mut rows_in = 0;

@@ -201,10 +201,9 @@ pub fn run(
 
     // Every expectation runs over the whole staged layer, in file/line
     // order, and is reported before an error fails the stage.
+    let file_rank = ranks(&all.files.values);
     let mut by_lineage: Vec<usize> = (0..all.len()).collect();
-    by_lineage.sort_unstable_by(|&a, &b| {
-        (all.files.get(all.file[a]), all.line[a]).cmp(&(all.files.get(all.file[b]), all.line[b]))
-    });
+    by_lineage.sort_unstable_by_key(|&r| (file_rank[all.file[r] as usize], all.line[r]));
     let headers: Vec<quality::FileHeader> = manifest
         .files
         .values()
@@ -645,10 +644,11 @@ fn update_staged(
         .values()
         .map(|f| (f.sha256.clone(), f.name.clone()))
         .collect();
+    // Decide what each file needs from its content hash, in name order.
+    let mut work: Vec<Staging> = Vec::new();
     for path in files {
         let name = ingest::file_name(path);
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let sha = artifact::sha256_hex(&bytes);
+        let sha = artifact::sha256_hex(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
         let existing = manifest.files.get(&name).filter(|f| f.sha256 == sha).cloned();
         let backfilled: Vec<String> = match (&existing, range) {
             (Some(f), Some((lo, hi))) => f
@@ -673,65 +673,40 @@ fn update_staged(
             });
             continue;
         }
-        let mut rows = ingest::parse_file(path, &bytes, threads)?;
-        drop(bytes);
-        // Once per distinct id.
-        rows.rows.map_customers(|id| pseudo.pseudonym(id));
-        let stem = StagedFile::stem(&name, &sha);
-        let mut by_month: BTreeMap<Month, Vec<usize>> = BTreeMap::new();
-        for r in 0..rows.rows.len() {
-            by_month.entry(Month::of(rows.rows.date(r))).or_default().push(r);
-        }
-        let mut entry = existing.unwrap_or_else(|| StagedFile {
-            name: name.clone(),
-            sha256: sha.clone(),
-            rows_in: rows.rows_in,
-            rows_out: rows.rows.len() as u64,
-            rows_quarantined: rows.quarantine.len() as u64,
-            header: rows.header.clone(),
-            partitions: BTreeMap::new(),
-            quarantine: format!("quarantine/{stem}.csv"),
+        staged_hashes.insert(sha.clone(), name.clone());
+        work.push(Staging {
+            path: path.clone(),
+            name,
+            sha,
+            existing,
+            backfilled,
         });
-        let jobs: Vec<_> = by_month
-            .iter()
-            .filter(|(month, _)| backfilled.is_empty() || backfilled.contains(&month.key()))
-            .map(|(month, idx)| {
-                let (staged, rel) = (&rows.rows, month.dir().join(format!("{stem}.parquet")));
-                let path = out.staged_dir.join(&rel);
-                move || -> Result<(String, layers::Partition)> {
-                    let mut df = layers::staged_frame(staged, idx)?;
-                    let sha256 = artifact::write_table(&path, &mut df)?;
-                    let rel = rel.to_string_lossy().into_owned();
-                    Ok((
-                        month.key(),
-                        layers::Partition {
-                            path: rel,
-                            rows: idx.len() as u64,
-                            sha256,
-                        },
-                    ))
-                }
-            })
-            .collect();
-        let written =
-            parallel(threads, jobs).with_context(|| format!("writing the staged partitions of {name}"))?;
-        entry.partitions.extend(written);
-        artifact::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
-        if backfilled.is_empty() {
+    }
+
+    // Stage the files on worker threads (whole files each, so every core
+    // is busy parsing and writing; a lone file gets every thread).
+    let inner = (threads / work.len().max(1)).max(1);
+    let jobs: Vec<_> = work
+        .iter()
+        .map(|w| move || stage_file(w, out, pseudo, inner))
+        .collect();
+    let staged = parallel(threads, jobs)?;
+    for (w, (entry, rows)) in work.into_iter().zip(staged) {
+        if w.backfilled.is_empty() {
             log::info!(
-                "{name}: staged {} rows in {} month partitions, {} quarantined",
-                rows.rows.len(),
-                by_month.len(),
-                rows.quarantine.len()
+                "{}: staged {} rows in {} month partitions, {} quarantined",
+                w.name,
+                rows.len(),
+                entry.partitions.len(),
+                entry.rows_quarantined
             );
-            report.files_staged.push(name.clone());
+            report.files_staged.push(w.name.clone());
         } else {
-            log::info!("{name}: backfilled months {}", backfilled.join(", "));
-            report.files_unchanged.push(name.clone());
+            log::info!("{}: backfilled months {}", w.name, w.backfilled.join(", "));
+            report.files_unchanged.push(w.name.clone());
         }
-        staged_hashes.insert(sha, name.clone());
-        manifest.files.insert(name, entry);
-        fresh.push(rows.rows);
+        manifest.files.insert(w.name, entry);
+        fresh.push(rows);
     }
     if original.as_ref() != Some(&manifest) {
         artifact::write_json(&out.staged_dir.join(layers::MANIFEST), &manifest)?;
@@ -743,6 +718,71 @@ fn update_staged(
     }
     layers::remove_unlisted(&out.staged_dir, &keep)?;
     Ok((manifest, fresh, report))
+}
+
+/// A raw file this run parses: new or changed, or backfilled months.
+struct Staging {
+    path: PathBuf,
+    name: String,
+    sha: String,
+    /// Its manifest entry when the content is already staged (backfill).
+    existing: Option<StagedFile>,
+    /// Months (`YYYY-MM`) to re-stage; empty for a new file (all months).
+    backfilled: Vec<String>,
+}
+
+/// Parses, pseudonymises and writes one raw file's staged partitions and
+/// quarantine; returns its manifest entry and rows.
+fn stage_file(w: &Staging, out: &Outputs, pseudo: &Pseudonymiser, threads: usize) -> Result<(StagedFile, Staged)> {
+    let bytes = std::fs::read(&w.path).with_context(|| format!("reading {}", w.path.display()))?;
+    if artifact::sha256_hex(&bytes) != w.sha {
+        bail!("{} changed while it was being read; rerun", w.path.display());
+    }
+    let mut rows = ingest::parse_file(&w.path, &bytes, threads)?;
+    drop(bytes);
+    // Once per distinct id.
+    rows.rows.map_customers(|id| pseudo.pseudonym(id));
+    let stem = StagedFile::stem(&w.name, &w.sha);
+    let mut by_month: BTreeMap<Month, Vec<usize>> = BTreeMap::new();
+    for r in 0..rows.rows.len() {
+        by_month.entry(Month::of(rows.rows.date(r))).or_default().push(r);
+    }
+    let mut entry = w.existing.clone().unwrap_or_else(|| StagedFile {
+        name: w.name.clone(),
+        sha256: w.sha.clone(),
+        rows_in: rows.rows_in,
+        rows_out: rows.rows.len() as u64,
+        rows_quarantined: rows.quarantine.len() as u64,
+        header: rows.header.clone(),
+        partitions: BTreeMap::new(),
+        quarantine: format!("quarantine/{stem}.csv"),
+    });
+    let jobs: Vec<_> = by_month
+        .iter()
+        .filter(|(month, _)| w.backfilled.is_empty() || w.backfilled.contains(&month.key()))
+        .map(|(month, idx)| {
+            let (staged, rel) = (&rows.rows, month.dir().join(format!("{stem}.parquet")));
+            let path = out.staged_dir.join(&rel);
+            move || -> Result<(String, layers::Partition)> {
+                let mut df = layers::staged_frame(staged, idx)?;
+                let sha256 = artifact::write_table(&path, &mut df)?;
+                let rel = rel.to_string_lossy().into_owned();
+                Ok((
+                    month.key(),
+                    layers::Partition {
+                        path: rel,
+                        rows: idx.len() as u64,
+                        sha256,
+                    },
+                ))
+            }
+        })
+        .collect();
+    let written =
+        parallel(threads, jobs).with_context(|| format!("writing the staged partitions of {}", w.name))?;
+    entry.partitions.extend(written);
+    artifact::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
+    Ok((entry, rows.rows))
 }
 
 /// The feature layer's tables in month order, and every customer's
