@@ -648,7 +648,9 @@ fn update_staged(
     let mut work: Vec<Staging> = Vec::new();
     for path in files {
         let name = ingest::file_name(path);
-        let sha = artifact::sha256_hex(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+        let sha = artifact::sha256_hex(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        );
         let existing = manifest.files.get(&name).filter(|f| f.sha256 == sha).cloned();
         let backfilled: Vec<String> = match (&existing, range) {
             (Some(f), Some((lo, hi))) => f
@@ -733,7 +735,12 @@ struct Staging {
 
 /// Parses, pseudonymises and writes one raw file's staged partitions and
 /// quarantine; returns its manifest entry and rows.
-fn stage_file(w: &Staging, out: &Outputs, pseudo: &Pseudonymiser, threads: usize) -> Result<(StagedFile, Staged)> {
+fn stage_file(
+    w: &Staging,
+    out: &Outputs,
+    pseudo: &Pseudonymiser,
+    threads: usize,
+) -> Result<(StagedFile, Staged)> {
     let bytes = std::fs::read(&w.path).with_context(|| format!("reading {}", w.path.display()))?;
     if artifact::sha256_hex(&bytes) != w.sha {
         bail!("{} changed while it was being read; rerun", w.path.display());
