@@ -123,7 +123,10 @@ impl GbmTree {
     /// The leaf score for one row.
     pub fn score(&self, row: &[f64]) -> f64 {
         let mut i = 0usize;
-        while let Some(n) = self.nodes.get(i) {
+        // A path visits each node at most once; the bound keeps a malformed
+        // tree (a cycle) from hanging the caller.
+        for _ in 0..=self.nodes.len() {
+            let Some(n) = self.nodes.get(i) else { break };
             if n.left == 0 {
                 return n.value;
             }
@@ -160,17 +163,23 @@ impl Gbm {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Classifier {
     /// Always predicts the training prior: the baseline any model must beat.
-    Prior { probability: f64 },
+    Prior {
+        probability: f64,
+    },
     Logistic(Logistic),
     NaiveBayes(NaiveBayes),
     /// One smartcore CART tree. smartcore's `predict_proba` is one-hot on
     /// the leaf's majority class, so this ranks coarsely (two values).
-    Tree { tree: Tree },
+    Tree {
+        tree: Tree,
+    },
     /// Random forest: smartcore CART trees, each grown on a bootstrap sample
     /// and a random subset of the features. The probability is the share of
     /// trees voting positive (Breiman's forest vote), because smartcore's
     /// own forest exposes neither its trees nor probabilities.
-    Forest { trees: Vec<BaggedTree> },
+    Forest {
+        trees: Vec<BaggedTree>,
+    },
     Gbm(Gbm),
 }
 
@@ -368,6 +377,17 @@ mod tests {
         assert_eq!(tree.score(&[1.5]), -1.0);
         assert_eq!(tree.score(&[1.6]), 2.0);
         assert_eq!(tree.score(&[f64::NAN]), -1.0);
+        let mut cycle = tree.clone();
+        cycle.nodes[0].left = 0;
+        cycle.nodes[0].right = 0;
+        cycle.nodes[1].left = 2;
+        cycle.nodes[1].right = 1;
+        cycle.nodes[2].left = 1;
+        cycle.nodes[2].right = 1;
+        let looping = GbmTree {
+            nodes: vec![cycle.nodes[1].clone(), cycle.nodes[2].clone()],
+        };
+        assert_eq!(looping.score(&[0.0]), 0.0, "a cycle ends instead of hanging");
     }
 
     #[test]

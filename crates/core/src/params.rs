@@ -588,10 +588,9 @@ impl ModelSpec {
     /// The hyper-parameters alone, as a JSON object (`{}` for the prior).
     pub fn params_json(&self) -> serde_json::Value {
         match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(map)) => map
-                .into_iter()
-                .next()
-                .map_or(serde_json::json!({}), |(_, v)| v),
+            Ok(serde_json::Value::Object(map)) => {
+                map.into_iter().next().map_or(serde_json::json!({}), |(_, v)| v)
+            }
             _ => serde_json::json!({}),
         }
     }
@@ -604,7 +603,10 @@ impl Check for TrainParams {
         in_range("train.cv.folds", self.cv.folds, 2, 20)?;
         in_range("train.cv.sample_rows", self.cv.sample_rows, 100, usize::MAX)?;
         let t = &self.threshold;
-        for (field, v) in [("train.threshold.fp_cost", t.fp_cost), ("train.threshold.fn_cost", t.fn_cost)] {
+        for (field, v) in [
+            ("train.threshold.fp_cost", t.fp_cost),
+            ("train.threshold.fn_cost", t.fn_cost),
+        ] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(invalid(field, format!("{v} must be a positive number")));
             }
@@ -632,31 +634,71 @@ impl Check for TrainParams {
             }
             Ok(())
         };
-        draws("train.search.logistic.draws", s.logistic.strategy, s.logistic.draws)?;
-        draws("train.search.naive_bayes.draws", s.naive_bayes.strategy, s.naive_bayes.draws)?;
+        draws(
+            "train.search.logistic.draws",
+            s.logistic.strategy,
+            s.logistic.draws,
+        )?;
+        draws(
+            "train.search.naive_bayes.draws",
+            s.naive_bayes.strategy,
+            s.naive_bayes.draws,
+        )?;
         draws("train.search.tree.draws", s.tree.strategy, s.tree.draws)?;
         draws("train.search.forest.draws", s.forest.strategy, s.forest.draws)?;
         draws("train.search.gbm.draws", s.gbm.strategy, s.gbm.draws)?;
-        each("train.search.logistic.alpha", &s.logistic.alpha, |v| *v >= 0.0 && v.is_finite())?;
-        each("train.search.naive_bayes.var_smoothing", &s.naive_bayes.var_smoothing, |v| {
-            *v > 0.0 && *v < 1.0
+        each("train.search.logistic.alpha", &s.logistic.alpha, |v| {
+            *v >= 0.0 && v.is_finite()
         })?;
-        each("train.search.tree.max_depth", &s.tree.max_depth, |v| (1..=64).contains(v))?;
-        each("train.search.tree.min_samples_leaf", &s.tree.min_samples_leaf, |v| *v >= 1)?;
-        each("train.search.forest.n_trees", &s.forest.n_trees, |v| (1..=5000).contains(v))?;
-        each("train.search.forest.max_depth", &s.forest.max_depth, |v| (1..=64).contains(v))?;
-        each("train.search.forest.min_samples_leaf", &s.forest.min_samples_leaf, |v| *v >= 1)?;
-        each("train.search.forest.feature_fraction", &s.forest.feature_fraction, |v| {
+        each(
+            "train.search.naive_bayes.var_smoothing",
+            &s.naive_bayes.var_smoothing,
+            |v| *v > 0.0 && *v < 1.0,
+        )?;
+        each("train.search.tree.max_depth", &s.tree.max_depth, |v| {
+            (1..=64).contains(v)
+        })?;
+        each(
+            "train.search.tree.min_samples_leaf",
+            &s.tree.min_samples_leaf,
+            |v| *v >= 1,
+        )?;
+        each("train.search.forest.n_trees", &s.forest.n_trees, |v| {
+            (1..=5000).contains(v)
+        })?;
+        each("train.search.forest.max_depth", &s.forest.max_depth, |v| {
+            (1..=64).contains(v)
+        })?;
+        each(
+            "train.search.forest.min_samples_leaf",
+            &s.forest.min_samples_leaf,
+            |v| *v >= 1,
+        )?;
+        each(
+            "train.search.forest.feature_fraction",
+            &s.forest.feature_fraction,
+            |v| *v > 0.0 && *v <= 1.0,
+        )?;
+        let g = &s.gbm;
+        each("train.search.gbm.learning_rate", &g.learning_rate, |v| {
             *v > 0.0 && *v <= 1.0
         })?;
-        let g = &s.gbm;
-        each("train.search.gbm.learning_rate", &g.learning_rate, |v| *v > 0.0 && *v <= 1.0)?;
-        each("train.search.gbm.max_iter", &g.max_iter, |v| (1..=100_000).contains(v))?;
-        each("train.search.gbm.max_leaves", &g.max_leaves, |v| (2..=1024).contains(v))?;
-        each("train.search.gbm.max_depth", &g.max_depth, |v| v.is_none_or(|d| (1..=64).contains(&d)))?;
-        each("train.search.gbm.min_samples_leaf", &g.min_samples_leaf, |v| *v >= 1)?;
+        each("train.search.gbm.max_iter", &g.max_iter, |v| {
+            (1..=100_000).contains(v)
+        })?;
+        each("train.search.gbm.max_leaves", &g.max_leaves, |v| {
+            (2..=1024).contains(v)
+        })?;
+        each("train.search.gbm.max_depth", &g.max_depth, |v| {
+            v.is_none_or(|d| (1..=64).contains(&d))
+        })?;
+        each("train.search.gbm.min_samples_leaf", &g.min_samples_leaf, |v| {
+            *v >= 1
+        })?;
         each("train.search.gbm.l2", &g.l2, |v| *v >= 0.0 && v.is_finite())?;
-        each("train.search.gbm.max_bins", &g.max_bins, |v| (2..=255).contains(v))?;
+        each("train.search.gbm.max_bins", &g.max_bins, |v| {
+            (2..=255).contains(v)
+        })?;
         if !(0.0..0.5).contains(&g.validation_fraction) {
             return Err(invalid(
                 "train.search.gbm.validation_fraction",
@@ -726,7 +768,10 @@ mod tests {
         let mut t = shipped().train;
         t.search.forest.feature_fraction = vec![0.5, 0.0];
         let err = t.clone().check().expect_err("fraction 0");
-        assert!(err.to_string().contains("train.search.forest.feature_fraction"), "{err}");
+        assert!(
+            err.to_string().contains("train.search.forest.feature_fraction"),
+            "{err}"
+        );
         t.search.forest.feature_fraction = vec![0.5];
         t.threshold.fixed = Some(1.0);
         assert!(t.clone().check().is_err());
@@ -736,10 +781,21 @@ mod tests {
         assert!(err.to_string().contains("at least one value"), "{err}");
         t.search.gbm.max_leaves = vec![31];
         t.algorithms.push(Algorithm::Gbm);
-        assert!(t.clone().check().expect_err("twice").to_string().contains("twice"));
+        assert!(
+            t.clone()
+                .check()
+                .expect_err("twice")
+                .to_string()
+                .contains("twice")
+        );
         t.algorithms.pop();
         t.cv.folds = 1;
-        assert!(t.check().expect_err("folds").to_string().contains("train.cv.folds"));
+        assert!(
+            t.check()
+                .expect_err("folds")
+                .to_string()
+                .contains("train.cv.folds")
+        );
 
         let mut b = shipped().build_features;
         b.split.train += 0.1;

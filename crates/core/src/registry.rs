@@ -47,7 +47,11 @@ pub enum RegistryError {
     #[error("{path}: registry index format {got}, this build reads {expected}")]
     Format { path: PathBuf, expected: u32, got: u32 },
     #[error("no version or alias {name:?} in the registry at {dir} (versions: {known})")]
-    Unknown { name: String, dir: PathBuf, known: String },
+    Unknown {
+        name: String,
+        dir: PathBuf,
+        known: String,
+    },
     #[error("alias {alias:?} has no earlier version to roll back to")]
     NoPrevious { alias: String },
     #[error("invalid alias {alias:?}: use letters, digits, `-` and `_`, not starting with `v` and a digit")]
@@ -243,7 +247,10 @@ impl Registry {
     /// The entry for a version id or alias.
     pub fn resolve(&self, name: &str) -> Result<VersionEntry, RegistryError> {
         let index = self.index()?;
-        index.resolve(name).cloned().ok_or_else(|| self.unknown(&index, name))
+        index
+            .resolve(name)
+            .cloned()
+            .ok_or_else(|| self.unknown(&index, name))
     }
 
     /// The artifact file of a version id or alias.
@@ -270,7 +277,11 @@ impl Registry {
         let path = self.dir.join(".lock");
         // Registrations take milliseconds; wait a little for another one.
         for _ in 0..100 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     let _ = writeln!(f, "{}", std::process::id());
                     return Ok(LockGuard { path });
@@ -292,7 +303,12 @@ impl Registry {
     /// `candidate` at it. When no `production` alias exists yet, the new
     /// version also becomes `production` (reason `bootstrap`), so a fresh
     /// pipeline can be served at once.
-    pub fn register(&self, model_bytes: &[u8], new: NewVersion, who: &str) -> Result<VersionEntry, RegistryError> {
+    pub fn register(
+        &self,
+        model_bytes: &[u8],
+        new: NewVersion,
+        who: &str,
+    ) -> Result<VersionEntry, RegistryError> {
         let _lock = self.lock()?;
         let mut index = self.index()?;
         let next = index
@@ -342,7 +358,11 @@ impl Registry {
             .ok_or_else(|| self.unknown(&index, name))?;
         index.set_alias(alias, &to, "promote", who, &now_rfc3339());
         self.write_index(&index)?;
-        Ok(index.alias_log.last().cloned().unwrap_or_else(|| unreachable!("just logged")))
+        Ok(index
+            .alias_log
+            .last()
+            .cloned()
+            .unwrap_or_else(|| unreachable!("just logged")))
     }
 
     /// Points `alias` back at the version it had before its current one.
@@ -358,7 +378,11 @@ impl Registry {
         let previous = previous.to_owned();
         index.set_alias(alias, &previous, "rollback", who, &now_rfc3339());
         self.write_index(&index)?;
-        Ok(index.alias_log.last().cloned().unwrap_or_else(|| unreachable!("just logged")))
+        Ok(index
+            .alias_log
+            .last()
+            .cloned()
+            .unwrap_or_else(|| unreachable!("just logged")))
     }
 
     /// Appends one record to the experiment log (one line, one `write`).
@@ -405,7 +429,9 @@ fn check_alias(alias: &str) -> Result<(), RegistryError> {
     let looks_like_version = alias.starts_with('v') && alias[1..].starts_with(|c: char| c.is_ascii_digit());
     let ok = !alias.is_empty()
         && !looks_like_version
-        && alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
@@ -419,8 +445,10 @@ fn check_alias(alias: &str) -> Result<(), RegistryError> {
 pub fn now_rfc3339() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map_or_else(|| secs.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+        || secs.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 /// Who is acting: `REVSPEND_USER`, else `USER`, else `unknown`.

@@ -98,22 +98,23 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     artifact::write_atomic(&dir.join("confusion.csv"), confusion_rows.as_bytes())?;
     let before = reliability(&raw, y, ECE_BINS);
     let after = reliability(&scores, y, ECE_BINS);
-    let points = |bins: &[ReliabilityBin], which: &str| -> Vec<serde_json::Value> {
-        bins.iter()
-            .filter(|b| b.count > 0)
-            .map(|b| {
-                serde_json::json!({
-                    "calibration": which,
-                    "mean_predicted": b.mean_predicted,
-                    "observed_rate": b.observed_rate,
-                    "count": b.count,
-                })
+    // The calibrated model's bins for `dvc plots` (one series, so DVC's
+    // default template draws it); the PNG shows before and after.
+    let rel: Vec<serde_json::Value> = after
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| {
+            serde_json::json!({
+                "mean_predicted": b.mean_predicted,
+                "observed_rate": b.observed_rate,
+                "count": b.count,
             })
-            .collect()
-    };
-    let mut rel = points(&before, "before");
-    rel.extend(points(&after, model.calibrator.name()));
-    artifact::write_json(&dir.join("reliability.json"), &serde_json::json!({ "reliability": rel }))?;
+        })
+        .collect();
+    artifact::write_json(
+        &dir.join("reliability.json"),
+        &serde_json::json!({ "reliability": rel }),
+    )?;
 
     register_font()?;
     let title = format!("holdout, model {}", model.model_version);
@@ -283,7 +284,11 @@ fn draw_reliability(
         .label("perfect calibration")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
     let series = [
-        (before, RED, format!("before, ECE {:.4}", report.model_uncalibrated.ece)),
+        (
+            before,
+            RED,
+            format!("before, ECE {:.4}", report.model_uncalibrated.ece),
+        ),
         (
             after,
             BLUE,

@@ -48,14 +48,26 @@ pub fn list(reg: &Registry) -> Result<String> {
                 format!("{:.5}", v.test_metrics.brier),
                 format!("{:.4}", v.test_metrics.ece),
                 v.model_version.clone(),
-                v.git_commit.as_deref().map_or("-", |c| &c[..c.len().min(10)]).to_owned(),
+                v.git_commit
+                    .as_deref()
+                    .map_or("-", |c| &c[..c.len().min(10)])
+                    .to_owned(),
             ]
         })
         .collect();
     Ok(table(
         &[
-            "version", "aliases", "created", "algorithm", "calibration", "pr_auc", "roc_auc", "brier", "ece",
-            "model_version", "commit",
+            "version",
+            "aliases",
+            "created",
+            "algorithm",
+            "calibration",
+            "pr_auc",
+            "roc_auc",
+            "brier",
+            "ece",
+            "model_version",
+            "commit",
         ],
         &rows,
     ))
@@ -66,7 +78,10 @@ pub fn show(reg: &Registry, name: &str) -> Result<String> {
     let index = reg.index()?;
     let mut value = serde_json::to_value(&entry)?;
     if let Value::Object(map) = &mut value {
-        map.insert("aliases".into(), serde_json::json!(index.aliases_of(&entry.version)));
+        map.insert(
+            "aliases".into(),
+            serde_json::json!(index.aliases_of(&entry.version)),
+        );
     }
     Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
 }
@@ -156,8 +171,8 @@ pub fn experiments(reg: &Registry) -> Result<String> {
         .collect();
     Ok(table(
         &[
-            "time", "version", "chosen", "cv", "trials", "calib", "pr_auc", "roc_auc", "brier", "ece", "total_s",
-            "rss_mb", "params", "data",
+            "time", "version", "chosen", "cv", "trials", "calib", "pr_auc", "roc_auc", "brier", "ece",
+            "total_s", "rss_mb", "params", "data",
         ],
         &rows,
     ))

@@ -12,7 +12,12 @@ use revspend_core::registry::{PRODUCTION, Registry};
 #[command(version)]
 struct Args {
     /// Registry directory.
-    #[arg(long, env = "REVSPEND_REGISTRY", default_value = "models/registry", global = true)]
+    #[arg(
+        long,
+        env = "REVSPEND_REGISTRY",
+        default_value = "models/registry",
+        global = true
+    )]
     registry: PathBuf,
     #[command(subcommand)]
     command: Command,

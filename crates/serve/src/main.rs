@@ -50,7 +50,10 @@ impl Args {
         serve::Config {
             bind: self.bind,
             model: match self.registry {
-                Some(dir) => serve::ModelSource::Registry { dir, alias: self.alias },
+                Some(dir) => serve::ModelSource::Registry {
+                    dir,
+                    alias: self.alias,
+                },
                 None => serve::ModelSource::File(self.model),
             },
             snapshot: (!self.no_snapshot).then_some(self.snapshot),

@@ -26,7 +26,11 @@ pub fn fit_platt(scores: &[f64], y: &[bool]) -> Calibrator {
             .map(|(&fi, &ti)| {
                 let z = a * fi + b;
                 // −[t log σ(z) + (1−t) log(1−σ(z))], stably.
-                let log1pexp = if z > 0.0 { z + (-z).exp().ln_1p() } else { z.exp().ln_1p() };
+                let log1pexp = if z > 0.0 {
+                    z + (-z).exp().ln_1p()
+                } else {
+                    z.exp().ln_1p()
+                };
                 log1pexp - ti * z
             })
             .sum()

@@ -79,7 +79,8 @@ pub fn fit(spec: &ModelSpec, data: Data<'_>, class_weight: ClassWeight, seed: u6
                 min_samples_split: 2 * *min_samples_leaf,
                 seed: Some(seed),
             };
-            let tree = Tree::fit(&data.x.gather(&rows, &cols), &labels, params).map_err(|e| anyhow!("{e}"))?;
+            let tree =
+                Tree::fit(&data.x.gather(&rows, &cols), &labels, params).map_err(|e| anyhow!("{e}"))?;
             Classifier::Tree { tree }
         }
         ModelSpec::Forest(cfg) => Classifier::Forest {
@@ -87,7 +88,11 @@ pub fn fit(spec: &ModelSpec, data: Data<'_>, class_weight: ClassWeight, seed: u6
         },
         ModelSpec::Gbm(cfg) => {
             let (model, stats) = gbm::fit(data.x, data.y, data.groups, cfg, class_weight, seed);
-            log::debug!("gbm: {} rounds, validation loss {:?}", stats.rounds, stats.best_validation_loss);
+            log::debug!(
+                "gbm: {} rounds, validation loss {:?}",
+                stats.rounds,
+                stats.best_validation_loss
+            );
             Classifier::Gbm(model)
         }
     })
@@ -143,13 +148,24 @@ fn fit_logistic(data: Data<'_>, alpha: f64, balanced: bool) -> Result<Logistic> 
     let p = data.x.cols;
     let mut values = Vec::with_capacity(rows.len() * p);
     for &r in &rows {
-        values.extend(data.x.row(r).iter().zip(&mean).zip(&scale).map(|((v, m), s)| (v - m) / s));
+        values.extend(
+            data.x
+                .row(r)
+                .iter()
+                .zip(&mean)
+                .zip(&scale)
+                .map(|((v, m), s)| (v - m) / s),
+        );
     }
     let z = DenseMatrix::new(rows.len(), p, values, false).map_err(|e| anyhow!("{e}"))?;
     let labels: Vec<u32> = rows.iter().map(|&r| u32::from(data.y[r])).collect();
-    let model = LogisticRegression::fit(&z, &labels, LogisticRegressionParameters::default().with_alpha(alpha))
-        .map_err(|e| anyhow!("{e}"))
-        .context("fitting logistic regression")?;
+    let model = LogisticRegression::fit(
+        &z,
+        &labels,
+        LogisticRegressionParameters::default().with_alpha(alpha),
+    )
+    .map_err(|e| anyhow!("{e}"))
+    .context("fitting logistic regression")?;
     let coefficients: Vec<f64> = (0..p).map(|j| *model.coefficients().get((0, j))).collect();
     let intercept = *model.intercept().get((0, 0));
     Ok(Logistic {
@@ -214,7 +230,10 @@ fn fit_forest(data: Data<'_>, cfg: &ForestConfig, balanced: bool, seed: u64) -> 
     }
     (0..cfg.n_trees as u64)
         .into_par_iter()
-        .map(|t| fit_bagged_tree(data, &pos, &neg, cfg, balanced, sub_seed(seed, t)).with_context(|| format!("fitting tree {t}")))
+        .map(|t| {
+            fit_bagged_tree(data, &pos, &neg, cfg, balanced, sub_seed(seed, t))
+                .with_context(|| format!("fitting tree {t}"))
+        })
         .collect()
 }
 

@@ -224,7 +224,12 @@ impl Grower<'_> {
 
     /// Grows one tree on `rows` (reordered in place into leaves); returns
     /// the tree and, per leaf, its row range and value.
-    fn grow(&self, rows: &mut [u32], edges: &[Vec<f64>], scratch: &mut Vec<u32>) -> (GbmTree, Vec<(usize, usize, f64)>) {
+    fn grow(
+        &self,
+        rows: &mut [u32],
+        edges: &[Vec<f64>],
+        scratch: &mut Vec<u32>,
+    ) -> (GbmTree, Vec<(usize, usize, f64)>) {
         let p = self.binned.p;
         let cfg = self.cfg;
         let leaf_node = GbmNode {
@@ -289,7 +294,11 @@ impl Grower<'_> {
             };
             let small = self.histogram(small_rows);
             let large: Vec<Bin> = leaf.hist.iter().zip(&small).map(|(a, b)| a.sub(b)).collect();
-            let (lh, rh) = if left_small { (small, large) } else { (large, small) };
+            let (lh, rh) = if left_small {
+                (small, large)
+            } else {
+                (large, small)
+            };
             let depth = leaf.depth + 1;
             for child in [
                 self.leaf(left_id, leaf.start, mid, depth, lh),

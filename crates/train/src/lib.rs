@@ -36,7 +36,9 @@ use revspend_core::artifact::{self, FeatureList, LabelledRows};
 use revspend_core::calibration::Calibrator;
 use revspend_core::metrics::{BinaryMetrics, Curve, ECE_BINS, ece, reliability};
 use revspend_core::model::{ModelArtifact, Reliability};
-use revspend_core::params::{Algorithm, CalibrationChoice, Checked, ModelSpec, ThresholdObjective, TrainParams};
+use revspend_core::params::{
+    Algorithm, CalibrationChoice, Checked, ModelSpec, ThresholdObjective, TrainParams,
+};
 use revspend_core::registry::{self, NewVersion, Registry};
 use serde::Serialize;
 
@@ -126,7 +128,12 @@ fn rayon_pool(threads: usize) -> Result<rayon::ThreadPool> {
 }
 
 /// Runs the stage with `threads` worker threads.
-pub fn run(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs, threads: usize) -> Result<RunResult> {
+pub fn run(
+    params: &Checked<TrainParams>,
+    inputs: &Inputs,
+    outputs: &Outputs,
+    threads: usize,
+) -> Result<RunResult> {
     rayon_pool(threads)?.install(|| run_on_pool(params, inputs, outputs))
 }
 
@@ -177,7 +184,10 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
         groups: &sg,
     };
     let trials = search::run(&specs, sample_data, &folds, params.cv.folds, params)?;
-    artifact::write_atomic(&outputs.search, search::to_csv(&trials, params.cv.metric).as_bytes())?;
+    artifact::write_atomic(
+        &outputs.search,
+        search::to_csv(&trials, params.cv.metric).as_bytes(),
+    )?;
     let Some(best) = search::best(&trials, params.cv.metric) else {
         bail!("no trial produced a finite {} score", params.cv.metric.name());
     };
@@ -255,7 +265,11 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
     for t in &trials {
         match best_per_algorithm.iter_mut().find(|(a, _)| a == t.algorithm) {
             Some((_, s)) => {
-                let better = if params.cv.metric.maximise() { t.mean > *s } else { t.mean < *s };
+                let better = if params.cv.metric.maximise() {
+                    t.mean > *s
+                } else {
+                    t.mean < *s
+                };
                 if better {
                     *s = t.mean;
                 }
@@ -315,7 +329,11 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
                 &who,
             )
             .with_context(|| format!("registering the model in {}", dir.display()))?;
-        log::info!("registered {} as {} (alias candidate)", model_version, entry.version);
+        log::info!(
+            "registered {} as {} (alias candidate)",
+            model_version,
+            entry.version
+        );
         mark("register", &mut timings);
         timings.push(("total", started.elapsed().as_secs_f64()));
         let record = serde_json::json!({
@@ -391,8 +409,13 @@ fn choose_threshold(params: &TrainParams, scores: &[f64], y: &[bool]) -> (f64, S
             "max F1 on the test split".into(),
         ),
         ThresholdObjective::Cost => (
-            curve.min_cost_threshold(t.fp_cost, t.fn_cost).map_or(0.5, |(v, _)| v),
-            format!("least cost on the test split (FP {}, FN {})", t.fp_cost, t.fn_cost),
+            curve
+                .min_cost_threshold(t.fp_cost, t.fn_cost)
+                .map_or(0.5, |(v, _)| v),
+            format!(
+                "least cost on the test split (FP {}, FN {})",
+                t.fp_cost, t.fn_cost
+            ),
         ),
     }
 }
@@ -489,7 +512,9 @@ pub fn fit_once(
         let calibrator = match params.calibration {
             CalibrationChoice::Platt => calibrate::fit_platt(&cal_raw, &calib.y),
             CalibrationChoice::None => Calibrator::Identity,
-            CalibrationChoice::Isotonic | CalibrationChoice::Auto => calibrate::fit_isotonic(&cal_raw, &calib.y),
+            CalibrationChoice::Isotonic | CalibrationChoice::Auto => {
+                calibrate::fit_isotonic(&cal_raw, &calib.y)
+            }
         };
         let raw = classifier.predict_proba(&holdout.x, p)?;
         let calibrated: Vec<f64> = raw.iter().map(|&s| calibrator.apply(s)).collect();

@@ -137,7 +137,11 @@ fn run(args: Args) -> Result<()> {
         r.threshold,
         r.threshold_source
     );
-    let timings: Vec<String> = result.timings.iter().map(|(k, v)| format!("{k} {v:.2} s")).collect();
+    let timings: Vec<String> = result
+        .timings
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2} s"))
+        .collect();
     log::info!("timings: {}", timings.join(", "));
     Ok(())
 }

@@ -85,7 +85,9 @@ pub fn candidates(params: &TrainParams) -> Vec<ModelSpec> {
                 let sp = &s.logistic;
                 pick(&[sp.alpha.len()], sp.strategy, sp.draws, seed)
                     .into_iter()
-                    .map(|i| ModelSpec::Logistic { alpha: sp.alpha[i[0]] })
+                    .map(|i| ModelSpec::Logistic {
+                        alpha: sp.alpha[i[0]],
+                    })
                     .collect()
             }
             Algorithm::NaiveBayes => {
@@ -99,13 +101,18 @@ pub fn candidates(params: &TrainParams) -> Vec<ModelSpec> {
             }
             Algorithm::Tree => {
                 let sp = &s.tree;
-                pick(&[sp.max_depth.len(), sp.min_samples_leaf.len()], sp.strategy, sp.draws, seed)
-                    .into_iter()
-                    .map(|i| ModelSpec::Tree {
-                        max_depth: depth(sp.max_depth[i[0]]),
-                        min_samples_leaf: sp.min_samples_leaf[i[1]],
-                    })
-                    .collect()
+                pick(
+                    &[sp.max_depth.len(), sp.min_samples_leaf.len()],
+                    sp.strategy,
+                    sp.draws,
+                    seed,
+                )
+                .into_iter()
+                .map(|i| ModelSpec::Tree {
+                    max_depth: depth(sp.max_depth[i[0]]),
+                    min_samples_leaf: sp.min_samples_leaf[i[1]],
+                })
+                .collect()
             }
             Algorithm::Forest => {
                 let sp = &s.forest;
@@ -224,8 +231,13 @@ pub fn run(
             .par_iter()
             .enumerate()
             .map(|(f, (train, test_rows))| -> Result<f64> {
-                let model = fit::fit(spec, train.data(), params.class_weight, sub_seed(params.seed, f as u64))
-                    .with_context(|| format!("trial {t} ({}), fold {f}", spec.algorithm().name()))?;
+                let model = fit::fit(
+                    spec,
+                    train.data(),
+                    params.class_weight,
+                    sub_seed(params.seed, f as u64),
+                )
+                .with_context(|| format!("trial {t} ({}), fold {f}", spec.algorithm().name()))?;
                 let x = data.x.select_rows(test_rows);
                 let y: Vec<bool> = test_rows.iter().map(|&r| data.y[r]).collect();
                 let p = model.predict_proba(&x, x.cols)?;
@@ -308,7 +320,13 @@ pub fn to_csv(trials: &[Trial], metric: SelectionMetric) -> String {
     }
     out.push_str(",fit_seconds,params\n");
     for (i, t) in trials.iter().enumerate() {
-        out.push_str(&format!("{i},{},{},{:.6},{:.6}", t.algorithm, metric.name(), t.mean, t.std));
+        out.push_str(&format!(
+            "{i},{},{},{:.6},{:.6}",
+            t.algorithm,
+            metric.name(),
+            t.mean,
+            t.std
+        ));
         for s in &t.fold_scores {
             out.push_str(&format!(",{s:.6}"));
         }

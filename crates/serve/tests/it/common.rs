@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use revspend_core::artifact;
+use revspend_core::calibration::Calibrator;
 use revspend_core::contract::parse_fields;
 use revspend_core::features::{Feature, History, OnlineSnapshot};
 use revspend_core::metrics::{BinaryMetrics, Confusion};
-use revspend_core::calibration::Calibrator;
 use revspend_core::model::{BaggedTree, Classifier, ModelArtifact, Reliability, Tree};
 use revspend_core::params::{ModelSpec, Params, TrainParams};
 use revspend_core::pseudonym::Pseudonymiser;

@@ -143,24 +143,49 @@ fn the_binary_serves_the_version_a_registry_alias_points_to() {
         git_commit: None,
         test_metrics: crate::common::history_model().test_metrics,
     };
-    registry.register(&bytes, new("first"), "test").expect("register v1");
+    registry
+        .register(&bytes, new("first"), "test")
+        .expect("register v1");
     // A second version whose file is not a model: serving it must fail, so
     // a successful start proves the alias, not the newest version, was read.
-    registry.register(b"not a model", new("second"), "test").expect("register v2");
+    registry
+        .register(b"not a model", new("second"), "test")
+        .expect("register v2");
     let (_child, addr) = start(
-        &["--bind", "127.0.0.1:0", "--registry", "models/registry", "--model", "missing.bin"],
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--registry",
+            "models/registry",
+            "--model",
+            "missing.bin",
+        ],
         fixture.dir.path(),
     );
     let (status, body) = http(addr, "GET", "/health", None);
     assert_eq!(status, 200, "{body}");
 
     let stderr = failed_start(
-        &["--bind", "127.0.0.1:0", "--registry", "models/registry", "--alias", "candidate"],
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--registry",
+            "models/registry",
+            "--alias",
+            "candidate",
+        ],
         fixture.dir.path(),
     );
     assert!(stderr.contains("v0002") && stderr.contains("magic"), "{stderr}");
     let stderr = failed_start(
-        &["--bind", "127.0.0.1:0", "--registry", "models/registry", "--alias", "nope"],
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--registry",
+            "models/registry",
+            "--alias",
+            "nope",
+        ],
         fixture.dir.path(),
     );
     assert!(stderr.contains("nope") && stderr.contains("v0001"), "{stderr}");

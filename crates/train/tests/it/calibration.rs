@@ -39,13 +39,20 @@ fn platt_and_isotonic_improve_brier_and_ece_on_fresh_data() {
         assert!(b < raw - 0.005, "{}: Brier {b} vs raw {raw}", c.name());
         let p: Vec<f64> = test_s.iter().map(|&s| c.apply(s)).collect();
         let e = ece(&reliability(&p, &test_y, ECE_BINS));
-        assert!(e < raw_ece / 3.0 && e < 0.02, "{}: ECE {e} vs raw {raw_ece}", c.name());
+        assert!(
+            e < raw_ece / 3.0 && e < 0.02,
+            "{}: ECE {e} vs raw {raw_ece}",
+            c.name()
+        );
     }
     // Platt recovers the inverse map (a = 1/3, b = −1/3) closely.
     let Calibrator::Platt { a, b } = fit_platt(&cal_s, &cal_y) else {
         panic!("platt")
     };
-    assert!((a - 1.0 / 3.0).abs() < 0.05 && (b + 1.0 / 3.0).abs() < 0.15, "a {a}, b {b}");
+    assert!(
+        (a - 1.0 / 3.0).abs() < 0.05 && (b + 1.0 / 3.0).abs() < 0.15,
+        "a {a}, b {b}"
+    );
 }
 
 #[test]

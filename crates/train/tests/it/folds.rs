@@ -28,7 +28,11 @@ fn no_customer_is_in_two_folds() {
             assert!(*f < k);
             assert_eq!(*fold_of.entry(*g).or_insert(*f), *f, "customer {g} in two folds");
         }
-        assert_eq!(fold_of.values().collect::<HashSet<_>>().len(), k, "every fold used");
+        assert_eq!(
+            fold_of.values().collect::<HashSet<_>>().len(),
+            k,
+            "every fold used"
+        );
     }
 }
 
@@ -55,10 +59,17 @@ fn folds_are_stratified_by_customers_with_positives() {
     for r in &rows {
         assert!((*r as f64 - mean).abs() / mean < 0.1, "fold sizes {rows:?}");
     }
-    let rate: Vec<f64> = positives.iter().zip(&rows).map(|(p, r)| *p as f64 / *r as f64).collect();
+    let rate: Vec<f64> = positives
+        .iter()
+        .zip(&rows)
+        .map(|(p, r)| *p as f64 / *r as f64)
+        .collect();
     let overall = y.iter().filter(|v| **v).count() as f64 / y.len() as f64;
     for r in &rate {
-        assert!((r - overall).abs() < 0.5 * overall, "fold rates {rate:?} vs {overall}");
+        assert!(
+            (r - overall).abs() < 0.5 * overall,
+            "fold rates {rate:?} vs {overall}"
+        );
     }
     // Same seed, same folds.
     assert_eq!(folds, grouped_stratified_folds(&groups, &y, k, 3));
@@ -69,7 +80,10 @@ fn the_sample_takes_whole_customers_in_proportion() {
     let (groups, y) = data();
     let rows = stratified_group_sample(&groups, &y, groups.len() / 3, 9);
     let picked: HashSet<u64> = rows.iter().map(|&r| groups[r]).collect();
-    let whole = groups.iter().zip(0..).all(|(g, r)| picked.contains(g) == rows.contains(&r));
+    let whole = groups
+        .iter()
+        .zip(0..)
+        .all(|(g, r)| picked.contains(g) == rows.contains(&r));
     assert!(whole, "a customer was split by the sample");
     let share = rows.len() as f64 / groups.len() as f64;
     assert!((share - 1.0 / 3.0).abs() < 0.05, "sampled {share}");

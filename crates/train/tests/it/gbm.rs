@@ -31,9 +31,8 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 fn boosting_learns_a_simple_problem_and_stops_early() {
     let train = problem(40_000, 1);
     let test = problem(10_000, 2);
-    let (model, stats) = pool(2).install(|| {
-        train::gbm::fit(&train.x, &train.y, &train.groups, &config(), ClassWeight::None, 5)
-    });
+    let (model, stats) = pool(2)
+        .install(|| train::gbm::fit(&train.x, &train.y, &train.groups, &config(), ClassWeight::None, 5));
     assert!(stats.rounds > 10 && stats.rounds < 200, "{stats:?}");
     let c = Classifier::Gbm(model);
     let p = c.predict_proba(&test.x, 4).expect("predict");
@@ -52,7 +51,15 @@ fn boosting_is_identical_whatever_the_thread_count() {
     let train = problem(50_000, 3);
     let fit = |threads| {
         pool(threads).install(|| {
-            train::gbm::fit(&train.x, &train.y, &train.groups, &config(), ClassWeight::Balanced, 9).0
+            train::gbm::fit(
+                &train.x,
+                &train.y,
+                &train.groups,
+                &config(),
+                ClassWeight::Balanced,
+                9,
+            )
+            .0
         })
     };
     let one = fit(1);

@@ -39,7 +39,10 @@ fn the_model_is_deterministic_whatever_the_thread_count() {
     assert!(a == b, "models differ between 1 and 2 threads");
     let report_two = std::fs::read(dir.path().join("reports/train.json")).expect("report");
     assert!(report_one == report_two, "reports differ");
-    assert!(!dir.path().join("models/registry").exists(), "--no-register registered");
+    assert!(
+        !dir.path().join("models/registry").exists(),
+        "--no-register registered"
+    );
 }
 
 #[test]
@@ -79,7 +82,10 @@ fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
     // Every trial is in the search table; the prior baseline among them.
     let csv = std::fs::read_to_string(dir.path().join("reports/search.csv")).expect("search.csv");
     for algorithm in ["prior", "logistic", "naive_bayes", "tree", "forest", "gbm"] {
-        assert!(csv.lines().any(|l| l.split(',').nth(1) == Some(algorithm)), "{algorithm} missing");
+        assert!(
+            csv.lines().any(|l| l.split(',').nth(1) == Some(algorithm)),
+            "{algorithm} missing"
+        );
     }
 
     // Registered as v0001, candidate and (bootstrap) production.
@@ -93,11 +99,18 @@ fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
     assert_eq!(index.aliases["production"], "v0001");
     assert!(index.alias_log.iter().all(|c| c.who == "tester"));
     let copy = std::fs::read(registry.model_path("production").expect("path")).expect("copy");
-    assert_eq!(copy, std::fs::read(dir.path().join("models/model.bin")).expect("model"));
+    assert_eq!(
+        copy,
+        std::fs::read(dir.path().join("models/model.bin")).expect("model")
+    );
 
     // A second run: a new candidate, production stays.
     let again = train(dir.path(), "2", "models/model.bin", &[]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let index = registry.index().expect("index");
     assert_eq!(index.aliases["candidate"], "v0002");
     assert_eq!(index.aliases["production"], "v0001");

@@ -69,12 +69,16 @@ fn every_fitted_classifier_round_trips_with_identical_predictions() {
     ];
     for (i, algorithm) in algorithms.into_iter().enumerate() {
         let spec = train::default_spec(&params, algorithm);
-        let classifier =
-            train::fit::fit(&spec, data.data(), params.class_weight, 3).expect("fit");
+        let classifier = train::fit::fit(&spec, data.data(), params.class_weight, 3).expect("fit");
         let model = artifact(classifier, calibrators[i % 3].clone(), spec);
         let bytes = encode_model(&model).expect("encode");
         let back = decode_model(Path::new("m.bin"), &bytes).expect("decode");
-        assert_eq!(encode_model(&back).expect("re-encode"), bytes, "{}", algorithm.name());
+        assert_eq!(
+            encode_model(&back).expect("re-encode"),
+            bytes,
+            "{}",
+            algorithm.name()
+        );
         let (p, q) = (
             model.predict_proba(&data.x).expect("predict"),
             back.predict_proba(&data.x).expect("predict"),
@@ -86,28 +90,43 @@ fn every_fitted_classifier_round_trips_with_identical_predictions() {
     }
 }
 
-fn node() -> impl Strategy<Value = GbmNode> {
-    (0u32..4, -1e6f64..1e6, any::<u8>(), 0u32..64, 0u32..64, -5f64..5.0).prop_map(
-        |(feature, threshold, bin, left, right, value)| GbmNode {
-            feature,
-            threshold,
-            bin,
-            left,
-            right,
-            value,
-        },
-    )
+/// A valid tree: node `i` has children `2i + 1` and `2i + 2` when they
+/// exist (an odd node count, so every split has both), else it is a leaf.
+fn tree() -> impl Strategy<Value = GbmTree> {
+    (0usize..6)
+        .prop_flat_map(|half| {
+            prop::collection::vec((0u32..4, -1e6f64..1e6, any::<u8>(), -5f64..5.0), 2 * half + 1)
+        })
+        .prop_map(|raw| {
+            let n = raw.len();
+            let nodes = raw
+                .into_iter()
+                .enumerate()
+                .map(|(i, (feature, threshold, bin, value))| {
+                    let split = 2 * i + 2 < n;
+                    GbmNode {
+                        feature,
+                        threshold,
+                        bin,
+                        left: if split { (2 * i + 1) as u32 } else { 0 },
+                        right: if split { (2 * i + 2) as u32 } else { 0 },
+                        value: if split { 0.0 } else { value },
+                    }
+                })
+                .collect();
+            GbmTree { nodes }
+        })
 }
 
 fn gbm() -> impl Strategy<Value = Gbm> {
     (
         -3f64..3.0,
-        prop::collection::vec(prop::collection::vec(node(), 1..8), 0..5),
+        prop::collection::vec(tree(), 0..5),
         prop::collection::vec(prop::collection::vec(-1e3f64..1e3, 0..6), 4),
     )
         .prop_map(|(base_score, trees, bin_edges)| Gbm {
             base_score,
-            trees: trees.into_iter().map(|nodes| GbmTree { nodes }).collect(),
+            trees,
             bin_edges,
         })
 }

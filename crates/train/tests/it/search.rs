@@ -67,13 +67,19 @@ fn the_same_seed_gives_the_same_trials_and_choice() {
     let folds = train::cv::grouped_stratified_folds(&data.groups, &data.y, p.cv.folds, p.seed);
     let specs = search::candidates(&p);
     let run = || {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
         pool.install(|| search::run(&specs, data.data(), &folds, p.cv.folds, &p).expect("search"))
     };
     let (a, b) = (run(), run());
     assert_eq!(a.len(), specs.len());
     for (x, y) in a.iter().zip(&b) {
-        assert_eq!((x.algorithm, &x.spec, &x.fold_scores), (y.algorithm, &y.spec, &y.fold_scores));
+        assert_eq!(
+            (x.algorithm, &x.spec, &x.fold_scores),
+            (y.algorithm, &y.spec, &y.fold_scores)
+        );
     }
     let best = search::best(&a, p.cv.metric).expect("a best trial");
     assert_eq!(Some(best), search::best(&b, p.cv.metric));

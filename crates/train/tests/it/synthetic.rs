@@ -1,7 +1,7 @@
 //! Seeded synthetic data: a learnable, imbalanced, customer-grouped problem.
 
-use rand::SeedableRng;
 use rand::RngExt;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use revspend_core::model::FeatureMatrix;
 
