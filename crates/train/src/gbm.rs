@@ -82,10 +82,14 @@ fn bin_of(edges: &[f64], x: f64) -> u8 {
     u8::try_from(edges.partition_point(|&e| e < x)).unwrap_or(u8::MAX)
 }
 
-/// Row-major binned features.
+/// Binned features, row-major for histograms (a row's bins share a cache
+/// line) and column-major for partitioning a node on one feature (dense
+/// reads where a row-major read would touch a cache line per row).
 struct Binned {
     p: usize,
+    n: usize,
     bins: Vec<u8>,
+    columns: Vec<u8>,
 }
 
 fn bin_matrix(x: &FeatureMatrix, edges: &[Vec<f64>]) -> Binned {
@@ -101,7 +105,14 @@ fn bin_matrix(x: &FeatureMatrix, edges: &[Vec<f64>]) -> Binned {
                 }
             }
         });
-    Binned { p, bins }
+    let n = x.rows;
+    let mut columns = vec![0u8; n * p];
+    columns.par_chunks_mut(n.max(1)).enumerate().for_each(|(f, col)| {
+        for (r, c) in col.iter_mut().enumerate() {
+            *c = bins[r * p + f];
+        }
+    });
+    Binned { p, n, bins, columns }
 }
 
 /// Deterministic hash of (seed, group) for the validation slice.
@@ -119,12 +130,16 @@ struct Split {
     gain: f64,
 }
 
+/// One histogram per feature; a `u8` bin always indexes inside its array,
+/// so the hot loop needs no bounds checks.
+type Hist = Vec<[Bin; STRIDE]>;
+
 struct Leaf {
     node: usize,
     start: usize,
     end: usize,
     depth: u16,
-    hist: Vec<Bin>,
+    hist: Hist,
     total: Bin,
     split: Option<Split>,
 }
@@ -138,16 +153,16 @@ struct Grower<'a> {
 }
 
 impl Grower<'_> {
-    fn histogram(&self, rows: &[u32]) -> Vec<Bin> {
+    fn histogram(&self, rows: &[u32]) -> Hist {
         let p = self.binned.p;
         let build = |rows: &[u32]| {
-            let mut hist = vec![Bin::default(); p * STRIDE];
+            let mut hist: Hist = vec![[Bin::default(); STRIDE]; p];
             for &r in rows {
                 let r = r as usize;
                 let (gr, hr) = (self.g[r], self.h[r]);
                 let row = &self.binned.bins[r * p..(r + 1) * p];
-                for (f, &b) in row.iter().enumerate() {
-                    let cell = &mut hist[f * STRIDE + b as usize];
+                for (feature, &b) in hist.iter_mut().zip(row) {
+                    let cell = &mut feature[b as usize];
                     cell.g += gr;
                     cell.h += hr;
                     cell.n += 1;
@@ -158,18 +173,20 @@ impl Grower<'_> {
         if rows.len() <= CHUNK {
             return build(rows);
         }
-        let parts: Vec<Vec<Bin>> = rows.par_chunks(CHUNK).map(build).collect();
+        let parts: Vec<Hist> = rows.par_chunks(CHUNK).map(build).collect();
         let mut parts = parts.into_iter();
-        let mut hist = parts.next().unwrap_or_else(|| vec![Bin::default(); p * STRIDE]);
+        let mut hist = parts.next().unwrap_or_else(|| vec![[Bin::default(); STRIDE]; p]);
         for part in parts {
             for (a, b) in hist.iter_mut().zip(&part) {
-                a.add(b);
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.add(y);
+                }
             }
         }
         hist
     }
 
-    fn best_split(&self, hist: &[Bin], total: &Bin, depth: u16) -> Option<Split> {
+    fn best_split(&self, hist: &Hist, total: &Bin, depth: u16) -> Option<Split> {
         let cfg = self.cfg;
         if cfg.max_depth.is_some_and(|d| depth >= d) {
             return None;
@@ -184,7 +201,7 @@ impl Grower<'_> {
         for f in 0..self.binned.p {
             let mut left = Bin::default();
             for b in 0..self.n_bins[f].saturating_sub(1) {
-                left.add(&hist[f * STRIDE + b]);
+                left.add(&hist[f][b]);
                 if left.n < min_n || left.h < MIN_LEAF_HESSIAN {
                     continue;
                 }
@@ -205,9 +222,10 @@ impl Grower<'_> {
         best
     }
 
-    fn leaf(&self, node: usize, start: usize, end: usize, depth: u16, hist: Vec<Bin>) -> Leaf {
+    fn leaf(&self, node: usize, start: usize, end: usize, depth: u16, hist: Hist) -> Leaf {
         let mut total = Bin::default();
-        for b in &hist[..self.n_bins.first().copied().unwrap_or(0)] {
+        // Every row is in exactly one bin of the first feature.
+        for b in hist.first().map_or(&[][..], |h| &h[..]) {
             total.add(b);
         }
         let split = self.best_split(&hist, &total, depth);
@@ -230,7 +248,6 @@ impl Grower<'_> {
         edges: &[Vec<f64>],
         scratch: &mut Vec<u32>,
     ) -> (GbmTree, Vec<(usize, usize, f64)>) {
-        let p = self.binned.p;
         let cfg = self.cfg;
         let leaf_node = GbmNode {
             feature: 0,
@@ -262,11 +279,13 @@ impl Grower<'_> {
             let Some(split) = leaf.split else { break };
             // Stable partition of the leaf's rows: left (bin <= split) first.
             let range = &mut rows[leaf.start..leaf.end];
+            let column =
+                &self.binned.columns[split.feature * self.binned.n..(split.feature + 1) * self.binned.n];
             scratch.clear();
             let mut w = 0;
             for i in 0..range.len() {
                 let r = range[i];
-                if self.binned.bins[r as usize * p + split.feature] <= split.bin {
+                if column[r as usize] <= split.bin {
                     range[w] = r;
                     w += 1;
                 } else {
@@ -293,7 +312,12 @@ impl Grower<'_> {
                 &rows[mid..leaf.end]
             };
             let small = self.histogram(small_rows);
-            let large: Vec<Bin> = leaf.hist.iter().zip(&small).map(|(a, b)| a.sub(b)).collect();
+            let large: Hist = leaf
+                .hist
+                .iter()
+                .zip(&small)
+                .map(|(a, b)| std::array::from_fn(|i| a[i].sub(&b[i])))
+                .collect();
             let (lh, rh) = if left_small {
                 (small, large)
             } else {
