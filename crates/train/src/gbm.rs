@@ -198,10 +198,11 @@ impl Grower<'_> {
         let score = |b: &Bin| b.g * b.g / (b.h + cfg.l2);
         let parent = score(total);
         let mut best: Option<Split> = None;
-        for f in 0..self.binned.p {
+        for (f, (feature, &n_bins)) in hist.iter().zip(&self.n_bins).enumerate() {
             let mut left = Bin::default();
-            for b in 0..self.n_bins[f].saturating_sub(1) {
-                left.add(&hist[f][b]);
+            // The last bin cannot be a left side: nothing would go right.
+            for (b, cell) in feature.iter().enumerate().take(n_bins.saturating_sub(1)) {
+                left.add(cell);
                 if left.n < min_n || left.h < MIN_LEAF_HESSIAN {
                     continue;
                 }
