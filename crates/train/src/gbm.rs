@@ -16,6 +16,14 @@
 //!
 //! The fitted [`Gbm`] keeps each split's bin upper edge as a raw threshold,
 //! so prediction works on raw `f64` features (`revspend_core::model`).
+//!
+//! Why not a crate: `perpetual` (the best-kept pure-Rust booster) replaces
+//! learning rate, leaves and depth by a single `budget`, so it does not fit a
+//! grid/random search over those; its fitted booster would have to live in
+//! our bincode artifact as its own serde types, whose format has changed
+//! across its 1.x/2.x/3.0-rc releases; and it adds its own dependency tree to
+//! a 2-core build. The booster needed here is a few hundred lines we can test
+//! for thread-count independence and tune for this data shape.
 
 use rayon::prelude::*;
 use revspend_core::model::{FeatureMatrix, Gbm, GbmNode, GbmTree, sigmoid};
