@@ -6,7 +6,8 @@
 //! 1. draws a stratified sample of whole customers from the train split and
 //!    scores every candidate configuration (`train.search`) by grouped,
 //!    stratified K-fold CV, folds in parallel ([`search`], [`cv`]); every
-//!    trial goes to `reports/search.csv`;
+//!    trial goes to `reports/search.csv` (and, with its wall time, to the
+//!    experiment log);
 //! 2. refits the best configuration on the whole train split ([`fit`],
 //!    boosting in [`gbm`]);
 //! 3. fits Platt and isotonic calibrators on the calibration split and keeps
@@ -58,7 +59,8 @@ pub struct Inputs {
 pub struct Outputs {
     pub model: PathBuf,
     pub report: PathBuf,
-    /// Every search trial, one CSV line each (with wall times).
+    /// Every search trial, one CSV line each (deterministic: wall times go
+    /// to the experiment log).
     pub search: PathBuf,
     /// Registry directory the model is registered in; `None` skips the
     /// registry and the experiment log.

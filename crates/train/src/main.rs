@@ -30,7 +30,7 @@ struct Args {
     model: PathBuf,
     #[arg(long, default_value = "reports/train.json")]
     report: PathBuf,
-    /// Every search trial (with wall times).
+    /// Every search trial (fold scores, mean, std, params).
     #[arg(long, default_value = "reports/search.csv")]
     search_report: PathBuf,
     /// Registry the model is registered in (with the experiment log).

@@ -311,14 +311,16 @@ impl FoldData {
     }
 }
 
-/// `reports/search.csv`: one line per trial.
+/// `reports/search.csv`: one line per trial. Wall times are left out so the
+/// file (a DVC output) is identical across reruns; they are in the
+/// experiment log.
 pub fn to_csv(trials: &[Trial], metric: SelectionMetric) -> String {
     let folds = trials.first().map_or(0, |t| t.fold_scores.len());
     let mut out = String::from("trial,algorithm,metric,mean,std");
     for f in 0..folds {
         out.push_str(&format!(",fold_{f}"));
     }
-    out.push_str(",fit_seconds,params\n");
+    out.push_str(",params\n");
     for (i, t) in trials.iter().enumerate() {
         out.push_str(&format!(
             "{i},{},{},{:.6},{:.6}",
@@ -332,7 +334,7 @@ pub fn to_csv(trials: &[Trial], metric: SelectionMetric) -> String {
         }
         // JSON params in one quoted CSV field (quotes doubled).
         let params = t.spec.params_json().to_string().replace('"', "\"\"");
-        out.push_str(&format!(",{:.3},\"{params}\"\n", t.fit_seconds));
+        out.push_str(&format!(",\"{params}\"\n"));
     }
     out
 }
