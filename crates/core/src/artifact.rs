@@ -27,7 +27,10 @@ use crate::target::TargetRule;
 /// Version of the binary envelope layout and of the payload types inside.
 /// Bump it when `ModelArtifact` or `OnlineSnapshot` change shape, and keep a
 /// fixture of the old version in the tests.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: the model gained calibrator, reliability, chosen spec and the new
+/// classifiers (issue 4).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Version of the parquet table schemas, stored under [`SCHEMA_VERSION_KEY`].
 pub const TABLE_SCHEMA_VERSION: &str = "1";
@@ -650,17 +653,14 @@ mod tests {
         let err = decode::<OnlineSnapshot>(p, Kind::Model, &good).expect_err("magic");
         assert!(matches!(err, ArtifactError::Magic { .. }), "{err}");
 
-        let mut v2 = good.clone();
-        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let err = decode::<OnlineSnapshot>(p, Kind::Snapshot, &v2).expect_err("version");
+        let mut other = good.clone();
+        other[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let err = decode::<OnlineSnapshot>(p, Kind::Snapshot, &other).expect_err("version");
         assert!(
             matches!(
                 err,
-                ArtifactError::Version {
-                    expected: 1,
-                    got: 2,
-                    ..
-                }
+                ArtifactError::Version { expected, got, .. }
+                    if expected == FORMAT_VERSION && got == FORMAT_VERSION + 1
             ),
             "{err}"
         );

@@ -8,6 +8,9 @@
 //! - [`pseudonym`]: keyed-hash pseudonymisation of customer ids.
 //! - [`params`]: `params.yaml` sections, parsed strictly and validated once.
 //! - [`model`]: fitted model types and their probability output.
+//! - [`calibration`]: probability calibrators the model artifact applies.
+//! - [`registry`]: the model registry (versions, aliases, alias log) and
+//!   the experiment log under `models/registry/`.
 //! - [`metrics`]: metric report types shared by `train` and `evaluate`.
 //! - [`profile`]: distribution profiles of tables (reference for drift).
 //! - [`artifact`]: the only module that touches on-disk formats (parquet
@@ -17,6 +20,7 @@
 //! It knows nothing of HTTP or command-line parsing.
 
 pub mod artifact;
+pub mod calibration;
 pub mod contract;
 pub mod features;
 pub mod metrics;
@@ -24,4 +28,5 @@ pub mod model;
 pub mod params;
 pub mod profile;
 pub mod pseudonym;
+pub mod registry;
 pub mod target;

@@ -11,6 +11,10 @@ pub struct BinaryMetrics {
     /// Average precision (area under the precision-recall step curve).
     pub pr_auc: f64,
     pub brier: f64,
+    /// Mean negative log-likelihood (probabilities clamped to [1e-15, 1 − 1e-15]).
+    pub log_loss: f64,
+    /// Expected calibration error over [`ECE_BINS`] equal-width bins.
+    pub ece: f64,
     /// Decision threshold the counts below use (`probability >= threshold`).
     pub threshold: f64,
     pub precision: f64,
@@ -69,6 +73,8 @@ impl BinaryMetrics {
             roc_auc: curve.roc_auc(),
             pr_auc: curve.average_precision(),
             brier: brier(scores, labels),
+            log_loss: log_loss(scores, labels),
+            ece: ece(&reliability(scores, labels, ECE_BINS)),
             threshold,
             precision: confusion.precision(),
             recall: confusion.recall(),
@@ -89,6 +95,77 @@ pub fn brier(scores: &[f64], labels: &[bool]) -> f64 {
         .map(|(&s, &y)| (s - if y { 1.0 } else { 0.0 }).powi(2))
         .sum();
     sum / scores.len() as f64
+}
+
+/// Mean negative log-likelihood of 0/1 outcomes.
+pub fn log_loss(scores: &[f64], labels: &[bool]) -> f64 {
+    if scores.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &y)| {
+            let p = s.clamp(1e-15, 1.0 - 1e-15);
+            -if y { p.ln() } else { (1.0 - p).ln() }
+        })
+        .sum();
+    sum / scores.len() as f64
+}
+
+/// Bins of the reliability diagram and of the expected calibration error.
+pub const ECE_BINS: usize = 10;
+
+/// One bin of a reliability diagram: predictions in `[lower, upper)` (the
+/// last bin includes 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: u64,
+    /// Mean predicted probability in the bin (0 when empty).
+    pub mean_predicted: f64,
+    /// Share of positives in the bin (0 when empty).
+    pub observed_rate: f64,
+}
+
+/// Reliability diagram over `bins` equal-width probability bins.
+pub fn reliability(scores: &[f64], labels: &[bool], bins: usize) -> Vec<ReliabilityBin> {
+    let bins = bins.max(1);
+    let mut count = vec![0u64; bins];
+    let mut sum_p = vec![0f64; bins];
+    let mut sum_y = vec![0f64; bins];
+    for (&s, &y) in scores.iter().zip(labels) {
+        let b = ((s.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
+        count[b] += 1;
+        sum_p[b] += s;
+        sum_y[b] += f64::from(u8::from(y));
+    }
+    (0..bins)
+        .map(|b| {
+            let n = count[b] as f64;
+            ReliabilityBin {
+                lower: b as f64 / bins as f64,
+                upper: (b + 1) as f64 / bins as f64,
+                count: count[b],
+                mean_predicted: if count[b] == 0 { 0.0 } else { sum_p[b] / n },
+                observed_rate: if count[b] == 0 { 0.0 } else { sum_y[b] / n },
+            }
+        })
+        .collect()
+}
+
+/// Expected calibration error: the count-weighted mean gap between
+/// predicted and observed rates over the bins.
+pub fn ece(bins: &[ReliabilityBin]) -> f64 {
+    let total: u64 = bins.iter().map(|b| b.count).sum();
+    if total == 0 {
+        return 0.0;
+    }
+    bins.iter()
+        .map(|b| b.count as f64 * (b.mean_predicted - b.observed_rate).abs())
+        .sum::<f64>()
+        / total as f64
 }
 
 /// One distinct score threshold with the counts at `score >= threshold`.
@@ -193,18 +270,35 @@ impl Curve {
         }
         best
     }
+
+    /// The threshold with the lowest `fp_cost · FP + fn_cost · FN` (ties:
+    /// the higher threshold).
+    pub fn min_cost_threshold(&self, fp_cost: f64, fn_cost: f64) -> Option<(f64, f64)> {
+        let mut best: Option<(f64, f64)> = None;
+        for p in &self.points {
+            let cost = fp_cost * p.fp as f64 + fn_cost * (self.positives - p.tp) as f64;
+            if best.is_none_or(|(_, b)| cost < b) {
+                best = Some((p.threshold, cost));
+            }
+        }
+        best
+    }
 }
 
-/// What `evaluate` reports for one split: the model and a baseline that
-/// always predicts the training prior.
+/// What `evaluate` reports for one split: the model (calibrated, and the
+/// classifier before calibration) and a baseline that always predicts the
+/// training prior.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluationReport {
     pub model_version: String,
+    pub algorithm: String,
+    pub calibration: String,
     pub split: String,
     pub rows: u64,
     pub positives: u64,
     pub prevalence: f64,
     pub model: BinaryMetrics,
+    pub model_uncalibrated: BinaryMetrics,
     pub baseline_prior: BinaryMetrics,
 }
 
@@ -254,5 +348,24 @@ mod tests {
     fn best_f1_threshold_separates() {
         let c = Curve::new(&[0.9, 0.8, 0.3, 0.1], &[true, true, false, false]);
         assert_eq!(c.best_f1_threshold(), Some((0.8, 1.0)));
+        // Missing a positive costs 10, flagging a negative 1: flag down to 0.3.
+        assert_eq!(c.min_cost_threshold(1.0, 10.0), Some((0.8, 0.0)));
+        let c = Curve::new(&[0.9, 0.8, 0.3, 0.1], &[true, false, true, false]);
+        assert_eq!(c.min_cost_threshold(1.0, 10.0), Some((0.3, 1.0)));
+    }
+
+    #[test]
+    fn reliability_bins_and_ece() {
+        let scores = [0.05, 0.15, 0.15, 0.95, 1.0];
+        let labels = [false, false, true, true, true];
+        let bins = reliability(&scores, &labels, 10);
+        assert_eq!(bins.len(), 10);
+        assert_eq!(bins[1].count, 2);
+        assert!((bins[1].observed_rate - 0.5).abs() < 1e-12);
+        assert_eq!(bins[9].count, 2, "1.0 falls in the last bin");
+        // |0.05-0| + 2|0.15-0.5| + 2|0.975-1|, over 5.
+        let want = (0.05 + 2.0 * 0.35 + 2.0 * 0.025) / 5.0;
+        assert!((ece(&bins) - want).abs() < 1e-12);
+        assert_eq!(ece(&reliability(&[], &[], 10)), 0.0);
     }
 }

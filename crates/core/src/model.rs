@@ -1,14 +1,22 @@
 //! Fitted model types and their probability output. Fitting lives in `train`;
 //! this is what the artifact carries and what `evaluate` and `serve` call.
+//!
+//! Every classifier produces an honest probability of the positive class:
+//! logistic and naive Bayes from their fitted parameters (computed here, not
+//! by smartcore), boosting from the summed leaf scores through the sigmoid,
+//! the forest as the mean of its trees' leaf probabilities. The artifact
+//! then applies its [`Calibrator`], so what `serve` returns is calibrated.
 
 use serde::{Deserialize, Serialize};
+use smartcore::linalg::basic::arrays::Array;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::tree::decision_tree_classifier::DecisionTreeClassifier;
 use thiserror::Error;
 
+use crate::calibration::Calibrator;
 use crate::features::Feature;
-use crate::metrics::BinaryMetrics;
-use crate::params::TrainParams;
+use crate::metrics::{BinaryMetrics, ReliabilityBin};
+use crate::params::{ModelSpec, TrainParams};
 use crate::target::TargetRule;
 
 /// A smartcore CART tree over `f64` features with 0/1 labels.
@@ -52,6 +60,15 @@ impl FeatureMatrix {
         DenseMatrix::new(rows.len(), cols.len(), values, false)
             .unwrap_or_else(|_| unreachable!("shape matches the values gathered"))
     }
+
+    /// The rows `rows`, all columns, as a new matrix.
+    pub fn select_rows(&self, rows: &[usize]) -> FeatureMatrix {
+        let mut values = Vec::with_capacity(rows.len() * self.cols);
+        for &r in rows {
+            values.extend_from_slice(self.row(r));
+        }
+        FeatureMatrix::new(rows.len(), self.cols, values)
+    }
 }
 
 /// One bagged tree and the feature columns (indices into the model's
@@ -62,20 +79,122 @@ pub struct BaggedTree {
     pub tree: Tree,
 }
 
+/// Logistic regression on standardised features: `p = σ(b + Σ w_j z_j)`
+/// with `z_j = (x_j − mean_j) / scale_j`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logistic {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub coefficients: Vec<f64>,
+    pub intercept: f64,
+}
+
+/// Gaussian naive Bayes: per class a prior and per feature a mean and a
+/// (smoothed) variance; index 0 is the negative class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NaiveBayes {
+    pub priors: [f64; 2],
+    pub means: [Vec<f64>; 2],
+    pub variances: [Vec<f64>; 2],
+}
+
+/// One node of a boosted tree. A leaf has `left == right == 0` (the root is
+/// node 0, so no child is ever 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GbmNode {
+    pub feature: u32,
+    /// Rows with `x <= threshold` (or NaN) go left. The threshold is the
+    /// upper edge of histogram bin `bin`, so raw values route exactly as
+    /// their bins did in training.
+    pub threshold: f64,
+    pub bin: u8,
+    pub left: u32,
+    pub right: u32,
+    /// Leaf score (learning rate included); 0 for a split node.
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GbmTree {
+    pub nodes: Vec<GbmNode>,
+}
+
+impl GbmTree {
+    /// The leaf score for one row.
+    pub fn score(&self, row: &[f64]) -> f64 {
+        let mut i = 0usize;
+        // A path visits each node at most once; the bound keeps a malformed
+        // tree (a cycle) from hanging the caller.
+        for _ in 0..=self.nodes.len() {
+            let Some(n) = self.nodes.get(i) else { break };
+            if n.left == 0 {
+                return n.value;
+            }
+            // NaN compares false and goes left, like bin 0 in training.
+            i = if row[n.feature as usize] > n.threshold {
+                n.right as usize
+            } else {
+                n.left as usize
+            };
+        }
+        0.0
+    }
+}
+
+/// Histogram gradient-boosted trees for log loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gbm {
+    /// Starting log-odds (of the weighted training prior).
+    pub base_score: f64,
+    pub trees: Vec<GbmTree>,
+    /// Upper bin edges per feature (`x <= edges[b]` is bin `b` or lower);
+    /// kept to trace what the splits were chosen on.
+    pub bin_edges: Vec<Vec<f64>>,
+}
+
+impl Gbm {
+    /// Log-odds for one row.
+    pub fn raw_score(&self, row: &[f64]) -> f64 {
+        self.base_score + self.trees.iter().map(|t| t.score(row)).sum::<f64>()
+    }
+}
+
 /// A fitted classifier.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Classifier {
-    /// Random forest: smartcore CART trees, each grown on a stratified
-    /// bootstrap sample and a random subset of the features. The probability
-    /// is the share of trees voting positive (Breiman's forest vote), because
-    /// smartcore's own forest exposes neither its trees nor probabilities.
-    Forest { trees: Vec<BaggedTree> },
     /// Always predicts the training prior: the baseline any model must beat.
-    Prior { probability: f64 },
+    Prior {
+        probability: f64,
+    },
+    Logistic(Logistic),
+    NaiveBayes(NaiveBayes),
+    /// One smartcore CART tree. smartcore's `predict_proba` is one-hot on
+    /// the leaf's majority class, so this ranks coarsely (two values).
+    Tree {
+        tree: Tree,
+    },
+    /// Random forest: smartcore CART trees, each grown on a bootstrap sample
+    /// and a random subset of the features. The probability is the share of
+    /// trees voting positive (Breiman's forest vote), because smartcore's
+    /// own forest exposes neither its trees nor probabilities.
+    Forest {
+        trees: Vec<BaggedTree>,
+    },
+    Gbm(Gbm),
+}
+
+/// The logistic function, stable at both ends.
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
 }
 
 impl Classifier {
-    /// Probability of revenge spending for each row of `x`.
+    /// Uncalibrated probability of revenge spending for each row of `x`.
     pub fn predict_proba(&self, x: &FeatureMatrix, n_features: usize) -> Result<Vec<f64>, ModelError> {
         if x.cols != n_features {
             return Err(ModelError::Width {
@@ -83,26 +202,85 @@ impl Classifier {
                 got: x.cols,
             });
         }
+        let rows = 0..x.rows;
         match self {
             Classifier::Prior { probability } => Ok(vec![*probability; x.rows]),
+            Classifier::Logistic(m) => Ok(rows
+                .map(|r| {
+                    let z = x
+                        .row(r)
+                        .iter()
+                        .zip(&m.mean)
+                        .zip(&m.scale)
+                        .zip(&m.coefficients)
+                        .map(|(((v, mu), s), w)| w * (v - mu) / s)
+                        .sum::<f64>();
+                    sigmoid(m.intercept + z)
+                })
+                .collect()),
+            Classifier::NaiveBayes(m) => Ok(rows
+                .map(|r| {
+                    let row = x.row(r);
+                    let log_joint = |c: usize| {
+                        m.priors[c].max(f64::MIN_POSITIVE).ln()
+                            + row
+                                .iter()
+                                .zip(&m.means[c])
+                                .zip(&m.variances[c])
+                                .map(|((v, mu), var)| {
+                                    -0.5 * ((2.0 * std::f64::consts::PI * var).ln() + (v - mu).powi(2) / var)
+                                })
+                                .sum::<f64>()
+                    };
+                    // P(1 | x) = σ(log P(1, x) − log P(0, x)): no underflow.
+                    sigmoid(log_joint(1) - log_joint(0))
+                })
+                .collect()),
+            Classifier::Tree { tree } => {
+                let all: Vec<usize> = rows.collect();
+                let cols: Vec<usize> = (0..x.cols).collect();
+                tree_positive_proba(tree, &x.gather(&all, &cols), 0)
+            }
             Classifier::Forest { trees } => {
-                let all_rows: Vec<usize> = (0..x.rows).collect();
-                let mut votes = vec![0u32; x.rows];
+                let all_rows: Vec<usize> = rows.collect();
+                let mut sum = vec![0f64; x.rows];
                 for (t, bagged) in trees.iter().enumerate() {
                     let sub = x.gather(&all_rows, &bagged.columns);
-                    let predicted = bagged.tree.predict(&sub).map_err(|e| ModelError::Tree {
-                        tree: t,
-                        message: e.to_string(),
-                    })?;
-                    for (v, p) in votes.iter_mut().zip(predicted) {
-                        *v += p;
+                    for (s, p) in sum.iter_mut().zip(tree_positive_proba(&bagged.tree, &sub, t)?) {
+                        *s += p;
                     }
                 }
                 let n = trees.len().max(1) as f64;
-                Ok(votes.into_iter().map(|v| f64::from(v) / n).collect())
+                Ok(sum.into_iter().map(|v| v / n).collect())
             }
+            Classifier::Gbm(m) => Ok(rows.map(|r| sigmoid(m.raw_score(x.row(r)))).collect()),
         }
     }
+}
+
+/// The positive-class column of a smartcore tree's `predict_proba`.
+fn tree_positive_proba(tree: &Tree, x: &DenseMatrix<f64>, t: usize) -> Result<Vec<f64>, ModelError> {
+    let err = |e: smartcore::error::Failed| ModelError::Tree {
+        tree: t,
+        message: e.to_string(),
+    };
+    let proba = tree.predict_proba(x).map_err(err)?;
+    let (n, classes) = proba.shape();
+    if classes == 2 {
+        // Columns follow the sorted labels: 0, then 1.
+        return Ok((0..n).map(|i| *proba.get((i, 1))).collect());
+    }
+    // A tree that saw one class only: its label is its prediction.
+    Ok(tree.predict(x).map_err(err)?.into_iter().map(f64::from).collect())
+}
+
+/// Reliability of the test-split probabilities before and after calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reliability {
+    pub before: Vec<ReliabilityBin>,
+    pub after: Vec<ReliabilityBin>,
+    pub ece_before: f64,
+    pub ece_after: f64,
 }
 
 /// The payload of a model file: the fitted model and everything needed to
@@ -112,13 +290,20 @@ pub struct ModelArtifact {
     /// `<algorithm>-<first 12 hex digits of the lineage hash>`.
     pub model_version: String,
     pub algorithm: String,
+    /// The chosen configuration (algorithm and hyper-parameters).
+    pub spec: ModelSpec,
     /// The ordered feature schema the model expects.
     pub features: Vec<Feature>,
     /// The rule the labels and the history features were built with.
     pub rule: TargetRule,
     pub classifier: Classifier,
-    /// Decision threshold on the probability (`>=` flags revenge spending).
+    /// Maps the classifier's probability to a calibrated one.
+    pub calibrator: Calibrator,
+    /// Decision threshold on the calibrated probability (`>=` flags
+    /// revenge spending).
     pub threshold: f64,
+    /// How the threshold was chosen (`max_f1`, `cost`, `params`).
+    pub threshold_source: String,
     /// Share of positives in the training split.
     pub training_prior: f64,
     pub train_params: TrainParams,
@@ -126,15 +311,98 @@ pub struct ModelArtifact {
     pub params_hash: String,
     /// SHA-256 of the training table file.
     pub data_hash: String,
-    /// Metrics on the test split, where the threshold was chosen.
+    /// Calibrated metrics on the test split, where the threshold was chosen.
     pub test_metrics: BinaryMetrics,
+    /// Reliability on the test split, before and after calibration.
+    pub reliability: Reliability,
     /// Version of the `revspend-core` that wrote it.
     pub written_by: String,
 }
 
 impl ModelArtifact {
-    /// Probabilities for rows already in the model's feature order.
+    /// Calibrated probabilities for rows already in the model's feature order.
     pub fn predict_proba(&self, x: &FeatureMatrix) -> Result<Vec<f64>, ModelError> {
+        let raw = self.predict_uncalibrated(x)?;
+        Ok(raw.into_iter().map(|p| self.calibrator.apply(p)).collect())
+    }
+
+    /// The classifier's own probabilities, before calibration.
+    pub fn predict_uncalibrated(&self, x: &FeatureMatrix) -> Result<Vec<f64>, ModelError> {
         self.classifier.predict_proba(x, self.features.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoid_is_stable_and_symmetric() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!((sigmoid(3.0) + sigmoid(-3.0) - 1.0).abs() < 1e-15);
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert_eq!(sigmoid(1000.0), 1.0);
+    }
+
+    #[test]
+    fn gbm_routes_raw_values_by_bin_edges() {
+        let tree = GbmTree {
+            nodes: vec![
+                GbmNode {
+                    feature: 0,
+                    threshold: 1.5,
+                    bin: 1,
+                    left: 1,
+                    right: 2,
+                    value: 0.0,
+                },
+                GbmNode {
+                    feature: 0,
+                    threshold: 0.0,
+                    bin: 0,
+                    left: 0,
+                    right: 0,
+                    value: -1.0,
+                },
+                GbmNode {
+                    feature: 0,
+                    threshold: 0.0,
+                    bin: 0,
+                    left: 0,
+                    right: 0,
+                    value: 2.0,
+                },
+            ],
+        };
+        assert_eq!(tree.score(&[1.5]), -1.0);
+        assert_eq!(tree.score(&[1.6]), 2.0);
+        assert_eq!(tree.score(&[f64::NAN]), -1.0);
+        let mut cycle = tree.clone();
+        cycle.nodes[0].left = 0;
+        cycle.nodes[0].right = 0;
+        cycle.nodes[1].left = 2;
+        cycle.nodes[1].right = 1;
+        cycle.nodes[2].left = 1;
+        cycle.nodes[2].right = 1;
+        let looping = GbmTree {
+            nodes: vec![cycle.nodes[1].clone(), cycle.nodes[2].clone()],
+        };
+        assert_eq!(looping.score(&[0.0]), 0.0, "a cycle ends instead of hanging");
+    }
+
+    #[test]
+    fn naive_bayes_probability_follows_the_likelihoods() {
+        let m = NaiveBayes {
+            priors: [0.5, 0.5],
+            means: [vec![0.0], vec![2.0]],
+            variances: [vec![1.0], vec![1.0]],
+        };
+        let c = Classifier::NaiveBayes(m);
+        let x = FeatureMatrix::new(3, 1, vec![1.0, -1.0, 3.0]);
+        let p = c.predict_proba(&x, 1).expect("predict");
+        assert!((p[0] - 0.5).abs() < 1e-12);
+        // log-likelihood ratio at x: 2x − 2.
+        assert!((p[1] - sigmoid(-4.0)).abs() < 1e-12);
+        assert!((p[2] - sigmoid(4.0)).abs() < 1e-12);
     }
 }

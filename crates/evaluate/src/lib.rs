@@ -1,11 +1,13 @@
 //! `evaluate`: scores the holdout split and writes what a person reads.
 //!
 //! Reads the model artifact and the holdout table (every model feature is
-//! checked by name and type), computes the metrics of the model and of the
-//! training-prior baseline, and writes `metrics.json`, the ROC and
-//! precision-recall curve data and per-row confusion data for `dvc plots`,
-//! and PNG plots (ROC, precision-recall, confusion matrix) drawn with
-//! plotters and a vendored font (no system fonts needed).
+//! checked by name and type), computes the metrics of the calibrated model,
+//! of its classifier before calibration and of the training-prior baseline
+//! (ECE included), and writes `metrics.json`, the ROC and precision-recall
+//! curve data, per-row confusion data and the reliability diagram data for
+//! `dvc plots`, and PNG plots (ROC, precision-recall, confusion matrix,
+//! reliability before/after calibration) drawn with plotters and a vendored
+//! font (no system fonts needed).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,9 @@ use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use revspend_core::artifact;
-use revspend_core::metrics::{BinaryMetrics, Confusion, Curve, EvaluationReport};
+use revspend_core::metrics::{
+    BinaryMetrics, Confusion, Curve, ECE_BINS, EvaluationReport, ReliabilityBin, reliability,
+};
 use revspend_core::params::{Checked, EvaluateParams};
 use serde::Serialize;
 
@@ -52,12 +56,15 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     let model = artifact::read_model(&inputs.model).context("reading the model")?;
     let holdout =
         artifact::read_labelled(&inputs.holdout, &model.features).context("reading the holdout split")?;
-    let scores = model.predict_proba(&holdout.x)?;
+    let raw = model.predict_uncalibrated(&holdout.x)?;
+    let scores: Vec<f64> = raw.iter().map(|&p| model.calibrator.apply(p)).collect();
     let y = &holdout.y;
     let positives = y.iter().filter(|v| **v).count() as u64;
     let rows = y.len() as u64;
     let report = EvaluationReport {
         model_version: model.model_version.clone(),
+        algorithm: model.algorithm.clone(),
+        calibration: model.calibrator.name().into(),
         split: "holdout".into(),
         rows,
         positives,
@@ -67,6 +74,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
             positives as f64 / rows as f64
         },
         model: BinaryMetrics::compute(&scores, y, model.threshold),
+        model_uncalibrated: BinaryMetrics::compute(&raw, y, model.threshold),
         baseline_prior: BinaryMetrics::compute(&vec![model.training_prior; y.len()], y, model.threshold),
     };
     artifact::write_json(&outputs.metrics, &report)?;
@@ -88,6 +96,25 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         confusion_rows.push_str(&format!("{},{}\n", u8::from(*t), u8::from(*s >= model.threshold)));
     }
     artifact::write_atomic(&dir.join("confusion.csv"), confusion_rows.as_bytes())?;
+    let before = reliability(&raw, y, ECE_BINS);
+    let after = reliability(&scores, y, ECE_BINS);
+    // The calibrated model's bins for `dvc plots` (one series, so DVC's
+    // default template draws it); the PNG shows before and after.
+    let rel: Vec<serde_json::Value> = after
+        .iter()
+        .filter(|b| b.count > 0)
+        .map(|b| {
+            serde_json::json!({
+                "mean_predicted": b.mean_predicted,
+                "observed_rate": b.observed_rate,
+                "count": b.count,
+            })
+        })
+        .collect();
+    artifact::write_json(
+        &dir.join("reliability.json"),
+        &serde_json::json!({ "reliability": rel }),
+    )?;
 
     register_font()?;
     let title = format!("holdout, model {}", model.model_version);
@@ -95,6 +122,9 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     render_png(&dir.join("pr.png"), |area| draw_pr(area, &pr, &report, &title))?;
     render_png(&dir.join("confusion.png"), |area| {
         draw_confusion(area, &report.model.confusion, model.threshold, &title)
+    })?;
+    render_png(&dir.join("reliability.png"), |area| {
+        draw_reliability(area, &before, &after, &report, &title)
     })?;
     Ok(report)
 }
@@ -219,6 +249,70 @@ fn draw_curve(area: &Area<'_>, c: CurveChart<'_>) -> Result<()> {
     chart
         .configure_series_labels()
         .position(c.legend)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+fn draw_reliability(
+    area: &Area<'_>,
+    before: &[ReliabilityBin],
+    after: &[ReliabilityBin],
+    report: &EvaluationReport,
+    title: &str,
+) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("Reliability ({title})"), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("mean predicted probability")
+        .y_desc("observed share of revenge spending")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5)))
+        .map_err(plot_err)?
+        .label("perfect calibration")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+    let series = [
+        (
+            before,
+            RED,
+            format!("before, ECE {:.4}", report.model_uncalibrated.ece),
+        ),
+        (
+            after,
+            BLUE,
+            format!("after ({}), ECE {:.4}", report.calibration, report.model.ece),
+        ),
+    ];
+    for (bins, colour, label) in series {
+        let pts: Vec<(f64, f64)> = bins
+            .iter()
+            .filter(|b| b.count > 0)
+            .map(|b| (b.mean_predicted, b.observed_rate))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
+            .map_err(plot_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .label_font((FONT, 14))
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)

@@ -46,7 +46,7 @@ fn run(args: Args) -> Result<()> {
     };
     let r = evaluate::run(&params, &inputs, &outputs)?;
     log::info!(
-        "holdout ({} rows, prevalence {:.2}%): PR-AUC {:.4} (prior {:.4}), ROC-AUC {:.4}, Brier {:.4} (prior {:.4}), F1 {:.4}",
+        "holdout ({} rows, prevalence {:.2}%): PR-AUC {:.4} (prior {:.4}), ROC-AUC {:.4}, Brier {:.5} (prior {:.5}), ECE {:.4} ({} calibration; before {:.4}), F1 {:.4}",
         r.rows,
         100.0 * r.prevalence,
         r.model.pr_auc,
@@ -54,6 +54,9 @@ fn run(args: Args) -> Result<()> {
         r.model.roc_auc,
         r.model.brier,
         r.baseline_prior.brier,
+        r.model.ece,
+        r.calibration,
+        r.model_uncalibrated.ece,
         r.model.f1
     );
     Ok(())

@@ -1,6 +1,7 @@
 //! `serve`: the HTTP API that scores one card purchase for revenge spending.
 //!
-//! At start it reads the model artifact written by `train` and the online
+//! At start it reads the model artifact written by `train` (a file, or the
+//! version a registry alias points to: [`ModelSource`]) and the online
 //! feature snapshot written by `build-features` (per-customer history state,
 //! keyed by pseudonym); it writes nothing. Routes:
 //!
@@ -41,14 +42,45 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub bind: String,
-    /// Model artifact file.
-    pub model: PathBuf,
+    /// Where the model artifact comes from.
+    pub model: ModelSource,
     /// Online snapshot file; `None` serves every request as a cold start.
     pub snapshot: Option<PathBuf>,
     /// HTTP worker threads, >= 1.
     pub workers: usize,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+}
+
+/// Where the server's model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A model artifact file.
+    File(PathBuf),
+    /// The version `alias` points to in the registry at `dir`.
+    Registry { dir: PathBuf, alias: String },
+}
+
+impl ModelSource {
+    /// The artifact file to read.
+    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
+        match self {
+            ModelSource::File(path) => Ok(path.clone()),
+            ModelSource::Registry { dir, alias } => {
+                let registry = revspend_core::registry::Registry::new(dir);
+                let entry = registry
+                    .resolve(alias)
+                    .with_context(|| format!("cannot resolve model alias {alias:?}"))?;
+                log::info!(
+                    "registry {}: {alias} -> {} ({})",
+                    dir.display(),
+                    entry.version,
+                    entry.model_version
+                );
+                Ok(dir.join(entry.artifact))
+            }
+        }
+    }
 }
 
 /// What every request handler shares: the model, the feature store and the
@@ -100,14 +132,15 @@ impl AppState {
     /// Reads the model and the snapshot named in `config`. Without a
     /// snapshot every customer is a cold start.
     pub fn load(config: &Config, pseudonymiser: Pseudonymiser) -> anyhow::Result<AppState> {
-        let model = artifact::read_model(&config.model).context("cannot load the model")?;
+        let path = config.model.resolve()?;
+        let model = artifact::read_model(&path).context("cannot load the model")?;
         log::info!(
             "model {} ({}, {} features, threshold {:.4}) from {}",
             model.model_version,
             model.algorithm,
             model.features.len(),
             model.threshold,
-            config.model.display()
+            path.display()
         );
         let snapshot = match &config.snapshot {
             Some(path) => load_snapshot(path)?,

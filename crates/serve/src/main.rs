@@ -16,9 +16,16 @@ struct Args {
     /// printed to stdout as `listening on http://ADDR`.
     #[arg(long, env = "REVSPEND_BIND", default_value = "127.0.0.1:8000")]
     bind: String,
-    /// Model artifact written by `train`.
+    /// Model artifact written by `train` (used when no registry is given).
     #[arg(long, env = "REVSPEND_MODEL", default_value = "models/model.bin")]
     model: PathBuf,
+    /// Model registry written by `train`; when set, the server loads the
+    /// version `--alias` points to and `--model` is ignored.
+    #[arg(long, env = "REVSPEND_REGISTRY")]
+    registry: Option<PathBuf>,
+    /// Registry alias to serve.
+    #[arg(long, env = "REVSPEND_MODEL_ALIAS", default_value = revspend_core::registry::PRODUCTION)]
+    alias: String,
     /// Online feature snapshot written by `build-features`; a missing file is
     /// a start-up error.
     #[arg(long, env = "REVSPEND_SNAPSHOT", default_value = "data/online/snapshot.bin")]
@@ -42,7 +49,13 @@ impl Args {
     fn into_config(self) -> serve::Config {
         serve::Config {
             bind: self.bind,
-            model: self.model,
+            model: match self.registry {
+                Some(dir) => serve::ModelSource::Registry {
+                    dir,
+                    alias: self.alias,
+                },
+                None => serve::ModelSource::File(self.model),
+            },
             snapshot: (!self.no_snapshot).then_some(self.snapshot),
             workers: usize::from(self.workers),
             // Range-checked to at most 1 GiB above.

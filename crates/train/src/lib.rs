@@ -1,33 +1,56 @@
-//! `train`: fits the revenge-spending model and writes the model artifact.
+//! `train`: model selection, calibration and registration.
 //!
-//! Reads the train and test split tables and the feature list written by
-//! `build-features`, fits a random forest of smartcore CART trees on the
-//! train split (grown in parallel, each on a stratified bootstrap and a
-//! random feature subset, with its own seed so the result does not depend on
-//! the thread count), picks the decision threshold on the test split and
-//! writes the enveloped model artifact and a JSON training report.
+//! Reads the train, test and calibration split tables and the feature list
+//! written by `build-features`, then:
+//!
+//! 1. draws a stratified sample of whole customers from the train split and
+//!    scores every candidate configuration (`train.search`) by grouped,
+//!    stratified K-fold CV, folds in parallel ([`search`], [`cv`]); every
+//!    trial goes to `reports/search.csv` (and, with its wall time, to the
+//!    experiment log);
+//! 2. refits the best configuration on the whole train split ([`fit`],
+//!    boosting in [`gbm`]);
+//! 3. fits Platt and isotonic calibrators on the calibration split and keeps
+//!    the one with the lower test Brier score, or the params' choice
+//!    ([`calibrate`]);
+//! 4. picks the decision threshold on the calibrated test probabilities
+//!    (max F1 or least cost);
+//! 5. writes the enveloped model artifact and `reports/train.json`
+//!    (deterministic for fixed params and data), registers the artifact as a
+//!    new version in the registry and appends a record (with timings and
+//!    peak memory) to the experiment log.
+//!
+//! Everything runs on a rayon pool of `threads` threads; the results do not
+//! depend on that number.
+
+pub mod calibrate;
+pub mod cv;
+pub mod fit;
+pub mod gbm;
+pub mod search;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, RngExt};
-use rand_chacha::ChaCha8Rng;
 use revspend_core::artifact::{self, FeatureList, LabelledRows};
-use revspend_core::metrics::{BinaryMetrics, Curve};
-use revspend_core::model::{BaggedTree, Classifier, FeatureMatrix, ModelArtifact, Tree};
-use revspend_core::params::{Checked, TrainParams};
+use revspend_core::calibration::Calibrator;
+use revspend_core::metrics::{BinaryMetrics, Curve, ECE_BINS, ece, reliability};
+use revspend_core::model::{ModelArtifact, Reliability};
+use revspend_core::params::{
+    Algorithm, CalibrationChoice, Checked, ModelSpec, ThresholdObjective, TrainParams,
+};
+use revspend_core::registry::{self, NewVersion, Registry};
 use serde::Serialize;
-use smartcore::tree::decision_tree_classifier::{DecisionTreeClassifierParameters, SplitCriterion};
+
+use crate::fit::Data;
 
 /// What the stage reads.
 #[derive(Debug, Clone)]
 pub struct Inputs {
     pub train: PathBuf,
     pub test: PathBuf,
+    pub calibration: PathBuf,
     pub feature_list: PathBuf,
 }
 
@@ -36,37 +59,100 @@ pub struct Inputs {
 pub struct Outputs {
     pub model: PathBuf,
     pub report: PathBuf,
+    /// Every search trial, one CSV line each (deterministic: wall times go
+    /// to the experiment log).
+    pub search: PathBuf,
+    /// Registry directory the model is registered in; `None` skips the
+    /// registry and the experiment log.
+    pub registry: Option<PathBuf>,
+}
+
+/// Summary of the cross-validated search in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CvSummary {
+    pub metric: &'static str,
+    pub folds: usize,
+    pub sample_rows: u64,
+    pub sample_customers: u64,
+    pub trials: usize,
+    pub best_mean: f64,
+    pub best_std: f64,
+    /// Best mean score per algorithm.
+    pub best_per_algorithm: Vec<(String, f64)>,
 }
 
 /// The training report: deterministic for fixed params and data (timings
-/// are logged, not written, so a rerun leaves identical files).
+/// go to the experiment log, so a rerun leaves identical files).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
     pub model_version: String,
     pub algorithm: String,
+    pub hyperparameters: serde_json::Value,
     pub features: Vec<String>,
     pub train_rows: u64,
     pub train_positives: u64,
     pub training_prior: f64,
     pub test_rows: u64,
+    pub calibration_rows: u64,
+    pub cv: CvSummary,
+    pub calibration: String,
     pub threshold: f64,
-    pub threshold_source: &'static str,
+    pub threshold_source: String,
+    /// Calibrated probabilities on the test split.
     pub test_metrics: BinaryMetrics,
+    /// The classifier's own probabilities on the test split.
+    pub test_metrics_uncalibrated: BinaryMetrics,
     pub params_hash: String,
     pub data_hash: String,
 }
 
-/// Runs the stage with `threads` worker threads for tree fitting.
+/// What [`run`] returns besides the files: the report and run facts that
+/// are not deterministic.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub report: TrainReport,
+    /// Registry version id, when registered.
+    pub registered: Option<String>,
+    pub timings: Vec<(&'static str, f64)>,
+}
+
+/// Reads the feature list and a split.
+fn read_split(path: &Path, list: &FeatureList, list_path: &Path, what: &str) -> Result<LabelledRows> {
+    let features = list.resolve(list_path)?;
+    artifact::read_labelled(path, &features).with_context(|| format!("reading the {what} split"))
+}
+
+fn rayon_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .context("starting worker threads")
+}
+
+/// Runs the stage with `threads` worker threads.
 pub fn run(
     params: &Checked<TrainParams>,
     inputs: &Inputs,
     outputs: &Outputs,
     threads: usize,
-) -> Result<TrainReport> {
+) -> Result<RunResult> {
+    rayon_pool(threads)?.install(|| run_on_pool(params, inputs, outputs))
+}
+
+fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs) -> Result<RunResult> {
+    let started = Instant::now();
+    let mut timings: Vec<(&'static str, f64)> = Vec::new();
+    let mut lap = Instant::now();
+    let mut mark = |name: &'static str, timings: &mut Vec<(&'static str, f64)>| {
+        timings.push((name, lap.elapsed().as_secs_f64()));
+        lap = Instant::now();
+    };
+
     let list: FeatureList = artifact::read_json(&inputs.feature_list).context("reading the feature list")?;
     let features = list.resolve(&inputs.feature_list)?;
-    let train = artifact::read_labelled(&inputs.train, &features).context("reading the train split")?;
-    let test = artifact::read_labelled(&inputs.test, &features).context("reading the test split")?;
+    let train = read_split(&inputs.train, &list, &inputs.feature_list, "train")?;
+    let test = read_split(&inputs.test, &list, &inputs.feature_list, "test")?;
+    let calib = read_split(&inputs.calibration, &list, &inputs.feature_list, "calibration")?;
     let positives = train.y.iter().filter(|y| **y).count();
     if positives == 0 || positives == train.y.len() {
         bail!(
@@ -76,157 +162,291 @@ pub fn run(
         );
     }
     let training_prior = positives as f64 / train.y.len() as f64;
+    let groups = cv::group_ids(&train.customers);
+    mark("read", &mut timings);
 
-    let started = std::time::Instant::now();
-    let trees = fit_forest(&train, params, threads)?;
+    // Search on a stratified sample of whole customers.
+    let sample = cv::stratified_group_sample(&groups, &train.y, params.cv.sample_rows, params.seed);
+    let sx = train.x.select_rows(&sample);
+    let sy: Vec<bool> = sample.iter().map(|&r| train.y[r]).collect();
+    let sg: Vec<u64> = sample.iter().map(|&r| groups[r]).collect();
+    let folds = cv::grouped_stratified_folds(&sg, &sy, params.cv.folds, fit::sub_seed(params.seed, 7));
+    let specs = search::candidates(params);
     log::info!(
-        "fitted {} trees on {} rows x {} features with {threads} threads in {:.2?}",
-        trees.len(),
+        "search: {} configurations x {} folds on {} of {} train rows ({} customers)",
+        specs.len(),
+        params.cv.folds,
+        sample.len(),
         train.y.len(),
-        features.len(),
-        started.elapsed()
+        distinct(&sg)
     );
-    let classifier = Classifier::Forest { trees };
-    let test_scores = classifier.predict_proba(&test.x, features.len())?;
-    let (threshold, threshold_source) = match params.decision_threshold {
-        Some(t) => (t, "params"),
-        None => (
-            Curve::new(&test_scores, &test.y)
-                .best_f1_threshold()
-                .map_or(0.5, |(t, _)| t),
-            "max F1 on the test split",
-        ),
+    let sample_data = Data {
+        x: &sx,
+        y: &sy,
+        groups: &sg,
     };
+    let trials = search::run(&specs, sample_data, &folds, params.cv.folds, params)?;
+    artifact::write_atomic(
+        &outputs.search,
+        search::to_csv(&trials, params.cv.metric).as_bytes(),
+    )?;
+    let Some(best) = search::best(&trials, params.cv.metric) else {
+        bail!("no trial produced a finite {} score", params.cv.metric.name());
+    };
+    let chosen = trials[best].clone();
+    log::info!(
+        "chosen: {} {} ({} {:.4} ± {:.4})",
+        chosen.algorithm,
+        chosen.spec.params_json(),
+        params.cv.metric.name(),
+        chosen.mean,
+        chosen.std
+    );
+    mark("search", &mut timings);
+
+    // Refit on the whole train split.
+    let full = Data {
+        x: &train.x,
+        y: &train.y,
+        groups: &groups,
+    };
+    let classifier = fit::fit(&chosen.spec, full, params.class_weight, params.seed)
+        .with_context(|| format!("refitting {} on the train split", chosen.algorithm))?;
+    mark("refit", &mut timings);
+
+    let n_features = features.len();
+    let test_raw = classifier.predict_proba(&test.x, n_features)?;
+    let cal_raw = classifier.predict_proba(&calib.x, n_features)?;
+    let calibrator = calibrate::choose(params.calibration, &cal_raw, &calib.y, &test_raw, &test.y);
+    let test_scores: Vec<f64> = test_raw.iter().map(|&p| calibrator.apply(p)).collect();
+    let (threshold, threshold_source) = choose_threshold(params, &test_scores, &test.y);
     let test_metrics = BinaryMetrics::compute(&test_scores, &test.y, threshold);
+    let test_metrics_uncalibrated = BinaryMetrics::compute(&test_raw, &test.y, threshold);
+    let before = reliability(&test_raw, &test.y, ECE_BINS);
+    let after = reliability(&test_scores, &test.y, ECE_BINS);
+    let reliability = Reliability {
+        ece_before: ece(&before),
+        ece_after: ece(&after),
+        before,
+        after,
+    };
+    mark("calibrate", &mut timings);
 
     let params_json = serde_json::to_vec(&**params).context("serialising train params")?;
     let params_hash = artifact::sha256_hex(&params_json);
     let data_hash = artifact::file_sha256(&inputs.train)?;
-    let lineage = format!("{params_hash}{data_hash}{}", list.features.join(","));
-    let model_version = format!("forest-{}", &artifact::sha256_hex(lineage.as_bytes())[..12]);
+    let algorithm = chosen.algorithm.to_owned();
+    let lineage = format!(
+        "{params_hash}{data_hash}{}{}",
+        list.features.join(","),
+        chosen.spec.params_json()
+    );
+    let model_version = format!("{algorithm}-{}", &artifact::sha256_hex(lineage.as_bytes())[..12]);
     let model = ModelArtifact {
         model_version: model_version.clone(),
-        algorithm: "random_forest".into(),
+        algorithm: algorithm.clone(),
+        spec: chosen.spec.clone(),
         features,
         rule: list.rule.clone(),
         classifier,
+        calibrator: calibrator.clone(),
         threshold,
+        threshold_source: threshold_source.clone(),
         training_prior,
         train_params: (**params).clone(),
         params_hash: params_hash.clone(),
         data_hash: data_hash.clone(),
         test_metrics: test_metrics.clone(),
+        reliability,
         written_by: concat!("revspend-core ", env!("CARGO_PKG_VERSION")).into(),
     };
-    artifact::write_model(&outputs.model, &model).context("writing the model")?;
+    let bytes = artifact::encode_model(&model).context("encoding the model")?;
+    artifact::write_atomic(&outputs.model, &bytes).context("writing the model")?;
+
+    let mut best_per_algorithm: Vec<(String, f64)> = Vec::new();
+    for t in &trials {
+        match best_per_algorithm.iter_mut().find(|(a, _)| a == t.algorithm) {
+            Some((_, s)) => {
+                let better = if params.cv.metric.maximise() {
+                    t.mean > *s
+                } else {
+                    t.mean < *s
+                };
+                if better {
+                    *s = t.mean;
+                }
+            }
+            None => best_per_algorithm.push((t.algorithm.to_owned(), t.mean)),
+        }
+    }
     let report = TrainReport {
-        model_version,
-        algorithm: model.algorithm.clone(),
+        model_version: model_version.clone(),
+        algorithm: algorithm.clone(),
+        hyperparameters: chosen.spec.params_json(),
         features: list.features.clone(),
         train_rows: train.y.len() as u64,
         train_positives: positives as u64,
         training_prior,
         test_rows: test.y.len() as u64,
+        calibration_rows: calib.y.len() as u64,
+        cv: CvSummary {
+            metric: params.cv.metric.name(),
+            folds: params.cv.folds,
+            sample_rows: sample.len() as u64,
+            sample_customers: distinct(&sg) as u64,
+            trials: trials.len(),
+            best_mean: chosen.mean,
+            best_std: chosen.std,
+            best_per_algorithm,
+        },
+        calibration: calibrator.name().into(),
         threshold,
         threshold_source,
-        test_metrics,
-        params_hash,
-        data_hash,
+        test_metrics: test_metrics.clone(),
+        test_metrics_uncalibrated,
+        params_hash: params_hash.clone(),
+        data_hash: data_hash.clone(),
     };
     artifact::write_json(&outputs.report, &report)?;
-    Ok(report)
+    mark("write", &mut timings);
+
+    let mut registered = None;
+    if let Some(dir) = &outputs.registry {
+        let reg = Registry::new(dir);
+        let who = registry::current_user();
+        let entry = reg
+            .register(
+                &bytes,
+                NewVersion {
+                    model_version: model_version.clone(),
+                    algorithm: algorithm.clone(),
+                    hyperparameters: chosen.spec.params_json(),
+                    calibration: calibrator.name().into(),
+                    threshold,
+                    params_hash: params_hash.clone(),
+                    data_hash: data_hash.clone(),
+                    git_commit: git_commit(),
+                    test_metrics: test_metrics.clone(),
+                },
+                &who,
+            )
+            .with_context(|| format!("registering the model in {}", dir.display()))?;
+        log::info!(
+            "registered {} as {} (alias candidate)",
+            model_version,
+            entry.version
+        );
+        mark("register", &mut timings);
+        timings.push(("total", started.elapsed().as_secs_f64()));
+        let record = serde_json::json!({
+            "time": entry.created,
+            "who": who,
+            "version": entry.version,
+            "model_version": model_version,
+            "git_commit": entry.git_commit,
+            "params_hash": params_hash,
+            "data_hash": data_hash,
+            "params": &**params,
+            "train_rows": train.y.len(),
+            "cv": {
+                "metric": params.cv.metric.name(),
+                "folds": params.cv.folds,
+                "sample_rows": sample.len(),
+                "trials": trials.iter().map(|t| serde_json::json!({
+                    "algorithm": t.algorithm,
+                    "params": t.spec.params_json(),
+                    "mean": t.mean,
+                    "std": t.std,
+                    "fit_seconds": t.fit_seconds,
+                })).collect::<Vec<_>>(),
+            },
+            "chosen": {
+                "algorithm": algorithm,
+                "params": chosen.spec.params_json(),
+                "cv_mean": chosen.mean,
+                "cv_std": chosen.std,
+            },
+            "calibration": calibrator.name(),
+            "threshold": threshold,
+            "test": {
+                "pr_auc": test_metrics.pr_auc,
+                "roc_auc": test_metrics.roc_auc,
+                "brier": test_metrics.brier,
+                "ece": test_metrics.ece,
+            },
+            "timings_s": timings.iter().map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+                .collect::<serde_json::Map<_, _>>(),
+            "peak_rss_mb": peak_rss_mb(),
+        });
+        reg.append_experiment(&record)
+            .context("appending to the experiment log")?;
+        registered = Some(entry.version);
+    } else {
+        timings.push(("total", started.elapsed().as_secs_f64()));
+    }
+    Ok(RunResult {
+        report,
+        registered,
+        timings,
+    })
 }
 
-/// Seed of tree `t`: a SplitMix64 step away from the run seed, so trees are
-/// independent of each other and of the order threads pick them up in.
-fn tree_seed(seed: u64, t: u64) -> u64 {
-    let mut z = seed.wrapping_add(t.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+fn distinct(groups: &[u64]) -> usize {
+    let mut g = groups.to_vec();
+    g.sort_unstable();
+    g.dedup();
+    g.len()
 }
 
-/// Fits the forest; tree `t` depends only on the data, params and `t`.
-pub fn fit_forest(data: &LabelledRows, params: &TrainParams, threads: usize) -> Result<Vec<BaggedTree>> {
-    let n = params.n_trees as usize;
-    let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Result<BaggedTree>>>> = Mutex::new((0..n).map(|_| None).collect());
-    let (pos, neg): (Vec<usize>, Vec<usize>) = (0..data.y.len()).partition(|&i| data.y[i]);
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, n) {
-            s.spawn(|| {
-                loop {
-                    let t = next.fetch_add(1, Ordering::Relaxed);
-                    if t >= n {
-                        break;
-                    }
-                    let fitted = fit_tree(
-                        &data.x,
-                        &data.y,
-                        &pos,
-                        &neg,
-                        params,
-                        tree_seed(params.seed, t as u64),
-                    );
-                    if let Ok(mut slots) = slots.lock() {
-                        slots[t] = Some(fitted);
-                    }
-                }
-            });
-        }
-    });
-    let slots = slots
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a tree-fitting thread panicked"))?;
-    slots
-        .into_iter()
-        .enumerate()
-        .map(|(t, s)| {
-            s.unwrap_or_else(|| bail!("tree {t} was not fitted"))
-                .with_context(|| format!("fitting tree {t}"))
-        })
-        .collect()
+/// The decision threshold on calibrated test probabilities.
+fn choose_threshold(params: &TrainParams, scores: &[f64], y: &[bool]) -> (f64, String) {
+    let t = &params.threshold;
+    if let Some(v) = t.fixed {
+        return (v, "params".into());
+    }
+    let curve = Curve::new(scores, y);
+    match t.objective {
+        ThresholdObjective::MaxF1 => (
+            curve.best_f1_threshold().map_or(0.5, |(v, _)| v),
+            "max F1 on the test split".into(),
+        ),
+        ThresholdObjective::Cost => (
+            curve
+                .min_cost_threshold(t.fp_cost, t.fn_cost)
+                .map_or(0.5, |(v, _)| v),
+            format!(
+                "least cost on the test split (FP {}, FN {})",
+                t.fp_cost, t.fn_cost
+            ),
+        ),
+    }
 }
 
-/// Draws `k` of `from` with replacement.
-fn resample(rng: &mut impl Rng, from: &[usize], k: usize, out: &mut Vec<usize>) {
-    out.extend((0..k).map(|_| from[rng.random_range(0..from.len())]));
+/// The commit the code was built from: `REVSPEND_GIT_COMMIT`, else
+/// `git rev-parse HEAD` in the working directory, else unknown.
+pub fn git_commit() -> Option<String> {
+    if let Ok(c) = std::env::var("REVSPEND_GIT_COMMIT")
+        && !c.trim().is_empty()
+    {
+        return Some(c.trim().to_owned());
+    }
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
-fn fit_tree(
-    x: &FeatureMatrix,
-    y: &[bool],
-    pos: &[usize],
-    neg: &[usize],
-    params: &TrainParams,
-    seed: u64,
-) -> Result<BaggedTree> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Stratified bootstrap: each class keeps its share, so every tree sees
-    // both classes however rare the positives are.
-    let take = |len: usize| ((len as f64 * params.sample_fraction).round() as usize).max(1);
-    let mut rows = Vec::with_capacity(take(pos.len()) + take(neg.len()));
-    resample(&mut rng, pos, take(pos.len()), &mut rows);
-    resample(&mut rng, neg, take(neg.len()), &mut rows);
-    rows.sort_unstable();
-
-    let mut columns: Vec<usize> = (0..x.cols).collect();
-    columns.shuffle(&mut rng);
-    let k = ((x.cols as f64 * params.feature_fraction).round() as usize).clamp(1, x.cols);
-    columns.truncate(k);
-    columns.sort_unstable();
-
-    let matrix = x.gather(&rows, &columns);
-    let labels: Vec<u32> = rows.iter().map(|&r| u32::from(y[r])).collect();
-    let tree_params = DecisionTreeClassifierParameters {
-        criterion: SplitCriterion::Gini,
-        max_depth: Some(params.max_depth),
-        min_samples_leaf: params.min_samples_leaf,
-        min_samples_split: params.min_samples_split,
-        seed: Some(seed),
-    };
-    let tree = Tree::fit(&matrix, &labels, tree_params).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(BaggedTree { columns, tree })
+/// Peak resident memory of this process (VmHWM), in MiB, on Linux.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// Number of worker threads to use when none is given: the available cores.
@@ -237,4 +457,90 @@ pub fn default_threads() -> usize {
 /// Reads a model, for callers that only have a path (tests, tools).
 pub fn load_model(path: &Path) -> Result<ModelArtifact> {
     Ok(artifact::read_model(path)?)
+}
+
+/// What one timed fit (`train fit-once`) measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitOnce {
+    pub algorithm: &'static str,
+    pub hyperparameters: serde_json::Value,
+    pub threads: usize,
+    pub train_rows: u64,
+    pub features: usize,
+    pub fit_seconds: f64,
+    pub rows_per_second: f64,
+    /// Boosting rounds kept (GBM only).
+    pub rounds: Option<usize>,
+    pub calibration: String,
+    pub holdout: BinaryMetrics,
+    pub holdout_uncalibrated: BinaryMetrics,
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// Fits the algorithm's default configuration (first value of each list)
+/// once on the whole train split, timed; calibrates on the calibration split
+/// (isotonic unless `train.calibration` names another: there is no test
+/// split to choose on here) and scores the holdout split.
+pub fn fit_once(
+    params: &Checked<TrainParams>,
+    algorithm: Algorithm,
+    train_path: &Path,
+    calibration_path: &Path,
+    holdout_path: &Path,
+    feature_list: &Path,
+    threads: usize,
+) -> Result<FitOnce> {
+    rayon_pool(threads)?.install(|| {
+        let list: FeatureList = artifact::read_json(feature_list).context("reading the feature list")?;
+        let train = read_split(train_path, &list, feature_list, "train")?;
+        let calib = read_split(calibration_path, &list, feature_list, "calibration")?;
+        let holdout = read_split(holdout_path, &list, feature_list, "holdout")?;
+        let groups = cv::group_ids(&train.customers);
+        let spec = search::default_spec(params, algorithm);
+        let data = Data {
+            x: &train.x,
+            y: &train.y,
+            groups: &groups,
+        };
+        let started = Instant::now();
+        let classifier = fit::fit(&spec, data, params.class_weight, params.seed)?;
+        let fit_seconds = started.elapsed().as_secs_f64();
+        let rounds = match &classifier {
+            revspend_core::model::Classifier::Gbm(m) => Some(m.trees.len()),
+            _ => None,
+        };
+        let p = train.x.cols;
+        let cal_raw = classifier.predict_proba(&calib.x, p)?;
+        let calibrator = match params.calibration {
+            CalibrationChoice::Platt => calibrate::fit_platt(&cal_raw, &calib.y),
+            CalibrationChoice::None => Calibrator::Identity,
+            CalibrationChoice::Isotonic | CalibrationChoice::Auto => {
+                calibrate::fit_isotonic(&cal_raw, &calib.y)
+            }
+        };
+        let raw = classifier.predict_proba(&holdout.x, p)?;
+        let calibrated: Vec<f64> = raw.iter().map(|&s| calibrator.apply(s)).collect();
+        let threshold = Curve::new(&calibrated, &holdout.y)
+            .best_f1_threshold()
+            .map_or(0.5, |(t, _)| t);
+        Ok(FitOnce {
+            algorithm: algorithm.name(),
+            hyperparameters: spec.params_json(),
+            threads,
+            train_rows: train.y.len() as u64,
+            features: p,
+            fit_seconds,
+            rows_per_second: train.y.len() as f64 / fit_seconds.max(1e-9),
+            rounds,
+            calibration: calibrator.name().into(),
+            holdout: BinaryMetrics::compute(&calibrated, &holdout.y, threshold),
+            holdout_uncalibrated: BinaryMetrics::compute(&raw, &holdout.y, threshold),
+            peak_rss_mb: peak_rss_mb(),
+        })
+    })
+}
+
+/// The spec `fit-once` would fit, for display.
+pub fn default_spec(params: &TrainParams, algorithm: Algorithm) -> ModelSpec {
+    search::default_spec(params, algorithm)
 }

@@ -11,11 +11,14 @@ fn trained(dir: &Path) {
     let inputs = train::Inputs {
         train: outputs.splits_dir.join("train.parquet"),
         test: outputs.splits_dir.join("test.parquet"),
+        calibration: outputs.splits_dir.join("calibration.parquet"),
         feature_list: outputs.feature_list.clone(),
     };
     let train_out = train::Outputs {
         model: dir.join("models/model.bin"),
         report: dir.join("reports/train.json"),
+        search: dir.join("reports/search.csv"),
+        registry: None,
     };
     train::run(&params.train.check().expect("params"), &inputs, &train_out, 2).expect("train");
 }
@@ -54,12 +57,33 @@ fn metrics_plots_and_plot_data_are_written() {
     assert_eq!(metrics["baseline_prior"]["roc_auc"].as_f64(), Some(0.5));
     let prevalence = metrics["prevalence"].as_f64().expect("prevalence");
     assert!((prior_pr - prevalence).abs() < 1e-12);
-    for key in ["roc_auc", "brier", "precision", "recall", "f1", "threshold"] {
+    for key in [
+        "roc_auc",
+        "brier",
+        "ece",
+        "log_loss",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+    ] {
         assert!(metrics["model"][key].is_number(), "{key} missing");
     }
 
     let plots = dir.path().join("reports/plots");
-    for png in ["roc.png", "pr.png", "confusion.png"] {
+    assert!(metrics["model_uncalibrated"]["ece"].is_number());
+    let reliability: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("reports/plots/reliability.json")).expect("reliability.json"),
+    )
+    .expect("json");
+    let points = reliability["reliability"].as_array().expect("points");
+    assert!(!points.is_empty());
+    assert!(
+        points
+            .iter()
+            .all(|p| p["mean_predicted"].is_number() && p["observed_rate"].is_number())
+    );
+    for png in ["roc.png", "pr.png", "confusion.png", "reliability.png"] {
         let bytes = std::fs::read(plots.join(png)).expect(png);
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{png} is not a PNG");
     }

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use revspend_core::artifact;
+use revspend_core::calibration::Calibrator;
 use revspend_core::contract::parse_fields;
 use revspend_core::features::{Feature, History, OnlineSnapshot};
 use revspend_core::metrics::{BinaryMetrics, Confusion};
-use revspend_core::model::{BaggedTree, Classifier, ModelArtifact, Tree};
-use revspend_core::params::TrainParams;
+use revspend_core::model::{BaggedTree, Classifier, ModelArtifact, Reliability, Tree};
+use revspend_core::params::{ModelSpec, Params, TrainParams};
 use revspend_core::pseudonym::Pseudonymiser;
 use revspend_core::target::TargetRule;
 use serde_json::{Value, json};
@@ -43,35 +44,43 @@ pub fn model(classifier: Classifier, features: Vec<Feature>) -> ModelArtifact {
     ModelArtifact {
         model_version: MODEL_VERSION.into(),
         algorithm: "forest".into(),
+        spec: ModelSpec::Prior,
         features,
         rule: rule(),
         classifier,
+        calibrator: Calibrator::Identity,
         threshold: THRESHOLD,
+        threshold_source: "params".into(),
         training_prior: 0.3,
-        train_params: TrainParams {
-            seed: 7,
-            n_trees: 1,
-            max_depth: 3,
-            min_samples_leaf: 1,
-            min_samples_split: 2,
-            feature_fraction: 1.0,
-            sample_fraction: 1.0,
-            decision_threshold: Some(THRESHOLD),
-        },
+        train_params: shipped_train_params(),
         params_hash: "0".repeat(64),
         data_hash: "0".repeat(64),
         test_metrics: BinaryMetrics {
             roc_auc: 1.0,
             pr_auc: 1.0,
             brier: 0.0,
+            log_loss: 0.0,
+            ece: 0.0,
             threshold: THRESHOLD,
             precision: 1.0,
             recall: 1.0,
             f1: 1.0,
             confusion: Confusion::default(),
         },
+        reliability: Reliability {
+            before: Vec::new(),
+            after: Vec::new(),
+            ece_before: 0.0,
+            ece_after: 0.0,
+        },
         written_by: "serve tests".into(),
     }
+}
+
+/// The `train` section of the shipped params.yaml.
+pub fn shipped_train_params() -> TrainParams {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml");
+    Params::load(&path).expect("shipped params").train
 }
 
 /// A one-tree forest on `purchases_before` (and the amount, which it
@@ -166,7 +175,7 @@ impl Fixture {
     pub fn config(&self) -> Config {
         Config {
             bind: "127.0.0.1:0".into(),
-            model: self.model.clone(),
+            model: serve::ModelSource::File(self.model.clone()),
             snapshot: Some(self.snapshot.clone()),
             workers: 1,
             max_body_bytes: serve::DEFAULT_MAX_BODY_BYTES,

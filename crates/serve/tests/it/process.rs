@@ -19,6 +19,8 @@ fn serve(args: &[&str], cwd: &Path) -> Command {
         .env("REVSPEND_PSEUDONYM_KEY", KEY)
         .env_remove("REVSPEND_BIND")
         .env_remove("REVSPEND_MODEL")
+        .env_remove("REVSPEND_REGISTRY")
+        .env_remove("REVSPEND_MODEL_ALIAS")
         .env_remove("REVSPEND_SNAPSHOT")
         .env_remove("REVSPEND_NO_SNAPSHOT")
         .env("RUST_LOG", "info");
@@ -120,4 +122,71 @@ fn the_binary_serves_cold_starts_without_a_snapshot() {
     assert_eq!(status, 200, "{body}");
     let p: Prediction = serde_json::from_str(&body).expect("prediction JSON");
     assert!(p.cold_start);
+}
+
+/// Issue 4: serve loads the version a registry alias points to.
+#[test]
+fn the_binary_serves_the_version_a_registry_alias_points_to() {
+    use revspend_core::registry::{NewVersion, Registry};
+
+    let fixture = Fixture::new();
+    let registry = Registry::new(fixture.dir.path().join("models/registry"));
+    let bytes = std::fs::read(&fixture.model).expect("model bytes");
+    let new = |model_version: &str| NewVersion {
+        model_version: model_version.into(),
+        algorithm: "forest".into(),
+        hyperparameters: serde_json::json!({}),
+        calibration: "none".into(),
+        threshold: 0.5,
+        params_hash: "p".into(),
+        data_hash: "d".into(),
+        git_commit: None,
+        test_metrics: crate::common::history_model().test_metrics,
+    };
+    registry
+        .register(&bytes, new("first"), "test")
+        .expect("register v1");
+    // A second version whose file is not a model: serving it must fail, so
+    // a successful start proves the alias, not the newest version, was read.
+    registry
+        .register(b"not a model", new("second"), "test")
+        .expect("register v2");
+    let (_child, addr) = start(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--registry",
+            "models/registry",
+            "--model",
+            "missing.bin",
+        ],
+        fixture.dir.path(),
+    );
+    let (status, body) = http(addr, "GET", "/health", None);
+    assert_eq!(status, 200, "{body}");
+
+    let stderr = failed_start(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--registry",
+            "models/registry",
+            "--alias",
+            "candidate",
+        ],
+        fixture.dir.path(),
+    );
+    assert!(stderr.contains("v0002") && stderr.contains("magic"), "{stderr}");
+    let stderr = failed_start(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--registry",
+            "models/registry",
+            "--alias",
+            "nope",
+        ],
+        fixture.dir.path(),
+    );
+    assert!(stderr.contains("nope") && stderr.contains("v0001"), "{stderr}");
 }

@@ -1,0 +1,490 @@
+//! The model registry and the experiment log, in one directory
+//! (`models/registry/` by default; not a DVC output, so it accumulates
+//! across runs):
+//!
+//! ```text
+//! index.json                 versions, aliases and the alias log (one atomic file)
+//! versions/<id>/model.bin    each registered artifact, byte-for-byte
+//! experiments.jsonl          one JSON line per training run
+//! .lock                      held while the index is read-modified-written
+//! ```
+//!
+//! Aliases and their log live in the same file as the versions, so an alias
+//! change and its log entry land together or not at all (the index is
+//! replaced by an atomic rename). Rollback walks the alias log: every
+//! change except a rollback pushes the new version on the alias's history,
+//! a rollback pops it, so repeated rollbacks step further back.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::artifact::{self, ArtifactError};
+use crate::metrics::BinaryMetrics;
+
+/// Version of the `index.json` layout.
+pub const INDEX_FORMAT: u32 = 1;
+/// The alias every new version gets.
+pub const CANDIDATE: &str = "candidate";
+/// The alias `serve` loads by default.
+pub const PRODUCTION: &str = "production";
+
+/// Why a registry operation failed.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error("{path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: registry index format {got}, this build reads {expected}")]
+    Format { path: PathBuf, expected: u32, got: u32 },
+    #[error("no version or alias {name:?} in the registry at {dir} (versions: {known})")]
+    Unknown {
+        name: String,
+        dir: PathBuf,
+        known: String,
+    },
+    #[error("alias {alias:?} has no earlier version to roll back to")]
+    NoPrevious { alias: String },
+    #[error("invalid alias {alias:?}: use letters, digits, `-` and `_`, not starting with `v` and a digit")]
+    BadAlias { alias: String },
+    #[error(
+        "{path} is held by another process; if no train or registry command is running, \
+         remove it"
+    )]
+    Locked { path: PathBuf },
+    #[error("{path}: line {line} is not valid JSON")]
+    Log {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One registered model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionEntry {
+    /// `v0001`, `v0002`, … in registration order.
+    pub version: String,
+    /// The artifact's own version (`<algorithm>-<lineage hash>`).
+    pub model_version: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    pub algorithm: String,
+    /// The chosen hyper-parameters.
+    pub hyperparameters: serde_json::Value,
+    pub calibration: String,
+    pub threshold: f64,
+    pub params_hash: String,
+    pub data_hash: String,
+    /// `git rev-parse HEAD` of the code that trained it, when known.
+    pub git_commit: Option<String>,
+    /// Calibrated metrics on the test split.
+    pub test_metrics: BinaryMetrics,
+    /// Path of the artifact, relative to the registry directory.
+    pub artifact: String,
+    pub artifact_sha256: String,
+}
+
+/// What a caller supplies to register a version (the rest is assigned).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVersion {
+    pub model_version: String,
+    pub algorithm: String,
+    pub hyperparameters: serde_json::Value,
+    pub calibration: String,
+    pub threshold: f64,
+    pub params_hash: String,
+    pub data_hash: String,
+    pub git_commit: Option<String>,
+    pub test_metrics: BinaryMetrics,
+}
+
+/// One alias change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AliasChange {
+    pub time: String,
+    pub who: String,
+    pub alias: String,
+    pub from: Option<String>,
+    pub to: String,
+    /// `register`, `bootstrap`, `promote` or `rollback`.
+    pub reason: String,
+}
+
+/// The registry index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    pub format: u32,
+    pub versions: Vec<VersionEntry>,
+    pub aliases: BTreeMap<String, String>,
+    pub alias_log: Vec<AliasChange>,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            format: INDEX_FORMAT,
+            versions: Vec::new(),
+            aliases: BTreeMap::new(),
+            alias_log: Vec::new(),
+        }
+    }
+}
+
+impl Index {
+    /// The version named by a version id or an alias.
+    pub fn resolve(&self, name: &str) -> Option<&VersionEntry> {
+        let id = self.aliases.get(name).map_or(name, String::as_str);
+        self.versions.iter().find(|v| v.version == id)
+    }
+
+    /// Aliases pointing at `version`.
+    pub fn aliases_of(&self, version: &str) -> Vec<&str> {
+        self.aliases
+            .iter()
+            .filter(|(_, v)| v.as_str() == version)
+            .map(|(a, _)| a.as_str())
+            .collect()
+    }
+
+    /// The versions `alias` has pointed at, oldest first, with rolled-back
+    /// ones removed: the last is the current one.
+    pub fn alias_history(&self, alias: &str) -> Vec<&str> {
+        let mut stack: Vec<&str> = Vec::new();
+        for change in self.alias_log.iter().filter(|c| c.alias == alias) {
+            if change.reason == "rollback" {
+                stack.pop();
+            } else {
+                stack.push(&change.to);
+            }
+        }
+        stack
+    }
+
+    fn set_alias(&mut self, alias: &str, to: &str, reason: &str, who: &str, time: &str) {
+        let from = self.aliases.insert(alias.to_owned(), to.to_owned());
+        self.alias_log.push(AliasChange {
+            time: time.to_owned(),
+            who: who.to_owned(),
+            alias: alias.to_owned(),
+            from,
+            to: to.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+}
+
+/// A registry directory.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    dir: PathBuf,
+}
+
+/// Held while the index is being changed; removes the lock file on drop.
+#[derive(Debug)]
+struct LockGuard {
+    path: PathBuf,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Registry {
+    /// The registry in `dir` (created on the first registration).
+    pub fn new(dir: impl Into<PathBuf>) -> Registry {
+        Registry { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn index_path(&self) -> PathBuf {
+        self.dir.join("index.json")
+    }
+
+    pub fn experiments_path(&self) -> PathBuf {
+        self.dir.join("experiments.jsonl")
+    }
+
+    /// The index; an empty one when nothing was registered yet.
+    pub fn index(&self) -> Result<Index, RegistryError> {
+        let path = self.index_path();
+        if !path.exists() {
+            return Ok(Index::default());
+        }
+        let index: Index = artifact::read_json(&path)?;
+        if index.format != INDEX_FORMAT {
+            return Err(RegistryError::Format {
+                path,
+                expected: INDEX_FORMAT,
+                got: index.format,
+            });
+        }
+        Ok(index)
+    }
+
+    /// The entry for a version id or alias.
+    pub fn resolve(&self, name: &str) -> Result<VersionEntry, RegistryError> {
+        let index = self.index()?;
+        index
+            .resolve(name)
+            .cloned()
+            .ok_or_else(|| self.unknown(&index, name))
+    }
+
+    /// The artifact file of a version id or alias.
+    pub fn model_path(&self, name: &str) -> Result<PathBuf, RegistryError> {
+        Ok(self.dir.join(self.resolve(name)?.artifact))
+    }
+
+    fn unknown(&self, index: &Index, name: &str) -> RegistryError {
+        let mut known: Vec<String> = index.versions.iter().map(|v| v.version.clone()).collect();
+        known.extend(index.aliases.keys().cloned());
+        RegistryError::Unknown {
+            name: name.to_owned(),
+            dir: self.dir.clone(),
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+        }
+    }
+
+    fn lock(&self) -> Result<LockGuard, RegistryError> {
+        std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        let path = self.dir.join(".lock");
+        // Registrations take milliseconds; wait a little for another one.
+        for _ in 0..100 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    let _ = writeln!(f, "{}", std::process::id());
+                    return Ok(LockGuard { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+        }
+        Err(RegistryError::Locked { path })
+    }
+
+    fn write_index(&self, index: &Index) -> Result<(), RegistryError> {
+        Ok(artifact::write_json(&self.index_path(), index)?)
+    }
+
+    /// Registers a model file's bytes as a new version and points
+    /// `candidate` at it. When no `production` alias exists yet, the new
+    /// version also becomes `production` (reason `bootstrap`), so a fresh
+    /// pipeline can be served at once.
+    pub fn register(
+        &self,
+        model_bytes: &[u8],
+        new: NewVersion,
+        who: &str,
+    ) -> Result<VersionEntry, RegistryError> {
+        let _lock = self.lock()?;
+        let mut index = self.index()?;
+        let next = index
+            .versions
+            .iter()
+            .filter_map(|v| v.version.strip_prefix('v')?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let version = format!("v{next:04}");
+        let relative = format!("versions/{version}/model.bin");
+        artifact::write_atomic(&self.dir.join(&relative), model_bytes)?;
+        let time = now_rfc3339();
+        let entry = VersionEntry {
+            version: version.clone(),
+            model_version: new.model_version,
+            created: time.clone(),
+            algorithm: new.algorithm,
+            hyperparameters: new.hyperparameters,
+            calibration: new.calibration,
+            threshold: new.threshold,
+            params_hash: new.params_hash,
+            data_hash: new.data_hash,
+            git_commit: new.git_commit,
+            test_metrics: new.test_metrics,
+            artifact: relative,
+            artifact_sha256: artifact::sha256_hex(model_bytes),
+        };
+        index.versions.push(entry.clone());
+        index.set_alias(CANDIDATE, &version, "register", who, &time);
+        if !index.aliases.contains_key(PRODUCTION) {
+            index.set_alias(PRODUCTION, &version, "bootstrap", who, &time);
+        }
+        self.write_index(&index)?;
+        Ok(entry)
+    }
+
+    /// Points `alias` at the version `name` (a version id or an alias) and
+    /// returns the change.
+    pub fn promote(&self, name: &str, alias: &str, who: &str) -> Result<AliasChange, RegistryError> {
+        check_alias(alias)?;
+        let _lock = self.lock()?;
+        let mut index = self.index()?;
+        let to = index
+            .resolve(name)
+            .map(|v| v.version.clone())
+            .ok_or_else(|| self.unknown(&index, name))?;
+        index.set_alias(alias, &to, "promote", who, &now_rfc3339());
+        self.write_index(&index)?;
+        Ok(index
+            .alias_log
+            .last()
+            .cloned()
+            .unwrap_or_else(|| unreachable!("just logged")))
+    }
+
+    /// Points `alias` back at the version it had before its current one.
+    pub fn rollback(&self, alias: &str, who: &str) -> Result<AliasChange, RegistryError> {
+        let _lock = self.lock()?;
+        let mut index = self.index()?;
+        let history = index.alias_history(alias);
+        let Some(&previous) = history.len().checked_sub(2).and_then(|i| history.get(i)) else {
+            return Err(RegistryError::NoPrevious {
+                alias: alias.to_owned(),
+            });
+        };
+        let previous = previous.to_owned();
+        index.set_alias(alias, &previous, "rollback", who, &now_rfc3339());
+        self.write_index(&index)?;
+        Ok(index
+            .alias_log
+            .last()
+            .cloned()
+            .unwrap_or_else(|| unreachable!("just logged")))
+    }
+
+    /// Appends one record to the experiment log (one line, one `write`).
+    pub fn append_experiment(&self, record: &serde_json::Value) -> Result<(), RegistryError> {
+        let _lock = self.lock()?;
+        let path = self.experiments_path();
+        let mut line = serde_json::to_vec(record).map_err(|source| ArtifactError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.write_all(&line).map_err(io_err(&path))?;
+        f.sync_all().map_err(io_err(&path))?;
+        Ok(())
+    }
+
+    /// Every record of the experiment log, oldest first.
+    pub fn experiments(&self) -> Result<Vec<serde_json::Value>, RegistryError> {
+        let path = self.experiments_path();
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|source| RegistryError::Log {
+                    path: path.clone(),
+                    line: i + 1,
+                    source,
+                })
+            })
+            .collect()
+    }
+}
+
+fn check_alias(alias: &str) -> Result<(), RegistryError> {
+    let looks_like_version = alias.starts_with('v') && alias[1..].starts_with(|c: char| c.is_ascii_digit());
+    let ok = !alias.is_empty()
+        && !looks_like_version
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::BadAlias {
+            alias: alias.to_owned(),
+        })
+    }
+}
+
+/// The current time, RFC 3339 in UTC to the second.
+pub fn now_rfc3339() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+        || secs.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+/// Who is acting: `REVSPEND_USER`, else `USER`, else `unknown`.
+pub fn current_user() -> String {
+    std::env::var("REVSPEND_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_must_not_look_like_versions() {
+        assert!(check_alias("production").is_ok());
+        assert!(check_alias("shadow-2").is_ok());
+        assert!(check_alias("v2").is_err());
+        assert!(check_alias("").is_err());
+        assert!(check_alias("a b").is_err());
+    }
+
+    #[test]
+    fn rollbacks_pop_the_alias_history() {
+        let mut index = Index::default();
+        for (to, reason) in [("v0001", "bootstrap"), ("v0002", "promote"), ("v0003", "promote")] {
+            index.set_alias(PRODUCTION, to, reason, "t", "now");
+        }
+        assert_eq!(index.alias_history(PRODUCTION), ["v0001", "v0002", "v0003"]);
+        index.set_alias(PRODUCTION, "v0002", "rollback", "t", "now");
+        assert_eq!(index.alias_history(PRODUCTION), ["v0001", "v0002"]);
+    }
+
+    #[test]
+    fn the_time_is_rfc3339_utc() {
+        let t = now_rfc3339();
+        assert!(t.ends_with('Z') && t.len() == 20, "{t}");
+    }
+}
