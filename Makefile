@@ -22,7 +22,7 @@ pipeline: setup
 
 ## serve: the prediction server on http://127.0.0.1:8000 (run `make pipeline` first)
 serve:
-	cargo run --release --locked -p serve -- --bind 127.0.0.1:8000
+	scripts/stage serve --bind 127.0.0.1:8000 --registry models/registry --snapshot data/online/snapshot.bin
 
 ## test: formatting, lints, the workspace tests and the end-to-end run
 test: lint unit e2e
