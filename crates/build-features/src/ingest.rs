@@ -207,21 +207,15 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
         first_lines.push(first_lines.last().copied().unwrap_or(2) + newlines);
     }
     let display = path.display().to_string();
-    let chunks: Vec<Chunk> = std::thread::scope(|s| {
-        let handles: Vec<_> = bounds
-            .windows(2)
-            .zip(&first_lines)
-            .map(|(w, &first)| {
-                let text = &body[w[0]..w[1]];
-                let display = display.as_str();
-                s.spawn(move || parse_chunk(display, text, first))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let jobs: Vec<_> = bounds
+        .windows(2)
+        .zip(&first_lines)
+        .map(|(w, &first)| {
+            let (text, display) = (&body[w[0]..w[1]], display.as_str());
+            move || Ok(parse_chunk(display, text, first))
+        })
+        .collect();
+    let chunks: Vec<Chunk> = crate::parallel(threads, jobs)?;
 
     let mut out = FileRows {
         header,

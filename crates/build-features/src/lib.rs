@@ -501,7 +501,10 @@ pub fn run(
 
 /// Runs `jobs` on up to `threads` threads; results come back in job order.
 /// The first error (in job order) is returned after every job has run.
-fn parallel<T: Send, F: FnOnce() -> Result<T> + Send>(threads: usize, jobs: Vec<F>) -> Result<Vec<T>> {
+pub(crate) fn parallel<T: Send, F: FnOnce() -> Result<T> + Send>(
+    threads: usize,
+    jobs: Vec<F>,
+) -> Result<Vec<T>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let n = jobs.len();
@@ -840,7 +843,7 @@ fn update_features(
         let m = Month::of(day);
         from = Some(from.map_or(m, |f| f.min(m)));
     }
-    let computed = compute_features(all, rule, from, threads);
+    let computed = compute_features(all, rule, from, threads)?;
     let mut manifest = FeatureManifest {
         version: layers::FEATURE_LAYER_VERSION,
         fingerprint,
@@ -925,7 +928,12 @@ struct Computed {
 /// rows from `from` on get their features computed by the same
 /// `revspend_core::features::compute` the server calls. Customers are
 /// shared out over `threads` threads; the result does not depend on it.
-fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Month>, threads: usize) -> Computed {
+fn compute_features(
+    all: &Staged,
+    rule: &TargetRule,
+    from: Option<Month>,
+    threads: usize,
+) -> Result<Computed> {
     let customer_rank = ranks(&all.customers.values);
     let file_rank = ranks(&all.files.values);
     let mut order: Vec<usize> = (0..all.len()).collect();
@@ -948,19 +956,14 @@ fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Month>, thread
         cuts.push(at.min(order.len()));
     }
     cuts.push(order.len());
-    let parts: Vec<Computed> = std::thread::scope(|s| {
-        let handles: Vec<_> = cuts
-            .windows(2)
-            .map(|w| {
-                let slice = &order[w[0]..w[1]];
-                s.spawn(move || compute_range(all, rule, from, slice))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let jobs: Vec<_> = cuts
+        .windows(2)
+        .map(|w| {
+            let slice = &order[w[0]..w[1]];
+            move || Ok(compute_range(all, rule, from, slice))
+        })
+        .collect();
+    let parts: Vec<Computed> = parallel(threads, jobs)?;
     let mut out = Computed {
         months: BTreeMap::new(),
         final_history: BTreeMap::new(),
@@ -971,7 +974,7 @@ fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Month>, thread
         }
         out.final_history.extend(part.final_history);
     }
-    out
+    Ok(out)
 }
 
 fn compute_range(all: &Staged, rule: &TargetRule, from: Option<Month>, order: &[usize]) -> Computed {
@@ -1159,7 +1162,8 @@ mod tests {
             threshold_pct: 20.0,
             vital_groups: vec!["SUPERMERCADOS".into()],
         };
-        let computed = compute_features(s, &rule, Some(Month { year: 1, month: 1 }), threads);
+        let computed =
+            compute_features(s, &rule, Some(Month { year: 1, month: 1 }), threads).expect("features");
         let mut out = HashMap::new();
         for rows in computed.months.values() {
             for (k, &r) in rows.rows.iter().enumerate() {

@@ -132,16 +132,28 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
 /// Writes `bytes` to `path` atomically: temp file in the same directory,
 /// fsync, rename, fsync of the directory. Creates the directory if needed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
+    let mut tmp = temp_beside(path)?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    persist(tmp, path)
+}
+
+/// A temporary file in `path`'s directory (created if needed), to be
+/// [`persist`]ed over `path`.
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, ArtifactError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut tmp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(path))?;
+        .map_err(io_err(dir))
+}
+
+/// Makes a finished temporary file readable, fsyncs it and renames it to
+/// `path`, then fsyncs the directory.
+fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), ArtifactError> {
     // tempfile creates 0600 files; outputs are ordinary readable files.
     #[cfg(unix)]
     {
@@ -156,10 +168,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
         source: e.error,
     })?;
     // Make the rename itself durable; not every filesystem allows this.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The parquet writer every table is written with: LZ4, the schema
+/// version in the key-value metadata.
+fn parquet_writer<W: Write>(w: W) -> ParquetWriter<W> {
+    ParquetWriter::new(w)
+        .with_compression(ParquetCompression::Lz4Raw)
+        .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
+            SCHEMA_VERSION_KEY.to_owned(),
+            TABLE_SCHEMA_VERSION.to_owned(),
+        )])))
 }
 
 /// Writes a value as pretty JSON (with a final newline), atomically.
@@ -201,12 +228,7 @@ pub fn file_sha256(path: &Path) -> Result<String, ArtifactError> {
 /// master table and splits (see `scripts/bench-build-features.sh`).
 pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<String, ArtifactError> {
     let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
-            SCHEMA_VERSION_KEY.to_owned(),
-            TABLE_SCHEMA_VERSION.to_owned(),
-        )])))
+    parquet_writer(&mut buf)
         .finish(df)
         .map_err(|source| ArtifactError::Parquet {
             path: path.to_owned(),
@@ -237,22 +259,9 @@ impl std::fmt::Debug for TableWriter {
 impl TableWriter {
     /// Starts a table with `schema` at `path`.
     pub fn create(path: &Path, schema: &Schema) -> Result<TableWriter, ArtifactError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(io_err(dir))?;
+        let tmp = temp_beside(path)?;
         let file = tmp.reopen().map_err(io_err(path))?;
-        let writer = ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Lz4Raw)
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
-                SCHEMA_VERSION_KEY.to_owned(),
-                TABLE_SCHEMA_VERSION.to_owned(),
-            )])))
+        let writer = parquet_writer(file)
             .batched(schema)
             .map_err(|source| ArtifactError::Parquet {
                 path: path.to_owned(),
@@ -278,28 +287,11 @@ impl TableWriter {
 
     /// Writes the footer and moves the file into place.
     pub fn finish(self) -> Result<(), ArtifactError> {
-        let path = self.path;
         self.writer.finish().map_err(|source| ArtifactError::Parquet {
-            path: path.clone(),
+            path: self.path.clone(),
             source,
         })?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            self.tmp
-                .as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(io_err(&path))?;
-        }
-        self.tmp.as_file().sync_all().map_err(io_err(&path))?;
-        self.tmp.persist(&path).map_err(|e| ArtifactError::Io {
-            path: path.clone(),
-            source: e.error,
-        })?;
-        if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        persist(self.tmp, &self.path)
     }
 }
 
