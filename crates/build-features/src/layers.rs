@@ -429,6 +429,17 @@ impl Default for FeatureRows {
 }
 
 impl FeatureRows {
+    /// Empty, with room for `rows` rows.
+    pub fn with_capacity(rows: usize) -> FeatureRows {
+        FeatureRows {
+            rows: Vec::with_capacity(rows),
+            values: (0..Feature::ALL.len())
+                .map(|_| Vec::with_capacity(rows))
+                .collect(),
+            target: Vec::with_capacity(rows),
+        }
+    }
+
     pub fn append(&mut self, mut other: FeatureRows) {
         self.rows.append(&mut other.rows);
         for (a, b) in self.values.iter_mut().zip(&mut other.values) {
