@@ -1060,10 +1060,15 @@ fn distinct_hashes(key: &DataFrame) -> Result<bool> {
 fn matches_pattern(rows: &Rows<'_>, column: &str, pattern: &str) -> Result<Tally> {
     let regex = Regex::new(pattern).with_context(|| format!("compiling pattern {pattern:?}"))?;
     let mut t = Tally::over(rows.height());
+    // Text columns repeat a few values over millions of rows: match each
+    // distinct value once.
+    let mut verdicts: PlHashMap<&str, bool> = PlHashMap::new();
     for (row, v) in rows.series(column)?.str()?.iter().enumerate() {
         match v {
             None | Some("") => t.missing += 1,
-            Some(v) if !regex.is_match(v) => t.hit(rows, row, || v.to_owned()),
+            Some(v) if !*verdicts.entry(v).or_insert_with(|| regex.is_match(v)) => {
+                t.hit(rows, row, || v.to_owned())
+            }
             Some(_) => {}
         }
     }
