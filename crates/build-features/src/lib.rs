@@ -177,12 +177,15 @@ pub fn run(
     clock.lap("staged layer");
 
     // Every staged row: what this run parsed, the rest read back.
-    let mut all = Staged::default();
-    for f in &fresh {
-        all.append(f, |_| true);
+    let parsed: BTreeSet<String> = fresh.iter().map(|(name, _)| name.clone()).collect();
+    let mut fresh = fresh.into_iter().map(|(_, rows)| rows);
+    // The first file parsed becomes the table itself (no copy).
+    let mut all = fresh.next().unwrap_or_default();
+    for f in fresh {
+        all.append(&f, |_| true);
     }
     for f in manifest.files.values() {
-        if fresh.iter().any(|s| s.files.values.first() == Some(&f.name)) {
+        if parsed.contains(&f.name) {
             continue;
         }
         for (month, p) in &f.partitions {
@@ -196,7 +199,6 @@ pub fn run(
             all.append(&part, |_| true);
         }
     }
-    drop(fresh);
     clock.lap("staged rows loaded");
 
     // Every expectation runs over the whole staged layer, in file/line
@@ -596,7 +598,7 @@ pub fn raw_files(pattern: &str) -> Result<Vec<PathBuf>> {
 /// Brings the staged layer up to date with the raw files: stages new and
 /// changed files, drops removed ones, skips content already staged, and in
 /// backfill mode re-stages the months in the range. Returns the manifest,
-/// the rows parsed by this run (one `Staged` per file, pseudonymised) and
+/// the rows parsed by this run (file name and rows, pseudonymised) and
 /// what changed.
 fn update_staged(
     files: &[PathBuf],
@@ -604,7 +606,7 @@ fn update_staged(
     pseudo: &Pseudonymiser,
     mode: Mode,
     threads: usize,
-) -> Result<(StagedManifest, Vec<Staged>, LayerReport)> {
+) -> Result<(StagedManifest, Vec<ParsedFile>, LayerReport)> {
     let key = pseudo.key_fingerprint();
     let original = layers::read_manifest::<StagedManifest>(&out.staged_dir)?;
     let mut manifest = match original.clone() {
@@ -710,8 +712,8 @@ fn update_staged(
             log::info!("{}: backfilled months {}", w.name, w.backfilled.join(", "));
             report.files_unchanged.push(w.name.clone());
         }
-        manifest.files.insert(w.name, entry);
-        fresh.push(rows);
+        manifest.files.insert(w.name.clone(), entry);
+        fresh.push((w.name, rows));
     }
     if original.as_ref() != Some(&manifest) {
         artifact::write_json(&out.staged_dir.join(layers::MANIFEST), &manifest)?;
@@ -724,6 +726,9 @@ fn update_staged(
     layers::remove_unlisted(&out.staged_dir, &keep)?;
     Ok((manifest, fresh, report))
 }
+
+/// A raw file's name and the rows this run parsed from it.
+type ParsedFile = (String, Staged);
 
 /// A raw file this run parses: new or changed, or backfilled months.
 struct Staging {
@@ -1106,8 +1111,8 @@ fn raw_nulls(all: &Staged) -> BTreeMap<String, u64> {
     set("idade", all.idade.iter().filter(|v| v.is_none()).count());
     set("sexo", all.sexo.iter().filter(|v| v.is_none()).count());
     set("valor", all.valor.iter().filter(|v| v.is_none()).count());
+    let empty: Vec<bool> = all.strings.values.iter().map(String::is_empty).collect();
     for (i, name) in ingest::TEXT_COLUMNS.iter().enumerate() {
-        let empty: Vec<bool> = all.strings.values.iter().map(String::is_empty).collect();
         set(name, all.text[i].iter().filter(|c| empty[**c as usize]).count());
     }
     counts
