@@ -27,7 +27,8 @@ fail() { echo "e2e FAILED: $*" >&2; exit 1; }
 
 step "dvc repro (full pipeline)"
 "$DVC" repro 2>&1 | tee "$log/repro1.txt"
-for f in data/master/master.parquet data/splits/train.parquet models/model.bin \
+for f in data/splits/train.parquet data/splits/test.parquet data/splits/holdout.parquet \
+         data/splits/calibration.parquet models/model.bin \
          reports/metrics.json reports/search.csv reports/plots/roc.png reports/plots/confusion.png \
          reports/plots/reliability.png reports/plots/reliability.json models/registry/index.json; do
   [ -s "$f" ] || fail "$f was not written"

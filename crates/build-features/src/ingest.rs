@@ -97,42 +97,30 @@ impl Staged {
         self.strings.get(self.text[column][row])
     }
 
-    /// Appends row `row` of `other`, re-coding its strings.
-    fn push_from(&mut self, other: &Staged, row: usize, maps: &Maps) {
-        self.file.push(maps.file[other.file[row] as usize]);
-        self.line.push(other.line[row]);
-        self.customer.push(maps.customer[other.customer[row] as usize]);
-        self.safra_abertura.push(other.safra_abertura[row]);
-        self.idade.push(other.idade[row]);
-        self.sexo.push(other.sexo[row]);
-        self.limite_total.push(other.limite_total[row]);
-        self.limite_disp.push(other.limite_disp[row]);
-        self.day.push(other.day[row]);
-        self.valor.push(other.valor[row]);
-        for (mine, theirs) in self.text.iter_mut().zip(&other.text) {
-            mine.push(maps.strings[theirs[row] as usize]);
-        }
-    }
-
-    /// Appends all of `other`'s rows (or those `keep` selects).
-    pub fn append(&mut self, other: &Staged, keep: impl Fn(usize) -> bool) {
-        let maps = Maps {
-            file: other.files.values.iter().map(|v| self.files.code(v)).collect(),
-            customer: other
-                .customers
-                .values
-                .iter()
-                .map(|v| self.customers.code(v))
-                .collect(),
-            strings: other
-                .strings
-                .values
-                .iter()
-                .map(|v| self.strings.code(v))
-                .collect(),
+    /// Appends all of `other`'s rows, re-coding its strings; column by
+    /// column, so each column is one sequential copy.
+    pub fn append(&mut self, other: &Staged) {
+        let recode = |mine: &mut Dict, theirs: &Dict| -> Vec<u32> {
+            theirs.values.iter().map(|v| mine.code(v)).collect()
         };
-        for row in (0..other.len()).filter(|&r| keep(r)) {
-            self.push_from(other, row, &maps);
+        let extend = |dst: &mut Vec<u32>, src: &[u32], map: &[u32]| {
+            dst.extend(src.iter().map(|c| map[*c as usize]));
+        };
+        let file = recode(&mut self.files, &other.files);
+        let customer = recode(&mut self.customers, &other.customers);
+        let strings = recode(&mut self.strings, &other.strings);
+        extend(&mut self.file, &other.file, &file);
+        self.line.extend_from_slice(&other.line);
+        extend(&mut self.customer, &other.customer, &customer);
+        self.safra_abertura.extend_from_slice(&other.safra_abertura);
+        self.idade.extend_from_slice(&other.idade);
+        self.sexo.extend_from_slice(&other.sexo);
+        self.limite_total.extend_from_slice(&other.limite_total);
+        self.limite_disp.extend_from_slice(&other.limite_disp);
+        self.day.extend_from_slice(&other.day);
+        self.valor.extend_from_slice(&other.valor);
+        for (mine, theirs) in self.text.iter_mut().zip(&other.text) {
+            extend(mine, theirs, &strings);
         }
     }
 
@@ -152,12 +140,6 @@ impl Staged {
         let d = self.date(row);
         (d.year(), d.month())
     }
-}
-
-struct Maps {
-    file: Vec<u32>,
-    customer: Vec<u32>,
-    strings: Vec<u32>,
 }
 
 /// One raw file read into staged rows (customer codes are raw ids).
@@ -244,7 +226,7 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
         rows.files = Dict::default();
         rows.files.code(&name);
         rows.file = vec![0; rows.line.len()];
-        out.rows.append(&rows, |_| true);
+        out.rows.append(&rows);
         debug_assert!(out.rows.file[start..].iter().all(|f| *f == file_code));
     }
     Ok(out)

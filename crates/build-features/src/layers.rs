@@ -429,23 +429,14 @@ impl Default for FeatureRows {
 }
 
 impl FeatureRows {
-    /// Empty, with room for `rows` rows.
-    pub fn with_capacity(rows: usize) -> FeatureRows {
+    /// `rows` rows of zeros, to be filled in place (zeroed memory comes
+    /// straight from the allocator: no page is touched twice).
+    pub fn zeroed(rows: usize) -> FeatureRows {
         FeatureRows {
-            rows: Vec::with_capacity(rows),
-            values: (0..Feature::ALL.len())
-                .map(|_| Vec::with_capacity(rows))
-                .collect(),
-            target: Vec::with_capacity(rows),
+            rows: vec![0; rows],
+            values: (0..Feature::ALL.len()).map(|_| vec![0.0; rows]).collect(),
+            target: vec![false; rows],
         }
-    }
-
-    pub fn append(&mut self, mut other: FeatureRows) {
-        self.rows.append(&mut other.rows);
-        for (a, b) in self.values.iter_mut().zip(&mut other.values) {
-            a.append(b);
-        }
-        self.target.append(&mut other.target);
     }
 
     /// The feature-layer table of these rows.

@@ -18,8 +18,9 @@
 //! stratified), checks leakage and selects features on the train split,
 //! and writes:
 //!
-//! - the master table (parquet: customer pseudonym, date, lineage, split,
-//!   every candidate feature, target) and one parquet file per split;
+//! - the master table (customer pseudonym, date, lineage, split, every
+//!   candidate feature, target), stored as one parquet file per split: each
+//!   row is in exactly one file, so the splits are not written twice;
 //! - the ordered feature list the model uses (JSON);
 //! - the online snapshot (each customer's history after the last purchase);
 //! - the quality, leakage and selection reports, the train profile, the
@@ -70,7 +71,8 @@ pub struct Outputs {
     pub staged_dir: PathBuf,
     /// The feature layer (kept between runs).
     pub features_dir: PathBuf,
-    pub master: PathBuf,
+    /// The master table: one parquet file per split (`train.parquet`, …),
+    /// every row in exactly one of them.
     pub splits_dir: PathBuf,
     pub feature_list: PathBuf,
     pub snapshot: PathBuf,
@@ -182,7 +184,7 @@ pub fn run(
     // The first file parsed becomes the table itself (no copy).
     let mut all = fresh.next().unwrap_or_default();
     for f in fresh {
-        all.append(&f, |_| true);
+        all.append(&f);
     }
     for f in manifest.files.values() {
         if parsed.contains(&f.name) {
@@ -196,16 +198,16 @@ pub fn run(
                     f.name
                 )
             })?;
-            all.append(&part, |_| true);
+            all.append(&part);
         }
     }
     clock.lap("staged rows loaded");
 
     // Every expectation runs over the whole staged layer, in file/line
-    // order, and is reported before an error fails the stage.
-    let file_rank = ranks(&all.files.values);
-    let mut by_lineage: Vec<usize> = (0..all.len()).collect();
-    by_lineage.sort_unstable_by_key(|&r| (file_rank[all.file[r] as usize], all.line[r]));
+    // order, and is reported before an error fails the stage. The suite runs
+    // on its own thread while the feature layer is brought up to date: both
+    // only read the staged rows, and the layers are a deterministic function
+    // of the raw files whatever the suite finds (it gates the master table).
     let headers: Vec<quality::FileHeader> = manifest
         .files
         .values()
@@ -214,28 +216,45 @@ pub fn run(
             columns: f.header.clone(),
         })
         .collect();
-    let staged_df = layers::staged_frame(&all, &by_lineage)?;
-    let quality = quality::run_suite(suite, &staged_df, &headers).context("running the quality suite")?;
-    drop(staged_df);
+    let check_quality = || -> Result<quality::QualityReport> {
+        let started = std::time::Instant::now();
+        let by_lineage = lineage_order(&all);
+        let staged_df = layers::staged_frame(&all, &by_lineage)?;
+        log::debug!(
+            "quality: staged table built in {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
+        let report = quality::run_suite(suite, &staged_df, &headers).context("running the quality suite");
+        log::debug!(
+            "quality: suite done after {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
+        report
+    };
+    let (quality, months) = std::thread::scope(|s| {
+        let checking = s.spawn(check_quality);
+        // The feature layer, rebuilt from the first month whose inputs changed.
+        let months = update_features(
+            &all,
+            &manifest,
+            &rule,
+            out,
+            pseudo,
+            mode,
+            threads,
+            &mut layer_report,
+        );
+        let quality = checking.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (quality, months)
+    });
+    let quality = quality?;
     artifact::write_json(&out.quality_report, &quality)?;
     quality.ensure_success()?;
+    let months = months?;
     let raw_nulls = raw_nulls(&all);
-    clock.lap("quality suite");
-
-    // The feature layer, rebuilt from the first month whose inputs changed.
-    let months = update_features(
-        &all,
-        &manifest,
-        &rule,
-        out,
-        pseudo,
-        mode,
-        threads,
-        &mut layer_report,
-    )?;
-    clock.lap("feature layer");
+    clock.lap("quality suite and feature layer");
     let FeatureLayer {
-        mut frames,
+        frames,
         final_history,
     } = months;
     let rows_out = all.len() as u64;
@@ -255,22 +274,20 @@ pub fn run(
     }
 
     // Customers are assigned to splits by whether they ever spend in revenge.
+    // A month's rows come grouped by customer (the order they were computed
+    // in), so each customer is looked up once per run of rows, not per row.
     let mut customer_positive: BTreeMap<String, bool> = BTreeMap::new();
     let mut positives = 0u64;
     for frame in &frames {
-        let customers = frame.column(CUSTOMER_COLUMN)?.str()?;
         let targets = frame.column(TARGET_COLUMN)?.bool()?;
-        let mut seen: HashMap<&str, bool> = HashMap::new();
-        for (c, t) in customers.iter().zip(targets.iter()) {
-            let t = t.unwrap_or(false);
-            positives += u64::from(t);
-            *seen.entry(c.unwrap_or("")).or_insert(false) |= t;
-        }
-        for (c, p) in seen {
+        let targets: Vec<bool> = targets.iter().map(|t| t.unwrap_or(false)).collect();
+        positives += targets.iter().filter(|t| **t).count() as u64;
+        for (c, rows) in customer_runs(frame.column(CUSTOMER_COLUMN)?.str()?) {
+            let any = targets[rows].iter().any(|t| *t);
             match customer_positive.get_mut(c) {
-                Some(any) => *any |= p,
+                Some(p) => *p |= any,
                 None => {
-                    customer_positive.insert(c.to_owned(), p);
+                    customer_positive.insert(c.to_owned(), any);
                 }
             }
         }
@@ -280,155 +297,65 @@ pub fn run(
     let split_lookup: HashMap<&str, &'static str> = split_of.iter().map(|(c, s)| (c.as_str(), *s)).collect();
     // Each month's table gets its split column, and its train rows feed the
     // leakage check, feature selection and the profile.
+    let jobs: Vec<_> = frames
+        .into_iter()
+        .map(|frame| {
+            let split_lookup = &split_lookup;
+            move || with_split(frame, split_lookup)
+        })
+        .collect();
+    let mut frames = Vec::new();
     let mut train_columns: Vec<Vec<f64>> = vec![Vec::new(); Feature::ALL.len()];
     let mut y_train: Vec<bool> = Vec::new();
-    for frame in &mut frames {
-        let split: Vec<&'static str> = frame
-            .column(CUSTOMER_COLUMN)?
-            .str()?
-            .iter()
-            .map(|c| split_lookup.get(c.unwrap_or("")).copied().unwrap_or("train"))
-            .collect();
-        let train = BooleanChunked::from_iter_values("train".into(), split.iter().map(|s| *s == "train"));
-        frame.insert_column(4, Column::new(SPLIT_COLUMN.into(), split))?;
-        for (col, f) in train_columns.iter_mut().zip(Feature::ALL) {
-            col.extend(frame.column(f.name())?.f64()?.filter(&train)?.into_no_null_iter());
+    for (frame, columns, y) in parallel(threads, jobs)? {
+        frames.push(frame);
+        for (all, part) in train_columns.iter_mut().zip(columns) {
+            all.extend_from_slice(&part);
         }
-        y_train.extend(
-            frame
-                .column(TARGET_COLUMN)?
-                .bool()?
-                .filter(&train)?
-                .iter()
-                .map(|v| v.unwrap_or(false)),
-        );
+        y_train.extend_from_slice(&y);
     }
     clock.lap("splits assigned");
 
-    // Leakage check and feature selection look at the train split only.
-    let columns = &train_columns;
-    let counts = stats::value_counts(columns, &y_train, threads);
-    clock.lap("value counts");
-    let feature_set = params.feature_set();
-    let leaks = leakage::check(
-        columns,
-        &counts,
-        &y_train,
-        &feature_set,
-        &rule,
-        &params.leakage,
-        params.allow_leaky_features,
-    );
-    artifact::write_json(&out.leakage_report, &leaks)?;
-    if !leaks.flagged_in_feature_set.is_empty() {
-        let names = leaks.flagged_in_feature_set.join(", ");
-        if params.allow_leaky_features {
-            log::warn!(
-                "leaky features in the model's feature set, allowed by params for comparison: {names} \
-                 (the target rule rebuilt from candidates scores ROC-AUC {:.4})",
-                leaks.rule_reconstruction_auc
-            );
-        } else {
-            bail!(
-                "leakage check failed: {names} flagged in the feature set (see {}); remove them, or set \
-                 build_features.allow_leaky_features: true to compare",
-                out.leakage_report.display()
-            );
-        }
-    }
-    clock.lap("leakage check");
-    let (feature_set, selection) = selection::select(columns, &counts, &feature_set, &params.selection);
-    artifact::write_json(&out.selection_report, &selection)?;
-    if feature_set.is_empty() {
-        bail!(
-            "feature selection dropped every feature (see {})",
-            out.selection_report.display()
-        );
-    }
-    for d in &selection.dropped {
-        log::info!("feature {} dropped: {}", d.feature, d.reason);
-    }
-    clock.lap("feature selection");
-
-    let mut numeric: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
-    numeric.push(TARGET_COLUMN);
-    let train_rows = y_train.len();
-    let mut profile_columns: Vec<Column> = Feature::ALL
-        .iter()
-        .zip(train_columns)
-        .map(|(f, values)| Float64Chunked::from_vec(f.name().into(), values).into_column())
-        .collect();
-    profile_columns.push(Column::new(TARGET_COLUMN.into(), y_train));
-    let train_df = DataFrame::new(train_rows, profile_columns)?;
-    let profile = revspend_core::profile::profile(&train_df, &numeric, &[], PROFILE_BINS)?;
-    drop(train_df);
-    artifact::write_json(&out.profile, &profile).context("writing the train profile")?;
-    clock.lap("profile");
-
-    // The master table and the splits, a month at a time (one row group
-    // each), the five tables written on parallel threads.
+    // The master table, one parquet file per split, is written on one
+    // thread while the train split is checked for leakage, selected from and
+    // profiled on the other. The files are put in place only once those
+    // checks pass: a failed check leaves the previous outputs.
     let schema = frames[0].schema().clone();
-    let mut writers = vec![(
-        "master".to_owned(),
-        artifact::TableWriter::create(&out.master, &schema).context("writing the master table")?,
-    )];
+    let mut writers = Vec::with_capacity(SPLITS.len());
     for name in SPLITS {
         let path = out.splits_dir.join(format!("{name}.parquet"));
-        writers.push((
-            name.to_owned(),
+        writers.push(
             artifact::TableWriter::create(&path, &schema).with_context(|| format!("writing split {name}"))?,
-        ));
+        );
     }
-    let mut splits: BTreeMap<String, SplitReport> = SPLITS
+    let (written, checked) = std::thread::scope(|s| {
+        let writing = s.spawn(|| write_master(frames, &mut writers, threads));
+        let checked = check_and_select(params, &rule, out, train_columns, y_train, threads);
+        let written = writing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (written, checked)
+    });
+    let feature_set = checked?;
+    let MasterWritten {
+        rows: split_rows,
+        nulls: master_nulls,
+    } = written?;
+    for (name, w) in SPLITS.iter().zip(writers) {
+        w.finish().with_context(|| format!("writing split {name}"))?;
+    }
+    let splits: BTreeMap<String, SplitReport> = SPLITS
         .iter()
-        .map(|name| {
-            let customers = split_of.values().filter(|s| *s == name).count() as u64;
-            (
-                (*name).to_owned(),
-                SplitReport {
-                    customers,
-                    ..SplitReport::default()
-                },
-            )
+        .zip(split_rows)
+        .map(|(name, (rows, positives))| {
+            let report = SplitReport {
+                customers: split_of.values().filter(|s| *s == name).count() as u64,
+                rows,
+                positives,
+                target_rate: ratio(positives, rows),
+            };
+            ((*name).to_owned(), report)
         })
         .collect();
-    let mut master_nulls: BTreeMap<String, u64> = BTreeMap::new();
-    for frame in frames {
-        for c in frame.columns() {
-            *master_nulls.entry(c.name().to_string()).or_insert(0) += c.null_count() as u64;
-        }
-        let split = frame.column(SPLIT_COLUMN)?.str()?.clone();
-        let mut parts = Vec::with_capacity(writers.len());
-        for (name, _) in &writers {
-            if name == "master" {
-                parts.push(frame.clone());
-                continue;
-            }
-            let part = frame.filter(&split.equal(name.as_str()))?;
-            let report = splits
-                .get_mut(name)
-                .unwrap_or_else(|| unreachable!("every split has a report"));
-            report.rows += part.height() as u64;
-            report.positives += part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64;
-            parts.push(part);
-        }
-        drop(frame);
-        let jobs: Vec<_> = writers
-            .iter_mut()
-            .zip(parts)
-            .map(|((name, w), mut part)| {
-                move || w.write(&mut part).with_context(|| format!("writing {name}"))
-            })
-            .collect();
-        parallel(threads, jobs)?;
-    }
-    for (name, w) in writers {
-        w.finish().with_context(|| format!("writing {name}"))?;
-    }
-    for s in splits.values_mut() {
-        s.target_rate = ratio(s.positives, s.rows);
-    }
-    clock.lap("master and splits written");
+    clock.lap("checks, selection, profile and master table");
 
     artifact::write_json(
         &out.feature_list,
@@ -501,6 +428,170 @@ pub fn run(
     Ok(report)
 }
 
+/// Maximal runs of rows with the same customer, in row order.
+fn customer_runs(customers: &StringChunked) -> Vec<(&str, std::ops::Range<usize>)> {
+    let mut runs: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+    for (i, c) in customers.iter().enumerate() {
+        let c = c.unwrap_or("");
+        match runs.last_mut() {
+            Some((prev, rows)) if *prev == c => rows.end = i + 1,
+            _ => runs.push((c, i..i + 1)),
+        }
+    }
+    runs
+}
+
+/// A month's table with its split column (after the lineage columns), and
+/// its train rows' feature columns and targets.
+fn with_split(
+    mut frame: DataFrame,
+    split_lookup: &HashMap<&str, &'static str>,
+) -> Result<(DataFrame, Vec<Vec<f64>>, Vec<bool>)> {
+    let mut split: Vec<&'static str> = Vec::with_capacity(frame.height());
+    for (c, rows) in customer_runs(frame.column(CUSTOMER_COLUMN)?.str()?) {
+        let s = split_lookup.get(c).copied().unwrap_or("train");
+        split.extend(std::iter::repeat_n(s, rows.len()));
+    }
+    let train = BooleanChunked::from_iter_values("train".into(), split.iter().map(|s| *s == "train"));
+    frame.insert_column(4, Column::new(SPLIT_COLUMN.into(), split))?;
+    let columns = Feature::ALL
+        .iter()
+        .map(|f| {
+            Ok(frame
+                .column(f.name())?
+                .f64()?
+                .filter(&train)?
+                .into_no_null_iter()
+                .collect())
+        })
+        .collect::<Result<Vec<Vec<f64>>>>()?;
+    let y = frame
+        .column(TARGET_COLUMN)?
+        .bool()?
+        .filter(&train)?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
+    Ok((frame, columns, y))
+}
+
+/// What writing the master table counted.
+struct MasterWritten {
+    /// Rows and positives per split, in [`SPLITS`] order.
+    rows: Vec<(u64, u64)>,
+    /// Null values per column.
+    nulls: BTreeMap<String, u64>,
+}
+
+/// Writes the master table a month at a time (one row group each) into one
+/// file per split (`writers` in [`SPLITS`] order), the splits on parallel
+/// threads; the files are left to be finished by the caller.
+fn write_master(
+    frames: Vec<DataFrame>,
+    writers: &mut [artifact::TableWriter],
+    threads: usize,
+) -> Result<MasterWritten> {
+    let mut written = MasterWritten {
+        rows: vec![(0, 0); SPLITS.len()],
+        nulls: BTreeMap::new(),
+    };
+    for frame in frames {
+        for c in frame.columns() {
+            *written.nulls.entry(c.name().to_string()).or_insert(0) += c.null_count() as u64;
+        }
+        let split = frame.column(SPLIT_COLUMN)?.str()?.clone();
+        let mut parts = Vec::with_capacity(SPLITS.len());
+        for (name, counts) in SPLITS.iter().zip(&mut written.rows) {
+            let part = frame.filter(&split.equal(*name))?;
+            counts.0 += part.height() as u64;
+            counts.1 += part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64;
+            parts.push(part);
+        }
+        drop(frame);
+        let jobs: Vec<_> = SPLITS
+            .iter()
+            .zip(writers.iter_mut())
+            .zip(parts)
+            .map(|((name, w), mut part)| {
+                move || {
+                    w.write(&mut part)
+                        .with_context(|| format!("writing split {name}"))
+                }
+            })
+            .collect();
+        parallel(threads, jobs)?;
+    }
+    Ok(written)
+}
+
+/// The leakage check, feature selection and reference profile, all on the
+/// train split's columns (one per `Feature::ALL` entry). Writes their
+/// reports and returns the selected feature set; fails when a leaky feature
+/// is in the feature set and params do not allow it.
+fn check_and_select(
+    params: &Checked<BuildFeaturesParams>,
+    rule: &TargetRule,
+    out: &Outputs,
+    columns: Vec<Vec<f64>>,
+    y_train: Vec<bool>,
+    threads: usize,
+) -> Result<Vec<Feature>> {
+    let counts = stats::value_counts(&columns, &y_train, threads);
+    let feature_set = params.feature_set();
+    let leaks = leakage::check(
+        &columns,
+        &counts,
+        &y_train,
+        &feature_set,
+        rule,
+        &params.leakage,
+        params.allow_leaky_features,
+    );
+    artifact::write_json(&out.leakage_report, &leaks)?;
+    if !leaks.flagged_in_feature_set.is_empty() {
+        let names = leaks.flagged_in_feature_set.join(", ");
+        if params.allow_leaky_features {
+            log::warn!(
+                "leaky features in the model's feature set, allowed by params for comparison: {names} \
+                 (the target rule rebuilt from candidates scores ROC-AUC {:.4})",
+                leaks.rule_reconstruction_auc
+            );
+        } else {
+            bail!(
+                "leakage check failed: {names} flagged in the feature set (see {}); remove them, or set \
+                 build_features.allow_leaky_features: true to compare",
+                out.leakage_report.display()
+            );
+        }
+    }
+    let (feature_set, selection) = selection::select(&columns, &counts, &feature_set, &params.selection);
+    artifact::write_json(&out.selection_report, &selection)?;
+    if feature_set.is_empty() {
+        bail!(
+            "feature selection dropped every feature (see {})",
+            out.selection_report.display()
+        );
+    }
+    for d in &selection.dropped {
+        log::info!("feature {} dropped: {}", d.feature, d.reason);
+    }
+    drop(counts);
+
+    let mut numeric: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+    numeric.push(TARGET_COLUMN);
+    let train_rows = y_train.len();
+    let mut profile_columns: Vec<Column> = Feature::ALL
+        .iter()
+        .zip(columns)
+        .map(|(f, values)| Float64Chunked::from_vec(f.name().into(), values).into_column())
+        .collect();
+    profile_columns.push(Column::new(TARGET_COLUMN.into(), y_train));
+    let train_df = DataFrame::new(train_rows, profile_columns)?;
+    let profile = revspend_core::profile::profile(&train_df, &numeric, &[], PROFILE_BINS)?;
+    artifact::write_json(&out.profile, &profile).context("writing the train profile")?;
+    Ok(feature_set)
+}
+
 /// Runs `jobs` on up to `threads` threads; results come back in job order.
 /// The first error (in job order) is returned after every job has run.
 pub(crate) fn parallel<T: Send, F: FnOnce() -> Result<T> + Send>(
@@ -543,6 +634,7 @@ pub(crate) fn parallel<T: Send, F: FnOnce() -> Result<T> + Send>(
 struct Clock {
     started: std::time::Instant,
     last: std::time::Instant,
+    last_cpu: Option<f64>,
 }
 
 impl Clock {
@@ -551,18 +643,41 @@ impl Clock {
         Clock {
             started: now,
             last: now,
+            last_cpu: cpu_seconds(),
         }
     }
 
     fn lap(&mut self, phase: &str) {
         let now = std::time::Instant::now();
+        let cpu = cpu_seconds();
+        let used = match (cpu, self.last_cpu) {
+            (Some(c), Some(l)) => format!(", {:.2} s CPU", c - l),
+            _ => String::new(),
+        };
         log::debug!(
-            "{phase}: {:.3} s (total {:.3} s)",
+            "{phase}: {:.3} s{used} (total {:.3} s)",
             (now - self.last).as_secs_f64(),
             (now - self.started).as_secs_f64()
         );
         self.last = now;
+        self.last_cpu = cpu;
     }
+}
+
+/// User + system CPU time of this process so far (Linux; `None` elsewhere),
+/// from `/proc/self/stat` in clock ticks of 1/100 s.
+fn cpu_seconds() -> Option<f64> {
+    if !log::log_enabled!(log::Level::Debug) {
+        return None;
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -693,9 +808,29 @@ fn update_staged(
     // Stage the files on worker threads (whole files each, so every core
     // is busy parsing and writing; a lone file gets every thread).
     let inner = (threads / work.len().max(1)).max(1);
+    // Daily files share most of their customers: each id is keyed once.
+    let pseudonyms = std::sync::Mutex::new(PlHashMap::<String, String>::new());
+    let pseudonym = |id: &str| -> String {
+        let known = pseudonyms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        known.unwrap_or_else(|| {
+            let p = pseudo.pseudonym(id);
+            pseudonyms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.to_owned(), p.clone());
+            p
+        })
+    };
     let jobs: Vec<_> = work
         .iter()
-        .map(|w| move || stage_file(w, out, pseudo, inner))
+        .map(|w| {
+            let pseudonym = &pseudonym;
+            move || stage_file(w, out, pseudonym, inner)
+        })
         .collect();
     let staged = parallel(threads, jobs)?;
     for (w, (entry, rows)) in work.into_iter().zip(staged) {
@@ -741,12 +876,12 @@ struct Staging {
     backfilled: Vec<String>,
 }
 
-/// Parses, pseudonymises and writes one raw file's staged partitions and
-/// quarantine; returns its manifest entry and rows.
+/// Parses, pseudonymises (with `pseudonym`) and writes one raw file's
+/// staged partitions and quarantine; returns its manifest entry and rows.
 fn stage_file(
     w: &Staging,
     out: &Outputs,
-    pseudo: &Pseudonymiser,
+    pseudonym: &(dyn Fn(&str) -> String + Sync),
     threads: usize,
 ) -> Result<(StagedFile, Staged)> {
     let bytes = std::fs::read(&w.path).with_context(|| format!("reading {}", w.path.display()))?;
@@ -756,7 +891,7 @@ fn stage_file(
     let mut rows = ingest::parse_file(&w.path, &bytes, threads)?;
     drop(bytes);
     // Once per distinct id.
-    rows.rows.map_customers(|id| pseudo.pseudonym(id));
+    rows.rows.map_customers(pseudonym);
     let stem = StagedFile::stem(&w.name, &w.sha);
     let mut by_month: BTreeMap<Month, Vec<usize>> = BTreeMap::new();
     for r in 0..rows.rows.len() {
@@ -848,7 +983,9 @@ fn update_features(
         let m = Month::of(day);
         from = Some(from.map_or(m, |f| f.min(m)));
     }
+    let started = std::time::Instant::now();
     let computed = compute_features(all, rule, from, threads)?;
+    log::debug!("features computed in {:.3} s", started.elapsed().as_secs_f64());
     let mut manifest = FeatureManifest {
         version: layers::FEATURE_LAYER_VERSION,
         fingerprint,
@@ -968,50 +1105,115 @@ fn compute_features(
         cuts.push(at.min(order.len()));
     }
     cuts.push(order.len());
-    let jobs: Vec<_> = cuts
-        .windows(2)
-        .map(|w| {
-            let slice = &order[w[0]..w[1]];
-            move || Ok(compute_range(all, rule, from, slice))
+    let ranges: Vec<&[usize]> = cuts.windows(2).map(|w| &order[w[0]..w[1]]).collect();
+    // Each range writes its rows straight into its own stretch of each
+    // month's columns (ranges in order, so a month's rows stay in customer
+    // order): no per-thread copies to join afterwards.
+    let counts: Vec<BTreeMap<Month, usize>> = ranges
+        .iter()
+        .map(|range| {
+            let mut n: BTreeMap<Month, usize> = BTreeMap::new();
+            for &r in *range {
+                let month = Month::of(all.date(r));
+                if from.is_some_and(|f| month >= f) {
+                    *n.entry(month).or_default() += 1;
+                }
+            }
+            n
         })
         .collect();
-    let parts: Vec<Computed> = parallel(threads, jobs)?;
-    let mut sizes: BTreeMap<Month, usize> = BTreeMap::new();
-    for part in &parts {
-        for (m, rows) in &part.months {
-            *sizes.entry(*m).or_default() += rows.rows.len();
+    let mut totals: BTreeMap<Month, usize> = BTreeMap::new();
+    for c in &counts {
+        for (m, n) in c {
+            *totals.entry(*m).or_default() += n;
         }
     }
-    let mut out = Computed {
-        months: sizes
-            .into_iter()
-            .map(|(m, n)| (m, FeatureRows::with_capacity(n)))
-            .collect(),
-        final_history: BTreeMap::new(),
-    };
-    for part in parts {
-        for (m, rows) in part.months {
-            out.months.entry(m).or_default().append(rows);
+    let mut months: BTreeMap<Month, FeatureRows> = totals
+        .into_iter()
+        .map(|(m, n)| (m, FeatureRows::zeroed(n)))
+        .collect();
+    let mut slots: Vec<BTreeMap<Month, Slot<'_>>> = (0..ranges.len()).map(|_| BTreeMap::new()).collect();
+    for (month, rows) in &mut months {
+        let mut rest = Slot {
+            rows: rows.rows.as_mut_slice(),
+            values: rows.values.iter_mut().map(Vec::as_mut_slice).collect(),
+            target: rows.target.as_mut_slice(),
+            at: 0,
+        };
+        for (c, slot) in counts.iter().zip(&mut slots) {
+            let n = c.get(month).copied().unwrap_or(0);
+            slot.insert(*month, rest.split_off_front(n));
         }
-        out.final_history.extend(part.final_history);
     }
-    Ok(out)
+    let jobs: Vec<_> = ranges
+        .into_iter()
+        .zip(slots)
+        .map(|(range, slots)| move || Ok(compute_range(all, rule, from, range, slots)))
+        .collect();
+    let histories = parallel(threads, jobs)?;
+    let mut final_history = BTreeMap::new();
+    for h in histories {
+        final_history.extend(h);
+    }
+    Ok(Computed {
+        months,
+        final_history,
+    })
 }
 
-fn compute_range(all: &Staged, rule: &TargetRule, from: Option<Month>, order: &[usize]) -> Computed {
-    // Size each month's columns up front: growing 28 vectors by doubling
-    // copies them and touches fresh pages again and again.
-    let mut sizes: BTreeMap<Month, usize> = BTreeMap::new();
-    for &r in order {
-        let month = Month::of(all.date(r));
-        if from.is_some_and(|f| month >= f) {
-            *sizes.entry(month).or_default() += 1;
+/// One range's stretch of a month's feature columns, filled front to back.
+struct Slot<'a> {
+    rows: &'a mut [usize],
+    values: Vec<&'a mut [f64]>,
+    target: &'a mut [bool],
+    at: usize,
+}
+
+impl<'a> Slot<'a> {
+    /// Splits off the first `n` rows as a slot of their own.
+    fn split_off_front(&mut self, n: usize) -> Slot<'a> {
+        let (rows, rest) = std::mem::take(&mut self.rows).split_at_mut(n);
+        self.rows = rest;
+        let (target, rest) = std::mem::take(&mut self.target).split_at_mut(n);
+        self.target = rest;
+        let values = self
+            .values
+            .iter_mut()
+            .map(|col| {
+                let (head, rest) = std::mem::take(col).split_at_mut(n);
+                *col = rest;
+                head
+            })
+            .collect();
+        Slot {
+            rows,
+            values,
+            target,
+            at: 0,
         }
     }
-    let mut months: BTreeMap<Month, FeatureRows> = sizes
-        .into_iter()
-        .map(|(m, n)| (m, FeatureRows::with_capacity(n)))
-        .collect();
+
+    fn push(&mut self, row: usize, values: [f64; Feature::ALL.len()], target: bool) {
+        let at = self.at;
+        self.rows[at] = row;
+        for (col, v) in self.values.iter_mut().zip(values) {
+            col[at] = v;
+        }
+        self.target[at] = target;
+        self.at += 1;
+    }
+}
+
+/// Walks the customers of `order` (whole customers, in point-in-time
+/// order), writing the rows from `from` on into `slots`; returns each
+/// customer's history after their last purchase.
+fn compute_range(
+    all: &Staged,
+    rule: &TargetRule,
+    from: Option<Month>,
+    order: &[usize],
+    mut slots: BTreeMap<Month, Slot<'_>>,
+) -> BTreeMap<String, History> {
     let mut final_history = BTreeMap::new();
     let mut txn = Transaction {
         id: String::new(),
@@ -1028,36 +1230,32 @@ fn compute_range(all: &Staged, rule: &TargetRule, from: Option<Month>, order: &[
         cidade_estabelecimento: String::new(),
         pais_estabelecimento: String::new(),
     };
+    let mut codes = [u32::MAX; 5];
     let mut start = 0;
     while start < order.len() {
         let customer = all.customer[order[start]];
         let end = start + order[start..].partition_point(|&r| all.customer[r] == customer);
         let mut history = History::default();
         for &r in &order[start..end] {
-            fill(&mut txn, all, r);
+            fill(&mut txn, &mut codes, all, r);
             let month = Month::of(txn.date);
-            if from.is_some_and(|f| month >= f) {
-                let rows = months.entry(month).or_default();
-                let values = features::compute(&history, &txn, rule);
-                for (col, v) in rows.values.iter_mut().zip(values) {
-                    col.push(v);
-                }
-                rows.target.push(rule.is_revenge(&txn));
-                rows.rows.push(r);
+            if from.is_some_and(|f| month >= f)
+                && let Some(slot) = slots.get_mut(&month)
+            {
+                slot.push(r, features::compute(&history, &txn, rule), rule.is_revenge(&txn));
             }
             history.record(&txn, rule);
         }
         final_history.insert(all.customers.get(customer).to_owned(), history);
         start = end;
     }
-    Computed {
-        months,
-        final_history,
-    }
+    final_history
 }
 
-/// Copies staged row `r` into `txn`, reusing its string buffers.
-fn fill(txn: &mut Transaction, all: &Staged, r: usize) {
+/// Copies staged row `r` into `txn`, reusing its string buffers; `codes`
+/// holds the text codes already in `txn` (a customer's city and state repeat
+/// row after row), so unchanged text is not copied again.
+fn fill(txn: &mut Transaction, codes: &mut [u32; 5], all: &Staged, r: usize) {
     txn.safra_abertura = all.safra_abertura[r];
     txn.idade = all.idade[r];
     txn.sexo = all.sexo[r];
@@ -1065,18 +1263,35 @@ fn fill(txn: &mut Transaction, all: &Staged, r: usize) {
     txn.limite_disp = all.limite_disp[r];
     txn.date = all.date(r);
     txn.valor = all.valor[r];
-    let set = |dst: &mut String, src: &str| {
-        dst.clear();
-        dst.push_str(src);
-    };
-    set(&mut txn.cidade, all.text(ingest::CIDADE, r));
-    set(&mut txn.estado, all.text(ingest::ESTADO, r));
-    set(&mut txn.grupo, all.text(ingest::GRUPO, r));
-    set(
+    let fields: [&mut String; 5] = [
+        &mut txn.cidade,
+        &mut txn.estado,
+        &mut txn.grupo,
         &mut txn.cidade_estabelecimento,
-        all.text(ingest::CIDADE_ESTABELECIMENTO, r),
-    );
-    set(&mut txn.pais_estabelecimento, all.text(ingest::PAIS, r));
+        &mut txn.pais_estabelecimento,
+    ];
+    for (col, (field, code)) in fields.into_iter().zip(codes.iter_mut()).enumerate() {
+        let c = all.text[col][r];
+        if *code != c {
+            *code = c;
+            field.clear();
+            field.push_str(all.strings.get(c));
+        }
+    }
+}
+
+/// Row indices in lineage order (file name, then line). Rows are usually
+/// in that order already (files are parsed and read back in name order),
+/// which one pass checks before any sort.
+fn lineage_order(all: &Staged) -> Vec<usize> {
+    let file_rank = ranks(&all.files.values);
+    let key = |r: usize| (file_rank[all.file[r] as usize], all.line[r]);
+    if (1..all.len()).all(|r| key(r - 1) <= key(r)) {
+        return (0..all.len()).collect();
+    }
+    let mut keyed: Vec<((u32, u64), usize)> = (0..all.len()).map(|r| (key(r), r)).collect();
+    keyed.sort_unstable_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The rank of each string in sorted order.
@@ -1281,7 +1496,6 @@ pub mod testing {
         let outputs = Outputs {
             staged_dir: dir.join("data/staged"),
             features_dir: dir.join("data/features"),
-            master: dir.join("data/master.parquet"),
             splits_dir: dir.join("data/splits"),
             feature_list: dir.join("data/features.json"),
             snapshot: dir.join("data/snapshot.bin"),

@@ -56,9 +56,8 @@ struct Paths {
     /// The feature layer (parquet by year/month; kept between runs).
     #[arg(long, global = true, default_value = "data/features")]
     features_dir: PathBuf,
-    #[arg(long, global = true, default_value = "data/master/master.parquet")]
-    master: PathBuf,
-    /// Directory for train/test/holdout/calibration parquet files.
+    /// The master table, one parquet file per split:
+    /// train/test/holdout/calibration.parquet.
     #[arg(long, global = true, default_value = "data/splits")]
     splits_dir: PathBuf,
     #[arg(long, global = true, default_value = "data/features.json")]
@@ -107,7 +106,6 @@ fn run(args: Args) -> Result<()> {
     let outputs = Outputs {
         staged_dir: args.staged_dir,
         features_dir: args.features_dir,
-        master: args.master,
         splits_dir: args.splits_dir,
         feature_list: args.feature_list,
         snapshot: args.snapshot,

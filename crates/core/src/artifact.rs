@@ -210,7 +210,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ArtifactError> {
 
 /// SHA-256 of a byte string, in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&Sha256::digest(bytes))
 }
 
 /// SHA-256 of a file's contents, in hex.

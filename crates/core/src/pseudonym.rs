@@ -72,7 +72,7 @@ impl Pseudonymiser {
         let mut mac = self.mac.clone();
         mac.update(id.as_bytes());
         let tag = mac.finalize().into_bytes();
-        tag[..16].iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex(&tag[..16])
     }
 }
 

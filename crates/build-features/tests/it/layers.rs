@@ -17,7 +17,7 @@ fn ok(out: std::process::Output) -> std::process::Output {
 }
 
 fn master(p: &Project) -> DataFrame {
-    artifact::read_table(&p.path("out/master.parquet"), &[]).expect("master")
+    p.master()
 }
 
 fn strings(v: &serde_json::Value) -> Vec<String> {

@@ -73,6 +73,12 @@ fn switching_limite_disp_back_on_is_caught_unless_explicitly_allowed() {
         "{}",
         stderr(&out)
     );
+    // The master table is written while the checks run, but put in place
+    // only once they pass: a failed check leaves no split file behind.
+    let splits: Vec<_> = std::fs::read_dir(p.path("out/splits"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(splits.is_empty(), "{splits:?}");
 
     p.edit_params("allow_leaky_features: false", "allow_leaky_features: true");
     let out = p.build_features();

@@ -12,7 +12,7 @@ use crate::support::{Project, stderr};
 
 /// Feature rows of a master table keyed by (source file, line).
 fn features_by_row(p: &Project) -> HashMap<(String, u64), Vec<f64>> {
-    let df = artifact::read_table(&p.path("out/master.parquet"), &[]).expect("master");
+    let df = p.master();
     let files = df.column("source_file").expect("file").str().expect("str");
     let lines = df.column("source_line").expect("line").u64().expect("u64");
     let columns: Vec<Vec<f64>> = Feature::ALL

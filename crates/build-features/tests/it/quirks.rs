@@ -74,7 +74,7 @@ fn every_quirk_parses_and_every_row_is_accounted_for() {
     // The quarantine keeps the decoded row so it can be fixed and replayed.
     assert!(q[2].raw.contains(" abc "), "{}", q[2].raw);
 
-    let master = artifact::read_table(&p.path("out/master.parquet"), &[]).expect("master");
+    let master = p.master();
     assert_eq!(master.height(), 6);
     let target = master
         .column("is_revenge_spending")
@@ -146,7 +146,7 @@ fn customers_never_straddle_splits_and_rows_keep_their_order() {
     p.write_raw("a.csv", &f);
     let out = p.build_features();
     assert!(out.status.success(), "{}", stderr(&out));
-    let master = artifact::read_table(&p.path("out/master.parquet"), &[]).expect("master");
+    let master = p.master();
     let customers = master.column("customer").expect("customer").str().expect("str");
     let splits = master.column("split").expect("split").str().expect("str");
     let mut split_of = std::collections::HashMap::new();

@@ -87,7 +87,6 @@ impl Project {
             .args(["--features-dir", "out/features"])
             .arg("--quality-suite")
             .arg(suite)
-            .args(["--master", "out/master.parquet"])
             .args(["--splits-dir", "out/splits"])
             .args(["--feature-list", "out/features.json"])
             .args(["--snapshot", "out/snapshot.bin"])
@@ -99,6 +98,22 @@ impl Project {
             .args(["--quality-report", "out/quality.json"])
             .output()
             .expect("run build-features")
+    }
+
+    /// The master table: every split file, in split order.
+    pub fn master(&self) -> polars::prelude::DataFrame {
+        let mut master: Option<polars::prelude::DataFrame> = None;
+        for split in ["train", "test", "holdout", "calibration"] {
+            let path = self.path(&format!("out/splits/{split}.parquet"));
+            let part = revspend_core::artifact::read_table(&path, &[]).expect("split file");
+            match &mut master {
+                Some(m) => {
+                    m.vstack_mut(&part).expect("same schema");
+                }
+                None => master = Some(part),
+            }
+        }
+        master.expect("four splits")
     }
 
     pub fn report(&self) -> serde_json::Value {
