@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use polars::prelude::DataFrame;
-use revspend_core::artifact;
 
 use crate::support::{Project, stderr};
 

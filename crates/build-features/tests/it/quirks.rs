@@ -2,7 +2,7 @@
 //! quirk of the contract) goes through without a crash and with every row
 //! accounted for.
 
-use revspend_core::artifact::{self, read_quarantine};
+use revspend_core::artifact::read_quarantine;
 use revspend_core::pseudonym::Pseudonymiser;
 
 use crate::support::{Project, stderr};
