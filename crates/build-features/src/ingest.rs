@@ -97,6 +97,24 @@ impl Staged {
         self.strings.get(self.text[column][row])
     }
 
+    /// Room for `additional` more rows in every column (appending file after
+    /// file would otherwise double each column's buffer again and again).
+    pub fn reserve(&mut self, additional: usize) {
+        self.file.reserve(additional);
+        self.line.reserve(additional);
+        self.customer.reserve(additional);
+        self.safra_abertura.reserve(additional);
+        self.idade.reserve(additional);
+        self.sexo.reserve(additional);
+        self.limite_total.reserve(additional);
+        self.limite_disp.reserve(additional);
+        self.day.reserve(additional);
+        self.valor.reserve(additional);
+        for t in &mut self.text {
+            t.reserve(additional);
+        }
+    }
+
     /// Appends all of `other`'s rows, re-coding its strings; column by
     /// column, so each column is one sequential copy.
     pub fn append(&mut self, other: &Staged) {

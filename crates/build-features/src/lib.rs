@@ -183,6 +183,8 @@ pub fn run(
     let mut fresh = fresh.into_iter().map(|(_, rows)| rows);
     // The first file parsed becomes the table itself (no copy).
     let mut all = fresh.next().unwrap_or_default();
+    let total: u64 = manifest.files.values().map(|f| f.rows_out).sum();
+    all.reserve(usize::try_from(total).unwrap_or(0).saturating_sub(all.len()));
     for f in fresh {
         all.append(&f);
     }
@@ -219,7 +221,7 @@ pub fn run(
     let check_quality = || -> Result<quality::QualityReport> {
         let started = std::time::Instant::now();
         let by_lineage = lineage_order(&all);
-        let staged_df = layers::staged_frame(&all, &by_lineage)?;
+        let staged_df = layers::quality_frame(&all, &by_lineage)?;
         log::debug!(
             "quality: staged table built in {:.3} s",
             started.elapsed().as_secs_f64()

@@ -776,7 +776,9 @@ fn fit(e: &Expectation, staged: &DataFrame) -> Result<(), String> {
 /// The staged table with the lineage of each row, for examples.
 struct Rows<'a> {
     df: &'a DataFrame,
-    file: &'a StringChunked,
+    /// String, or Categorical (the stage passes file names that way: one
+    /// code per row instead of a copy of the name).
+    file: &'a Column,
     line: &'a UInt64Chunked,
 }
 
@@ -791,10 +793,13 @@ impl<'a> Rows<'a> {
         };
         Ok(Self {
             df,
-            file: lineage(FILE_COLUMN)?
-                .str()
+            file: df
+                .column(FILE_COLUMN)
                 .ok()
-                .with_context(|| format!("staged `{FILE_COLUMN}` must be String"))?,
+                .filter(|c| matches!(c.dtype(), DataType::String | DataType::Categorical(..)))
+                .with_context(|| {
+                    format!("the staged table needs a String or Categorical `{FILE_COLUMN}` column")
+                })?,
             line: lineage(LINE_COLUMN)?
                 .u64()
                 .ok()
@@ -810,10 +815,19 @@ impl<'a> Rows<'a> {
         Ok(self.df.column(name)?.as_materialized_series())
     }
 
+    /// The file name of row `row`.
+    fn file(&self, row: usize) -> String {
+        self.file
+            .get(row)
+            .ok()
+            .and_then(|v| v.get_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     fn example(&self, row: usize, value: String) -> Example {
         Example {
             value,
-            file: self.file.get(row).unwrap_or_default().to_owned(),
+            file: self.file(row),
             line: self.line.get(row).unwrap_or_default(),
         }
     }
@@ -1173,7 +1187,7 @@ fn changes(rows: &Rows<'_>, columns: &[String], bad: &StringChunked) -> Result<V
                         columns[k],
                         cell_text(s, row),
                         cell_text(s, r0),
-                        rows.file.get(r0).unwrap_or_default(),
+                        rows.file(r0),
                         rows.line.get(r0).unwrap_or_default()
                     );
                     examples.push(rows.example(row, value));

@@ -200,4 +200,6 @@ fn an_error_expectation_fails_the_stage_after_every_expectation_ran() {
     // idade 23 on lines 10 and 11 is below 30.
     assert_eq!(results[2]["unexpected_count"], 1);
     assert_eq!(results[2]["examples"][0]["line"], 11);
+    // The stage hands the suite file names as a Categorical column.
+    assert_eq!(results[2]["examples"][0]["file"], "MiBolsillo.csv");
 }
