@@ -331,8 +331,18 @@ pub fn run(
         );
     }
     let (written, checked) = std::thread::scope(|s| {
-        let writing = s.spawn(|| write_master(frames, &mut writers, threads));
+        let writing = s.spawn(|| {
+            let started = std::time::Instant::now();
+            let written = write_master(frames, &mut writers, threads);
+            log::debug!("master table written in {:.3} s", started.elapsed().as_secs_f64());
+            written
+        });
+        let started = std::time::Instant::now();
         let checked = check_and_select(params, &rule, out, train_columns, y_train, threads);
+        log::debug!(
+            "leakage, selection and profile done in {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
         let written = writing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         (written, checked)
     });
