@@ -896,14 +896,24 @@ fn stage_file(
     pseudonym: &(dyn Fn(&str) -> String + Sync),
     threads: usize,
 ) -> Result<(StagedFile, Staged)> {
+    let started = std::time::Instant::now();
     let bytes = std::fs::read(&w.path).with_context(|| format!("reading {}", w.path.display()))?;
     if artifact::sha256_hex(&bytes) != w.sha {
         bail!("{} changed while it was being read; rerun", w.path.display());
     }
+    let read = started.elapsed();
     let mut rows = ingest::parse_file(&w.path, &bytes, threads)?;
     drop(bytes);
+    let parsed = started.elapsed();
     // Once per distinct id.
     rows.rows.map_customers(pseudonym);
+    log::debug!(
+        "{}: read and hashed in {:.3} s, parsed in {:.3} s, pseudonymised in {:.3} s",
+        w.name,
+        read.as_secs_f64(),
+        (parsed - read).as_secs_f64(),
+        (started.elapsed() - parsed).as_secs_f64()
+    );
     let stem = StagedFile::stem(&w.name, &w.sha);
     let mut by_month: BTreeMap<Month, Vec<usize>> = BTreeMap::new();
     for r in 0..rows.rows.len() {
@@ -944,6 +954,11 @@ fn stage_file(
         parallel(threads, jobs).with_context(|| format!("writing the staged partitions of {}", w.name))?;
     entry.partitions.extend(written);
     artifact::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
+    log::debug!(
+        "{}: staged partitions written after {:.3} s",
+        w.name,
+        started.elapsed().as_secs_f64()
+    );
     Ok((entry, rows.rows))
 }
 
