@@ -231,3 +231,48 @@ fn a_removed_file_takes_its_rows_out_and_another_key_restages_everything() {
             .equals(before.column("customer").expect("customer"))
     );
 }
+
+/// Every file the stage writes under `out/`, with its bytes (reports with
+/// paths or timings aside).
+fn outputs(p: &Project) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![p.path("out")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry")) {
+            let path = e.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name() != Some("report.json".as_ref()) {
+                let bytes = std::fs::read(&path).expect("output");
+                files.push((
+                    path.strip_prefix(p.path("out")).expect("under out").to_owned(),
+                    bytes,
+                ));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn outputs_are_byte_identical_on_one_two_or_three_threads() {
+    // The stage computes customers in per-thread ranges written in place,
+    // runs the quality suite beside the feature layer and the checks beside
+    // the master table: none of that may show in what it writes.
+    let mut runs = Vec::new();
+    for threads in [1, 2, 3] {
+        let p = Project::new();
+        p.generate();
+        ok(p.build_features_on_threads(threads));
+        runs.push(outputs(&p));
+    }
+    let names = |run: &[(PathBuf, Vec<u8>)]| run.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert!(names(&runs[0]).iter().any(|n| n.ends_with("train.parquet")));
+    for run in &runs[1..] {
+        assert_eq!(names(run), names(&runs[0]));
+        for ((name, a), (_, b)) in runs[0].iter().zip(run) {
+            assert!(a == b, "{} differs between thread counts", name.display());
+        }
+    }
+}

@@ -72,6 +72,11 @@ impl Project {
         )
     }
 
+    /// Runs build-features on `threads` worker threads.
+    pub fn build_features_on_threads(&self, threads: usize) -> Output {
+        self.build_features_cmd(&["--threads", &threads.to_string()], &shipped_suite(), "test-key")
+    }
+
     /// Runs build-features with another pseudonymisation key.
     pub fn build_features_with_key(&self, key: &str) -> Output {
         self.build_features_cmd(&[], &shipped_suite(), key)
