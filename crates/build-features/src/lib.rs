@@ -776,13 +776,16 @@ fn update_staged(
         .values()
         .map(|f| (f.sha256.clone(), f.name.clone()))
         .collect();
-    // Decide what each file needs from its content hash, in name order.
+    // Decide what each file needs from its content hash, in name order (the
+    // files are hashed on worker threads first).
+    let jobs: Vec<_> = files
+        .iter()
+        .map(|path| move || Ok(artifact::file_sha256(path)?))
+        .collect();
+    let hashes = parallel(threads, jobs)?;
     let mut work: Vec<Staging> = Vec::new();
-    for path in files {
+    for (path, sha) in files.iter().zip(hashes) {
         let name = ingest::file_name(path);
-        let sha = artifact::sha256_hex(
-            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-        );
         let existing = manifest.files.get(&name).filter(|f| f.sha256 == sha).cloned();
         let backfilled: Vec<String> = match (&existing, range) {
             (Some(f), Some((lo, hi))) => f

@@ -213,10 +213,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     crate::hex(&Sha256::digest(bytes))
 }
 
-/// SHA-256 of a file's contents, in hex.
+/// SHA-256 of a file's contents, in hex, read a block at a time (a raw
+/// file is never held whole in memory just to be hashed).
 pub fn file_sha256(path: &Path) -> Result<String, ArtifactError> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    Ok(sha256_hex(&bytes))
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut hasher = Sha256::new();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Read::read(&mut file, &mut block) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&block[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
+    Ok(crate::hex(&hasher.finalize()))
 }
 
 /// Writes a table as LZ4 parquet with the schema version in its metadata;
@@ -600,6 +611,22 @@ mod tests {
     use crate::features::History;
     use crate::target::TargetRule;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn a_file_hashed_block_by_block_equals_its_bytes_hashed_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("raw.csv");
+        // More than two 1 MiB blocks, not a multiple of the block size.
+        let bytes: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(file_sha256(&path).expect("hash"), sha256_hex(&bytes));
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let missing = file_sha256(&dir.path().join("missing.csv")).expect_err("missing file");
+        assert!(missing.to_string().contains("missing.csv"), "{missing}");
+    }
 
     fn snapshot() -> OnlineSnapshot {
         let mut customers = BTreeMap::new();
