@@ -306,10 +306,16 @@ pub fn run(
             move || with_split(frame, split_lookup)
         })
         .collect();
+    let parts = parallel(threads, jobs)?;
+    // Sized once: growing ten-million-row columns by doubling touches fresh
+    // memory again and again, which is slow on these machines.
+    let train_rows: usize = parts.iter().map(|(_, _, y)| y.len()).sum();
     let mut frames = Vec::new();
-    let mut train_columns: Vec<Vec<f64>> = vec![Vec::new(); Feature::ALL.len()];
-    let mut y_train: Vec<bool> = Vec::new();
-    for (frame, columns, y) in parallel(threads, jobs)? {
+    let mut train_columns: Vec<Vec<f64>> = (0..Feature::ALL.len())
+        .map(|_| Vec::with_capacity(train_rows))
+        .collect();
+    let mut y_train: Vec<bool> = Vec::with_capacity(train_rows);
+    for (frame, columns, y) in parts {
         frames.push(frame);
         for (all, part) in train_columns.iter_mut().zip(columns) {
             all.extend_from_slice(&part);
