@@ -28,7 +28,8 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 }
 
 /// Every file under `dir` with its modification time.
-fn mtimes(dir: &std::path::Path) -> Vec<(PathBuf, SystemTime)> {
+/// Every file below `dir`, sorted.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -37,13 +38,22 @@ fn mtimes(dir: &std::path::Path) -> Vec<(PathBuf, SystemTime)> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let modified = path.metadata().expect("metadata").modified().expect("mtime");
-                out.push((path, modified));
+                out.push(path);
             }
         }
     }
     out.sort();
     out
+}
+
+fn mtimes(dir: &std::path::Path) -> Vec<(PathBuf, SystemTime)> {
+    files_under(dir)
+        .into_iter()
+        .map(|path| {
+            let modified = path.metadata().expect("metadata").modified().expect("mtime");
+            (path, modified)
+        })
+        .collect()
 }
 
 /// The months (`YYYY-MM`) the staged layer holds rows of `file` in.
@@ -232,27 +242,18 @@ fn a_removed_file_takes_its_rows_out_and_another_key_restages_everything() {
     );
 }
 
-/// Every file the stage writes under `out/`, with its bytes (reports with
-/// paths or timings aside).
+/// Every file the stage writes under `out/`, with its bytes (the report,
+/// which holds paths, aside).
 fn outputs(p: &Project) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut dirs = vec![p.path("out")];
-    while let Some(dir) = dirs.pop() {
-        for e in std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry")) {
-            let path = e.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.file_name() != Some("report.json".as_ref()) {
-                let bytes = std::fs::read(&path).expect("output");
-                files.push((
-                    path.strip_prefix(p.path("out")).expect("under out").to_owned(),
-                    bytes,
-                ));
-            }
-        }
-    }
-    files.sort();
-    files
+    let out = p.path("out");
+    files_under(&out)
+        .into_iter()
+        .filter(|path| path.file_name() != Some("report.json".as_ref()))
+        .map(|path| {
+            let bytes = std::fs::read(&path).expect("output");
+            (path.strip_prefix(&out).expect("under out").to_owned(), bytes)
+        })
+        .collect()
 }
 
 #[test]
