@@ -246,80 +246,97 @@ pub fn staged_schema() -> Vec<(&'static str, DataType)> {
 /// Rows `rows` of `staged` as a typed table (raw column names, customer
 /// pseudonyms): a staged partition.
 pub fn staged_frame(staged: &Staged, rows: &[usize]) -> Result<DataFrame> {
-    let file = StringChunked::from_iter_values(
-        "file".into(),
-        rows.iter().map(|&r| staged.files.get(staged.file[r])),
-    )
-    .into_column();
-    frame_with_file(staged, rows, file)
+    typed_frame(staged, rows, false)
 }
 
-/// The same table for the quality suite, with the file name as a
-/// Categorical column: a code per row, not a copy of the name (at ten
-/// million rows the names alone take about half a gigabyte).
+/// The same table for the quality suite, with every text column
+/// Categorical: a code per row, not a copy of the text (at ten million rows
+/// the text alone takes gigabytes, and the suite checks each distinct value
+/// once).
 pub fn quality_frame(staged: &Staged, rows: &[usize]) -> Result<DataFrame> {
-    let categories = Categories::new("file".into(), "revspend-quality".into(), CategoricalPhysical::U32);
-    let mapping = categories.mapping();
-    let ids = staged
-        .files
-        .values
-        .iter()
-        .map(|name| mapping.insert_cat(name))
-        .collect::<PolarsResult<Vec<u32>>>()?;
-    let codes = UInt32Chunked::from_vec(
-        "file".into(),
-        rows.iter().map(|&r| ids[staged.file[r] as usize]).collect(),
-    );
-    let file = Categorical32Chunked::from_cats_and_dtype(codes, DataType::Categorical(categories, mapping))
-        .into_column();
-    frame_with_file(staged, rows, file)
+    typed_frame(staged, rows, true)
 }
 
-fn frame_with_file(staged: &Staged, rows: &[usize], file: Column) -> Result<DataFrame> {
-    let epoch = epoch_offset();
-    let text = |col: usize| -> Column {
-        StringChunked::from_iter_values(
-            TEXT_COLUMNS[col].into(),
-            rows.iter().map(|&r| staged.text(col, r)),
+/// A text column from a dictionary and a code per row: String, or
+/// Categorical over the dictionary.
+fn text_column<S: AsRef<str>>(
+    name: &str,
+    values: &[S],
+    codes: impl Iterator<Item = Option<u32>>,
+    categorical: bool,
+) -> Result<Column> {
+    if !categorical {
+        return Ok(StringChunked::from_iter_options(
+            name.into(),
+            codes.map(|c| c.map(|c| values[c as usize].as_ref())),
         )
-        .into_column()
+        .into_column());
+    }
+    let categories = Categories::new(name.into(), "revspend-quality".into(), CategoricalPhysical::U32);
+    let mapping = categories.mapping();
+    let ids = values
+        .iter()
+        .map(|v| mapping.insert_cat(v.as_ref()))
+        .collect::<PolarsResult<Vec<u32>>>()?;
+    let codes = UInt32Chunked::from_iter_options(name.into(), codes.map(|c| c.map(|c| ids[c as usize])));
+    Ok(
+        Categorical32Chunked::from_cats_and_dtype(codes, DataType::Categorical(categories, mapping))
+            .into_column(),
+    )
+}
+
+fn typed_frame(staged: &Staged, rows: &[usize], categorical: bool) -> Result<DataFrame> {
+    let epoch = epoch_offset();
+    let text = |col: usize| -> Result<Column> {
+        text_column(
+            TEXT_COLUMNS[col],
+            &staged.strings.values,
+            rows.iter().map(|&r| Some(staged.text[col][r])),
+            categorical,
+        )
     };
     let columns = vec![
-        file,
+        text_column(
+            "file",
+            &staged.files.values,
+            rows.iter().map(|&r| Some(staged.file[r])),
+            categorical,
+        )?,
         Column::new(
             "line".into(),
             rows.iter().map(|&r| staged.line[r]).collect::<Vec<u64>>(),
         ),
-        StringChunked::from_iter_values(
-            CUSTOMER_COLUMN.into(),
-            rows.iter().map(|&r| staged.customers.get(staged.customer[r])),
-        )
-        .into_column(),
+        text_column(
+            CUSTOMER_COLUMN,
+            &staged.customers.values,
+            rows.iter().map(|&r| Some(staged.customer[r])),
+            categorical,
+        )?,
         Column::new(
             "safra_abertura".into(),
             rows.iter()
                 .map(|&r| staged.safra_abertura[r].map(|v| v as i32))
                 .collect::<Vec<Option<i32>>>(),
         ),
-        text(CIDADE),
-        text(ESTADO),
+        text(CIDADE)?,
+        text(ESTADO)?,
         Column::new(
             "idade".into(),
             rows.iter()
                 .map(|&r| staged.idade[r].map(i32::from))
                 .collect::<Vec<Option<i32>>>(),
         ),
-        Column::new(
-            "sexo".into(),
-            rows.iter()
-                .map(|&r| {
-                    staged.sexo[r].map(|s| match s {
-                        Sex::F => "F",
-                        Sex::M => "M",
-                    })
+        text_column(
+            "sexo",
+            &["F", "M"],
+            rows.iter().map(|&r| {
+                staged.sexo[r].map(|s| match s {
+                    Sex::F => 0,
+                    Sex::M => 1,
                 })
-                .collect::<Vec<Option<&str>>>(),
-        ),
+            }),
+            categorical,
+        )?,
         Column::new(
             "limite_total".into(),
             rows.iter().map(|&r| staged.limite_total[r]).collect::<Vec<f64>>(),
@@ -339,9 +356,9 @@ fn frame_with_file(staged: &Staged, rows: &[usize], file: Column) -> Result<Data
                 .map(|&r| staged.valor[r])
                 .collect::<Vec<Option<f64>>>(),
         ),
-        text(GRUPO),
-        text(CIDADE_ESTABELECIMENTO),
-        text(PAIS),
+        text(GRUPO)?,
+        text(CIDADE_ESTABELECIMENTO)?,
+        text(PAIS)?,
     ];
     Ok(DataFrame::new(rows.len(), columns)?)
 }

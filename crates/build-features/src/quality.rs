@@ -732,11 +732,11 @@ fn fit(e: &Expectation, staged: &DataFrame) -> Result<(), String> {
         Expectation::InSet { column, values, .. } => {
             let dt = dtype(column);
             let numbers = values.iter().all(|v| matches!(v, Scalar::Number(_)));
-            if dt == DataType::String && numbers {
-                Err(format!("`{column}` is String: quote the `values`"))
+            if is_text(&dt) && numbers {
+                Err(format!("`{column}` is text: quote the `values`"))
             } else if dt.is_primitive_numeric() && !numbers {
                 Err(format!("`{column}` is {dt}: `values` must be numbers"))
-            } else if dt != DataType::String && !dt.is_primitive_numeric() {
+            } else if !is_text(&dt) && !dt.is_primitive_numeric() {
                 Err(format!(
                     "`{column}` is {dt}; in_set checks String or numeric columns"
                 ))
@@ -760,13 +760,13 @@ fn fit(e: &Expectation, staged: &DataFrame) -> Result<(), String> {
             }
         }
         Expectation::MatchesPattern { column, .. } => match dtype(column) {
-            DataType::String => Ok(()),
+            dt if is_text(&dt) => Ok(()),
             dt => Err(format!(
                 "`{column}` is {dt}; matches_pattern checks String columns"
             )),
         },
         Expectation::ConstantPerCustomer { .. } => match dtype(CUSTOMER_COLUMN) {
-            DataType::String => Ok(()),
+            dt if is_text(&dt) => Ok(()),
             dt => Err(format!("`{CUSTOMER_COLUMN}` is {dt}, not String")),
         },
         _ => Ok(()),
@@ -776,8 +776,7 @@ fn fit(e: &Expectation, staged: &DataFrame) -> Result<(), String> {
 /// The staged table with the lineage of each row, for examples.
 struct Rows<'a> {
     df: &'a DataFrame,
-    /// String, or Categorical (the stage passes file names that way: one
-    /// code per row instead of a copy of the name).
+    /// String or Categorical (see [`is_text`]).
     file: &'a Column,
     line: &'a UInt64Chunked,
 }
@@ -796,7 +795,7 @@ impl<'a> Rows<'a> {
             file: df
                 .column(FILE_COLUMN)
                 .ok()
-                .filter(|c| matches!(c.dtype(), DataType::String | DataType::Categorical(..)))
+                .filter(|c| is_text(c.dtype()))
                 .with_context(|| {
                     format!("the staged table needs a String or Categorical `{FILE_COLUMN}` column")
                 })?,
@@ -937,11 +936,13 @@ fn columns_in_order(expected: &[String], headers: &[FileHeader]) -> Tally {
 fn not_null(rows: &Rows<'_>, column: &str) -> Result<Tally> {
     let s = rows.series(column)?;
     let mut t = Tally::over(rows.height());
-    if s.dtype() == &DataType::String {
-        for (row, v) in s.str()?.iter().enumerate() {
-            match v {
+    if is_text(s.dtype()) {
+        let text = Codes::new(s)?;
+        let empty = text.verdicts(str::is_empty);
+        for (row, code) in text.codes.iter().enumerate() {
+            match code {
                 None => t.hit(rows, row, || "null".to_owned()),
-                Some("") => t.hit(rows, row, String::new),
+                Some(c) if empty[c as usize] => t.hit(rows, row, String::new),
                 Some(_) => {}
             }
         }
@@ -958,7 +959,7 @@ fn not_null(rows: &Rows<'_>, column: &str) -> Result<Tally> {
 fn in_set(rows: &Rows<'_>, column: &str, values: &[Scalar]) -> Result<Tally> {
     let s = rows.series(column)?;
     let mut t = Tally::over(rows.height());
-    if s.dtype() == &DataType::String {
+    if is_text(s.dtype()) {
         let set: PlHashSet<&str> = values
             .iter()
             .filter_map(|v| match v {
@@ -966,11 +967,17 @@ fn in_set(rows: &Rows<'_>, column: &str, values: &[Scalar]) -> Result<Tally> {
                 Scalar::Number(_) => None,
             })
             .collect();
-        for (row, v) in s.str()?.iter().enumerate() {
-            match v {
-                None | Some("") => t.missing += 1,
-                Some(v) if !set.contains(v) => t.hit(rows, row, || v.to_owned()),
-                Some(_) => {}
+        let text = Codes::new(s)?;
+        let verdict = text.verdicts(|v| match v {
+            "" => Verdict::Missing,
+            v if set.contains(v) => Verdict::Expected,
+            _ => Verdict::Unexpected,
+        });
+        for (row, code) in text.codes.iter().enumerate() {
+            match code.map(|c| (c, verdict[c as usize])) {
+                None | Some((_, Verdict::Missing)) => t.missing += 1,
+                Some((c, Verdict::Unexpected)) => t.hit(rows, row, || text.text(c).to_owned()),
+                Some((_, Verdict::Expected)) => {}
             }
         }
     } else {
@@ -1074,16 +1081,17 @@ fn distinct_hashes(key: &DataFrame) -> Result<bool> {
 fn matches_pattern(rows: &Rows<'_>, column: &str, pattern: &str) -> Result<Tally> {
     let regex = Regex::new(pattern).with_context(|| format!("compiling pattern {pattern:?}"))?;
     let mut t = Tally::over(rows.height());
-    // Text columns repeat a few values over millions of rows: match each
-    // distinct value once.
-    let mut verdicts: PlHashMap<&str, bool> = PlHashMap::new();
-    for (row, v) in rows.series(column)?.str()?.iter().enumerate() {
-        match v {
-            None | Some("") => t.missing += 1,
-            Some(v) if !*verdicts.entry(v).or_insert_with(|| regex.is_match(v)) => {
-                t.hit(rows, row, || v.to_owned())
-            }
-            Some(_) => {}
+    let text = Codes::new(rows.series(column)?)?;
+    let verdict = text.verdicts(|v| match v {
+        "" => Verdict::Missing,
+        v if regex.is_match(v) => Verdict::Expected,
+        _ => Verdict::Unexpected,
+    });
+    for (row, code) in text.codes.iter().enumerate() {
+        match code.map(|c| (c, verdict[c as usize])) {
+            None | Some((_, Verdict::Missing)) => t.missing += 1,
+            Some((c, Verdict::Unexpected)) => t.hit(rows, row, || text.text(c).to_owned()),
+            Some((_, Verdict::Expected)) => {}
         }
     }
     Ok(t)
@@ -1101,104 +1109,192 @@ fn row_count_between(rows: &Rows<'_>, min: Option<u64>, max: Option<u64>) -> Tal
     t
 }
 
+/// One pass over the rows in order: each customer's first non-null value
+/// per column is remembered, and any later different value marks the
+/// customer (an example is its first change, with where the first value
+/// was read). Every row of a marked customer is unexpected.
 fn constant_per_customer(rows: &Rows<'_>, columns: &[String]) -> Result<Tally> {
-    const ROWS: &str = "__rows";
-    // Distinct non-null values per customer and column; an empty string
-    // is null on String columns.
-    let distinct = |c: &str| -> Result<Expr> {
-        let values = if rows.series(c)?.dtype() == &DataType::String {
-            col(c).filter(col(c).neq(lit("")))
-        } else {
-            col(c).drop_nulls()
-        };
-        Ok(values.n_unique().cast(DataType::UInt64).alias(c))
-    };
-    let mut aggs = vec![len().cast(DataType::UInt64).alias(ROWS)];
-    for c in columns {
-        aggs.push(distinct(c)?);
+    const NONE: usize = usize::MAX;
+    let customers = Codes::new(rows.series(CUSTOMER_COLUMN)?)?;
+    let series: Vec<&Series> = columns.iter().map(|c| rows.series(c)).collect::<Result<_>>()?;
+    let keys: Vec<Keys<'_>> = series.iter().map(|s| Keys::new(s)).collect::<Result<_>>()?;
+    let mut iters: Vec<_> = keys.iter().map(Keys::iter).collect();
+    // Null customers share the last slot.
+    let n = customers.len() + 1;
+    let k = columns.len();
+    let mut row_count = vec![0u64; n];
+    let mut first = vec![NONE; n * k];
+    let mut first_key = vec![0u64; n * k];
+    let mut varies = vec![false; n * k];
+    let mut bad = vec![false; n];
+    let mut examples = Vec::new();
+    for (row, customer) in customers.codes.iter().enumerate() {
+        let c = customer.map_or(n - 1, |c| c as usize);
+        row_count[c] += 1;
+        let mut changed = None;
+        for (j, keys) in iters.iter_mut().enumerate() {
+            let Some(key) = keys.next().flatten() else {
+                continue;
+            };
+            let slot = c * k + j;
+            if first[slot] == NONE {
+                (first[slot], first_key[slot]) = (row, key);
+            } else if first_key[slot] != key {
+                varies[slot] = true;
+                changed = changed.or(Some(j));
+            }
+        }
+        if let Some(j) = changed {
+            if !bad[c] && examples.len() < MAX_EXAMPLES {
+                let r0 = first[c * k + j];
+                let value = format!(
+                    "customer {}: {} {} (was {} at {}:{})",
+                    customer.map_or("null", |c| customers.text(c)),
+                    columns[j],
+                    cell_text(series[j], row),
+                    cell_text(series[j], r0),
+                    rows.file(r0),
+                    rows.line.get(r0).unwrap_or_default()
+                );
+                examples.push(rows.example(row, value));
+            }
+            bad[c] = true;
+        }
     }
-    let varies = columns
-        .iter()
-        .map(|c| col(c.as_str()).gt(lit(1u64)))
-        .reduce(|a, b| a.or(b))
-        .context("no columns")?;
-    let bad = rows
-        .df
-        .clone()
-        .lazy()
-        .group_by([col(CUSTOMER_COLUMN)])
-        .agg(aggs)
-        .filter(varies)
-        .collect()?;
 
     let mut t = Tally::over(rows.height());
-    t.unexpected = bad.column(ROWS)?.u64()?.sum().unwrap_or(0);
+    t.unexpected = (0..n).filter(|&c| bad[c]).map(|c| row_count[c]).sum();
     let per_column: Vec<String> = columns
         .iter()
-        .map(|c| -> Result<String> {
-            let customers = bad
-                .column(c)?
-                .u64()?
-                .iter()
-                .filter(|n| n.is_some_and(|n| n > 1))
-                .count();
-            Ok(format!("{c}: {customers}"))
+        .enumerate()
+        .map(|(j, name)| {
+            let customers = (0..n).filter(|&c| varies[c * k + j]).count();
+            format!("{name}: {customers}")
         })
-        .collect::<Result<_>>()?;
+        .collect();
     t.observed = Some(format!(
         "{} customer(s) with more than one value ({})",
-        bad.height(),
+        bad.iter().filter(|b| **b).count(),
         per_column.join(", ")
     ));
-    if bad.height() > 0 {
-        t.examples = changes(rows, columns, bad.column(CUSTOMER_COLUMN)?.str()?)?;
-    }
+    t.examples = examples;
     Ok(t)
 }
 
-/// The first change of value of each inconsistent customer, in row order,
-/// until there are enough examples.
-fn changes(rows: &Rows<'_>, columns: &[String], bad: &StringChunked) -> Result<Vec<Example>> {
-    let bad: PlHashSet<&str> = bad.iter().flatten().collect();
-    let customer = rows.series(CUSTOMER_COLUMN)?.str()?;
-    let series: Vec<&Series> = columns.iter().map(|c| rows.series(c)).collect::<Result<_>>()?;
-    // Row of each bad customer's first non-null value, per column.
-    let mut first: PlHashMap<&str, Vec<Option<usize>>> = PlHashMap::new();
-    let mut done: PlHashSet<&str> = PlHashSet::new();
-    let mut examples = Vec::new();
-    for (row, cust) in customer.iter().enumerate() {
-        if examples.len() >= MAX_EXAMPLES {
-            break;
-        }
-        let Some(cust) = cust.filter(|c| bad.contains(c) && !done.contains(c)) else {
-            continue;
-        };
-        let seen = first.entry(cust).or_insert_with(|| vec![None; series.len()]);
-        for (k, s) in series.iter().enumerate() {
-            let v = s.get(row)?;
-            if v.is_null() || matches!(v, AnyValue::String("")) {
-                continue;
+/// Whether a column holds text: String, or Categorical (the stage passes
+/// its text columns that way: a code per row over few distinct values).
+fn is_text(dtype: &DataType) -> bool {
+    matches!(dtype, DataType::String | DataType::Categorical(..))
+}
+
+/// What a value-only check says of one distinct value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Expected,
+    Unexpected,
+    /// Empty text: null.
+    Missing,
+}
+
+/// A text column as a code per row (null stays null) and the text of each
+/// code, so that a check of the value alone runs once per distinct value.
+struct Codes<'a> {
+    codes: UInt32Chunked,
+    texts: Texts<'a>,
+}
+
+enum Texts<'a> {
+    /// Built from a String column.
+    Listed(Vec<&'a str>),
+    /// A Categorical column's own mapping.
+    Mapping(&'a CategoricalMapping),
+}
+
+impl<'a> Codes<'a> {
+    fn new(s: &'a Series) -> Result<Self> {
+        match s.dtype() {
+            DataType::Categorical(_, mapping) => {
+                let codes = s.to_physical_repr().cast(&DataType::UInt32)?.u32()?.clone();
+                Ok(Self {
+                    codes,
+                    texts: Texts::Mapping(mapping),
+                })
             }
-            match seen[k] {
-                None => seen[k] = Some(row),
-                Some(r0) if s.get(r0)? != v => {
-                    let value = format!(
-                        "customer {cust}: {} {} (was {} at {}:{})",
-                        columns[k],
-                        cell_text(s, row),
-                        cell_text(s, r0),
-                        rows.file(r0),
-                        rows.line.get(r0).unwrap_or_default()
-                    );
-                    examples.push(rows.example(row, value));
-                    done.insert(cust);
-                    break;
-                }
-                Some(_) => {}
+            _ => {
+                let mut index: PlHashMap<&'a str, u32> = PlHashMap::new();
+                let mut listed = Vec::new();
+                let codes = s
+                    .str()?
+                    .iter()
+                    .map(|v| {
+                        v.map(|v| {
+                            *index.entry(v).or_insert_with(|| {
+                                listed.push(v);
+                                (listed.len() - 1) as u32
+                            })
+                        })
+                    })
+                    .collect();
+                Ok(Self {
+                    codes,
+                    texts: Texts::Listed(listed),
+                })
             }
         }
     }
-    Ok(examples)
+
+    /// Number of codes (an upper bound for a Categorical mapping).
+    fn len(&self) -> usize {
+        match &self.texts {
+            Texts::Listed(v) => v.len(),
+            Texts::Mapping(m) => m.num_cats_upper_bound(),
+        }
+    }
+
+    fn text(&self, code: u32) -> &'a str {
+        match &self.texts {
+            Texts::Listed(v) => v.get(code as usize).copied().unwrap_or_default(),
+            Texts::Mapping(m) => m.cat_to_str(code).unwrap_or_default(),
+        }
+    }
+
+    /// `f` of every code's text, indexed by code.
+    fn verdicts<V>(&self, f: impl Fn(&str) -> V) -> Vec<V> {
+        (0..self.len()).map(|c| f(self.text(c as u32))).collect()
+    }
+}
+
+/// A column's values as comparable keys: text codes (empty text is null),
+/// or the bits of the value as a number.
+enum Keys<'a> {
+    Text(Codes<'a>, Vec<bool>),
+    Number(Float64Chunked),
+}
+
+impl<'a> Keys<'a> {
+    fn new(s: &'a Series) -> Result<Self> {
+        if is_text(s.dtype()) {
+            let codes = Codes::new(s)?;
+            let empty = codes.verdicts(str::is_empty);
+            Ok(Keys::Text(codes, empty))
+        } else {
+            Ok(Keys::Number(
+                s.to_physical_repr().cast(&DataType::Float64)?.f64()?.clone(),
+            ))
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = Option<u64>> + '_> {
+        match self {
+            Keys::Text(codes, empty) => Box::new(
+                codes
+                    .codes
+                    .iter()
+                    .map(|c| c.filter(|c| !empty[*c as usize]).map(u64::from)),
+            ),
+            Keys::Number(values) => Box::new(values.iter().map(|v| v.map(f64::to_bits))),
+        }
+    }
 }
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
@@ -1218,6 +1314,9 @@ fn date_text(days: i32) -> String {
 fn cell_text(s: &Series, row: usize) -> String {
     match s.get(row) {
         Ok(AnyValue::Null) => "null".to_owned(),
+        Ok(v @ (AnyValue::Categorical(..) | AnyValue::CategoricalOwned(..))) => {
+            v.get_str().unwrap_or_default().to_owned()
+        }
         Ok(AnyValue::String(v)) => v.to_owned(),
         Ok(AnyValue::StringOwned(v)) => v.to_string(),
         Ok(AnyValue::Date(days)) => date_text(days),
@@ -1259,11 +1358,37 @@ mod tests {
         Suite::from_yaml(yaml).expect("suite parses")
     }
 
-    /// Runs a one-expectation suite and returns its result.
+    /// Runs a one-expectation suite and returns its result, after checking
+    /// that the same table with its text columns Categorical (as the stage
+    /// passes them) gives the same result.
     fn one(yaml: &str, df: &DataFrame) -> ExpectationResult {
         let report = run_suite(&suite(yaml), df, &[header("a.csv")]).expect("suite runs");
         assert_eq!(report.results.len(), 1);
+        let coded = run_suite(&suite(yaml), &categorical(df), &[header("a.csv")]).expect("suite runs");
+        assert_eq!(
+            serde_json::to_value(&coded).expect("json"),
+            serde_json::to_value(&report).expect("json"),
+            "String and Categorical text columns disagree"
+        );
         report.results.into_iter().next().expect("one result")
+    }
+
+    /// `df` with every String column cast to Categorical.
+    fn categorical(df: &DataFrame) -> DataFrame {
+        let columns = df
+            .columns()
+            .iter()
+            .map(|c| match c.dtype() {
+                DataType::String => c
+                    .cast(&DataType::from_categories(Categories::random(
+                        "test".into(),
+                        CategoricalPhysical::U32,
+                    )))
+                    .expect("cast to Categorical"),
+                _ => c.clone(),
+            })
+            .collect();
+        DataFrame::new(df.height(), columns).expect("frame")
     }
 
     fn lines(r: &ExpectationResult) -> Vec<u64> {
