@@ -1128,8 +1128,13 @@ fn compute_features(
             (key, r)
         })
         .collect();
+    let started = std::time::Instant::now();
     keyed.sort_unstable_by_key(|(key, _)| *key);
     let order: Vec<usize> = keyed.into_iter().map(|(_, r)| r).collect();
+    log::debug!(
+        "features: rows sorted in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     // Cut the order into one contiguous range of whole customers per thread.
     let threads = threads.clamp(1, 64);
     let mut cuts = vec![0];
@@ -1186,7 +1191,12 @@ fn compute_features(
         .zip(slots)
         .map(|(range, slots)| move || Ok(compute_range(all, rule, from, range, slots)))
         .collect();
+    let started = std::time::Instant::now();
     let histories = parallel(threads, jobs)?;
+    log::debug!(
+        "features: customers walked in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     let mut final_history = BTreeMap::new();
     for h in histories {
         final_history.extend(h);
