@@ -593,19 +593,29 @@ fn check_and_select(
     for d in &selection.dropped {
         log::info!("feature {} dropped: {}", d.feature, d.reason);
     }
-    drop(counts);
 
-    let mut numeric: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
-    numeric.push(TARGET_COLUMN);
-    let train_rows = y_train.len();
-    let mut profile_columns: Vec<Column> = Feature::ALL
-        .iter()
-        .zip(columns)
-        .map(|(f, values)| Float64Chunked::from_vec(f.name().into(), values).into_column())
-        .collect();
-    profile_columns.push(Column::new(TARGET_COLUMN.into(), y_train));
-    let train_df = DataFrame::new(train_rows, profile_columns)?;
-    let profile = revspend_core::profile::profile(&train_df, &numeric, &[], PROFILE_BINS)?;
+    // The profile from the value counts: per distinct value, not per row.
+    let mut profile = revspend_core::profile::Profile {
+        rows: y_train.len() as u64,
+        numeric: BTreeMap::new(),
+        categorical: BTreeMap::new(),
+    };
+    for (f, c) in Feature::ALL.iter().zip(&counts) {
+        let rows: Vec<u64> = c.positives.iter().zip(&c.negatives).map(|(p, n)| p + n).collect();
+        profile.numeric.insert(
+            f.name().to_owned(),
+            revspend_core::profile::numeric_from_counts(&c.values, &rows, PROFILE_BINS),
+        );
+    }
+    let positives = y_train.iter().filter(|y| **y).count() as u64;
+    let (values, rows): (Vec<f64>, Vec<u64>) = [(0.0, y_train.len() as u64 - positives), (1.0, positives)]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .unzip();
+    profile.numeric.insert(
+        TARGET_COLUMN.to_owned(),
+        revspend_core::profile::numeric_from_counts(&values, &rows, PROFILE_BINS),
+    );
     artifact::write_json(&out.profile, &profile).context("writing the train profile")?;
     Ok(feature_set)
 }
