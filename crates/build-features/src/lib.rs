@@ -256,7 +256,7 @@ pub fn run(
     let raw_nulls = raw_nulls(&all);
     clock.lap("quality suite and feature layer");
     let FeatureLayer {
-        frames,
+        mut frames,
         final_history,
     } = months;
     let rows_out = all.len() as u64;
@@ -278,49 +278,117 @@ pub fn run(
     // Customers are assigned to splits by whether they ever spend in revenge.
     // A month's rows come grouped by customer (the order they were computed
     // in), so each customer is looked up once per run of rows, not per row.
-    let mut customer_positive: BTreeMap<String, bool> = BTreeMap::new();
-    let mut positives = 0u64;
-    for frame in &frames {
-        let targets = frame.column(TARGET_COLUMN)?.bool()?;
-        let targets: Vec<bool> = targets.iter().map(|t| t.unwrap_or(false)).collect();
-        positives += targets.iter().filter(|t| **t).count() as u64;
-        for (c, rows) in customer_runs(frame.column(CUSTOMER_COLUMN)?.str()?) {
-            let any = targets[rows].iter().any(|t| *t);
-            match customer_positive.get_mut(c) {
-                Some(p) => *p |= any,
-                None => {
-                    customer_positive.insert(c.to_owned(), any);
-                }
-            }
+    let runs: Vec<Vec<(&str, std::ops::Range<usize>)>> = frames
+        .iter()
+        .map(|f| Ok(customer_runs(f.column(CUSTOMER_COLUMN)?.str()?)))
+        .collect::<Result<_>>()?;
+    let targets: Vec<Vec<bool>> = frames
+        .iter()
+        .map(|f| {
+            Ok(f.column(TARGET_COLUMN)?
+                .bool()?
+                .iter()
+                .map(|t| t.unwrap_or(false))
+                .collect())
+        })
+        .collect::<Result<_>>()?;
+    let positives = targets.iter().flatten().filter(|t| **t).count() as u64;
+    let mut customer_positive: HashMap<&str, bool> = HashMap::new();
+    for (runs, targets) in runs.iter().zip(&targets) {
+        for (c, rows) in runs {
+            let any = targets[rows.clone()].iter().any(|t| *t);
+            *customer_positive.entry(c).or_insert(false) |= any;
         }
     }
+    // Sorted: the assignment must not depend on hash order.
+    let customer_positive: BTreeMap<String, bool> = customer_positive
+        .into_iter()
+        .map(|(c, p)| (c.to_owned(), p))
+        .collect();
     let split_of = assign_splits(&customer_positive, &params.split)?;
     drop(customer_positive);
-    let split_lookup: HashMap<&str, &'static str> = split_of.iter().map(|(c, s)| (c.as_str(), *s)).collect();
-    // Each month's table gets its split column, and its train rows feed the
-    // leakage check, feature selection and the profile.
-    let jobs: Vec<_> = frames
-        .into_iter()
-        .map(|frame| {
-            let split_lookup = &split_lookup;
-            move || with_split(frame, split_lookup)
+    // Each row's split, as an index into SPLITS.
+    let split_index: HashMap<&str, u8> = split_of
+        .iter()
+        .map(|(c, s)| (c.as_str(), SPLITS.iter().position(|n| n == s).unwrap_or(0) as u8))
+        .collect();
+    let codes: Vec<Vec<u8>> = runs
+        .iter()
+        .zip(&frames)
+        .map(|(runs, frame)| {
+            let mut codes = Vec::with_capacity(frame.height());
+            for (c, rows) in runs {
+                codes.extend(std::iter::repeat_n(
+                    split_index.get(c).copied().unwrap_or(0),
+                    rows.len(),
+                ));
+            }
+            codes
         })
         .collect();
-    let parts = parallel(threads, jobs)?;
-    // Sized once: growing ten-million-row columns by doubling touches fresh
-    // memory again and again, which is slow on these machines.
-    let train_rows: usize = parts.iter().map(|(_, _, y)| y.len()).sum();
-    let mut frames = Vec::new();
-    let mut train_columns: Vec<Vec<f64>> = (0..Feature::ALL.len())
-        .map(|_| Vec::with_capacity(train_rows))
+    drop(runs);
+    drop(split_index);
+    // The train rows' feature columns and targets feed the leakage check,
+    // feature selection and the profile: filled straight from the month
+    // tables into columns sized once (features shared out over the
+    // threads), with no per-month copies to join.
+    const TRAIN: u8 = 0;
+    let train_rows: usize = codes.iter().flatten().filter(|c| **c == TRAIN).count();
+    let groups: Vec<Vec<Feature>> = (0..threads.max(1))
+        .map(|t| {
+            Feature::ALL
+                .iter()
+                .copied()
+                .skip(t)
+                .step_by(threads.max(1))
+                .collect()
+        })
+        .collect();
+    let jobs: Vec<_> = groups
+        .iter()
+        .map(|group| {
+            let (frames, codes) = (&frames, &codes);
+            move || {
+                group
+                    .iter()
+                    .map(|f| {
+                        let mut column = Vec::with_capacity(train_rows);
+                        for (frame, codes) in frames.iter().zip(codes) {
+                            let values = frame.column(f.name())?.f64()?;
+                            column.extend(
+                                values
+                                    .into_no_null_iter()
+                                    .zip(codes)
+                                    .filter(|(_, c)| **c == TRAIN)
+                                    .map(|(v, _)| v),
+                            );
+                        }
+                        Ok((*f, column))
+                    })
+                    .collect::<Result<Vec<(Feature, Vec<f64>)>>>()
+            }
+        })
+        .collect();
+    let mut by_feature: HashMap<Feature, Vec<f64>> = parallel(threads, jobs)?.into_iter().flatten().collect();
+    let train_columns: Vec<Vec<f64>> = Feature::ALL
+        .iter()
+        .map(|f| by_feature.remove(f).unwrap_or_default())
         .collect();
     let mut y_train: Vec<bool> = Vec::with_capacity(train_rows);
-    for (frame, columns, y) in parts {
-        frames.push(frame);
-        for (all, part) in train_columns.iter_mut().zip(columns) {
-            all.extend_from_slice(&part);
-        }
-        y_train.extend_from_slice(&y);
+    for (targets, codes) in targets.iter().zip(&codes) {
+        y_train.extend(
+            targets
+                .iter()
+                .zip(codes)
+                .filter(|(_, c)| **c == TRAIN)
+                .map(|(t, _)| *t),
+        );
+    }
+    drop(targets);
+    // Each month's table gets its split column, after the lineage columns.
+    for (frame, codes) in frames.iter_mut().zip(codes) {
+        let split: Vec<&str> = codes.into_iter().map(|c| SPLITS[c as usize]).collect();
+        frame.insert_column(4, Column::new(SPLIT_COLUMN.into(), split))?;
     }
     clock.lap("splits assigned");
 
@@ -457,40 +525,6 @@ fn customer_runs(customers: &StringChunked) -> Vec<(&str, std::ops::Range<usize>
         }
     }
     runs
-}
-
-/// A month's table with its split column (after the lineage columns), and
-/// its train rows' feature columns and targets.
-fn with_split(
-    mut frame: DataFrame,
-    split_lookup: &HashMap<&str, &'static str>,
-) -> Result<(DataFrame, Vec<Vec<f64>>, Vec<bool>)> {
-    let mut split: Vec<&'static str> = Vec::with_capacity(frame.height());
-    for (c, rows) in customer_runs(frame.column(CUSTOMER_COLUMN)?.str()?) {
-        let s = split_lookup.get(c).copied().unwrap_or("train");
-        split.extend(std::iter::repeat_n(s, rows.len()));
-    }
-    let train = BooleanChunked::from_iter_values("train".into(), split.iter().map(|s| *s == "train"));
-    frame.insert_column(4, Column::new(SPLIT_COLUMN.into(), split))?;
-    let columns = Feature::ALL
-        .iter()
-        .map(|f| {
-            Ok(frame
-                .column(f.name())?
-                .f64()?
-                .filter(&train)?
-                .into_no_null_iter()
-                .collect())
-        })
-        .collect::<Result<Vec<Vec<f64>>>>()?;
-    let y = frame
-        .column(TARGET_COLUMN)?
-        .bool()?
-        .filter(&train)?
-        .iter()
-        .map(|v| v.unwrap_or(false))
-        .collect();
-    Ok((frame, columns, y))
 }
 
 /// What writing the master table counted.
