@@ -588,7 +588,12 @@ fn check_and_select(
     y_train: Vec<bool>,
     threads: usize,
 ) -> Result<Vec<Feature>> {
+    let started = std::time::Instant::now();
     let counts = stats::value_counts(&columns, &y_train, threads);
+    log::debug!(
+        "checks: values counted in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     let feature_set = params.feature_set();
     let leaks = leakage::check(
         &columns,
@@ -616,7 +621,15 @@ fn check_and_select(
             );
         }
     }
+    log::debug!(
+        "checks: leakage checked after {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     let (feature_set, selection) = selection::select(&columns, &counts, &feature_set, &params.selection);
+    log::debug!(
+        "checks: features selected after {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     artifact::write_json(&out.selection_report, &selection)?;
     if feature_set.is_empty() {
         bail!(

@@ -92,8 +92,8 @@ struct Moments {
 impl Moments {
     fn of(values: &[f64]) -> Moments {
         let n = values.len().max(1) as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let norm = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>().sqrt();
+        let mean = lanes_sum(values, |x| x) / n;
+        let norm = lanes_sum(values, |x| (x - mean) * (x - mean)).sqrt();
         Moments { mean, norm }
     }
 
@@ -103,13 +103,35 @@ impl Moments {
         if a.len() < 2 || self.norm == 0.0 || other.norm == 0.0 {
             return 0.0;
         }
-        let cov: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - self.mean) * (y - other.mean))
-            .sum();
-        cov / (self.norm * other.norm)
+        let (ma, mb) = (self.mean, other.mean);
+        let mut acc = [0.0f64; LANES];
+        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (xa, xb) in ca.zip(cb) {
+            for k in 0..LANES {
+                acc[k] += (xa[k] - ma) * (xb[k] - mb);
+            }
+        }
+        let tail: f64 = ra.iter().zip(rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        (acc.iter().sum::<f64>() + tail) / (self.norm * other.norm)
     }
+}
+
+/// Independent partial sums, so the compiler can keep them in vector
+/// registers: a single running sum is one dependent addition per row. The
+/// lanes are fixed, so the result does not depend on anything but `values`.
+const LANES: usize = 8;
+
+fn lanes_sum(values: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail: f64 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    for chunk in chunks {
+        for k in 0..LANES {
+            acc[k] += f(chunk[k]);
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]

@@ -48,23 +48,37 @@ impl ValueCounts {
             }
             return out;
         }
-        let mut pairs: Vec<(f64, bool)> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v + 0.0, label(i)))
-            .collect();
-        pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        let mut out = ValueCounts::empty();
-        for (v, label) in pairs {
-            if out.values.last() != Some(&v) {
-                out.push(v, 0, 0);
-            }
-            let last = out.values.len() - 1;
-            if label {
-                out.positives[last] += 1;
+        // Positives and negatives sorted apart, as integer keys in the
+        // order of the values (cheaper to sort than value/label pairs
+        // compared as floats), then merged.
+        let (mut pos, mut neg): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+        for (i, v) in values.iter().enumerate() {
+            let key = order_key(v + 0.0);
+            if label(i) {
+                pos.push(key);
             } else {
-                out.negatives[last] += 1;
+                neg.push(key);
             }
+        }
+        pos.sort_unstable();
+        neg.sort_unstable();
+        let mut out = ValueCounts::empty();
+        let (mut i, mut j) = (0, 0);
+        while i < pos.len() || j < neg.len() {
+            let key = match (pos.get(i), neg.get(j)) {
+                (Some(&p), Some(&n)) => p.min(n),
+                (Some(&p), None) => p,
+                (None, Some(&n)) => n,
+                (None, None) => break,
+            };
+            let (i0, j0) = (i, j);
+            while pos.get(i) == Some(&key) {
+                i += 1;
+            }
+            while neg.get(j) == Some(&key) {
+                j += 1;
+            }
+            out.push(from_order_key(key), (i - i0) as u64, (j - j0) as u64);
         }
         out
     }
@@ -111,6 +125,16 @@ impl ValueCounts {
         }
         best.map(|(v, c)| (v, c as f64 / total as f64))
     }
+}
+
+/// A float's bits as an integer that sorts as `f64::total_cmp` does.
+fn order_key(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+}
+
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
 }
 
 /// Value counts of every column, on up to `threads` threads.
@@ -163,6 +187,13 @@ mod tests {
     }
 
     proptest! {
+        /// The integer keys sort as the floats do and give the floats back.
+        #[test]
+        fn order_keys_sort_as_floats(a in any::<f64>(), b in any::<f64>()) {
+            prop_assert_eq!(order_key(a).cmp(&order_key(b)), a.total_cmp(&b));
+            prop_assert_eq!(from_order_key(order_key(a)).to_bits(), a.to_bits());
+        }
+
         /// Both counting paths give the AUC the metrics curve gives.
         #[test]
         fn auc_equals_the_curve_auc(
