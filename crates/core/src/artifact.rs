@@ -238,15 +238,58 @@ pub fn file_sha256(path: &Path) -> Result<String, ArtifactError> {
 /// smaller but cost about 1.5 s more CPU per million rows across the layers,
 /// master table and splits (see `scripts/bench-build-features.sh`).
 pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<String, ArtifactError> {
-    let mut buf = Vec::new();
-    parquet_writer(&mut buf)
+    let tmp = temp_beside(path)?;
+    let sink = Sink::new(tmp.reopen().map_err(io_err(path))?);
+    parquet_writer(sink.clone())
         .finish(df)
         .map_err(|source| ArtifactError::Parquet {
             path: path.to_owned(),
             source,
         })?;
-    write_atomic(path, &buf)?;
-    Ok(sha256_hex(&buf))
+    let sha256 = sink.finish().map_err(io_err(path))?;
+    persist(tmp, path)?;
+    Ok(sha256)
+}
+
+/// Where a table's bytes go: a buffered file, hashed on the way. polars'
+/// parquet writer issues a write per page header and per page (over a
+/// hundred thousand syscalls for the 1M-row benchmark unbuffered). Shared,
+/// so that after the writer is done with its handle the buffer is flushed
+/// here, where a failure is seen, not on drop.
+#[derive(Clone)]
+struct Sink(std::sync::Arc<std::sync::Mutex<(std::io::BufWriter<std::fs::File>, Sha256)>>);
+
+impl Sink {
+    fn new(file: std::fs::File) -> Sink {
+        Sink(std::sync::Arc::new(std::sync::Mutex::new((
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            Sha256::new(),
+        ))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (std::io::BufWriter<std::fs::File>, Sha256)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Flushes the buffer; returns the SHA-256 of everything written.
+    fn finish(self) -> std::io::Result<String> {
+        let mut inner = self.lock();
+        inner.0.flush()?;
+        Ok(crate::hex(&inner.1.clone().finalize()))
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut inner = self.lock();
+        let n = inner.0.write(buf)?;
+        inner.1.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock().0.flush()
+    }
 }
 
 /// Writes one table in parts (one row group per part) without holding it
@@ -256,7 +299,8 @@ pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<String, ArtifactEr
 pub struct TableWriter {
     path: PathBuf,
     tmp: tempfile::NamedTempFile,
-    writer: polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    sink: Sink,
+    writer: polars::io::parquet::write::BatchedWriter<Sink>,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -271,16 +315,18 @@ impl TableWriter {
     /// Starts a table with `schema` at `path`.
     pub fn create(path: &Path, schema: &Schema) -> Result<TableWriter, ArtifactError> {
         let tmp = temp_beside(path)?;
-        let file = tmp.reopen().map_err(io_err(path))?;
-        let writer = parquet_writer(file)
-            .batched(schema)
-            .map_err(|source| ArtifactError::Parquet {
-                path: path.to_owned(),
-                source,
-            })?;
+        let sink = Sink::new(tmp.reopen().map_err(io_err(path))?);
+        let writer =
+            parquet_writer(sink.clone())
+                .batched(schema)
+                .map_err(|source| ArtifactError::Parquet {
+                    path: path.to_owned(),
+                    source,
+                })?;
         Ok(TableWriter {
             path: path.to_owned(),
             tmp,
+            sink,
             writer,
         })
     }
@@ -302,6 +348,8 @@ impl TableWriter {
             path: self.path.clone(),
             source,
         })?;
+        drop(self.writer);
+        self.sink.finish().map_err(io_err(&self.path))?;
         persist(self.tmp, &self.path)
     }
 }
