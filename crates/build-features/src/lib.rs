@@ -1171,55 +1171,71 @@ fn compute_features(
 ) -> Result<Computed> {
     let customer_rank = ranks(&all.customers.values);
     let file_rank = ranks(&all.files.values);
-    // Sort keys built once, side by side with the row: comparing through the
+    // One contiguous range of whole customers (by rank) per thread, about
+    // equal in rows.
+    let threads = threads.clamp(1, 64);
+    let mut rows_per_rank = vec![0usize; customer_rank.len()];
+    for &c in &all.customer {
+        rows_per_rank[customer_rank[c as usize] as usize] += 1;
+    }
+    let mut cuts = vec![0u32];
+    let mut seen = 0;
+    for (rank, n) in rows_per_rank.iter().enumerate() {
+        seen += n;
+        if cuts.len() < threads && seen * threads >= all.len() * cuts.len() {
+            cuts.push(rank as u32 + 1);
+        }
+    }
+    while cuts.len() <= threads {
+        cuts.push(customer_rank.len() as u32);
+    }
+    drop(rows_per_rank);
+    // Each range's rows in point-in-time order, sorted on its own thread.
+    // Sort keys sit side by side with the row: comparing through the
     // columns would chase four arrays per comparison, which at ten million
-    // rows is mostly cache misses.
-    let mut keyed: Vec<((u32, i32, u32, u64), usize)> = (0..all.len())
-        .map(|r| {
-            let key = (
-                customer_rank[all.customer[r] as usize],
-                all.day[r],
-                file_rank[all.file[r] as usize],
-                all.line[r],
-            );
-            (key, r)
+    // rows is mostly cache misses. Months are counted from the sorted keys.
+    let jobs: Vec<_> = cuts
+        .windows(2)
+        .map(|w| {
+            let (lo, hi, customer_rank, file_rank) = (w[0], w[1], &customer_rank, &file_rank);
+            move || {
+                let mut keyed: Vec<((u32, i32, u32, u64), usize)> = (0..all.len())
+                    .filter_map(|r| {
+                        let rank = customer_rank[all.customer[r] as usize];
+                        (lo..hi).contains(&rank).then(|| {
+                            let key = (rank, all.day[r], file_rank[all.file[r] as usize], all.line[r]);
+                            (key, r)
+                        })
+                    })
+                    .collect();
+                keyed.sort_unstable_by_key(|(key, _)| *key);
+                let mut months: BTreeMap<Month, usize> = BTreeMap::new();
+                let mut last_day = None;
+                let mut month = None;
+                for ((_, day, _, _), _) in &keyed {
+                    if last_day != Some(*day) {
+                        last_day = Some(*day);
+                        month = Some(Month::of(
+                            NaiveDate::from_num_days_from_ce_opt(*day).unwrap_or(NaiveDate::MIN),
+                        ));
+                    }
+                    if let Some(m) = month.filter(|m| from.is_some_and(|f| *m >= f)) {
+                        *months.entry(m).or_default() += 1;
+                    }
+                }
+                let order: Vec<usize> = keyed.into_iter().map(|(_, r)| r).collect();
+                Ok((order, months))
+            }
         })
         .collect();
     let started = std::time::Instant::now();
-    keyed.sort_unstable_by_key(|(key, _)| *key);
-    let order: Vec<usize> = keyed.into_iter().map(|(_, r)| r).collect();
+    let (orders, counts): (Vec<Vec<usize>>, Vec<BTreeMap<Month, usize>>) =
+        parallel(threads, jobs)?.into_iter().unzip();
     log::debug!(
         "features: rows sorted in {:.3} s",
         started.elapsed().as_secs_f64()
     );
-    // Cut the order into one contiguous range of whole customers per thread.
-    let threads = threads.clamp(1, 64);
-    let mut cuts = vec![0];
-    for k in 1..threads {
-        let mut at = (order.len() * k / threads).max(*cuts.last().unwrap_or(&0));
-        while at > 0 && at < order.len() && all.customer[order[at]] == all.customer[order[at - 1]] {
-            at += 1;
-        }
-        cuts.push(at.min(order.len()));
-    }
-    cuts.push(order.len());
-    let ranges: Vec<&[usize]> = cuts.windows(2).map(|w| &order[w[0]..w[1]]).collect();
-    // Each range writes its rows straight into its own stretch of each
-    // month's columns (ranges in order, so a month's rows stay in customer
-    // order): no per-thread copies to join afterwards.
-    let counts: Vec<BTreeMap<Month, usize>> = ranges
-        .iter()
-        .map(|range| {
-            let mut n: BTreeMap<Month, usize> = BTreeMap::new();
-            for &r in *range {
-                let month = Month::of(all.date(r));
-                if from.is_some_and(|f| month >= f) {
-                    *n.entry(month).or_default() += 1;
-                }
-            }
-            n
-        })
-        .collect();
+    let ranges: Vec<&[usize]> = orders.iter().map(Vec::as_slice).collect();
     let mut totals: BTreeMap<Month, usize> = BTreeMap::new();
     for c in &counts {
         for (m, n) in c {
@@ -1310,6 +1326,13 @@ impl<'a> Slot<'a> {
 /// Walks the customers of `order` (whole customers, in point-in-time
 /// order), writing the rows from `from` on into `slots`; returns each
 /// customer's history after their last purchase.
+///
+/// The staged rows are read in blocks: each column of a block is gathered
+/// in a loop of its own, whose loads do not wait on each other, and the
+/// walk then reads the block in order. Reading each row's fields where the
+/// walk needs them waits on a cache miss per field (staged rows are in file
+/// order, the walk is in customer order), which at ten million rows was
+/// most of the walk.
 fn compute_range(
     all: &Staged,
     rule: &TargetRule,
@@ -1317,6 +1340,7 @@ fn compute_range(
     order: &[usize],
     mut slots: BTreeMap<Month, Slot<'_>>,
 ) -> BTreeMap<String, History> {
+    const BLOCK: usize = 4096;
     let mut final_history = BTreeMap::new();
     let mut txn = Transaction {
         id: String::new(),
@@ -1334,13 +1358,20 @@ fn compute_range(
         pais_estabelecimento: String::new(),
     };
     let mut codes = [u32::MAX; 5];
-    let mut start = 0;
-    while start < order.len() {
-        let customer = all.customer[order[start]];
-        let end = start + order[start..].partition_point(|&r| all.customer[r] == customer);
-        let mut history = History::default();
-        for &r in &order[start..end] {
-            fill(&mut txn, &mut codes, all, r);
+    let mut block = Block::default();
+    let mut current: Option<u32> = None;
+    let mut history = History::default();
+    for rows in order.chunks(BLOCK) {
+        block.gather(all, rows);
+        for (i, &r) in rows.iter().enumerate() {
+            let customer = block.customer[i];
+            if current != Some(customer) {
+                if let Some(done) = current {
+                    final_history.insert(all.customers.get(done).to_owned(), std::mem::take(&mut history));
+                }
+                current = Some(customer);
+            }
+            block.fill(&mut txn, &mut codes, all, i);
             let month = Month::of(txn.date);
             if from.is_some_and(|f| month >= f)
                 && let Some(slot) = slots.get_mut(&month)
@@ -1349,36 +1380,71 @@ fn compute_range(
             }
             history.record(&txn, rule);
         }
-        final_history.insert(all.customers.get(customer).to_owned(), history);
-        start = end;
+    }
+    if let Some(done) = current {
+        final_history.insert(all.customers.get(done).to_owned(), history);
     }
     final_history
 }
 
-/// Copies staged row `r` into `txn`, reusing its string buffers; `codes`
-/// holds the text codes already in `txn` (a customer's city and state repeat
-/// row after row), so unchanged text is not copied again.
-fn fill(txn: &mut Transaction, codes: &mut [u32; 5], all: &Staged, r: usize) {
-    txn.safra_abertura = all.safra_abertura[r];
-    txn.idade = all.idade[r];
-    txn.sexo = all.sexo[r];
-    txn.limite_total = all.limite_total[r];
-    txn.limite_disp = all.limite_disp[r];
-    txn.date = all.date(r);
-    txn.valor = all.valor[r];
-    let fields: [&mut String; 5] = [
-        &mut txn.cidade,
-        &mut txn.estado,
-        &mut txn.grupo,
-        &mut txn.cidade_estabelecimento,
-        &mut txn.pais_estabelecimento,
-    ];
-    for (col, (field, code)) in fields.into_iter().zip(codes.iter_mut()).enumerate() {
-        let c = all.text[col][r];
-        if *code != c {
-            *code = c;
-            field.clear();
-            field.push_str(all.strings.get(c));
+/// The staged columns the walk reads, for a block of rows.
+#[derive(Default)]
+struct Block {
+    customer: Vec<u32>,
+    safra_abertura: Vec<Option<u32>>,
+    idade: Vec<Option<u16>>,
+    sexo: Vec<Option<revspend_core::contract::Sex>>,
+    limite_total: Vec<f64>,
+    limite_disp: Vec<f64>,
+    day: Vec<i32>,
+    valor: Vec<Option<f64>>,
+    text: [Vec<u32>; 5],
+}
+
+impl Block {
+    fn gather(&mut self, all: &Staged, rows: &[usize]) {
+        fn column<T: Copy>(dst: &mut Vec<T>, src: &[T], rows: &[usize]) {
+            dst.clear();
+            dst.extend(rows.iter().map(|&r| src[r]));
+        }
+        column(&mut self.customer, &all.customer, rows);
+        column(&mut self.safra_abertura, &all.safra_abertura, rows);
+        column(&mut self.idade, &all.idade, rows);
+        column(&mut self.sexo, &all.sexo, rows);
+        column(&mut self.limite_total, &all.limite_total, rows);
+        column(&mut self.limite_disp, &all.limite_disp, rows);
+        column(&mut self.day, &all.day, rows);
+        column(&mut self.valor, &all.valor, rows);
+        for (dst, src) in self.text.iter_mut().zip(&all.text) {
+            column(dst, src, rows);
+        }
+    }
+
+    /// Copies row `i` of the block into `txn`, reusing its string buffers;
+    /// `codes` holds the text codes already in `txn` (a customer's city and
+    /// state repeat row after row), so unchanged text is not copied again.
+    fn fill(&self, txn: &mut Transaction, codes: &mut [u32; 5], all: &Staged, i: usize) {
+        txn.safra_abertura = self.safra_abertura[i];
+        txn.idade = self.idade[i];
+        txn.sexo = self.sexo[i];
+        txn.limite_total = self.limite_total[i];
+        txn.limite_disp = self.limite_disp[i];
+        txn.date = NaiveDate::from_num_days_from_ce_opt(self.day[i]).unwrap_or(NaiveDate::MIN);
+        txn.valor = self.valor[i];
+        let fields: [&mut String; 5] = [
+            &mut txn.cidade,
+            &mut txn.estado,
+            &mut txn.grupo,
+            &mut txn.cidade_estabelecimento,
+            &mut txn.pais_estabelecimento,
+        ];
+        for (col, (field, code)) in fields.into_iter().zip(codes.iter_mut()).enumerate() {
+            let c = self.text[col][i];
+            if *code != c {
+                *code = c;
+                field.clear();
+                field.push_str(all.strings.get(c));
+            }
         }
     }
 }
