@@ -222,6 +222,7 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
         ..FileRows::default()
     };
     let file_code = out.rows.files.code(&name);
+    let total: usize = chunks.iter().map(|c| c.rows.len()).sum();
     for chunk in chunks {
         out.rows_in += chunk.rows_in;
         out.quarantine.extend(chunk.quarantine);
@@ -244,7 +245,13 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
         rows.files = Dict::default();
         rows.files.code(&name);
         rows.file = vec![0; rows.line.len()];
-        out.rows.append(&rows);
+        if out.rows.is_empty() {
+            // The first chunk becomes the file's rows (no copy).
+            out.rows = rows;
+            out.rows.reserve(total - out.rows.len());
+        } else {
+            out.rows.append(&rows);
+        }
         debug_assert!(out.rows.file[start..].iter().all(|f| *f == file_code));
     }
     Ok(out)
@@ -274,6 +281,9 @@ fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
     let mut rows_in = 0;
     let lines = text.split(|b| *b == b'\n');
     let n_lines = text.iter().filter(|b| **b == b'\n').count() + usize::from(!text.ends_with(b"\n"));
+    // Sized once: growing by doubling copies and touches fresh memory again
+    // and again.
+    rows.reserve(n_lines);
     for (i, raw) in lines.take(n_lines).enumerate() {
         let raw = strip_cr(raw);
         let line = first_line + i as u64;
