@@ -709,7 +709,7 @@ pub(crate) fn parallel<T: Send, F: FnOnce() -> Result<T> + Send>(
 struct Clock {
     started: std::time::Instant,
     last: std::time::Instant,
-    last_cpu: Option<f64>,
+    last_usage: Option<Usage>,
 }
 
 impl Clock {
@@ -718,15 +718,20 @@ impl Clock {
         Clock {
             started: now,
             last: now,
-            last_cpu: cpu_seconds(),
+            last_usage: usage(),
         }
     }
 
     fn lap(&mut self, phase: &str) {
         let now = std::time::Instant::now();
-        let cpu = cpu_seconds();
-        let used = match (cpu, self.last_cpu) {
-            (Some(c), Some(l)) => format!(", {:.2} s CPU", c - l),
+        let usage = usage();
+        let used = match (&usage, &self.last_usage) {
+            (Some(u), Some(l)) => format!(
+                ", {:.2} s CPU ({:.2} s system), {:.0} MiB of fresh pages",
+                u.cpu - l.cpu,
+                u.system - l.system,
+                (u.minor_faults - l.minor_faults) as f64 * 4096.0 / (1 << 20) as f64
+            ),
             _ => String::new(),
         };
         log::debug!(
@@ -735,24 +740,37 @@ impl Clock {
             (now - self.started).as_secs_f64()
         );
         self.last = now;
-        self.last_cpu = cpu;
+        self.last_usage = usage;
     }
 }
 
-/// User + system CPU time of this process so far (Linux; `None` elsewhere),
-/// from `/proc/self/stat` in clock ticks of 1/100 s.
-fn cpu_seconds() -> Option<f64> {
+/// CPU time and page faults of this process so far.
+struct Usage {
+    /// User + system seconds.
+    cpu: f64,
+    system: f64,
+    /// Minor page faults: pages touched for the first time (4 KiB each),
+    /// which are slow on virtual machines that hand memory out lazily.
+    minor_faults: u64,
+}
+
+/// Read from `/proc/self/stat` (Linux; `None` elsewhere, and unless debug
+/// logging is on). Times are in clock ticks of 1/100 s.
+fn usage() -> Option<Usage> {
     if !log::log_enabled!(log::Level::Debug) {
         return None;
     }
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ').skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    // Fields after the parenthesised command name: minflt is the 10th field
+    // of the whole line, utime and stime the 14th and 15th.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let (minor_faults, utime, stime) = (number(7)?, number(11)?, number(12)?);
+    Some(Usage {
+        cpu: (utime + stime) as f64 / 100.0,
+        system: stime as f64 / 100.0,
+        minor_faults,
+    })
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
