@@ -625,7 +625,8 @@ fn check_and_select(
         "checks: leakage checked after {:.3} s",
         started.elapsed().as_secs_f64()
     );
-    let (feature_set, selection) = selection::select(&columns, &counts, &feature_set, &params.selection);
+    let (feature_set, selection) =
+        selection::select(&columns, &counts, &feature_set, &params.selection, threads);
     log::debug!(
         "checks: features selected after {:.3} s",
         started.elapsed().as_secs_f64()
