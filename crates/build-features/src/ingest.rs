@@ -276,6 +276,9 @@ struct Chunk {
 fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
     let mut rows = Staged::default();
     let mut raw_index: [PlHashMap<String, u32>; 5] = std::array::from_fn(|_| PlHashMap::new());
+    // Customer ids are digits: looked up as integers, which is cheaper than
+    // hashing and comparing the text (one lookup per row).
+    let mut numeric_ids: PlHashMap<u64, u32> = PlHashMap::new();
     let mut raw_text = Vec::new();
     let mut quarantine = Vec::new();
     let mut rows_in = 0;
@@ -309,7 +312,13 @@ fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
         match parsed {
             Ok(row) => {
                 rows.line.push(line);
-                rows.customer.push(rows.customers.code(row.id));
+                let customer = match numeric_id(row.id) {
+                    Some(n) => *numeric_ids
+                        .entry(n)
+                        .or_insert_with(|| rows.customers.code(row.id)),
+                    None => rows.customers.code(row.id),
+                };
+                rows.customer.push(customer);
                 rows.safra_abertura.push(row.safra_abertura);
                 rows.idade.push(row.idade);
                 rows.sexo.push(row.sexo);
@@ -356,6 +365,16 @@ fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
     }
 }
 
+/// `id` as an integer when that identifies it exactly: 1 to 19 digits, no
+/// leading zero (`07` and `7` are different ids).
+fn numeric_id(id: &str) -> Option<u64> {
+    let b = id.as_bytes();
+    if b.is_empty() || b.len() > 19 || b[0] == b'0' || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    id.parse().ok()
+}
+
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -395,6 +414,18 @@ pub fn file_name(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numeric_ids_only_where_the_integer_is_the_id() {
+        assert_eq!(super::numeric_id("35466972063"), Some(35_466_972_063));
+        assert_eq!(
+            super::numeric_id("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for text in ["", "0", "07", "12a", " 12", "99999999999999999999"] {
+            assert_eq!(super::numeric_id(text), None, "{text:?}");
+        }
+    }
+
     use super::*;
 
     const HEADER: &str = "id;safra_abertura;cidade;estado;idade;sexo;limite_total;limite_disp;data; valor ;grupo_estabelecimento;cidade_estabelecimento;pais_estabelecimento";
