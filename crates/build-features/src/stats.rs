@@ -28,7 +28,11 @@ impl ValueCounts {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
                 (lo.min(*v), hi.max(*v))
             });
-        let integers = values.iter().all(|v| v.fract() == 0.0);
+        // A round trip through i64 rather than `fract()`, which is a libm
+        // call per value on baseline x86-64 (1-2 s over the train split at
+        // ten million rows). Exact for |v| < 2^63, which the range check
+        // below needs anyway.
+        let integers = values.iter().all(|&v| v == (v as i64) as f64);
         if !values.is_empty() && integers && max - min < DENSE_RANGE {
             let width = (max - min) as usize + 1;
             let (mut pos, mut neg) = (vec![0u64; width], vec![0u64; width]);
@@ -51,7 +55,9 @@ impl ValueCounts {
         // Positives and negatives sorted apart, as integer keys in the
         // order of the values (cheaper to sort than value/label pairs
         // compared as floats), then merged.
-        let (mut pos, mut neg): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+        let positives = (0..values.len()).filter(|&i| label(i)).count();
+        let mut pos: Vec<u64> = Vec::with_capacity(positives);
+        let mut neg: Vec<u64> = Vec::with_capacity(values.len() - positives);
         for (i, v) in values.iter().enumerate() {
             let key = order_key(v + 0.0);
             if label(i) {
@@ -60,8 +66,8 @@ impl ValueCounts {
                 neg.push(key);
             }
         }
-        pos.sort_unstable();
-        neg.sort_unstable();
+        radix_sort(&mut pos);
+        radix_sort(&mut neg);
         let mut out = ValueCounts::empty();
         let (mut i, mut j) = (0, 0);
         while i < pos.len() || j < neg.len() {
@@ -137,6 +143,45 @@ fn from_order_key(key: u64) -> f64 {
     f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
 }
 
+/// Sorts `keys` ascending: least-significant-digit radix sort, 11 bits a
+/// pass, skipping digits every key shares (the high bits of similar floats
+/// usually are). Several times faster than a comparison sort on the
+/// millions of keys of a continuous feature.
+fn radix_sort(keys: &mut Vec<u64>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    if keys.len() < 256 {
+        keys.sort_unstable();
+        return;
+    }
+    let mut scratch = vec![0u64; keys.len()];
+    let mut shift = 0;
+    while shift < 64 {
+        let digit = |k: u64| ((k >> shift) as usize) & (BUCKETS - 1);
+        let mut counts = vec![0usize; BUCKETS];
+        for &k in keys.iter() {
+            counts[digit(k)] += 1;
+        }
+        if counts.contains(&keys.len()) {
+            shift += BITS;
+            continue;
+        }
+        let mut next = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = next;
+            next += n;
+        }
+        for &k in keys.iter() {
+            let d = digit(k);
+            scratch[counts[d]] = k;
+            counts[d] += 1;
+        }
+        std::mem::swap(keys, &mut scratch);
+        shift += BITS;
+    }
+}
+
 /// Value counts of every column, on up to `threads` threads.
 pub fn value_counts(columns: &[Vec<f64>], y: &[bool], threads: usize) -> Vec<ValueCounts> {
     let threads = threads.clamp(1, columns.len().max(1));
@@ -192,6 +237,22 @@ mod tests {
         fn order_keys_sort_as_floats(a in any::<f64>(), b in any::<f64>()) {
             prop_assert_eq!(order_key(a).cmp(&order_key(b)), a.total_cmp(&b));
             prop_assert_eq!(from_order_key(order_key(a)).to_bits(), a.to_bits());
+        }
+
+        /// The radix sort sorts.
+        #[test]
+        fn radix_sort_equals_a_comparison_sort(
+            mut keys in proptest::collection::vec(any::<u64>(), 0..2000),
+            spread in 0u32..64,
+        ) {
+            // Narrow keys too, so that shared digits are skipped.
+            for k in keys.iter_mut() {
+                *k >>= spread;
+            }
+            let mut expected = keys.clone();
+            expected.sort_unstable();
+            radix_sort(&mut keys);
+            prop_assert_eq!(keys, expected);
         }
 
         /// Both counting paths give the AUC the metrics curve gives.
