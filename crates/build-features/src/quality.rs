@@ -967,19 +967,7 @@ fn in_set(rows: &Rows<'_>, column: &str, values: &[Scalar]) -> Result<Tally> {
                 Scalar::Number(_) => None,
             })
             .collect();
-        let text = Codes::new(s)?;
-        let verdict = text.verdicts(|v| match v {
-            "" => Verdict::Missing,
-            v if set.contains(v) => Verdict::Expected,
-            _ => Verdict::Unexpected,
-        });
-        for (row, code) in text.codes.iter().enumerate() {
-            match code.map(|c| (c, verdict[c as usize])) {
-                None | Some((_, Verdict::Missing)) => t.missing += 1,
-                Some((c, Verdict::Unexpected)) => t.hit(rows, row, || text.text(c).to_owned()),
-                Some((_, Verdict::Expected)) => {}
-            }
-        }
+        tally_text(rows, s, |v| set.contains(v), &mut t)?;
     } else {
         let set: Vec<f64> = values
             .iter()
@@ -1081,10 +1069,17 @@ fn distinct_hashes(key: &DataFrame) -> Result<bool> {
 fn matches_pattern(rows: &Rows<'_>, column: &str, pattern: &str) -> Result<Tally> {
     let regex = Regex::new(pattern).with_context(|| format!("compiling pattern {pattern:?}"))?;
     let mut t = Tally::over(rows.height());
-    let text = Codes::new(rows.series(column)?)?;
+    tally_text(rows, rows.series(column)?, |v| regex.is_match(v), &mut t)?;
+    Ok(t)
+}
+
+/// Tallies a text column against `expected`, decided once per distinct
+/// value: null and empty text are missing, the rest expected or not.
+fn tally_text(rows: &Rows<'_>, s: &Series, expected: impl Fn(&str) -> bool, t: &mut Tally) -> Result<()> {
+    let text = Codes::new(s)?;
     let verdict = text.verdicts(|v| match v {
         "" => Verdict::Missing,
-        v if regex.is_match(v) => Verdict::Expected,
+        v if expected(v) => Verdict::Expected,
         _ => Verdict::Unexpected,
     });
     for (row, code) in text.codes.iter().enumerate() {
@@ -1094,7 +1089,7 @@ fn matches_pattern(rows: &Rows<'_>, column: &str, pattern: &str) -> Result<Tally
             Some((_, Verdict::Expected)) => {}
         }
     }
-    Ok(t)
+    Ok(())
 }
 
 fn row_count_between(rows: &Rows<'_>, min: Option<u64>, max: Option<u64>) -> Tally {
