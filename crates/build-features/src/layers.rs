@@ -222,7 +222,8 @@ fn epoch_offset() -> i32 {
     NaiveDate::from_ymd_opt(1970, 1, 1).map_or(719_163, |d| d.num_days_from_ce())
 }
 
-/// The staged table schema: raw column names, typed, with lineage.
+/// The staged table schema: raw column names, typed, with lineage. Text
+/// columns (String here) are stored as Enums; see [`staged_frame`].
 pub fn staged_schema() -> Vec<(&'static str, DataType)> {
     vec![
         ("file", DataType::String),
