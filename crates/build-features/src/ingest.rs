@@ -142,11 +142,13 @@ impl Staged {
         }
     }
 
-    /// Replaces every customer code's string with `f(string)` (raw id →
-    /// pseudonym), merging codes that map to the same result.
-    pub fn map_customers(&mut self, f: impl Fn(&str) -> String) {
+    /// Replaces the customer strings with `f(all of them)` (raw ids →
+    /// pseudonyms, one per id, in order), merging codes that map to the
+    /// same result.
+    pub fn map_customers(&mut self, f: impl FnOnce(&[String]) -> Vec<String>) {
+        let results = f(&self.customers.values);
         let mut mapped = Dict::default();
-        let recode: Vec<u32> = self.customers.values.iter().map(|v| mapped.code(&f(v))).collect();
+        let recode: Vec<u32> = results.iter().map(|v| mapped.code(v)).collect();
         for c in &mut self.customer {
             *c = recode[*c as usize];
         }

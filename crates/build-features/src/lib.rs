@@ -906,27 +906,31 @@ fn update_staged(
     // is busy parsing and writing; a lone file gets every thread).
     let inner = (threads / work.len().max(1)).max(1);
     // Daily files share most of their customers: each id is keyed once.
+    // A file's ids are looked up, and its new ones added, under one lock
+    // each (a lock per id had the two file threads contending).
     let pseudonyms = std::sync::Mutex::new(PlHashMap::<String, String>::new());
-    let pseudonym = |id: &str| -> String {
-        let known = pseudonyms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned();
-        known.unwrap_or_else(|| {
-            let p = pseudo.pseudonym(id);
-            pseudonyms
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.to_owned(), p.clone());
-            p
-        })
+    let pseudonymise = |ids: &[String]| -> Vec<String> {
+        let mut out: Vec<Option<String>> = {
+            let known = pseudonyms.lock().unwrap_or_else(|e| e.into_inner());
+            ids.iter().map(|id| known.get(id).cloned()).collect()
+        };
+        let new: Vec<usize> = (0..ids.len()).filter(|&i| out[i].is_none()).collect();
+        for &i in &new {
+            out[i] = Some(pseudo.pseudonym(&ids[i]));
+        }
+        let mut known = pseudonyms.lock().unwrap_or_else(|e| e.into_inner());
+        for &i in &new {
+            if let Some(p) = &out[i] {
+                known.insert(ids[i].clone(), p.clone());
+            }
+        }
+        out.into_iter().map(Option::unwrap_or_default).collect()
     };
     let jobs: Vec<_> = work
         .iter()
         .map(|w| {
-            let pseudonym = &pseudonym;
-            move || stage_file(w, out, pseudonym, inner)
+            let pseudonymise = &pseudonymise;
+            move || stage_file(w, out, pseudonymise, inner)
         })
         .collect();
     let staged = parallel(threads, jobs)?;
@@ -973,12 +977,12 @@ struct Staging {
     backfilled: Vec<String>,
 }
 
-/// Parses, pseudonymises (with `pseudonym`) and writes one raw file's
+/// Parses, pseudonymises (with `pseudonymise`) and writes one raw file's
 /// staged partitions and quarantine; returns its manifest entry and rows.
 fn stage_file(
     w: &Staging,
     out: &Outputs,
-    pseudonym: &(dyn Fn(&str) -> String + Sync),
+    pseudonymise: &(dyn Fn(&[String]) -> Vec<String> + Sync),
     threads: usize,
 ) -> Result<(StagedFile, Staged)> {
     let started = std::time::Instant::now();
@@ -991,7 +995,7 @@ fn stage_file(
     drop(bytes);
     let parsed = started.elapsed();
     // Once per distinct id.
-    rows.rows.map_customers(pseudonym);
+    rows.rows.map_customers(pseudonymise);
     log::debug!(
         "{}: read and hashed in {:.3} s, parsed in {:.3} s, pseudonymised in {:.3} s",
         w.name,
