@@ -278,20 +278,23 @@ pub fn run(
     // Customers are assigned to splits by whether they ever spend in revenge.
     // A month's rows come grouped by customer (the order they were computed
     // in), so each customer is looked up once per run of rows, not per row.
-    let runs: Vec<Vec<(&str, std::ops::Range<usize>)>> = frames
-        .iter()
-        .map(|f| Ok(customer_runs(f.column(CUSTOMER_COLUMN)?.str()?)))
-        .collect::<Result<_>>()?;
-    let targets: Vec<Vec<bool>> = frames
+    // Each month's customer runs and targets, months on parallel threads.
+    let jobs: Vec<_> = frames
         .iter()
         .map(|f| {
-            Ok(f.column(TARGET_COLUMN)?
-                .bool()?
-                .iter()
-                .map(|t| t.unwrap_or(false))
-                .collect())
+            move || -> Result<(Runs<'_>, Vec<bool>)> {
+                let runs = customer_runs(f.column(CUSTOMER_COLUMN)?.str()?);
+                let targets = f
+                    .column(TARGET_COLUMN)?
+                    .bool()?
+                    .iter()
+                    .map(|t| t.unwrap_or(false))
+                    .collect();
+                Ok((runs, targets))
+            }
         })
-        .collect::<Result<_>>()?;
+        .collect();
+    let (runs, targets): (Vec<_>, Vec<Vec<bool>>) = parallel(threads, jobs)?.into_iter().unzip();
     let positives = targets.iter().flatten().filter(|t| **t).count() as u64;
     let mut customer_positive: HashMap<&str, bool> = HashMap::new();
     for (runs, targets) in runs.iter().zip(&targets) {
@@ -312,20 +315,24 @@ pub fn run(
         .iter()
         .map(|(c, s)| (c.as_str(), SPLITS.iter().position(|n| n == s).unwrap_or(0) as u8))
         .collect();
-    let codes: Vec<Vec<u8>> = runs
+    let jobs: Vec<_> = runs
         .iter()
         .zip(&frames)
         .map(|(runs, frame)| {
-            let mut codes = Vec::with_capacity(frame.height());
-            for (c, rows) in runs {
-                codes.extend(std::iter::repeat_n(
-                    split_index.get(c).copied().unwrap_or(0),
-                    rows.len(),
-                ));
+            let split_index = &split_index;
+            move || -> Result<Vec<u8>> {
+                let mut codes = Vec::with_capacity(frame.height());
+                for (c, rows) in runs {
+                    codes.extend(std::iter::repeat_n(
+                        split_index.get(c).copied().unwrap_or(0),
+                        rows.len(),
+                    ));
+                }
+                Ok(codes)
             }
-            codes
         })
         .collect();
+    let codes: Vec<Vec<u8>> = parallel(threads, jobs)?;
     drop(runs);
     drop(split_index);
     // The train rows' feature columns and targets feed the leakage check,
@@ -386,9 +393,20 @@ pub fn run(
     }
     drop(targets);
     // Each month's table gets its split column, after the lineage columns.
-    for (frame, codes) in frames.iter_mut().zip(codes) {
-        let split: Vec<&str> = codes.into_iter().map(|c| SPLITS[c as usize]).collect();
-        frame.insert_column(4, Column::new(SPLIT_COLUMN.into(), split))?;
+    let jobs: Vec<_> = codes
+        .into_iter()
+        .map(|codes| {
+            move || {
+                Ok(StringChunked::from_iter_values(
+                    SPLIT_COLUMN.into(),
+                    codes.into_iter().map(|c| SPLITS[c as usize]),
+                )
+                .into_column())
+            }
+        })
+        .collect();
+    for (frame, split) in frames.iter_mut().zip(parallel(threads, jobs)?) {
+        frame.insert_column(4, split)?;
     }
     clock.lap("splits assigned");
 
@@ -514,9 +532,12 @@ pub fn run(
     Ok(report)
 }
 
+/// Runs of rows with the same customer: the customer and its rows.
+type Runs<'a> = Vec<(&'a str, std::ops::Range<usize>)>;
+
 /// Maximal runs of rows with the same customer, in row order.
-fn customer_runs(customers: &StringChunked) -> Vec<(&str, std::ops::Range<usize>)> {
-    let mut runs: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
+fn customer_runs(customers: &StringChunked) -> Runs<'_> {
+    let mut runs: Runs<'_> = Vec::new();
     for (i, c) in customers.iter().enumerate() {
         let c = c.unwrap_or("");
         match runs.last_mut() {
