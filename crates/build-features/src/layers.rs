@@ -223,7 +223,8 @@ fn epoch_offset() -> i32 {
 }
 
 /// The staged table schema: raw column names, typed, with lineage. Text
-/// columns (String here) are stored as Enums; see [`staged_frame`].
+/// columns but the customer (String here) are stored as Enums; see
+/// [`staged_frame`].
 pub fn staged_schema() -> Vec<(&'static str, DataType)> {
     vec![
         ("file", DataType::String),
@@ -245,10 +246,13 @@ pub fn staged_schema() -> Vec<(&'static str, DataType)> {
 }
 
 /// Rows `rows` of `staged` as a typed table (raw column names, customer
-/// pseudonyms): a staged partition. Text columns are Enums over the values
-/// the partition uses, in order of first use: parquet then writes each
-/// column's dictionary as it is, instead of hashing every row's text to
-/// build one (about half the cost of writing a partition).
+/// pseudonyms): a staged partition. Text columns other than the customer
+/// are Enums over the values the partition uses, in order of first use:
+/// parquet then writes each column's dictionary as it is, instead of
+/// hashing every row's text to build one (about half the cost of writing a
+/// partition). The customer stays String: an Enum's categories are also
+/// written into the file's schema metadata, which for hundreds of thousands
+/// of pseudonyms would add a fifth to a third to the file.
 pub fn staged_frame(staged: &Staged, rows: &[usize]) -> Result<DataFrame> {
     typed_frame(staged, rows, TextAs::Enum)
 }
@@ -264,6 +268,7 @@ pub fn quality_frame(staged: &Staged, rows: &[usize]) -> Result<DataFrame> {
 /// How [`typed_frame`] builds text columns.
 #[derive(Debug, Clone, Copy)]
 enum TextAs {
+    String,
     /// Categorical over the staged dictionary (shared mapping per column).
     Categorical,
     /// An Enum of just the values used, in order of first use: the same
@@ -279,6 +284,11 @@ fn text_column<S: AsRef<str>>(
     how: TextAs,
 ) -> Result<Column> {
     match how {
+        TextAs::String => Ok(StringChunked::from_iter_options(
+            name.into(),
+            codes.map(|c| c.map(|c| values[c as usize].as_ref())),
+        )
+        .into_column()),
         TextAs::Categorical => {
             let categories =
                 Categories::new(name.into(), "revspend-quality".into(), CategoricalPhysical::U32);
@@ -358,7 +368,10 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
             CUSTOMER_COLUMN,
             &staged.customers.values,
             rows.iter().map(|&r| Some(staged.customer[r])),
-            how,
+            match how {
+                TextAs::Enum => TextAs::String,
+                other => other,
+            },
         )?,
         Column::new(
             "safra_abertura".into(),
