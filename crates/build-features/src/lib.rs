@@ -275,139 +275,12 @@ pub fn run(
         bail!("no rows: every raw row was quarantined");
     }
 
-    // Customers are assigned to splits by whether they ever spend in revenge.
-    // A month's rows come grouped by customer (the order they were computed
-    // in), so each customer is looked up once per run of rows, not per row.
-    // Each month's customer runs and targets, months on parallel threads.
-    let jobs: Vec<_> = frames
-        .iter()
-        .map(|f| {
-            move || -> Result<(Runs<'_>, Vec<bool>)> {
-                let runs = customer_runs(f.column(CUSTOMER_COLUMN)?.str()?);
-                let targets = f
-                    .column(TARGET_COLUMN)?
-                    .bool()?
-                    .iter()
-                    .map(|t| t.unwrap_or(false))
-                    .collect();
-                Ok((runs, targets))
-            }
-        })
-        .collect();
-    let (runs, targets): (Vec<_>, Vec<Vec<bool>>) = parallel(threads, jobs)?.into_iter().unzip();
-    let positives = targets.iter().flatten().filter(|t| **t).count() as u64;
-    let mut customer_positive: HashMap<&str, bool> = HashMap::new();
-    for (runs, targets) in runs.iter().zip(&targets) {
-        for (c, rows) in runs {
-            let any = targets[rows.clone()].iter().any(|t| *t);
-            *customer_positive.entry(c).or_insert(false) |= any;
-        }
-    }
-    // Sorted: the assignment must not depend on hash order.
-    let customer_positive: BTreeMap<String, bool> = customer_positive
-        .into_iter()
-        .map(|(c, p)| (c.to_owned(), p))
-        .collect();
-    let split_of = assign_splits(&customer_positive, &params.split)?;
-    drop(customer_positive);
-    // Each row's split, as an index into SPLITS.
-    let split_index: HashMap<&str, u8> = split_of
-        .iter()
-        .map(|(c, s)| (c.as_str(), SPLITS.iter().position(|n| n == s).unwrap_or(0) as u8))
-        .collect();
-    let jobs: Vec<_> = runs
-        .iter()
-        .zip(&frames)
-        .map(|(runs, frame)| {
-            let split_index = &split_index;
-            move || -> Result<Vec<u8>> {
-                let mut codes = Vec::with_capacity(frame.height());
-                for (c, rows) in runs {
-                    codes.extend(std::iter::repeat_n(
-                        split_index.get(c).copied().unwrap_or(0),
-                        rows.len(),
-                    ));
-                }
-                Ok(codes)
-            }
-        })
-        .collect();
-    let codes: Vec<Vec<u8>> = parallel(threads, jobs)?;
-    drop(runs);
-    drop(split_index);
-    // The train rows' feature columns and targets feed the leakage check,
-    // feature selection and the profile: filled straight from the month
-    // tables into columns sized once (features shared out over the
-    // threads), with no per-month copies to join.
-    const TRAIN: u8 = 0;
-    let train_rows: usize = codes.iter().flatten().filter(|c| **c == TRAIN).count();
-    let groups: Vec<Vec<Feature>> = (0..threads.max(1))
-        .map(|t| {
-            Feature::ALL
-                .iter()
-                .copied()
-                .skip(t)
-                .step_by(threads.max(1))
-                .collect()
-        })
-        .collect();
-    let jobs: Vec<_> = groups
-        .iter()
-        .map(|group| {
-            let (frames, codes) = (&frames, &codes);
-            move || {
-                group
-                    .iter()
-                    .map(|f| {
-                        let mut column = Vec::with_capacity(train_rows);
-                        for (frame, codes) in frames.iter().zip(codes) {
-                            let values = frame.column(f.name())?.f64()?;
-                            column.extend(
-                                values
-                                    .into_no_null_iter()
-                                    .zip(codes)
-                                    .filter(|(_, c)| **c == TRAIN)
-                                    .map(|(v, _)| v),
-                            );
-                        }
-                        Ok((*f, column))
-                    })
-                    .collect::<Result<Vec<(Feature, Vec<f64>)>>>()
-            }
-        })
-        .collect();
-    let mut by_feature: HashMap<Feature, Vec<f64>> = parallel(threads, jobs)?.into_iter().flatten().collect();
-    let train_columns: Vec<Vec<f64>> = Feature::ALL
-        .iter()
-        .map(|f| by_feature.remove(f).unwrap_or_default())
-        .collect();
-    let mut y_train: Vec<bool> = Vec::with_capacity(train_rows);
-    for (targets, codes) in targets.iter().zip(&codes) {
-        y_train.extend(
-            targets
-                .iter()
-                .zip(codes)
-                .filter(|(_, c)| **c == TRAIN)
-                .map(|(t, _)| *t),
-        );
-    }
-    drop(targets);
-    // Each month's table gets its split column, after the lineage columns.
-    let jobs: Vec<_> = codes
-        .into_iter()
-        .map(|codes| {
-            move || {
-                Ok(StringChunked::from_iter_values(
-                    SPLIT_COLUMN.into(),
-                    codes.into_iter().map(|c| SPLITS[c as usize]),
-                )
-                .into_column())
-            }
-        })
-        .collect();
-    for (frame, split) in frames.iter_mut().zip(parallel(threads, jobs)?) {
-        frame.insert_column(4, split)?;
-    }
+    let Assigned {
+        split_of,
+        positives,
+        train_columns,
+        y_train,
+    } = assign_split_columns(&mut frames, &params.split, threads)?;
     clock.lap("splits assigned");
 
     // The master table, one parquet file per split, is written on one
@@ -530,6 +403,165 @@ pub fn run(
     artifact::write_json(&out.report, &report)?;
     clock.lap("report");
     Ok(report)
+}
+
+/// What split assignment gives the rest of the stage.
+struct Assigned {
+    split_of: BTreeMap<String, &'static str>,
+    /// Positive rows in all splits.
+    positives: u64,
+    /// The train rows' feature columns (one per `Feature::ALL` entry) and
+    /// targets, for the leakage check, feature selection and the profile.
+    train_columns: Vec<Vec<f64>>,
+    y_train: Vec<bool>,
+}
+
+/// Assigns customers to splits and gives each month's table its split
+/// column (after the lineage columns).
+fn assign_split_columns(
+    frames: &mut [DataFrame],
+    split: &revspend_core::params::SplitParams,
+    threads: usize,
+) -> Result<Assigned> {
+    // Customers are assigned to splits by whether they ever spend in revenge.
+    // A month's rows come grouped by customer (the order they were computed
+    // in), so each customer is looked up once per run of rows, not per row.
+    // Each month's customer runs and targets, months on parallel threads.
+    let jobs: Vec<_> = frames
+        .iter()
+        .map(|f| {
+            move || -> Result<(Runs<'_>, Vec<bool>)> {
+                let runs = customer_runs(f.column(CUSTOMER_COLUMN)?.str()?);
+                let targets = f
+                    .column(TARGET_COLUMN)?
+                    .bool()?
+                    .iter()
+                    .map(|t| t.unwrap_or(false))
+                    .collect();
+                Ok((runs, targets))
+            }
+        })
+        .collect();
+    let (runs, targets): (Vec<_>, Vec<Vec<bool>>) = parallel(threads, jobs)?.into_iter().unzip();
+    let positives = targets.iter().flatten().filter(|t| **t).count() as u64;
+    let mut customer_positive: HashMap<&str, bool> = HashMap::new();
+    for (runs, targets) in runs.iter().zip(&targets) {
+        for (c, rows) in runs {
+            let any = targets[rows.clone()].iter().any(|t| *t);
+            *customer_positive.entry(c).or_insert(false) |= any;
+        }
+    }
+    // Sorted: the assignment must not depend on hash order.
+    let customer_positive: BTreeMap<String, bool> = customer_positive
+        .into_iter()
+        .map(|(c, p)| (c.to_owned(), p))
+        .collect();
+    let split_of = assign_splits(&customer_positive, split)?;
+    drop(customer_positive);
+    // Each row's split, as an index into SPLITS.
+    let split_index: HashMap<&str, u8> = split_of
+        .iter()
+        .map(|(c, s)| (c.as_str(), SPLITS.iter().position(|n| n == s).unwrap_or(0) as u8))
+        .collect();
+    let jobs: Vec<_> = runs
+        .iter()
+        .zip(frames.iter())
+        .map(|(runs, frame)| {
+            let split_index = &split_index;
+            move || -> Result<Vec<u8>> {
+                let mut codes = Vec::with_capacity(frame.height());
+                for (c, rows) in runs {
+                    codes.extend(std::iter::repeat_n(
+                        split_index.get(c).copied().unwrap_or(0),
+                        rows.len(),
+                    ));
+                }
+                Ok(codes)
+            }
+        })
+        .collect();
+    let codes: Vec<Vec<u8>> = parallel(threads, jobs)?;
+    drop(runs);
+    drop(split_index);
+    // The train rows' feature columns and targets feed the leakage check,
+    // feature selection and the profile: filled straight from the month
+    // tables into columns sized once (features shared out over the
+    // threads), with no per-month copies to join.
+    const TRAIN: u8 = 0;
+    let train_rows: usize = codes.iter().flatten().filter(|c| **c == TRAIN).count();
+    let groups: Vec<Vec<Feature>> = (0..threads.max(1))
+        .map(|t| {
+            Feature::ALL
+                .iter()
+                .copied()
+                .skip(t)
+                .step_by(threads.max(1))
+                .collect()
+        })
+        .collect();
+    let jobs: Vec<_> = groups
+        .iter()
+        .map(|group| {
+            let (frames, codes) = (&*frames, &codes);
+            move || {
+                group
+                    .iter()
+                    .map(|f| {
+                        let mut column = Vec::with_capacity(train_rows);
+                        for (frame, codes) in frames.iter().zip(codes) {
+                            let values = frame.column(f.name())?.f64()?;
+                            column.extend(
+                                values
+                                    .into_no_null_iter()
+                                    .zip(codes)
+                                    .filter(|(_, c)| **c == TRAIN)
+                                    .map(|(v, _)| v),
+                            );
+                        }
+                        Ok((*f, column))
+                    })
+                    .collect::<Result<Vec<(Feature, Vec<f64>)>>>()
+            }
+        })
+        .collect();
+    let mut by_feature: HashMap<Feature, Vec<f64>> = parallel(threads, jobs)?.into_iter().flatten().collect();
+    let train_columns: Vec<Vec<f64>> = Feature::ALL
+        .iter()
+        .map(|f| by_feature.remove(f).unwrap_or_default())
+        .collect();
+    let mut y_train: Vec<bool> = Vec::with_capacity(train_rows);
+    for (targets, codes) in targets.iter().zip(&codes) {
+        y_train.extend(
+            targets
+                .iter()
+                .zip(codes)
+                .filter(|(_, c)| **c == TRAIN)
+                .map(|(t, _)| *t),
+        );
+    }
+    drop(targets);
+    // Each month's table gets its split column, after the lineage columns.
+    let jobs: Vec<_> = codes
+        .into_iter()
+        .map(|codes| {
+            move || {
+                Ok(StringChunked::from_iter_values(
+                    SPLIT_COLUMN.into(),
+                    codes.into_iter().map(|c| SPLITS[c as usize]),
+                )
+                .into_column())
+            }
+        })
+        .collect();
+    for (frame, split) in frames.iter_mut().zip(parallel(threads, jobs)?) {
+        frame.insert_column(4, split)?;
+    }
+    Ok(Assigned {
+        split_of,
+        positives,
+        train_columns,
+        y_train,
+    })
 }
 
 /// Runs of rows with the same customer: the customer and its rows.
