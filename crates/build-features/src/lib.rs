@@ -604,27 +604,30 @@ fn write_master(
         for c in frame.columns() {
             *written.nulls.entry(c.name().to_string()).or_insert(0) += c.null_count() as u64;
         }
-        let split = frame.column(SPLIT_COLUMN)?.str()?.clone();
-        let mut parts = Vec::with_capacity(SPLITS.len());
-        for (name, counts) in SPLITS.iter().zip(&mut written.rows) {
-            let part = frame.filter(&split.equal(*name))?;
-            counts.0 += part.height() as u64;
-            counts.1 += part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64;
-            parts.push(part);
-        }
-        drop(frame);
+        // Each split's rows are taken and written on its own job, so one
+        // split's copy is made while another's is encoded.
+        let split = frame.column(SPLIT_COLUMN)?.str()?;
         let jobs: Vec<_> = SPLITS
             .iter()
             .zip(writers.iter_mut())
-            .zip(parts)
-            .map(|((name, w), mut part)| {
-                move || {
+            .map(|(name, w)| {
+                let frame = &frame;
+                move || -> Result<(u64, u64)> {
+                    let mut part = frame.filter(&split.equal(*name))?;
+                    let counts = (
+                        part.height() as u64,
+                        part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64,
+                    );
                     w.write(&mut part)
-                        .with_context(|| format!("writing split {name}"))
+                        .with_context(|| format!("writing split {name}"))?;
+                    Ok(counts)
                 }
             })
             .collect();
-        parallel(threads, jobs)?;
+        for (total, (rows, positives)) in written.rows.iter_mut().zip(parallel(threads, jobs)?) {
+            total.0 += rows;
+            total.1 += positives;
+        }
     }
     Ok(written)
 }
