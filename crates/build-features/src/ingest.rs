@@ -416,19 +416,16 @@ pub fn file_name(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn numeric_ids_only_where_the_integer_is_the_id() {
-        assert_eq!(super::numeric_id("35466972063"), Some(35_466_972_063));
-        assert_eq!(
-            super::numeric_id("9999999999999999999"),
-            Some(9_999_999_999_999_999_999)
-        );
+        assert_eq!(numeric_id("35466972063"), Some(35_466_972_063));
+        assert_eq!(numeric_id("9999999999999999999"), Some(9_999_999_999_999_999_999));
         for text in ["", "0", "07", "12a", " 12", "99999999999999999999"] {
-            assert_eq!(super::numeric_id(text), None, "{text:?}");
+            assert_eq!(numeric_id(text), None, "{text:?}");
         }
     }
-
-    use super::*;
 
     const HEADER: &str = "id;safra_abertura;cidade;estado;idade;sexo;limite_total;limite_disp;data; valor ;grupo_estabelecimento;cidade_estabelecimento;pais_estabelecimento";
 
