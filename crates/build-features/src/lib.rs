@@ -1176,6 +1176,7 @@ fn update_features(
         months: BTreeMap::new(),
     };
     let mut months = computed.months;
+    let lineage_text = &layers::LineageText::new(all);
     let mut jobs = Vec::new();
     for (key, built_from) in &inputs {
         let Some(month) = Month::parse(key) else {
@@ -1201,7 +1202,7 @@ fn update_features(
                 report.feature_months_rebuilt.push(key.clone());
                 let rows = months.remove(&month).unwrap_or_default();
                 Box::new(move || {
-                    let mut df = rows.into_frame(all)?;
+                    let mut df = rows.into_frame(all, lineage_text)?;
                     let sha256 = artifact::write_table(&path, &mut df)
                         .with_context(|| format!("writing feature month {key}"))?;
                     let entry = FeatureMonth {

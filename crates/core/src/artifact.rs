@@ -239,43 +239,44 @@ pub fn file_sha256(path: &Path) -> Result<String, ArtifactError> {
 /// master table and splits (see `scripts/bench-build-features.sh`).
 pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<String, ArtifactError> {
     let tmp = temp_beside(path)?;
-    let sink = Sink::new(tmp.reopen().map_err(io_err(path))?);
+    let sink = Sink::new(tmp.reopen().map_err(io_err(path))?, true);
     parquet_writer(sink.clone())
         .finish(df)
         .map_err(|source| ArtifactError::Parquet {
             path: path.to_owned(),
             source,
         })?;
-    let sha256 = sink.finish().map_err(io_err(path))?;
+    let sha256 = sink.finish().map_err(io_err(path))?.unwrap_or_default();
     persist(tmp, path)?;
     Ok(sha256)
 }
 
-/// Where a table's bytes go: a buffered file, hashed on the way. polars'
-/// parquet writer issues a write per page header and per page (over a
-/// hundred thousand syscalls for the 1M-row benchmark unbuffered). Shared,
-/// so that after the writer is done with its handle the buffer is flushed
-/// here, where a failure is seen, not on drop.
+/// Where a table's bytes go: a buffered file, hashed on the way when the
+/// caller needs the hash. polars' parquet writer issues a write per page
+/// header and per page (over a hundred thousand syscalls for the 1M-row
+/// benchmark unbuffered). Shared, so that after the writer is done with its
+/// handle the buffer is flushed here, where a failure is seen, not on drop.
 #[derive(Clone)]
-struct Sink(std::sync::Arc<std::sync::Mutex<(std::io::BufWriter<std::fs::File>, Sha256)>>);
+struct Sink(std::sync::Arc<std::sync::Mutex<(std::io::BufWriter<std::fs::File>, Option<Sha256>)>>);
 
 impl Sink {
-    fn new(file: std::fs::File) -> Sink {
+    fn new(file: std::fs::File, hashed: bool) -> Sink {
         Sink(std::sync::Arc::new(std::sync::Mutex::new((
             std::io::BufWriter::with_capacity(1 << 20, file),
-            Sha256::new(),
+            hashed.then(Sha256::new),
         ))))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (std::io::BufWriter<std::fs::File>, Sha256)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (std::io::BufWriter<std::fs::File>, Option<Sha256>)> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Flushes the buffer; returns the SHA-256 of everything written.
-    fn finish(self) -> std::io::Result<String> {
+    /// Flushes the buffer; returns the SHA-256 of everything written, when
+    /// hashed.
+    fn finish(self) -> std::io::Result<Option<String>> {
         let mut inner = self.lock();
         inner.0.flush()?;
-        Ok(crate::hex(&inner.1.clone().finalize()))
+        Ok(inner.1.clone().map(|h| crate::hex(&h.finalize())))
     }
 }
 
@@ -283,7 +284,9 @@ impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut inner = self.lock();
         let n = inner.0.write(buf)?;
-        inner.1.update(&buf[..n]);
+        if let Some(h) = &mut inner.1 {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
 
@@ -315,7 +318,9 @@ impl TableWriter {
     /// Starts a table with `schema` at `path`.
     pub fn create(path: &Path, schema: &Schema) -> Result<TableWriter, ArtifactError> {
         let tmp = temp_beside(path)?;
-        let sink = Sink::new(tmp.reopen().map_err(io_err(path))?);
+        // Not hashed: nothing records a split file's hash (train hashes
+        // the file it reads).
+        let sink = Sink::new(tmp.reopen().map_err(io_err(path))?, false);
         let writer =
             parquet_writer(sink.clone())
                 .batched(schema)
