@@ -9,6 +9,7 @@
 //! stored once.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use chrono::{Datelike, NaiveDate};
@@ -32,23 +33,37 @@ pub const GRUPO: usize = 2;
 pub const CIDADE_ESTABELECIMENTO: usize = 3;
 pub const PAIS: usize = 4;
 
-/// Distinct strings, each with a stable code (its position).
+/// Distinct strings, each with a stable code (its position). Each string
+/// is allocated once and shared by the list and the index: a ten-million
+/// row run interns hundreds of thousands of ids and pseudonyms per file.
 #[derive(Debug, Clone, Default)]
 pub struct Dict {
-    pub values: Vec<String>,
-    index: PlHashMap<String, u32>,
+    pub values: Vec<Arc<str>>,
+    index: PlHashMap<Arc<str>, u32>,
 }
 
 impl Dict {
     /// The code of `value`, adding it when new.
     pub fn code(&mut self, value: &str) -> u32 {
-        if let Some(&c) = self.index.get(value) {
-            return c;
+        match self.index.get(value) {
+            Some(&c) => c,
+            None => self.add(Arc::from(value)),
         }
+    }
+
+    /// The code of `value`, sharing it when new.
+    pub fn code_shared(&mut self, value: &Arc<str>) -> u32 {
+        match self.index.get(&**value) {
+            Some(&c) => c,
+            None => self.add(Arc::clone(value)),
+        }
+    }
+
+    fn add(&mut self, value: Arc<str>) -> u32 {
         let c = u32::try_from(self.values.len())
             .unwrap_or_else(|_| unreachable!("fewer than 2^32 distinct strings"));
-        self.values.push(value.to_owned());
-        self.index.insert(value.to_owned(), c);
+        self.values.push(Arc::clone(&value));
+        self.index.insert(value, c);
         c
     }
 
@@ -119,7 +134,7 @@ impl Staged {
     /// column, so each column is one sequential copy.
     pub fn append(&mut self, other: &Staged) {
         let recode = |mine: &mut Dict, theirs: &Dict| -> Vec<u32> {
-            theirs.values.iter().map(|v| mine.code(v)).collect()
+            theirs.values.iter().map(|v| mine.code_shared(v)).collect()
         };
         let extend = |dst: &mut Vec<u32>, src: &[u32], map: &[u32]| {
             dst.extend(src.iter().map(|c| map[*c as usize]));
@@ -145,10 +160,10 @@ impl Staged {
     /// Replaces the customer strings with `f(all of them)` (raw ids →
     /// pseudonyms, one per id, in order), merging codes that map to the
     /// same result.
-    pub fn map_customers(&mut self, f: impl FnOnce(&[String]) -> Vec<String>) {
+    pub fn map_customers(&mut self, f: impl FnOnce(&[Arc<str>]) -> Vec<Arc<str>>) {
         let results = f(&self.customers.values);
         let mut mapped = Dict::default();
-        let recode: Vec<u32> = results.iter().map(|v| mapped.code(v)).collect();
+        let recode: Vec<u32> = results.iter().map(|v| mapped.code_shared(v)).collect();
         for c in &mut self.customer {
             *c = recode[*c as usize];
         }

@@ -360,10 +360,7 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
             rows.iter().map(|&r| Some(staged.file[r])),
             how,
         )?,
-        Column::new(
-            "line".into(),
-            rows.iter().map(|&r| staged.line[r]).collect::<Vec<u64>>(),
-        ),
+        UInt64Chunked::from_vec("line".into(), rows.iter().map(|&r| staged.line[r]).collect()).into_column(),
         text_column(
             CUSTOMER_COLUMN,
             &staged.customers.values,
@@ -373,20 +370,18 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
                 other => other,
             },
         )?,
-        Column::new(
+        Int32Chunked::from_iter_options(
             "safra_abertura".into(),
-            rows.iter()
-                .map(|&r| staged.safra_abertura[r].map(|v| v as i32))
-                .collect::<Vec<Option<i32>>>(),
-        ),
+            rows.iter().map(|&r| staged.safra_abertura[r].map(|v| v as i32)),
+        )
+        .into_column(),
         text(CIDADE)?,
         text(ESTADO)?,
-        Column::new(
+        Int32Chunked::from_iter_options(
             "idade".into(),
-            rows.iter()
-                .map(|&r| staged.idade[r].map(i32::from))
-                .collect::<Vec<Option<i32>>>(),
-        ),
+            rows.iter().map(|&r| staged.idade[r].map(i32::from)),
+        )
+        .into_column(),
         text_column(
             "sexo",
             &["F", "M"],
@@ -398,25 +393,24 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
             }),
             how,
         )?,
-        Column::new(
+        Float64Chunked::from_vec(
             "limite_total".into(),
-            rows.iter().map(|&r| staged.limite_total[r]).collect::<Vec<f64>>(),
-        ),
-        Column::new(
-            "limite_disp".into(),
-            rows.iter().map(|&r| staged.limite_disp[r]).collect::<Vec<f64>>(),
-        ),
-        Column::new(
-            "data".into(),
-            rows.iter().map(|&r| staged.day[r] - epoch).collect::<Vec<i32>>(),
+            rows.iter().map(|&r| staged.limite_total[r]).collect(),
         )
-        .cast(&DataType::Date)?,
-        Column::new(
-            "valor".into(),
-            rows.iter()
-                .map(|&r| staged.valor[r])
-                .collect::<Vec<Option<f64>>>(),
-        ),
+        .into_column(),
+        Float64Chunked::from_vec(
+            "limite_disp".into(),
+            rows.iter().map(|&r| staged.limite_disp[r]).collect(),
+        )
+        .into_column(),
+        Int32Chunked::from_vec(
+            "data".into(),
+            rows.iter().map(|&r| staged.day[r] - epoch).collect(),
+        )
+        .into_date()
+        .into_column(),
+        Float64Chunked::from_iter_options("valor".into(), rows.iter().map(|&r| staged.valor[r]))
+            .into_column(),
         text(GRUPO)?,
         text(CIDADE_ESTABELECIMENTO)?,
         text(PAIS)?,
@@ -456,7 +450,7 @@ pub fn read_staged(path: &Path) -> Result<Staged> {
     let sex_of: Vec<Option<Sex>> = sexes
         .values
         .iter()
-        .map(|v| match v.as_str() {
+        .map(|v| match &**v {
             "F" => Some(Sex::F),
             "M" => Some(Sex::M),
             _ => None,
@@ -579,16 +573,18 @@ impl FeatureRows {
         };
         let mut columns = vec![
             gather(&text.customers, &staged.customer, CUSTOMER_COLUMN)?,
-            Column::new(
+            Int32Chunked::from_vec(
                 "date".into(),
-                rows.iter().map(|&r| staged.day[r] - epoch).collect::<Vec<i32>>(),
+                rows.iter().map(|&r| staged.day[r] - epoch).collect(),
             )
-            .cast(&DataType::Date)?,
+            .into_date()
+            .into_column(),
             gather(&text.files, &staged.file, "source_file")?,
-            Column::new(
+            UInt64Chunked::from_vec(
                 "source_line".into(),
-                rows.iter().map(|&r| staged.line[r]).collect::<Vec<u64>>(),
-            ),
+                rows.iter().map(|&r| staged.line[r]).collect(),
+            )
+            .into_column(),
         ];
         for (f, values) in Feature::ALL.iter().zip(self.values) {
             columns.push(Float64Chunked::from_vec(f.name().into(), values).into_column());
@@ -614,9 +610,9 @@ impl LineageText {
         LineageText {
             customers: StringChunked::from_iter_values(
                 "".into(),
-                staged.customers.values.iter().map(String::as_str),
+                staged.customers.values.iter().map(|v| &**v),
             ),
-            files: StringChunked::from_iter_values("".into(), staged.files.values.iter().map(String::as_str)),
+            files: StringChunked::from_iter_values("".into(), staged.files.values.iter().map(|v| &**v)),
         }
     }
 }

@@ -31,6 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
@@ -964,23 +965,26 @@ fn update_staged(
     // Daily files share most of their customers: each id is keyed once.
     // A file's ids are looked up, and its new ones added, under one lock
     // each (a lock per id had the two file threads contending).
-    let pseudonyms = std::sync::Mutex::new(PlHashMap::<String, String>::new());
-    let pseudonymise = |ids: &[String]| -> Vec<String> {
-        let mut out: Vec<Option<String>> = {
+    // Ids and pseudonyms are shared with the files' own tables, not copied.
+    let pseudonyms = std::sync::Mutex::new(PlHashMap::<Arc<str>, Arc<str>>::new());
+    let pseudonymise = |ids: &[Arc<str>]| -> Vec<Arc<str>> {
+        let mut out: Vec<Option<Arc<str>>> = {
             let known = pseudonyms.lock().unwrap_or_else(|e| e.into_inner());
-            ids.iter().map(|id| known.get(id).cloned()).collect()
+            ids.iter().map(|id| known.get(&**id).cloned()).collect()
         };
         let new: Vec<usize> = (0..ids.len()).filter(|&i| out[i].is_none()).collect();
         for &i in &new {
-            out[i] = Some(pseudo.pseudonym(&ids[i]));
+            out[i] = Some(Arc::from(pseudo.pseudonym(&ids[i])));
         }
         let mut known = pseudonyms.lock().unwrap_or_else(|e| e.into_inner());
         for &i in &new {
             if let Some(p) = &out[i] {
-                known.insert(ids[i].clone(), p.clone());
+                known.insert(Arc::clone(&ids[i]), Arc::clone(p));
             }
         }
-        out.into_iter().map(Option::unwrap_or_default).collect()
+        out.into_iter()
+            .map(|p| p.unwrap_or_else(|| Arc::from("")))
+            .collect()
     };
     let jobs: Vec<_> = work
         .iter()
@@ -1038,7 +1042,7 @@ struct Staging {
 fn stage_file(
     w: &Staging,
     out: &Outputs,
-    pseudonymise: &(dyn Fn(&[String]) -> Vec<String> + Sync),
+    pseudonymise: &(dyn Fn(&[Arc<str>]) -> Vec<Arc<str>> + Sync),
     threads: usize,
 ) -> Result<(StagedFile, Staged)> {
     thread_local! {
@@ -1556,7 +1560,7 @@ fn lineage_order(all: &Staged) -> Vec<usize> {
 }
 
 /// The rank of each string in sorted order.
-fn ranks(values: &[String]) -> Vec<u32> {
+fn ranks(values: &[Arc<str>]) -> Vec<u32> {
     let mut idx: Vec<usize> = (0..values.len()).collect();
     idx.sort_unstable_by(|&a, &b| values[a].cmp(&values[b]));
     let mut rank = vec![0u32; values.len()];
@@ -1587,7 +1591,7 @@ fn raw_nulls(all: &Staged) -> BTreeMap<String, u64> {
     set("idade", all.idade.iter().filter(|v| v.is_none()).count());
     set("sexo", all.sexo.iter().filter(|v| v.is_none()).count());
     set("valor", all.valor.iter().filter(|v| v.is_none()).count());
-    let empty: Vec<bool> = all.strings.values.iter().map(String::is_empty).collect();
+    let empty: Vec<bool> = all.strings.values.iter().map(|v| v.is_empty()).collect();
     for (i, name) in ingest::TEXT_COLUMNS.iter().enumerate() {
         set(name, all.text[i].iter().filter(|c| empty[**c as usize]).count());
     }
