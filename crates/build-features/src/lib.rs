@@ -1023,6 +1023,9 @@ fn update_staged(
     Ok((manifest, fresh, report))
 }
 
+/// Raw customer ids → their pseudonyms, in order.
+type Pseudonymise<'a> = dyn Fn(&[Arc<str>]) -> Vec<Arc<str>> + Sync + 'a;
+
 /// A raw file's name and the rows this run parsed from it.
 type ParsedFile = (String, Staged);
 
@@ -1042,7 +1045,7 @@ struct Staging {
 fn stage_file(
     w: &Staging,
     out: &Outputs,
-    pseudonymise: &(dyn Fn(&[Arc<str>]) -> Vec<Arc<str>> + Sync),
+    pseudonymise: &Pseudonymise<'_>,
     threads: usize,
 ) -> Result<(StagedFile, Staged)> {
     thread_local! {
