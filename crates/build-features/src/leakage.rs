@@ -9,7 +9,7 @@
 
 use revspend_core::features::{Feature, FeatureKind};
 
-use crate::stats::ValueCounts;
+use crate::stats::{CHUNK, TrainColumns, ValueCounts};
 use revspend_core::params::LeakageParams;
 use revspend_core::target::TargetRule;
 use serde::Serialize;
@@ -49,7 +49,7 @@ pub struct LeakageReport {
 /// Scores every candidate. `columns[f.index()]` holds feature `f` over the
 /// train rows, `counts[f.index()]` its value counts, `y` their targets.
 pub fn check(
-    columns: &[Vec<f64>],
+    columns: &dyn TrainColumns,
     counts: &[ValueCounts],
     y: &[bool],
     feature_set: &[Feature],
@@ -90,11 +90,21 @@ pub fn check(
             reason,
         });
     }
-    let rebuilt: Vec<f64> = columns[Feature::AvailablePct.index()]
-        .iter()
-        .zip(&columns[Feature::GroupNonVital.index()])
-        .map(|(&pct, &non_vital)| f64::from(u8::from(pct < rule.threshold_pct && non_vital > 0.5)))
-        .collect();
+    let rows = columns.rows();
+    let mut rebuilt: Vec<f64> = Vec::with_capacity(rows);
+    let (mut pct, mut non_vital) = (Vec::new(), Vec::new());
+    for start in (0..rows).step_by(CHUNK) {
+        let range = start..(start + CHUNK).min(rows);
+        pct.clear();
+        non_vital.clear();
+        columns.read(Feature::AvailablePct, range.clone(), &mut pct);
+        columns.read(Feature::GroupNonVital, range, &mut non_vital);
+        rebuilt.extend(
+            pct.iter()
+                .zip(&non_vital)
+                .map(|(&pct, &nv)| f64::from(u8::from(pct < rule.threshold_pct && nv > 0.5))),
+        );
+    }
     let flagged_in_feature_set = entries
         .iter()
         .filter(|e| e.flagged && e.in_feature_set)

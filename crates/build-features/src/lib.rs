@@ -279,9 +279,10 @@ pub fn run(
     let Assigned {
         split_of,
         positives,
-        train_columns,
+        train_rows,
         y_train,
     } = assign_split_columns(&mut frames, &params.split, threads)?;
+    let train = MonthTrainRows::new(&frames, &train_rows)?;
     clock.lap("splits assigned");
 
     // The master table, one parquet file per split, is written on one
@@ -299,12 +300,12 @@ pub fn run(
     let (written, checked) = std::thread::scope(|s| {
         let writing = s.spawn(|| {
             let started = std::time::Instant::now();
-            let written = write_master(frames, &mut writers, threads);
+            let written = write_master(&frames, &mut writers, threads);
             log::debug!("master table written in {:.3} s", started.elapsed().as_secs_f64());
             written
         });
         let started = std::time::Instant::now();
-        let checked = check_and_select(params, &rule, out, train_columns, y_train, threads);
+        let checked = check_and_select(params, &rule, out, &train, y_train, threads);
         log::debug!(
             "leakage, selection and profile done in {:.3} s",
             started.elapsed().as_secs_f64()
@@ -411,9 +412,9 @@ struct Assigned {
     split_of: BTreeMap<String, &'static str>,
     /// Positive rows in all splits.
     positives: u64,
-    /// The train rows' feature columns (one per `Feature::ALL` entry) and
-    /// targets, for the leakage check, feature selection and the profile.
-    train_columns: Vec<Vec<f64>>,
+    /// Per month table, the train rows' indices.
+    train_rows: Vec<Vec<u32>>,
+    /// The train rows' targets, month after month.
     y_train: Vec<bool>,
 }
 
@@ -484,61 +485,17 @@ fn assign_split_columns(
     let codes: Vec<Vec<u8>> = parallel(threads, jobs)?;
     drop(runs);
     drop(split_index);
-    // The train rows' feature columns and targets feed the leakage check,
-    // feature selection and the profile: filled straight from the month
-    // tables into columns sized once (features shared out over the
-    // threads), with no per-month copies to join.
+    // The train rows feed the leakage check, feature selection and the
+    // profile, which read them in place (see `MonthTrainRows`).
     const TRAIN: u8 = 0;
-    let train_rows: usize = codes.iter().flatten().filter(|c| **c == TRAIN).count();
-    let groups: Vec<Vec<Feature>> = (0..threads.max(1))
-        .map(|t| {
-            Feature::ALL
-                .iter()
-                .copied()
-                .skip(t)
-                .step_by(threads.max(1))
-                .collect()
-        })
-        .collect();
-    let jobs: Vec<_> = groups
-        .iter()
-        .map(|group| {
-            let (frames, codes) = (&*frames, &codes);
-            move || {
-                group
-                    .iter()
-                    .map(|f| {
-                        let mut column = Vec::with_capacity(train_rows);
-                        for (frame, codes) in frames.iter().zip(codes) {
-                            let values = frame.column(f.name())?.f64()?;
-                            column.extend(
-                                values
-                                    .into_no_null_iter()
-                                    .zip(codes)
-                                    .filter(|(_, c)| **c == TRAIN)
-                                    .map(|(v, _)| v),
-                            );
-                        }
-                        Ok((*f, column))
-                    })
-                    .collect::<Result<Vec<(Feature, Vec<f64>)>>>()
-            }
-        })
-        .collect();
-    let mut by_feature: HashMap<Feature, Vec<f64>> = parallel(threads, jobs)?.into_iter().flatten().collect();
-    let train_columns: Vec<Vec<f64>> = Feature::ALL
-        .iter()
-        .map(|f| by_feature.remove(f).unwrap_or_default())
-        .collect();
-    let mut y_train: Vec<bool> = Vec::with_capacity(train_rows);
+    let mut train_rows: Vec<Vec<u32>> = Vec::with_capacity(codes.len());
+    let mut y_train: Vec<bool> = Vec::new();
     for (targets, codes) in targets.iter().zip(&codes) {
-        y_train.extend(
-            targets
-                .iter()
-                .zip(codes)
-                .filter(|(_, c)| **c == TRAIN)
-                .map(|(t, _)| *t),
-        );
+        let rows: Vec<u32> = (0..codes.len() as u32)
+            .filter(|&r| codes[r as usize] == TRAIN)
+            .collect();
+        y_train.extend(rows.iter().map(|&r| targets[r as usize]));
+        train_rows.push(rows);
     }
     drop(targets);
     // Each month's table gets its split column, after the lineage columns.
@@ -556,13 +513,78 @@ fn assign_split_columns(
         .collect();
     for (frame, split) in frames.iter_mut().zip(parallel(threads, jobs)?) {
         frame.insert_column(4, split)?;
+        // One chunk per column, for `MonthTrainRows` to read as slices
+        // (a reused month read back from its file may come in several).
+        frame.rechunk_mut_par();
     }
     Ok(Assigned {
         split_of,
         positives,
-        train_columns,
+        train_rows,
         y_train,
     })
+}
+
+/// The train rows of the month tables, read in place through their
+/// indices.
+struct MonthTrainRows<'a> {
+    /// Per month, one column per `Feature::ALL` entry.
+    columns: Vec<Vec<&'a [f64]>>,
+    /// Per month, the train rows' indices in its table.
+    rows: &'a [Vec<u32>],
+    /// Train rows before each month, then the total.
+    starts: Vec<usize>,
+}
+
+impl<'a> MonthTrainRows<'a> {
+    fn new(frames: &'a [DataFrame], rows: &'a [Vec<u32>]) -> Result<MonthTrainRows<'a>> {
+        let columns = frames
+            .iter()
+            .map(|frame| {
+                Feature::ALL
+                    .iter()
+                    .map(|f| {
+                        let slice = frame.column(f.name())?.f64()?.cont_slice();
+                        anyhow::Context::with_context(slice, || {
+                            format!("feature {} of the master table", f.name())
+                        })
+                    })
+                    .collect::<Result<Vec<&[f64]>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut starts = vec![0];
+        for r in rows {
+            starts.push(starts.last().copied().unwrap_or(0) + r.len());
+        }
+        Ok(MonthTrainRows {
+            columns,
+            rows,
+            starts,
+        })
+    }
+}
+
+impl stats::TrainColumns for MonthTrainRows<'_> {
+    fn rows(&self) -> usize {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    fn read(&self, f: Feature, range: std::ops::Range<usize>, out: &mut Vec<f64>) {
+        // The month holding `range.start` (after any months without train rows).
+        let mut m = self
+            .starts
+            .partition_point(|&s| s <= range.start)
+            .saturating_sub(1);
+        let mut at = range.start;
+        while at < range.end && m < self.rows.len() {
+            let lo = at - self.starts[m];
+            let hi = (range.end - self.starts[m]).min(self.rows[m].len());
+            let column = self.columns[m][f.index()];
+            out.extend(self.rows[m][lo..hi].iter().map(|&r| column[r as usize]));
+            at = self.starts[m] + hi;
+            m += 1;
+        }
+    }
 }
 
 /// Runs of rows with the same customer: the customer and its rows.
@@ -593,7 +615,7 @@ struct MasterWritten {
 /// file per split (`writers` in [`SPLITS`] order), the splits on parallel
 /// threads; the files are left to be finished by the caller.
 fn write_master(
-    frames: Vec<DataFrame>,
+    frames: &[DataFrame],
     writers: &mut [artifact::TableWriter],
     threads: usize,
 ) -> Result<MasterWritten> {
@@ -641,19 +663,19 @@ fn check_and_select(
     params: &Checked<BuildFeaturesParams>,
     rule: &TargetRule,
     out: &Outputs,
-    columns: Vec<Vec<f64>>,
+    columns: &dyn stats::TrainColumns,
     y_train: Vec<bool>,
     threads: usize,
 ) -> Result<Vec<Feature>> {
     let started = std::time::Instant::now();
-    let counts = stats::value_counts(&columns, &y_train, threads);
+    let counts = stats::value_counts(columns, &y_train, threads);
     log::debug!(
         "checks: values counted in {:.3} s",
         started.elapsed().as_secs_f64()
     );
     let feature_set = params.feature_set();
     let leaks = leakage::check(
-        &columns,
+        columns,
         &counts,
         &y_train,
         &feature_set,
@@ -683,7 +705,7 @@ fn check_and_select(
         started.elapsed().as_secs_f64()
     );
     let (feature_set, selection) =
-        selection::select(&columns, &counts, &feature_set, &params.selection, threads);
+        selection::select(columns, &counts, &feature_set, &params.selection, threads);
     log::debug!(
         "checks: features selected after {:.3} s",
         started.elapsed().as_secs_f64()
@@ -1644,6 +1666,54 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    proptest! {
+        /// The train rows read in place equal the copied train split, for
+        /// any stretch of rows, across months (some without train rows).
+        #[test]
+        fn month_train_rows_read_like_the_copied_split(
+            months in vec(vec(any::<bool>(), 0..40), 1..5),
+            cut in (0usize..200, 0usize..200),
+        ) {
+            let tables: Vec<Vec<Vec<f64>>> = months
+                .iter()
+                .enumerate()
+                .map(|(m, rows)| {
+                    Feature::ALL
+                        .iter()
+                        .enumerate()
+                        .map(|(f, _)| (0..rows.len()).map(|r| (m * 1000 + r * 10 + f) as f64).collect())
+                        .collect()
+                })
+                .collect();
+            let rows: Vec<Vec<u32>> = months
+                .iter()
+                .map(|m| (0..m.len() as u32).filter(|&r| m[r as usize]).collect())
+                .collect();
+            let mut starts = vec![0];
+            for r in &rows {
+                starts.push(starts.last().copied().unwrap_or(0) + r.len());
+            }
+            let train = MonthTrainRows {
+                columns: tables.iter().map(|t| t.iter().map(Vec::as_slice).collect()).collect(),
+                rows: &rows,
+                starts,
+            };
+            let total = rows.iter().map(Vec::len).sum::<usize>();
+            prop_assert_eq!(stats::TrainColumns::rows(&train), total);
+            let (lo, hi) = (cut.0.min(cut.1).min(total), cut.0.max(cut.1).min(total));
+            for f in [Feature::ALL[0], Feature::ALL[Feature::ALL.len() - 1]] {
+                let copied: Vec<f64> = tables
+                    .iter()
+                    .zip(&rows)
+                    .flat_map(|(t, r)| r.iter().map(|&i| t[f.index()][i as usize]))
+                    .collect();
+                let mut read = vec![-1.0];
+                stats::TrainColumns::read(&train, f, lo..hi, &mut read);
+                prop_assert_eq!(&read[1..], &copied[lo..hi]);
+            }
+        }
+    }
 
     /// (customer, day, file, amount, group, available limit) of one row.
     type RowSpec = (u8, i32, u8, u16, u8, u16);

@@ -7,7 +7,7 @@ use revspend_core::features::Feature;
 use revspend_core::params::SelectionParams;
 use serde::Serialize;
 
-use crate::stats::ValueCounts;
+use crate::stats::{CHUNK, TrainColumns, ValueCounts};
 
 /// A dropped feature and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,19 +28,17 @@ pub struct SelectionReport {
 /// the train rows. Correlations are computed on up to `threads` threads;
 /// the result does not depend on it.
 pub fn select(
-    columns: &[Vec<f64>],
+    columns: &dyn TrainColumns,
     counts: &[ValueCounts],
     requested: &[Feature],
     params: &SelectionParams,
     threads: usize,
 ) -> (Vec<Feature>, SelectionReport) {
     let mut kept: Vec<Feature> = Vec::new();
-    let requested_columns: Vec<&[f64]> = requested.iter().map(|f| columns[f.index()].as_slice()).collect();
-    let correlations = Correlations::new(&requested_columns, threads);
+    let correlations = Correlations::new(columns, requested, threads);
     let position = |f: Feature| requested.iter().position(|r| *r == f).unwrap_or(0);
     let mut dropped = Vec::new();
     for &f in requested {
-        let values = &columns[f.index()];
         let reason = if let Some((value, share)) = counts[f.index()]
             .mode()
             .filter(|(_, s)| *s > params.quasi_constant_share)
@@ -49,7 +47,7 @@ pub fn select(
                 "quasi-constant: value {value} covers {:.2}% of rows",
                 100.0 * share
             ))
-        } else if let Some(twin) = kept.iter().find(|k| columns[k.index()] == *values) {
+        } else if let Some(twin) = kept.iter().find(|k| columns.equal(**k, f)) {
             Some(format!("exact duplicate of {}", twin.name()))
         } else {
             kept.iter()
@@ -92,19 +90,20 @@ struct Correlations {
     rows: usize,
 }
 
-/// Rows summed as one unit, in order, whatever the thread count: the
-/// result depends on the columns alone.
-const CHUNK: usize = 1 << 15;
+// Rows are summed a `CHUNK` at a time, chunks in order whatever the
+// thread count: the result depends on the columns alone.
 /// Rows centred and multiplied while in cache.
 const BLOCK: usize = 512;
 
 impl Correlations {
-    fn new(columns: &[&[f64]], threads: usize) -> Correlations {
-        let k = columns.len();
-        let rows = columns.first().map_or(0, |c| c.len());
-        let means: Vec<f64> = columns
+    /// Correlations of `features`, in that order.
+    fn new(columns: &dyn TrainColumns, features: &[Feature], threads: usize) -> Correlations {
+        let k = features.len();
+        let rows = columns.rows();
+        let mut buffer = Vec::new();
+        let means: Vec<f64> = features
             .iter()
-            .map(|c| lanes_sum(c, |x| x) / rows.max(1) as f64)
+            .map(|&f| column_sum(columns, f, &mut buffer) / rows.max(1) as f64)
             .collect();
         let chunks = rows.div_ceil(CHUNK);
         let threads = threads.clamp(1, chunks.max(1));
@@ -113,13 +112,12 @@ impl Correlations {
                 .map(|t| {
                     let means = &means;
                     s.spawn(move || {
+                        let mut gathered = Vec::new();
                         (t..chunks)
                             .step_by(threads)
                             .map(|c| {
-                                (
-                                    c,
-                                    chunk_cross(columns, means, c * CHUNK..((c + 1) * CHUNK).min(rows)),
-                                )
+                                let range = c * CHUNK..((c + 1) * CHUNK).min(rows);
+                                (c, chunk_cross(columns, features, means, range, &mut gathered))
                             })
                             .collect::<Vec<_>>()
                     })
@@ -152,16 +150,29 @@ impl Correlations {
     }
 }
 
-/// Centred cross products of `rows`, block by block.
-fn chunk_cross(columns: &[&[f64]], means: &[f64], rows: std::ops::Range<usize>) -> Vec<f64> {
-    let k = columns.len();
+/// Centred cross products of train rows `rows`, read into `gathered`
+/// (feature after feature), block by block.
+fn chunk_cross(
+    columns: &dyn TrainColumns,
+    features: &[Feature],
+    means: &[f64],
+    rows: std::ops::Range<usize>,
+    gathered: &mut Vec<f64>,
+) -> Vec<f64> {
+    let k = features.len();
+    let len = rows.len();
+    gathered.clear();
+    for &f in features {
+        columns.read(f, rows.clone(), gathered);
+    }
     let mut cross = vec![0.0; k * k];
     let mut centred = vec![0.0; k * BLOCK];
-    let mut start = rows.start;
-    while start < rows.end {
-        let end = (start + BLOCK).min(rows.end);
+    let mut start = 0;
+    while start < len {
+        let end = (start + BLOCK).min(len);
         let n = end - start;
-        for (i, (c, m)) in columns.iter().zip(means).enumerate() {
+        for (i, m) in means.iter().enumerate() {
+            let c = &gathered[i * len..(i + 1) * len];
             for (dst, x) in centred[i * BLOCK..i * BLOCK + n].iter_mut().zip(&c[start..end]) {
                 *dst = x - m;
             }
@@ -200,21 +211,40 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// lanes are fixed, so the result does not depend on anything but `values`.
 const LANES: usize = 8;
 
-fn lanes_sum(values: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+/// The sum of feature `f` over the train rows, read a chunk at a time into
+/// `buffer`; lane `l` adds the rows `l` modulo `LANES` (chunks are whole
+/// lanes wide), the last rows that fill no lane come last.
+fn column_sum(columns: &dyn TrainColumns, f: Feature, buffer: &mut Vec<f64>) -> f64 {
+    const { assert!(CHUNK.is_multiple_of(LANES)) };
+    let rows = columns.rows();
     let mut acc = [0.0f64; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail: f64 = chunks.remainder().iter().map(|&x| f(x)).sum();
-    for chunk in chunks {
-        for k in 0..LANES {
-            acc[k] += f(chunk[k]);
+    let mut tail: f64 = std::iter::empty::<f64>().sum();
+    for start in (0..rows).step_by(CHUNK) {
+        buffer.clear();
+        columns.read(f, start..(start + CHUNK).min(rows), buffer);
+        let chunks = buffer.chunks_exact(LANES);
+        tail = chunks.remainder().iter().sum();
+        for chunk in chunks {
+            for l in 0..LANES {
+                acc[l] += chunk[l];
+            }
         }
     }
     acc.iter().sum::<f64>() + tail
 }
 
+/// Correlations of two columns (as the first two features), on `threads`.
+#[cfg(test)]
+fn correlation(a: &[f64], b: &[f64], threads: usize) -> f64 {
+    let mut columns = vec![Vec::new(); Feature::ALL.len()];
+    columns[0] = a.to_vec();
+    columns[1] = b.to_vec();
+    Correlations::new(&columns, &Feature::ALL[..2], threads).get(0, 1)
+}
+
 #[cfg(test)]
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    Correlations::new(&[a, b], 2).get(0, 1)
+    correlation(a, b, 2)
 }
 
 #[cfg(test)]
@@ -271,8 +301,8 @@ mod tests {
         let n = 3 * CHUNK + 777;
         let a: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1013) as f64 * 0.5).collect();
         let b: Vec<f64> = (0..n).map(|i| a[i] * -2.0 + ((i * 31) % 17) as f64).collect();
-        let one = Correlations::new(&[&a, &b], 1).get(0, 1);
-        assert_eq!(one.to_bits(), Correlations::new(&[&a, &b], 3).get(0, 1).to_bits());
+        let one = correlation(&a, &b, 1);
+        assert_eq!(one.to_bits(), correlation(&a, &b, 3).to_bits());
         let mean = |v: &[f64]| v.iter().sum::<f64>() / n as f64;
         let (ma, mb) = (mean(&a), mean(&b));
         let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
