@@ -196,7 +196,7 @@ pub struct FileRows {
 /// CRLF files alike (the `csv` crate miscounts lines after a CRLF header).
 pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows> {
     let name = file_name(path);
-    let header_end = bytes.iter().position(|b| *b == b'\n').unwrap_or(bytes.len());
+    let header_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
     let header = strip_cr(&bytes[..header_end]);
     if header.is_empty() {
         bail!("{}: empty file (no header)", path.display());
@@ -210,17 +210,14 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
     let mut bounds = vec![0usize];
     for k in 1..threads {
         let target = (body.len() * k / threads).max(*bounds.last().unwrap_or(&0));
-        let cut = body[target..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(body.len(), |p| target + p + 1);
+        let cut = memchr::memchr(b'\n', &body[target..]).map_or(body.len(), |p| target + p + 1);
         bounds.push(cut);
     }
     bounds.push(body.len());
     bounds.dedup();
     let mut first_lines = vec![2u64];
     for w in bounds.windows(2).take(bounds.len().saturating_sub(2)) {
-        let newlines = body[w[0]..w[1]].iter().filter(|b| **b == b'\n').count() as u64;
+        let newlines = memchr::memchr_iter(b'\n', &body[w[0]..w[1]]).count() as u64;
         first_lines.push(first_lines.last().copied().unwrap_or(2) + newlines);
     }
     let display = path.display().to_string();
@@ -299,13 +296,16 @@ fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
     let mut raw_text = Vec::new();
     let mut quarantine = Vec::new();
     let mut rows_in = 0;
-    let lines = text.split(|b| *b == b'\n');
-    let n_lines = text.iter().filter(|b| **b == b'\n').count() + usize::from(!text.ends_with(b"\n"));
+    // Each line ends at a newline, the last one (if unterminated) at the end.
+    let line_ends = memchr::memchr_iter(b'\n', text).chain(std::iter::once(text.len()));
+    let n_lines = memchr::memchr_iter(b'\n', text).count() + usize::from(!text.ends_with(b"\n"));
     // Sized once: growing by doubling copies and touches fresh memory again
     // and again.
     rows.reserve(n_lines);
-    for (i, raw) in lines.take(n_lines).enumerate() {
-        let raw = strip_cr(raw);
+    let mut line_start = 0;
+    for (i, end) in line_ends.take(n_lines).enumerate() {
+        let raw = strip_cr(&text[line_start..end]);
+        line_start = end + 1;
         let line = first_line + i as u64;
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;

@@ -206,27 +206,30 @@ fn from_order_key(key: u64) -> f64 {
 /// Sorts `keys` ascending: least-significant-digit radix sort, 11 bits a
 /// pass, skipping digits every key shares (the high bits of similar floats
 /// usually are). Several times faster than a comparison sort on the
-/// millions of keys of a continuous feature.
+/// millions of keys of a continuous feature. Every digit is counted in one
+/// pass over the keys first (a digit's counts do not depend on the order
+/// the earlier passes leave), so each pass after it only scatters.
 fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
     const BITS: u32 = 11;
     const BUCKETS: usize = 1 << BITS;
+    const DIGITS: usize = 64usize.div_ceil(BITS as usize);
     if keys.len() < 256 {
         keys.sort_unstable();
         return;
     }
+    let mut counts = vec![[0usize; BUCKETS]; DIGITS];
+    for &k in keys.iter() {
+        for (d, c) in counts.iter_mut().enumerate() {
+            c[((k >> (d as u32 * BITS)) as usize) & (BUCKETS - 1)] += 1;
+        }
+    }
     scratch.clear();
     scratch.resize(keys.len(), 0);
-    let mut shift = 0;
-    while shift < 64 {
-        let digit = |k: u64| ((k >> shift) as usize) & (BUCKETS - 1);
-        let mut counts = vec![0usize; BUCKETS];
-        for &k in keys.iter() {
-            counts[digit(k)] += 1;
-        }
+    for (d, counts) in counts.iter_mut().enumerate() {
         if counts.contains(&keys.len()) {
-            shift += BITS;
             continue;
         }
+        let shift = d as u32 * BITS;
         let mut next = 0;
         for c in counts.iter_mut() {
             let n = *c;
@@ -234,12 +237,11 @@ fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
             next += n;
         }
         for &k in keys.iter() {
-            let d = digit(k);
-            scratch[counts[d]] = k;
-            counts[d] += 1;
+            let digit = ((k >> shift) as usize) & (BUCKETS - 1);
+            scratch[counts[digit]] = k;
+            counts[digit] += 1;
         }
         std::mem::swap(keys, scratch);
-        shift += BITS;
     }
 }
 
@@ -320,7 +322,7 @@ mod tests {
             }
             let mut expected = keys.clone();
             expected.sort_unstable();
-            radix_sort(&mut keys, &mut Vec::new());
+            radix_sort(&mut keys, &mut vec![7; 3]);
             prop_assert_eq!(keys, expected);
         }
 
