@@ -279,6 +279,7 @@ pub fn run(
     let Assigned {
         split_of,
         positives,
+        codes,
         train_rows,
         y_train,
     } = assign_split_columns(&mut frames, &params.split, threads)?;
@@ -289,7 +290,9 @@ pub fn run(
     // thread while the train split is checked for leakage, selected from and
     // profiled on the other. The files are put in place only once those
     // checks pass: a failed check leaves the previous outputs.
-    let schema = frames[0].schema().clone();
+    // The month tables' columns with the split after the lineage columns.
+    let mut schema = frames[0].schema().as_ref().clone();
+    schema.insert_at_index(SPLIT_POSITION, SPLIT_COLUMN.into(), DataType::String)?;
     let mut writers = Vec::with_capacity(SPLITS.len());
     for name in SPLITS {
         let path = out.splits_dir.join(format!("{name}.parquet"));
@@ -300,7 +303,7 @@ pub fn run(
     let (written, checked) = std::thread::scope(|s| {
         let writing = s.spawn(|| {
             let started = std::time::Instant::now();
-            let written = write_master(&frames, &mut writers, threads);
+            let written = write_master(&frames, &codes, &mut writers, threads);
             log::debug!("master table written in {:.3} s", started.elapsed().as_secs_f64());
             written
         });
@@ -310,10 +313,29 @@ pub fn run(
             "leakage, selection and profile done in {:.3} s",
             started.elapsed().as_secs_f64()
         );
+        // Once the checks pass, the online snapshot and the quarantine are
+        // written while the master table still is.
+        let checked = checked.and_then(|feature_set| {
+            artifact::write_snapshot(
+                &out.snapshot,
+                &OnlineSnapshot {
+                    as_of: date_max,
+                    rule: rule.clone(),
+                    customers: final_history,
+                },
+            )?;
+            let quarantine = read_quarantine(&manifest, &out.staged_dir)?;
+            artifact::write_quarantine(&out.quarantine, &quarantine)?;
+            log::debug!(
+                "snapshot and quarantine written after {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok((feature_set, quarantine))
+        });
         let written = writing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         (written, checked)
     });
-    let feature_set = checked?;
+    let (feature_set, quarantine) = checked?;
     let MasterWritten {
         rows: split_rows,
         nulls: master_nulls,
@@ -334,7 +356,7 @@ pub fn run(
             ((*name).to_owned(), report)
         })
         .collect();
-    clock.lap("checks, selection, profile and master table");
+    clock.lap("checks, selection, profile, snapshot and master table");
 
     artifact::write_json(
         &out.feature_list,
@@ -343,17 +365,7 @@ pub fn run(
             rule: rule.clone(),
         },
     )?;
-    artifact::write_snapshot(
-        &out.snapshot,
-        &OnlineSnapshot {
-            as_of: date_max,
-            rule: rule.clone(),
-            customers: final_history,
-        },
-    )?;
-    let quarantine = read_quarantine(&manifest, &out.staged_dir)?;
-    artifact::write_quarantine(&out.quarantine, &quarantine)?;
-    clock.lap("snapshot and quarantine");
+    clock.lap("feature list");
 
     let mut quarantine_reasons = BTreeMap::new();
     for q in &quarantine {
@@ -412,14 +424,16 @@ struct Assigned {
     split_of: BTreeMap<String, &'static str>,
     /// Positive rows in all splits.
     positives: u64,
+    /// Per month table, each row's split (an index into [`SPLITS`]).
+    codes: Vec<Vec<u8>>,
     /// Per month table, the train rows' indices.
     train_rows: Vec<Vec<u32>>,
     /// The train rows' targets, month after month.
     y_train: Vec<bool>,
 }
 
-/// Assigns customers to splits and gives each month's table its split
-/// column (after the lineage columns).
+/// Assigns customers to splits: each month table row's split, and the
+/// train rows.
 fn assign_split_columns(
     frames: &mut [DataFrame],
     split: &revspend_core::params::SplitParams,
@@ -498,21 +512,7 @@ fn assign_split_columns(
         train_rows.push(rows);
     }
     drop(targets);
-    // Each month's table gets its split column, after the lineage columns.
-    let jobs: Vec<_> = codes
-        .into_iter()
-        .map(|codes| {
-            move || {
-                Ok(StringChunked::from_iter_values(
-                    SPLIT_COLUMN.into(),
-                    codes.into_iter().map(|c| SPLITS[c as usize]),
-                )
-                .into_column())
-            }
-        })
-        .collect();
-    for (frame, split) in frames.iter_mut().zip(parallel(threads, jobs)?) {
-        frame.insert_column(4, split)?;
+    for frame in frames.iter_mut() {
         // One chunk per column, for `MonthTrainRows` to read as slices
         // (a reused month read back from its file may come in several).
         frame.rechunk_mut_par();
@@ -520,6 +520,7 @@ fn assign_split_columns(
     Ok(Assigned {
         split_of,
         positives,
+        codes,
         train_rows,
         y_train,
     })
@@ -611,36 +612,52 @@ struct MasterWritten {
     nulls: BTreeMap<String, u64>,
 }
 
+/// Where the split column sits in the master table: after the lineage
+/// columns (customer, date, source file and line).
+const SPLIT_POSITION: usize = 4;
+
 /// Writes the master table a month at a time (one row group each) into one
 /// file per split (`writers` in [`SPLITS`] order), the splits on parallel
-/// threads; the files are left to be finished by the caller.
+/// threads; `codes` holds each month row's split. The files are left to be
+/// finished by the caller.
 fn write_master(
     frames: &[DataFrame],
+    codes: &[Vec<u8>],
     writers: &mut [artifact::TableWriter],
     threads: usize,
 ) -> Result<MasterWritten> {
     let mut written = MasterWritten {
         rows: vec![(0, 0); SPLITS.len()],
-        nulls: BTreeMap::new(),
+        nulls: BTreeMap::from([(SPLIT_COLUMN.to_owned(), 0)]),
     };
-    for frame in frames {
+    for (frame, codes) in frames.iter().zip(codes) {
         for c in frame.columns() {
             *written.nulls.entry(c.name().to_string()).or_insert(0) += c.null_count() as u64;
         }
         // Each split's rows are taken and written on its own job, so one
-        // split's copy is made while another's is encoded.
-        let split = frame.column(SPLIT_COLUMN)?.str()?;
+        // split's copy is made while another's is encoded. The split column
+        // is one value per part, added as a constant.
         let jobs: Vec<_> = SPLITS
             .iter()
             .zip(writers.iter_mut())
-            .map(|(name, w)| {
-                let frame = &frame;
+            .enumerate()
+            .map(|(i, (name, w))| {
                 move || -> Result<(u64, u64)> {
-                    let mut part = frame.filter(&split.equal(*name))?;
+                    let mask = BooleanChunked::from_iter_values(
+                        "".into(),
+                        codes.iter().map(|c| usize::from(*c) == i),
+                    );
+                    let mut part = frame.filter(&mask)?;
                     let counts = (
                         part.height() as u64,
                         part.column(TARGET_COLUMN)?.bool()?.sum().unwrap_or(0) as u64,
                     );
+                    let split = Column::new_scalar(
+                        SPLIT_COLUMN.into(),
+                        Scalar::new(DataType::String, AnyValue::StringOwned((*name).into())),
+                        part.height(),
+                    );
+                    part.insert_column(SPLIT_POSITION, split)?;
                     w.write(&mut part)
                         .with_context(|| format!("writing split {name}"))?;
                     Ok(counts)
