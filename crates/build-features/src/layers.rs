@@ -253,8 +253,8 @@ pub fn staged_schema() -> Vec<(&'static str, DataType)> {
 /// partition). The customer stays String: an Enum's categories are also
 /// written into the file's schema metadata, which for hundreds of thousands
 /// of pseudonyms would add a fifth to a third to the file.
-pub fn staged_frame(staged: &Staged, rows: &[usize]) -> Result<DataFrame> {
-    typed_frame(staged, rows, TextAs::Enum)
+pub fn staged_frame(staged: &Staged, text: &LineageText, rows: &[usize]) -> Result<DataFrame> {
+    typed_frame(staged, rows, TextAs::Enum(text))
 }
 
 /// The same table for the quality suite, with every text column
@@ -267,13 +267,13 @@ pub fn quality_frame(staged: &Staged, rows: &[usize]) -> Result<DataFrame> {
 
 /// How [`typed_frame`] builds text columns.
 #[derive(Debug, Clone, Copy)]
-enum TextAs {
-    String,
+enum TextAs<'a> {
     /// Categorical over the staged dictionary (shared mapping per column).
     Categorical,
     /// An Enum of just the values used, in order of first use: the same
     /// rows always give the same categories, so the file is deterministic.
-    Enum,
+    /// The customer is String, gathered from `LineageText`.
+    Enum(&'a LineageText),
 }
 
 /// A text column from a dictionary and a code per row.
@@ -284,11 +284,6 @@ fn text_column<S: AsRef<str>>(
     how: TextAs,
 ) -> Result<Column> {
     match how {
-        TextAs::String => Ok(StringChunked::from_iter_options(
-            name.into(),
-            codes.map(|c| c.map(|c| values[c as usize].as_ref())),
-        )
-        .into_column()),
         TextAs::Categorical => {
             let categories =
                 Categories::new(name.into(), "revspend-quality".into(), CategoricalPhysical::U32);
@@ -304,7 +299,7 @@ fn text_column<S: AsRef<str>>(
                     .into_column(),
             )
         }
-        TextAs::Enum => {
+        TextAs::Enum(_) => {
             let mut id = vec![u32::MAX; values.len()];
             let mut used: Vec<&str> = Vec::new();
             let codes: Vec<Option<u32>> = codes
@@ -361,15 +356,15 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
             how,
         )?,
         UInt64Chunked::from_vec("line".into(), rows.iter().map(|&r| staged.line[r]).collect()).into_column(),
-        text_column(
-            CUSTOMER_COLUMN,
-            &staged.customers.values,
-            rows.iter().map(|&r| Some(staged.customer[r])),
-            match how {
-                TextAs::Enum => TextAs::String,
-                other => other,
-            },
-        )?,
+        match how {
+            TextAs::Enum(text) => text.customers(staged, rows)?,
+            TextAs::Categorical => text_column(
+                CUSTOMER_COLUMN,
+                &staged.customers.values,
+                rows.iter().map(|&r| Some(staged.customer[r])),
+                how,
+            )?,
+        },
         Int32Chunked::from_iter_options(
             "safra_abertura".into(),
             rows.iter().map(|&r| staged.safra_abertura[r].map(|v| v as i32)),
@@ -567,19 +562,15 @@ impl FeatureRows {
     pub fn into_frame(self, staged: &Staged, text: &LineageText) -> Result<DataFrame> {
         let epoch = epoch_offset();
         let rows = &self.rows;
-        let gather = |values: &StringChunked, codes: &[u32], name: &str| -> Result<Column> {
-            let idx = IdxCa::from_vec("".into(), rows.iter().map(|&r| codes[r] as IdxSize).collect());
-            Ok(values.take(&idx)?.with_name(name.into()).into_column())
-        };
         let mut columns = vec![
-            gather(&text.customers, &staged.customer, CUSTOMER_COLUMN)?,
+            text.customers(staged, rows)?,
             Int32Chunked::from_vec(
                 "date".into(),
                 rows.iter().map(|&r| staged.day[r] - epoch).collect(),
             )
             .into_date()
             .into_column(),
-            gather(&text.files, &staged.file, "source_file")?,
+            gather(&text.files, &staged.file, rows, "source_file")?,
             UInt64Chunked::from_vec(
                 "source_line".into(),
                 rows.iter().map(|&r| staged.line[r]).collect(),
@@ -594,11 +585,18 @@ impl FeatureRows {
     }
 }
 
+/// The values of `rows` as a column `name`: `values[codes[row]]`.
+fn gather(values: &StringChunked, codes: &[u32], rows: &[usize], name: &str) -> Result<Column> {
+    let idx = IdxCa::from_vec("".into(), rows.iter().map(|&r| codes[r] as IdxSize).collect());
+    Ok(values.take(&idx)?.with_name(name.into()).into_column())
+}
+
 /// The staged customers and file names as string columns, each distinct
-/// value once. Month tables gather their rows' values from these, which
-/// gives each row a 16-byte view into one shared buffer instead of its own
-/// copy of a 32-character pseudonym and file name (about 1 GB at ten
-/// million rows, written and hashed twice more by the parquet writers).
+/// value once. Month tables and staged partitions gather their rows' values
+/// from these, which gives each row a 16-byte view into one shared buffer
+/// instead of its own copy of a 32-character pseudonym and file name (about
+/// 1 GB at ten million rows for the month tables). Parquet pages come out
+/// the same: polars sizes them by the values' lengths, not the buffers'.
 #[derive(Debug)]
 pub struct LineageText {
     customers: StringChunked,
@@ -606,6 +604,11 @@ pub struct LineageText {
 }
 
 impl LineageText {
+    /// The customer column of `rows`.
+    fn customers(&self, staged: &Staged, rows: &[usize]) -> Result<Column> {
+        gather(&self.customers, &staged.customer, rows, CUSTOMER_COLUMN)
+    }
+
     pub fn new(staged: &Staged) -> LineageText {
         LineageText {
             customers: StringChunked::from_iter_values(

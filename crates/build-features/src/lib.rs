@@ -460,7 +460,7 @@ fn assign_split_columns(
         .collect();
     let (runs, targets): (Vec<_>, Vec<Vec<bool>>) = parallel(threads, jobs)?.into_iter().unzip();
     let positives = targets.iter().flatten().filter(|t| **t).count() as u64;
-    let mut customer_positive: HashMap<&str, bool> = HashMap::new();
+    let mut customer_positive: PlHashMap<&str, bool> = PlHashMap::new();
     for (runs, targets) in runs.iter().zip(&targets) {
         for (c, rows) in runs {
             let any = targets[rows.clone()].iter().any(|t| *t);
@@ -475,7 +475,7 @@ fn assign_split_columns(
     let split_of = assign_splits(&customer_positive, split)?;
     drop(customer_positive);
     // Each row's split, as an index into SPLITS.
-    let split_index: HashMap<&str, u8> = split_of
+    let split_index: PlHashMap<&str, u8> = split_of
         .iter()
         .map(|(c, s)| (c.as_str(), SPLITS.iter().position(|n| n == s).unwrap_or(0) as u8))
         .collect();
@@ -502,15 +502,21 @@ fn assign_split_columns(
     // The train rows feed the leakage check, feature selection and the
     // profile, which read them in place (see `MonthTrainRows`).
     const TRAIN: u8 = 0;
-    let mut train_rows: Vec<Vec<u32>> = Vec::with_capacity(codes.len());
-    let mut y_train: Vec<bool> = Vec::new();
-    for (targets, codes) in targets.iter().zip(&codes) {
-        let rows: Vec<u32> = (0..codes.len() as u32)
-            .filter(|&r| codes[r as usize] == TRAIN)
-            .collect();
-        y_train.extend(rows.iter().map(|&r| targets[r as usize]));
-        train_rows.push(rows);
-    }
+    let jobs: Vec<_> = codes
+        .iter()
+        .zip(&targets)
+        .map(|(codes, targets)| {
+            move || -> Result<(Vec<u32>, Vec<bool>)> {
+                let rows: Vec<u32> = (0..codes.len() as u32)
+                    .filter(|&r| codes[r as usize] == TRAIN)
+                    .collect();
+                let y = rows.iter().map(|&r| targets[r as usize]).collect();
+                Ok((rows, y))
+            }
+        })
+        .collect();
+    let (train_rows, y_train): (Vec<Vec<u32>>, Vec<Vec<bool>>) = parallel(threads, jobs)?.into_iter().unzip();
+    let y_train: Vec<bool> = y_train.concat();
     drop(targets);
     for frame in frames.iter_mut() {
         // One chunk per column, for `MonthTrainRows` to read as slices
@@ -1132,6 +1138,7 @@ fn stage_file(
         partitions: BTreeMap::new(),
         quarantine: format!("quarantine/{stem}.csv"),
     });
+    let text = &layers::LineageText::new(&rows.rows);
     let jobs: Vec<_> = by_month
         .iter()
         .filter(|(month, _)| w.backfilled.is_empty() || w.backfilled.contains(&month.key()))
@@ -1139,7 +1146,7 @@ fn stage_file(
             let (staged, rel) = (&rows.rows, month.dir().join(format!("{stem}.parquet")));
             let path = out.staged_dir.join(&rel);
             move || -> Result<(String, layers::Partition)> {
-                let mut df = layers::staged_frame(staged, idx)?;
+                let mut df = layers::staged_frame(staged, text, idx)?;
                 let sha256 = artifact::write_table(&path, &mut df)?;
                 let rel = rel.to_string_lossy().into_owned();
                 Ok((
