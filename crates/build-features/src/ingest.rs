@@ -332,13 +332,19 @@ fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
         }
         rows_in += 1;
         let decoded = contract::decode_cp1252(raw);
+        // The separators found in one pass (`split(';')` searches afresh
+        // for each of the thirteen fields); `;` is ASCII, so every cut is
+        // at a character boundary.
         let mut fields = [""; 13];
         let mut count = 0;
-        for f in decoded.split(';') {
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b';', decoded.as_bytes()).chain(std::iter::once(decoded.len()));
+        for end in ends {
             if count < fields.len() {
-                fields[count] = f;
+                fields[count] = &decoded[start..end];
             }
             count += 1;
+            start = end + 1;
         }
         let parsed = if count == COLUMNS.len() {
             contract::parse_row(&fields)
