@@ -960,17 +960,30 @@ fn update_staged(
         .values()
         .map(|f| (f.sha256.clone(), f.name.clone()))
         .collect();
-    // Decide what each file needs from its content hash, in name order (the
-    // files are hashed on worker threads first).
+    // Files staged before under the same name are hashed first (on worker
+    // threads) to see whether they changed; a new name is staged, and
+    // hashed from the bytes it is parsed from, without reading it twice.
     let jobs: Vec<_> = files
         .iter()
-        .map(|path| move || Ok(artifact::file_sha256(path)?))
+        .map(|path| {
+            let known = manifest.files.contains_key(&ingest::file_name(path));
+            move || {
+                Ok(if known {
+                    Some(artifact::file_sha256(path)?)
+                } else {
+                    None
+                })
+            }
+        })
         .collect();
     let hashes = parallel(threads, jobs)?;
     let mut work: Vec<Staging> = Vec::new();
     for (path, sha) in files.iter().zip(hashes) {
         let name = ingest::file_name(path);
-        let existing = manifest.files.get(&name).filter(|f| f.sha256 == sha).cloned();
+        let existing = sha
+            .as_ref()
+            .and_then(|sha| manifest.files.get(&name).filter(|f| f.sha256 == *sha))
+            .cloned();
         let backfilled: Vec<String> = match (&existing, range) {
             (Some(f), Some((lo, hi))) => f
                 .partitions
@@ -984,17 +997,6 @@ fn update_staged(
             report.files_unchanged.push(name);
             continue;
         }
-        if existing.is_none()
-            && let Some(other) = staged_hashes.get(&sha).filter(|o| **o != name)
-        {
-            log::warn!("{name}: same content as the staged file {other}; skipped");
-            report.duplicates_skipped.push(Duplicate {
-                file: name,
-                same_content_as: other.clone(),
-            });
-            continue;
-        }
-        staged_hashes.insert(sha.clone(), name.clone());
         work.push(Staging {
             path: path.clone(),
             name,
@@ -1039,7 +1041,21 @@ fn update_staged(
         })
         .collect();
     let staged = parallel(threads, jobs)?;
+    // In name order: content already staged (before, or by a file earlier
+    // in this run) under another name is a copy, left out; its partitions
+    // are removed with the rest of what the manifest does not list.
     for (w, (entry, rows)) in work.into_iter().zip(staged) {
+        if w.existing.is_none()
+            && let Some(other) = staged_hashes.get(&entry.sha256).filter(|o| **o != w.name)
+        {
+            log::warn!("{}: same content as the staged file {other}; skipped", w.name);
+            report.duplicates_skipped.push(Duplicate {
+                file: w.name,
+                same_content_as: other.clone(),
+            });
+            continue;
+        }
+        staged_hashes.insert(entry.sha256.clone(), w.name.clone());
         if w.backfilled.is_empty() {
             log::info!(
                 "{}: staged {} rows in {} month partitions, {} quarantined",
@@ -1078,7 +1094,9 @@ type ParsedFile = (String, Staged);
 struct Staging {
     path: PathBuf,
     name: String,
-    sha: String,
+    /// Its content hash when already read (a name staged before); a new
+    /// name is hashed from the bytes it is parsed from.
+    sha: Option<String>,
     /// Its manifest entry when the content is already staged (backfill).
     existing: Option<StagedFile>,
     /// Months (`YYYY-MM`) to re-stage; empty for a new file (all months).
@@ -1101,17 +1119,18 @@ fn stage_file(
         static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let started = std::time::Instant::now();
-    let (mut rows, read) = RAW.with_borrow_mut(|bytes| -> Result<_> {
+    let (mut rows, read, sha) = RAW.with_borrow_mut(|bytes| -> Result<_> {
         use std::io::Read;
         bytes.clear();
         std::fs::File::open(&w.path)
             .and_then(|mut f| f.read_to_end(bytes))
             .with_context(|| format!("reading {}", w.path.display()))?;
-        if artifact::sha256_hex(bytes) != w.sha {
+        let sha = artifact::sha256_hex(bytes);
+        if w.sha.as_ref().is_some_and(|expected| *expected != sha) {
             bail!("{} changed while it was being read; rerun", w.path.display());
         }
         let read = started.elapsed();
-        Ok((ingest::parse_file(&w.path, bytes, threads)?, read))
+        Ok((ingest::parse_file(&w.path, bytes, threads)?, read, sha))
     })?;
     let parsed = started.elapsed();
     // Once per distinct id.
@@ -1123,14 +1142,14 @@ fn stage_file(
         (parsed - read).as_secs_f64(),
         (started.elapsed() - parsed).as_secs_f64()
     );
-    let stem = StagedFile::stem(&w.name, &w.sha);
+    let stem = StagedFile::stem(&w.name, &sha);
     let mut by_month: BTreeMap<Month, Vec<usize>> = BTreeMap::new();
     for r in 0..rows.rows.len() {
         by_month.entry(Month::of(rows.rows.date(r))).or_default().push(r);
     }
     let mut entry = w.existing.clone().unwrap_or_else(|| StagedFile {
         name: w.name.clone(),
-        sha256: w.sha.clone(),
+        sha256: sha.clone(),
         rows_in: rows.rows_in,
         rows_out: rows.rows.len() as u64,
         rows_quarantined: rows.quarantine.len() as u64,
