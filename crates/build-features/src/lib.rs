@@ -282,7 +282,7 @@ pub fn run(
         codes,
         train_rows,
         y_train,
-    } = assign_split_columns(&mut frames, &params.split, threads)?;
+    } = assign_split_rows(&mut frames, &params.split, threads)?;
     let train = MonthTrainRows::new(&frames, &train_rows)?;
     clock.lap("splits assigned");
 
@@ -434,7 +434,7 @@ struct Assigned {
 
 /// Assigns customers to splits: each month table row's split, and the
 /// train rows.
-fn assign_split_columns(
+fn assign_split_rows(
     frames: &mut [DataFrame],
     split: &revspend_core::params::SplitParams,
     threads: usize,
@@ -507,9 +507,8 @@ fn assign_split_columns(
         .zip(&targets)
         .map(|(codes, targets)| {
             move || -> Result<(Vec<u32>, Vec<bool>)> {
-                let rows: Vec<u32> = (0..codes.len() as u32)
-                    .filter(|&r| codes[r as usize] == TRAIN)
-                    .collect();
+                let n = u32::try_from(codes.len()).context("a month of more than 2^32 rows")?;
+                let rows: Vec<u32> = (0..n).filter(|&r| codes[r as usize] == TRAIN).collect();
                 let y = rows.iter().map(|&r| targets[r as usize]).collect();
                 Ok((rows, y))
             }
