@@ -259,6 +259,7 @@ pub fn run(
     let FeatureLayer {
         mut frames,
         final_history,
+        ever_positive,
     } = months;
     let rows_out = all.len() as u64;
     let date_min = all
@@ -282,7 +283,13 @@ pub fn run(
         codes,
         train_rows,
         y_train,
-    } = assign_split_rows(&mut frames, &params.split, threads)?;
+    } = assign_split_rows(
+        &mut frames,
+        &final_history,
+        &ever_positive,
+        &params.split,
+        threads,
+    )?;
     let train = MonthTrainRows::new(&frames, &train_rows)?;
     clock.lap("splits assigned");
 
@@ -436,13 +443,15 @@ struct Assigned {
 /// train rows.
 fn assign_split_rows(
     frames: &mut [DataFrame],
+    final_history: &BTreeMap<String, History>,
+    ever_positive: &[bool],
     split: &revspend_core::params::SplitParams,
     threads: usize,
 ) -> Result<Assigned> {
-    // Customers are assigned to splits by whether they ever spend in revenge.
     // A month's rows come grouped by customer (the order they were computed
-    // in), so each customer is looked up once per run of rows, not per row.
-    // Each month's customer runs and targets, months on parallel threads.
+    // in), so each customer's split is looked up once per run of rows, not
+    // per row. Each month's customer runs and targets, months on parallel
+    // threads.
     let jobs: Vec<_> = frames
         .iter()
         .map(|f| {
@@ -458,22 +467,34 @@ fn assign_split_rows(
             }
         })
         .collect();
+    let started = std::time::Instant::now();
     let (runs, targets): (Vec<_>, Vec<Vec<bool>>) = parallel(threads, jobs)?.into_iter().unzip();
+    log::debug!(
+        "splits: customer runs found in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     let positives = targets.iter().flatten().filter(|t| **t).count() as u64;
-    let mut customer_positive: PlHashMap<&str, bool> = PlHashMap::new();
-    for (runs, targets) in runs.iter().zip(&targets) {
-        for (c, rows) in runs {
-            let any = targets[rows.clone()].iter().any(|t| *t);
-            *customer_positive.entry(c).or_insert(false) |= any;
-        }
+    // Customers are stratified by whether they ever spend in revenge, which
+    // the feature walk noted (every staged row, reused months included),
+    // in name order.
+    if final_history.len() != ever_positive.len() {
+        bail!(
+            "internal: {} customers walked but {} revenge flags",
+            final_history.len(),
+            ever_positive.len()
+        );
     }
-    // Sorted: the assignment must not depend on hash order.
-    let customer_positive: BTreeMap<String, bool> = customer_positive
-        .into_iter()
-        .map(|(c, p)| (c.to_owned(), p))
+    let customer_positive: Vec<(&str, bool)> = final_history
+        .keys()
+        .map(String::as_str)
+        .zip(ever_positive.iter().copied())
         .collect();
     let split_of = assign_splits(&customer_positive, split)?;
     drop(customer_positive);
+    log::debug!(
+        "splits: customers assigned after {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     // Each row's split, as an index into SPLITS.
     let split_index: PlHashMap<&str, u8> = split_of
         .iter()
@@ -499,6 +520,10 @@ fn assign_split_rows(
     let codes: Vec<Vec<u8>> = parallel(threads, jobs)?;
     drop(runs);
     drop(split_index);
+    log::debug!(
+        "splits: rows coded after {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     // The train rows feed the leakage check, feature selection and the
     // profile, which read them in place (see `MonthTrainRows`).
     const TRAIN: u8 = 0;
@@ -1195,6 +1220,9 @@ fn stage_file(
 struct FeatureLayer {
     frames: Vec<DataFrame>,
     final_history: BTreeMap<String, History>,
+    /// Whether each customer (in `final_history` order) ever spends in
+    /// revenge.
+    ever_positive: Vec<bool>,
 }
 
 /// Rebuilds the feature layer from the first month whose staged inputs
@@ -1312,13 +1340,16 @@ fn update_features(
     Ok(FeatureLayer {
         frames,
         final_history: computed.final_history,
+        ever_positive: computed.ever_positive,
     })
 }
 
-/// Computed features of the months from `from` on, and final histories.
+/// Computed features of the months from `from` on, final histories, and
+/// whether each customer (in `final_history` order) ever spends in revenge.
 struct Computed {
     months: BTreeMap<Month, FeatureRows>,
     final_history: BTreeMap<String, History>,
+    ever_positive: Vec<bool>,
 }
 
 /// Walks every customer's purchases in point-in-time order (date, then
@@ -1433,13 +1464,18 @@ fn compute_features(
         "features: customers walked in {:.3} s",
         started.elapsed().as_secs_f64()
     );
+    // Ranges are whole customers in rank (name) order, so their flags in
+    // range order follow the histories' map order.
     let mut final_history = BTreeMap::new();
-    for h in histories {
+    let mut ever_positive = Vec::new();
+    for (h, positive) in histories {
         final_history.extend(h);
+        ever_positive.extend(positive);
     }
     Ok(Computed {
         months,
         final_history,
+        ever_positive,
     })
 }
 
@@ -1502,9 +1538,11 @@ fn compute_range(
     from: Option<Month>,
     order: &[usize],
     mut slots: BTreeMap<Month, Slot<'_>>,
-) -> BTreeMap<String, History> {
+) -> (BTreeMap<String, History>, Vec<bool>) {
     const BLOCK: usize = 4096;
     let mut final_history = BTreeMap::new();
+    let mut ever_positive = Vec::new();
+    let mut positive = false;
     let mut txn = Transaction {
         id: String::new(),
         safra_abertura: None,
@@ -1531,23 +1569,27 @@ fn compute_range(
             if current != Some(customer) {
                 if let Some(done) = current {
                     final_history.insert(all.customers.get(done).to_owned(), std::mem::take(&mut history));
+                    ever_positive.push(std::mem::take(&mut positive));
                 }
                 current = Some(customer);
             }
             block.fill(&mut txn, &mut codes, all, i);
+            let revenge = rule.is_revenge(&txn);
+            positive |= revenge;
             let month = Month::of(txn.date);
             if from.is_some_and(|f| month >= f)
                 && let Some(slot) = slots.get_mut(&month)
             {
-                slot.push(r, features::compute(&history, &txn, rule), rule.is_revenge(&txn));
+                slot.push(r, features::compute(&history, &txn, rule), revenge);
             }
             history.record(&txn, rule);
         }
     }
     if let Some(done) = current {
         final_history.insert(all.customers.get(done).to_owned(), history);
+        ever_positive.push(positive);
     }
-    final_history
+    (final_history, ever_positive)
 }
 
 /// The staged columns the walk reads, for a block of rows.
@@ -1669,17 +1711,21 @@ fn raw_nulls(all: &Staged) -> BTreeMap<String, u64> {
 /// purchase are shuffled separately (seeded) and cut by the fractions, so
 /// every split gets its share of both and no customer is in two splits.
 fn assign_splits(
-    customer_positive: &BTreeMap<String, bool>,
+    customer_positive: &[(&str, bool)],
     split: &revspend_core::params::SplitParams,
 ) -> Result<BTreeMap<String, &'static str>> {
+    // Sorted: the assignment must not depend on hash or thread order.
+    if !customer_positive.is_sorted_by(|a, b| a.0 < b.0) {
+        bail!("internal: customers to assign are not in name order");
+    }
     let fractions = [split.train, split.test, split.holdout, split.calibration];
     let mut rng = ChaCha8Rng::seed_from_u64(split.seed);
-    let mut out = BTreeMap::new();
+    let mut out = Vec::with_capacity(customer_positive.len());
     for stratum in [true, false] {
-        let mut members: Vec<&String> = customer_positive
+        let mut members: Vec<&str> = customer_positive
             .iter()
-            .filter(|(_, p)| **p == stratum)
-            .map(|(c, _)| c)
+            .filter(|(_, p)| *p == stratum)
+            .map(|(c, _)| *c)
             .collect();
         members.shuffle(&mut rng);
         let n = members.len() as f64;
@@ -1691,10 +1737,12 @@ fn assign_splits(
         }
         for (k, c) in members.into_iter().enumerate() {
             let s = bounds.iter().position(|&b| k < b).unwrap_or(SPLITS.len() - 1);
-            out.insert(c.clone(), SPLITS[s]);
+            out.push((c.to_owned(), SPLITS[s]));
         }
     }
-    Ok(out)
+    // Built from sorted pairs in bulk, not inserted in shuffled order.
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(out.into_iter().collect())
 }
 
 /// Small end-to-end fixtures for the other stages' tests: generated raw data
