@@ -43,6 +43,14 @@ pub struct Dict {
 }
 
 impl Dict {
+    /// Room for `n` strings.
+    pub fn with_capacity(n: usize) -> Dict {
+        Dict {
+            values: Vec::with_capacity(n),
+            index: PlHashMap::with_capacity(n),
+        }
+    }
+
     /// The code of `value`, adding it when new.
     pub fn code(&mut self, value: &str) -> u32 {
         match self.index.get(value) {
@@ -182,7 +190,7 @@ impl Staged {
     /// same result.
     pub fn map_customers(&mut self, f: impl FnOnce(&[Arc<str>]) -> Vec<Arc<str>>) {
         let results = f(&self.customers.values);
-        let mut mapped = Dict::default();
+        let mut mapped = Dict::with_capacity(results.len());
         let recode: Vec<u32> = results.iter().map(|v| mapped.code_shared(v)).collect();
         for c in &mut self.customer {
             *c = recode[*c as usize];

@@ -292,8 +292,8 @@ fn text_column<S: AsRef<str>>(
                 .iter()
                 .map(|v| mapping.insert_cat(v.as_ref()))
                 .collect::<PolarsResult<Vec<u32>>>()?;
-            let codes =
-                UInt32Chunked::from_iter_options(name.into(), codes.map(|c| c.map(|c| ids[c as usize])));
+            let codes: Vec<u32> = codes.map(|c| c.map_or(NULL_CODE, |c| ids[c as usize])).collect();
+            let codes = code_column::<UInt32Type>(name.into(), &codes, |c| c);
             Ok(
                 Categorical32Chunked::from_cats_and_dtype(codes, DataType::Categorical(categories, mapping))
                     .into_column(),
@@ -302,9 +302,9 @@ fn text_column<S: AsRef<str>>(
         TextAs::Enum(_) => {
             let mut id = vec![u32::MAX; values.len()];
             let mut used: Vec<&str> = Vec::new();
-            let codes: Vec<Option<u32>> = codes
+            let codes: Vec<u32> = codes
                 .map(|c| {
-                    c.map(|c| {
+                    c.map_or(NULL_CODE, |c| {
                         let slot = &mut id[c as usize];
                         if *slot == u32::MAX {
                             *slot = used.len() as u32;
@@ -319,22 +319,40 @@ fn text_column<S: AsRef<str>>(
             let name: PlSmallStr = name.into();
             Ok(match frozen.physical() {
                 CategoricalPhysical::U8 => Categorical8Chunked::from_cats_and_dtype(
-                    UInt8Chunked::from_iter_options(name, codes.iter().map(|c| c.map(|c| c as u8))),
+                    code_column::<UInt8Type>(name, &codes, |c| c as u8),
                     dtype,
                 )
                 .into_column(),
                 CategoricalPhysical::U16 => Categorical16Chunked::from_cats_and_dtype(
-                    UInt16Chunked::from_iter_options(name, codes.iter().map(|c| c.map(|c| c as u16))),
+                    code_column::<UInt16Type>(name, &codes, |c| c as u16),
                     dtype,
                 )
                 .into_column(),
                 CategoricalPhysical::U32 => Categorical32Chunked::from_cats_and_dtype(
-                    UInt32Chunked::from_iter_options(name, codes.into_iter()),
+                    code_column::<UInt32Type>(name, &codes, |c| c),
                     dtype,
                 )
                 .into_column(),
             })
         }
+    }
+}
+
+/// A null among the codes [`code_column`] takes (no category reaches it).
+const NULL_CODE: u32 = u32::MAX;
+
+/// Category codes as a column of `T`, [`NULL_CODE`] standing for null: one
+/// plain buffer when there is no null, which is the usual case (a validity
+/// bitmap built row by row cost more than the codes).
+fn code_column<T: PolarsNumericType>(
+    name: PlSmallStr,
+    codes: &[u32],
+    to: impl Fn(u32) -> T::Native,
+) -> ChunkedArray<T> {
+    if codes.contains(&NULL_CODE) {
+        ChunkedArray::from_iter_options(name, codes.iter().map(|&c| (c != NULL_CODE).then(|| to(c))))
+    } else {
+        ChunkedArray::from_vec(name, codes.iter().map(|&c| to(c)).collect())
     }
 }
 

@@ -1167,9 +1167,20 @@ fn stage_file(
         (started.elapsed() - parsed).as_secs_f64()
     );
     let stem = StagedFile::stem(&w.name, &sha);
+    // Rows of a day come together (files are daily exports), so a row's
+    // month is worked out again only when its day changes.
     let mut by_month: BTreeMap<Month, Vec<usize>> = BTreeMap::new();
-    for r in 0..rows.rows.len() {
-        by_month.entry(Month::of(rows.rows.date(r))).or_default().push(r);
+    let mut last: Option<(i32, Month)> = None;
+    for (r, &day) in rows.rows.day.iter().enumerate() {
+        let month = match last {
+            Some((d, m)) if d == day => m,
+            _ => {
+                let m = Month::of(rows.rows.date(r));
+                last = Some((day, m));
+                m
+            }
+        };
+        by_month.entry(month).or_default().push(r);
     }
     let mut entry = w.existing.clone().unwrap_or_else(|| StagedFile {
         name: w.name.clone(),
