@@ -123,6 +123,36 @@ fn the_same_file_twice_changes_nothing() {
     assert!(master(&p).equals_missing(&before));
 }
 
+/// A new name is hashed from the bytes it is staged from, so a copy that
+/// arrives in the same run as its original is found only after both were
+/// parsed: it must still be left out, with no partition of its own kept.
+#[test]
+fn a_copy_arriving_with_its_original_is_staged_once() {
+    let p = Project::new();
+    p.generate();
+    ok(p.build_features());
+    let before = master(&p);
+    let rows_in = p.report()["rows_in"].clone();
+    let staged = files_under(&p.path("out/staged"));
+
+    // From scratch again, with a copy of the first file under a later name.
+    std::fs::remove_dir_all(p.path("out")).expect("clean");
+    let first = raw_files(&p).remove(0);
+    std::fs::copy(&first, p.path("raw/zz-copy.csv")).expect("copy");
+    ok(p.build_features());
+    let report = p.report();
+    let dup = &report["layers"]["duplicates_skipped"][0];
+    assert_eq!(dup["file"], "zz-copy.csv");
+    assert_eq!(
+        dup["same_content_as"],
+        first.file_name().expect("name").to_str().expect("utf-8")
+    );
+    assert!(!strings(&report["layers"]["files_staged"]).contains(&"zz-copy.csv".to_owned()));
+    assert_eq!(report["rows_in"], rows_in);
+    assert_eq!(files_under(&p.path("out/staged")), staged);
+    assert!(master(&p).equals_missing(&before));
+}
+
 #[test]
 fn a_new_daily_file_is_staged_alone_and_equals_a_full_rebuild() {
     let p = Project::new();
