@@ -87,6 +87,23 @@ fn raw_files(p: &Project) -> Vec<PathBuf> {
     files
 }
 
+/// Copies the first raw file to `raw/zz-copy.csv`, runs the stage and
+/// checks that the report names the copy as skipped, a copy of the first
+/// file; returns the report.
+fn build_with_a_copy_of_the_first_file(p: &Project) -> serde_json::Value {
+    let first = raw_files(p).remove(0);
+    std::fs::copy(&first, p.path("raw/zz-copy.csv")).expect("copy");
+    ok(p.build_features());
+    let report = p.report();
+    let dup = &report["layers"]["duplicates_skipped"][0];
+    assert_eq!(dup["file"], "zz-copy.csv");
+    assert_eq!(
+        dup["same_content_as"],
+        first.file_name().expect("name").to_str().expect("utf-8")
+    );
+    report
+}
+
 #[test]
 fn the_same_file_twice_changes_nothing() {
     let p = Project::new();
@@ -108,16 +125,7 @@ fn the_same_file_twice_changes_nothing() {
     assert!(master(&p).equals_missing(&before));
 
     // The same content dropped again under another name is skipped and said.
-    let first = raw_files(&p).remove(0);
-    std::fs::copy(&first, p.path("raw/zz-copy.csv")).expect("copy");
-    ok(p.build_features());
-    let report = p.report();
-    let dup = &report["layers"]["duplicates_skipped"][0];
-    assert_eq!(dup["file"], "zz-copy.csv");
-    assert_eq!(
-        dup["same_content_as"],
-        first.file_name().expect("name").to_str().expect("utf-8")
-    );
+    let report = build_with_a_copy_of_the_first_file(&p);
     assert_eq!(report["rows_in"], rows_in);
     assert_eq!(mtimes(&p.path("out/staged")), staged);
     assert!(master(&p).equals_missing(&before));
@@ -137,16 +145,7 @@ fn a_copy_arriving_with_its_original_is_staged_once() {
 
     // From scratch again, with a copy of the first file under a later name.
     std::fs::remove_dir_all(p.path("out")).expect("clean");
-    let first = raw_files(&p).remove(0);
-    std::fs::copy(&first, p.path("raw/zz-copy.csv")).expect("copy");
-    ok(p.build_features());
-    let report = p.report();
-    let dup = &report["layers"]["duplicates_skipped"][0];
-    assert_eq!(dup["file"], "zz-copy.csv");
-    assert_eq!(
-        dup["same_content_as"],
-        first.file_name().expect("name").to_str().expect("utf-8")
-    );
+    let report = build_with_a_copy_of_the_first_file(&p);
     assert!(!strings(&report["layers"]["files_staged"]).contains(&"zz-copy.csv".to_owned()));
     assert_eq!(report["rows_in"], rows_in);
     assert_eq!(files_under(&p.path("out/staged")), staged);
