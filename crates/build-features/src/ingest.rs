@@ -16,8 +16,8 @@ use chrono::{Datelike, NaiveDate};
 // polars' hash map (a fast non-cryptographic hasher): interning hashes
 // every text field of every row, and SipHash showed up in profiles.
 use polars::prelude::{InitHashMaps, PlHashMap};
-use revspend_core::artifact::QuarantinedRow;
 use revspend_core::contract::{self, COLUMNS, Sex};
+use revspend_table::QuarantinedRow;
 
 /// The text columns of the contract, in the order of [`Staged::text`].
 pub const TEXT_COLUMNS: [&str; 5] = [

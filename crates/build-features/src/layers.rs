@@ -440,7 +440,7 @@ pub fn read_staged(path: &Path) -> Result<Staged> {
         .into_iter()
         .filter(|(name, _)| !text.contains(name) && !TEXT_COLUMNS.contains(name))
         .collect();
-    let df = artifact::read_table(path, &typed)?;
+    let df = revspend_table::read_table(path, &typed)?;
     let ctx = || format!("reading staged partition {}", path.display());
     let mut s = Staged::default();
     s.file = text_codes(&df, "file", &mut s.files).with_context(ctx)?;

@@ -39,14 +39,13 @@ use polars::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use revspend_core::artifact::{
-    self, CUSTOMER_COLUMN, FeatureList, QuarantinedRow, SPLIT_COLUMN, TARGET_COLUMN,
-};
+use revspend_core::artifact::{self, CUSTOMER_COLUMN, FeatureList, SPLIT_COLUMN, TARGET_COLUMN};
 use revspend_core::contract::{COLUMNS, Transaction};
 use revspend_core::features::{self, Feature, History, OnlineSnapshot};
-use revspend_core::params::{BuildFeaturesParams, Checked};
+use revspend_core::params::BuildFeaturesConfig;
 use revspend_core::pseudonym::Pseudonymiser;
 use revspend_core::target::TargetRule;
+use revspend_table::QuarantinedRow;
 use serde::Serialize;
 
 use crate::ingest::Staged;
@@ -166,7 +165,7 @@ pub struct LayerReport {
 /// Runs the stage on `threads` threads; `suite` is the data-quality suite
 /// the staged rows must meet.
 pub fn run(
-    params: &Checked<BuildFeaturesParams>,
+    params: &BuildFeaturesConfig,
     suite: &quality::Suite,
     out: &Outputs,
     pseudo: &Pseudonymiser,
@@ -174,7 +173,7 @@ pub fn run(
     threads: usize,
 ) -> Result<Report> {
     let mut clock = Clock::new();
-    let rule = params.rule();
+    let rule = params.rule.clone();
     let files = raw_files(&params.raw_glob)?;
     let (manifest, fresh, mut layer_report) = update_staged(&files, out, pseudo, mode, threads)?;
     clock.lap("staged layer");
@@ -304,7 +303,8 @@ pub fn run(
     for name in SPLITS {
         let path = out.splits_dir.join(format!("{name}.parquet"));
         writers.push(
-            artifact::TableWriter::create(&path, &schema).with_context(|| format!("writing split {name}"))?,
+            revspend_table::TableWriter::create(&path, &schema)
+                .with_context(|| format!("writing split {name}"))?,
         );
     }
     let (written, checked) = std::thread::scope(|s| {
@@ -332,7 +332,7 @@ pub fn run(
                 },
             )?;
             let quarantine = read_quarantine(&manifest, &out.staged_dir)?;
-            artifact::write_quarantine(&out.quarantine, &quarantine)?;
+            revspend_table::write_quarantine(&out.quarantine, &quarantine)?;
             log::debug!(
                 "snapshot and quarantine written after {:.3} s",
                 started.elapsed().as_secs_f64()
@@ -653,7 +653,7 @@ const SPLIT_POSITION: usize = 4;
 fn write_master(
     frames: &[DataFrame],
     codes: &[Vec<u8>],
-    writers: &mut [artifact::TableWriter],
+    writers: &mut [revspend_table::TableWriter],
     threads: usize,
 ) -> Result<MasterWritten> {
     let mut written = MasterWritten {
@@ -707,7 +707,7 @@ fn write_master(
 /// reports and returns the selected feature set; fails when a leaky feature
 /// is in the feature set and params do not allow it.
 fn check_and_select(
-    params: &Checked<BuildFeaturesParams>,
+    params: &BuildFeaturesConfig,
     rule: &TargetRule,
     out: &Outputs,
     columns: &dyn stats::TrainColumns,
@@ -720,7 +720,7 @@ fn check_and_select(
         "checks: values counted in {:.3} s",
         started.elapsed().as_secs_f64()
     );
-    let feature_set = params.feature_set();
+    let feature_set = params.features.clone();
     let leaks = leakage::check(
         columns,
         &counts,
@@ -1201,7 +1201,7 @@ fn stage_file(
             let path = out.staged_dir.join(&rel);
             move || -> Result<(String, layers::Partition)> {
                 let mut df = layers::staged_frame(staged, text, idx)?;
-                let sha256 = artifact::write_table(&path, &mut df)?;
+                let sha256 = revspend_table::write_table(&path, &mut df)?;
                 let rel = rel.to_string_lossy().into_owned();
                 Ok((
                     month.key(),
@@ -1217,7 +1217,7 @@ fn stage_file(
     let written =
         parallel(threads, jobs).with_context(|| format!("writing the staged partitions of {}", w.name))?;
     entry.partitions.extend(written);
-    artifact::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
+    revspend_table::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
     log::debug!(
         "{}: staged partitions written after {:.3} s",
         w.name,
@@ -1303,7 +1303,7 @@ fn update_features(
             Some(prev) => {
                 report.feature_months_reused.push(key.clone());
                 Box::new(move || {
-                    let df = artifact::read_table(&path, &layers::feature_schema())
+                    let df = revspend_table::read_table(&path, &layers::feature_schema())
                         .with_context(|| format!("reading feature month {key}"))?;
                     Ok((df, prev))
                 })
@@ -1313,7 +1313,7 @@ fn update_features(
                 let rows = months.remove(&month).unwrap_or_default();
                 Box::new(move || {
                     let mut df = rows.into_frame(all, lineage_text)?;
-                    let sha256 = artifact::write_table(&path, &mut df)
+                    let sha256 = revspend_table::write_table(&path, &mut df)
                         .with_context(|| format!("writing feature month {key}"))?;
                     let entry = FeatureMonth {
                         path: rel.to_string_lossy().into_owned(),
@@ -1694,7 +1694,7 @@ fn ranks(values: &[Arc<str>]) -> Vec<u32> {
 fn read_quarantine(manifest: &StagedManifest, dir: &Path) -> Result<Vec<QuarantinedRow>> {
     let mut rows = Vec::new();
     for f in manifest.files.values() {
-        rows.extend(artifact::read_quarantine(&dir.join(&f.quarantine))?);
+        rows.extend(revspend_table::read_quarantine(&dir.join(&f.quarantine))?);
     }
     Ok(rows)
 }

@@ -1,40 +1,46 @@
 //! Every on-disk format the pipeline exchanges, and the only code that
 //! touches them:
 //!
-//! - parquet tables with a schema version in their key-value metadata,
-//!   checked column by column on read;
-//! - pretty JSON reports;
+//! - pretty JSON reports and the feature list;
 //! - enveloped binary artifacts (the model and the online snapshot):
 //!   `magic (8) | format version u32 LE | payload length u64 LE |
 //!   SHA-256 of payload (32) | payload (bincode 2, serde)`.
 //!
 //! All writes go to a temporary file in the destination directory, are
-//! fsynced and renamed into place, so a crash never leaves half a file.
+//! fsynced and renamed into place, so a crash never leaves half a file;
+//! [`temp_beside`] and [`persist`] are that mechanism, which
+//! `revspend-table` uses for the parquet tables and the quarantine file.
 
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::features::{Feature, OnlineSnapshot};
-use crate::model::{FeatureMatrix, ModelArtifact};
+use crate::model::ModelArtifact;
 use crate::target::TargetRule;
 
-/// Version of the binary envelope layout and of the payload types inside.
-/// Bump it when `ModelArtifact` or `OnlineSnapshot` change shape, and keep a
-/// fixture of the old version in the tests.
+/// Version of the model file: the envelope layout and the payload types
+/// inside ([`ModelArtifact`]). Bump it whenever the payload changes shape
+/// (the golden-hash test in this module fails until you do), and keep a
+/// fixture of the old version in `tests/fixtures/`.
 ///
 /// 2: the model gained calibrator, reliability, chosen spec and the new
 /// classifiers (issue 4).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the training params are stored as their JSON text with its hash
+/// instead of as a Rust struct, the hyper-parameters likewise, the feature
+/// schema by column name, and the CART trees as `revspend-core`'s own node
+/// type instead of smartcore's (issue 11). Version 2 files are refused with
+/// the version error: retrain (`dvc repro` or `train`) to get a version 3
+/// file.
+pub const MODEL_FORMAT_VERSION: u32 = 3;
 
-/// Version of the parquet table schemas, stored under [`SCHEMA_VERSION_KEY`].
-pub const TABLE_SCHEMA_VERSION: &str = "1";
-pub const SCHEMA_VERSION_KEY: &str = "revspend.schema_version";
+/// Version of the online snapshot file ([`OnlineSnapshot`]), bumped on its
+/// own: the model and the snapshot change shape independently.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
@@ -46,6 +52,14 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The format version this build writes and reads for this kind.
+    pub fn version(self) -> u32 {
+        match self {
+            Kind::Model => MODEL_FORMAT_VERSION,
+            Kind::Snapshot => SNAPSHOT_FORMAT_VERSION,
+        }
+    }
+
     fn magic(self) -> &'static [u8; 8] {
         match self {
             Kind::Model => b"RVSPMODL",
@@ -91,29 +105,16 @@ pub enum ArtifactError {
         kind: Kind,
         message: String,
     },
-    #[error("cannot encode {kind}: {message}")]
-    Encode { kind: Kind, message: String },
-    #[error("{path}: invalid parquet table")]
-    Parquet {
+    #[error("{path}: the training params stored in the model hash to {got}, the model records {recorded}")]
+    ParamsHash {
         path: PathBuf,
-        #[source]
-        source: PolarsError,
-    },
-    #[error("{path}: table schema version {got:?}, this build reads {expected:?}")]
-    SchemaVersion {
-        path: PathBuf,
-        expected: &'static str,
-        got: Option<String>,
-    },
-    #[error("{path}: column `{column}` is missing")]
-    MissingColumn { path: PathBuf, column: String },
-    #[error("{path}: column `{column}` has type {got}, expected {expected}")]
-    ColumnType {
-        path: PathBuf,
-        column: String,
-        expected: String,
+        recorded: String,
         got: String,
     },
+    #[error("cannot encode {kind}: {message}")]
+    Encode { kind: Kind, message: String },
+    #[error("{path}: unknown feature `{name}` (this build does not compute it)")]
+    UnknownFeature { path: PathBuf, name: String },
     #[error("{path}: invalid JSON")]
     Json {
         path: PathBuf,
@@ -139,7 +140,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
 
 /// A temporary file in `path`'s directory (created if needed), to be
 /// [`persist`]ed over `path`.
-fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, ArtifactError> {
+pub fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, ArtifactError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -153,7 +154,7 @@ fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, ArtifactError> {
 
 /// Makes a finished temporary file readable, fsyncs it and renames it to
 /// `path`, then fsyncs the directory.
-fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), ArtifactError> {
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), ArtifactError> {
     // tempfile creates 0600 files; outputs are ordinary readable files.
     #[cfg(unix)]
     {
@@ -176,17 +177,6 @@ fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), ArtifactErro
         let _ = d.sync_all();
     }
     Ok(())
-}
-
-/// The parquet writer every table is written with: LZ4, the schema
-/// version in the key-value metadata.
-fn parquet_writer<W: Write>(w: W) -> ParquetWriter<W> {
-    ParquetWriter::new(w)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
-            SCHEMA_VERSION_KEY.to_owned(),
-            TABLE_SCHEMA_VERSION.to_owned(),
-        )])))
 }
 
 /// Writes a value as pretty JSON (with a final newline), atomically.
@@ -230,186 +220,6 @@ pub fn file_sha256(path: &Path) -> Result<String, ArtifactError> {
     Ok(crate::hex(&hasher.finalize()))
 }
 
-/// Writes a table as LZ4 parquet with the schema version in its metadata;
-/// returns the SHA-256 of the bytes written (the writer is deterministic, so
-/// equal tables give equal hashes).
-///
-/// LZ4 rather than zstd: on the 1M-row benchmark zstd made the files a third
-/// smaller but cost about 1.5 s more CPU per million rows across the layers,
-/// master table and splits (see `scripts/bench-build-features.sh`).
-pub fn write_table(path: &Path, df: &mut DataFrame) -> Result<String, ArtifactError> {
-    let tmp = temp_beside(path)?;
-    let sink = Sink::new(tmp.reopen().map_err(io_err(path))?, true);
-    parquet_writer(sink.clone())
-        .finish(df)
-        .map_err(|source| ArtifactError::Parquet {
-            path: path.to_owned(),
-            source,
-        })?;
-    let sha256 = sink.finish().map_err(io_err(path))?.unwrap_or_default();
-    persist(tmp, path)?;
-    Ok(sha256)
-}
-
-/// Where a table's bytes go: a buffered file, hashed on the way when the
-/// caller needs the hash. polars' parquet writer issues a write per page
-/// header and per page (over a hundred thousand syscalls for the 1M-row
-/// benchmark unbuffered). Shared, so that after the writer is done with its
-/// handle the buffer is flushed here, where a failure is seen, not on drop.
-#[derive(Clone)]
-struct Sink(std::sync::Arc<std::sync::Mutex<(std::io::BufWriter<std::fs::File>, Option<Sha256>)>>);
-
-impl Sink {
-    fn new(file: std::fs::File, hashed: bool) -> Sink {
-        Sink(std::sync::Arc::new(std::sync::Mutex::new((
-            std::io::BufWriter::with_capacity(1 << 20, file),
-            hashed.then(Sha256::new),
-        ))))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (std::io::BufWriter<std::fs::File>, Option<Sha256>)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Flushes the buffer; returns the SHA-256 of everything written, when
-    /// hashed.
-    fn finish(self) -> std::io::Result<Option<String>> {
-        let mut inner = self.lock();
-        inner.0.flush()?;
-        Ok(inner.1.clone().map(|h| crate::hex(&h.finalize())))
-    }
-}
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut inner = self.lock();
-        let n = inner.0.write(buf)?;
-        if let Some(h) = &mut inner.1 {
-            h.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.lock().0.flush()
-    }
-}
-
-/// Writes one table in parts (one row group per part) without holding it
-/// whole in memory: the same format as [`write_table`], into a temporary
-/// file in the destination directory that [`TableWriter::finish`] fsyncs
-/// and renames into place.
-pub struct TableWriter {
-    path: PathBuf,
-    tmp: tempfile::NamedTempFile,
-    sink: Sink,
-    writer: polars::io::parquet::write::BatchedWriter<Sink>,
-}
-
-impl std::fmt::Debug for TableWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TableWriter")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TableWriter {
-    /// Starts a table with `schema` at `path`.
-    pub fn create(path: &Path, schema: &Schema) -> Result<TableWriter, ArtifactError> {
-        let tmp = temp_beside(path)?;
-        // Not hashed: nothing records a split file's hash (train hashes
-        // the file it reads).
-        let sink = Sink::new(tmp.reopen().map_err(io_err(path))?, false);
-        let writer =
-            parquet_writer(sink.clone())
-                .batched(schema)
-                .map_err(|source| ArtifactError::Parquet {
-                    path: path.to_owned(),
-                    source,
-                })?;
-        Ok(TableWriter {
-            path: path.to_owned(),
-            tmp,
-            sink,
-            writer,
-        })
-    }
-
-    /// Appends the rows of `df` (same schema).
-    pub fn write(&mut self, df: &mut DataFrame) -> Result<(), ArtifactError> {
-        df.align_chunks_par();
-        self.writer
-            .write_batch(df)
-            .map_err(|source| ArtifactError::Parquet {
-                path: self.path.clone(),
-                source,
-            })
-    }
-
-    /// Writes the footer and moves the file into place.
-    pub fn finish(self) -> Result<(), ArtifactError> {
-        self.writer.finish().map_err(|source| ArtifactError::Parquet {
-            path: self.path.clone(),
-            source,
-        })?;
-        drop(self.writer);
-        self.sink.finish().map_err(io_err(&self.path))?;
-        persist(self.tmp, &self.path)
-    }
-}
-
-/// Reads a table written by [`write_table`], checking its schema version and
-/// that each `(column, dtype)` in `expected` is present with that type.
-pub fn read_table(path: &Path, expected: &[(&str, DataType)]) -> Result<DataFrame, ArtifactError> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let pq = |source| ArtifactError::Parquet {
-        path: path.to_owned(),
-        source,
-    };
-    let mut reader = ParquetReader::new(Cursor::new(bytes));
-    let version = reader
-        .get_metadata()
-        .map_err(pq)?
-        .key_value_metadata()
-        .as_ref()
-        .and_then(|kv| kv.iter().find(|k| k.key == SCHEMA_VERSION_KEY))
-        .and_then(|k| k.value.clone());
-    if version.as_deref() != Some(TABLE_SCHEMA_VERSION) {
-        return Err(ArtifactError::SchemaVersion {
-            path: path.to_owned(),
-            expected: TABLE_SCHEMA_VERSION,
-            got: version,
-        });
-    }
-    let df = reader.finish().map_err(pq)?;
-    check_columns(path, &df, expected)?;
-    Ok(df)
-}
-
-/// Checks that each `(column, dtype)` is present with that type.
-pub fn check_columns(
-    path: &Path,
-    df: &DataFrame,
-    expected: &[(&str, DataType)],
-) -> Result<(), ArtifactError> {
-    for (name, dtype) in expected {
-        let col = df.column(name).map_err(|_| ArtifactError::MissingColumn {
-            path: path.to_owned(),
-            column: (*name).to_owned(),
-        })?;
-        if col.dtype() != dtype {
-            return Err(ArtifactError::ColumnType {
-                path: path.to_owned(),
-                column: (*name).to_owned(),
-                expected: dtype.to_string(),
-                got: col.dtype().to_string(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Master-table column holding the customer pseudonym (the group id).
 pub const CUSTOMER_COLUMN: &str = "customer";
 /// Master-table column holding the split name.
@@ -431,121 +241,13 @@ impl FeatureList {
         self.features
             .iter()
             .map(|n| {
-                Feature::from_name(n).ok_or_else(|| ArtifactError::MissingColumn {
+                Feature::from_name(n).ok_or_else(|| ArtifactError::UnknownFeature {
                     path: path.to_owned(),
-                    column: n.clone(),
+                    name: n.clone(),
                 })
             })
             .collect()
     }
-}
-
-/// A split read for modelling: features in the requested order, labels and
-/// the customer of each row.
-#[derive(Debug, Clone)]
-pub struct LabelledRows {
-    pub x: FeatureMatrix,
-    pub y: Vec<bool>,
-    pub customers: Vec<String>,
-}
-
-/// Reads a split table, checking every requested feature column (Float64),
-/// the customer and the target columns.
-pub fn read_labelled(path: &Path, features: &[Feature]) -> Result<LabelledRows, ArtifactError> {
-    let mut expected: Vec<(&str, DataType)> = vec![
-        (CUSTOMER_COLUMN, DataType::String),
-        (TARGET_COLUMN, DataType::Boolean),
-    ];
-    expected.extend(features.iter().map(|f| (f.name(), DataType::Float64)));
-    let df = read_table(path, &expected)?;
-    let pq = |source| ArtifactError::Parquet {
-        path: path.to_owned(),
-        source,
-    };
-    let rows = df.height();
-    let mut cols = Vec::with_capacity(features.len());
-    for f in features {
-        let c = df.column(f.name()).map_err(pq)?.f64().map_err(pq)?;
-        if c.null_count() > 0 {
-            return Err(ArtifactError::ColumnType {
-                path: path.to_owned(),
-                column: f.name().to_owned(),
-                expected: "f64 without nulls".into(),
-                got: format!("{} nulls", c.null_count()),
-            });
-        }
-        cols.push(c.into_no_null_iter().collect::<Vec<f64>>());
-    }
-    let mut values = Vec::with_capacity(rows * features.len());
-    for r in 0..rows {
-        values.extend(cols.iter().map(|c| c[r]));
-    }
-    let y = df
-        .column(TARGET_COLUMN)
-        .map_err(pq)?
-        .bool()
-        .map_err(pq)?
-        .iter()
-        .map(|v| v.unwrap_or(false))
-        .collect();
-    let customers = df
-        .column(CUSTOMER_COLUMN)
-        .map_err(pq)?
-        .str()
-        .map_err(pq)?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_owned())
-        .collect();
-    Ok(LabelledRows {
-        x: FeatureMatrix::new(rows, features.len(), values),
-        y,
-        customers,
-    })
-}
-
-/// A raw row that could not be parsed, kept aside with where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuarantinedRow {
-    pub file: String,
-    pub line: u64,
-    /// The offending field (`row` for a wrong field count).
-    pub field: String,
-    pub reason: String,
-    /// The row as decoded from cp1252, fields joined by `;`.
-    pub raw: String,
-}
-
-/// Writes quarantined rows as a UTF-8 CSV (`file,line,field,reason,raw`).
-pub fn write_quarantine(path: &Path, rows: &[QuarantinedRow]) -> Result<(), ArtifactError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let csv_err = |e: csv::Error| ArtifactError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other(e),
-    };
-    if rows.is_empty() {
-        w.write_record(["file", "line", "field", "reason", "raw"])
-            .map_err(csv_err)?;
-    }
-    for r in rows {
-        w.serialize(r).map_err(csv_err)?;
-    }
-    let bytes = w.into_inner().map_err(|e| ArtifactError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    write_atomic(path, &bytes)
-}
-
-/// Reads a quarantine file back.
-pub fn read_quarantine(path: &Path) -> Result<Vec<QuarantinedRow>, ArtifactError> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    csv::Reader::from_reader(bytes.as_slice())
-        .deserialize()
-        .collect::<Result<_, _>>()
-        .map_err(|e| ArtifactError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(e),
-        })
 }
 
 fn bincode_config() -> impl bincode::config::Config {
@@ -556,7 +258,7 @@ fn bincode_config() -> impl bincode::config::Config {
 fn seal(kind: Kind, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(kind.magic());
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&kind.version().to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&Sha256::digest(payload));
     out.extend_from_slice(payload);
@@ -577,11 +279,11 @@ fn open<'a>(path: &Path, kind: Kind, bytes: &'a [u8]) -> Result<&'a [u8], Artifa
         w
     };
     let version = u32::from_le_bytes(word(8..12)[..4].try_into().unwrap_or([0; 4]));
-    if version != FORMAT_VERSION {
+    if version != kind.version() {
         return Err(ArtifactError::Version {
             path: path.to_owned(),
             kind,
-            expected: FORMAT_VERSION,
+            expected: kind.version(),
             got: version,
         });
     }
@@ -637,7 +339,16 @@ pub fn encode_model(model: &ModelArtifact) -> Result<Vec<u8>, ArtifactError> {
 /// Decodes model file bytes, checking magic, version and checksum; `path`
 /// names the source in errors.
 pub fn decode_model(path: &Path, bytes: &[u8]) -> Result<ModelArtifact, ArtifactError> {
-    decode(path, Kind::Model, bytes)
+    let model: ModelArtifact = decode(path, Kind::Model, bytes)?;
+    let got = sha256_hex(model.train_params.as_bytes());
+    if got != model.params_hash {
+        return Err(ArtifactError::ParamsHash {
+            path: path.to_owned(),
+            recorded: model.params_hash,
+            got,
+        });
+    }
+    Ok(model)
 }
 
 pub fn write_model(path: &Path, model: &ModelArtifact) -> Result<(), ArtifactError> {
@@ -726,13 +437,13 @@ mod tests {
         assert!(matches!(err, ArtifactError::Magic { .. }), "{err}");
 
         let mut other = good.clone();
-        other[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        other[8..12].copy_from_slice(&(SNAPSHOT_FORMAT_VERSION + 1).to_le_bytes());
         let err = decode::<OnlineSnapshot>(p, Kind::Snapshot, &other).expect_err("version");
         assert!(
             matches!(
                 err,
                 ArtifactError::Version { expected, got, .. }
-                    if expected == FORMAT_VERSION && got == FORMAT_VERSION + 1
+                    if expected == SNAPSHOT_FORMAT_VERSION && got == SNAPSHOT_FORMAT_VERSION + 1
             ),
             "{err}"
         );
@@ -749,52 +460,29 @@ mod tests {
         assert!(matches!(err, ArtifactError::Checksum { .. }), "{err}");
     }
 
+    /// Issue 11: a model written by the last version-2 build is refused by
+    /// its version, naming the file and both versions, never misread.
     #[test]
-    fn tables_carry_and_check_their_schema() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.parquet");
-        let mut df = DataFrame::new(
-            2,
-            vec![
-                Column::new("a".into(), [1.0f64, 2.0]),
-                Column::new("b".into(), ["x", "y"]),
-            ],
-        )
-        .expect("frame");
-        write_table(&path, &mut df).expect("write");
-        let back = read_table(&path, &[("a", DataType::Float64), ("b", DataType::String)]).expect("read");
-        assert_eq!(back, df);
-        let err = read_table(&path, &[("a", DataType::String)]).expect_err("type");
-        assert!(err.to_string().contains("column `a` has type"), "{err}");
-        let err = read_table(&path, &[("c", DataType::Float64)]).expect_err("missing");
-        assert!(err.to_string().contains("column `c` is missing"), "{err}");
-    }
-
-    /// A table written in parts reads back as the whole, byte-compatible
-    /// with the one-shot writer's format (schema version included), and
-    /// nothing is at the path until it is finished.
-    #[test]
-    fn tables_written_in_parts_read_back_whole() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("parts.parquet");
-        let part = |from: i64| {
-            DataFrame::new(
-                3,
-                vec![
-                    Column::new("a".into(), [from, from + 1, from + 2]),
-                    Column::new("b".into(), ["x", "y", "z"]),
-                ],
-            )
-            .expect("frame")
-        };
-        let mut writer = TableWriter::create(&path, part(0).schema()).expect("create");
-        writer.write(&mut part(0)).expect("write");
-        writer.write(&mut part(3)).expect("write");
-        assert!(!path.exists());
-        writer.finish().expect("finish");
-        let back = read_table(&path, &[("a", DataType::Int64), ("b", DataType::String)]).expect("read");
-        let mut whole = part(0);
-        whole.vstack_mut(&part(3)).expect("stack");
-        assert!(back.equals(&whole));
+    fn a_version_2_model_is_refused_with_the_version_error() {
+        let bytes = include_bytes!("../tests/fixtures/model-v2.bin");
+        let err = decode_model(Path::new("models/model-v2.bin"), bytes).expect_err("version 2");
+        assert!(
+            matches!(
+                err,
+                ArtifactError::Version {
+                    kind: Kind::Model,
+                    expected: MODEL_FORMAT_VERSION,
+                    got: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("models/model-v2.bin"), "{message}");
+        assert!(
+            message.contains("version 2") && message.contains("version 3"),
+            "{message}"
+        );
     }
 }

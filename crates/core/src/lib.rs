@@ -32,7 +32,7 @@ pub mod registry;
 pub mod target;
 
 /// Lower-case hex of `bytes` (hashes and pseudonyms; one allocation).
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -16,7 +16,6 @@ use thiserror::Error;
 use crate::calibration::Calibrator;
 use crate::features::Feature;
 use crate::metrics::{BinaryMetrics, ReliabilityBin};
-use crate::params::{ModelSpec, TrainParams};
 use crate::target::TargetRule;
 
 /// A smartcore CART tree over `f64` features with 0/1 labels.
@@ -290,9 +289,13 @@ pub struct ModelArtifact {
     /// `<algorithm>-<first 12 hex digits of the lineage hash>`.
     pub model_version: String,
     pub algorithm: String,
-    /// The chosen configuration (algorithm and hyper-parameters).
-    pub spec: ModelSpec,
-    /// The ordered feature schema the model expects.
+    /// The chosen configuration's hyper-parameters, as compact JSON text
+    /// (`ModelSpec::params_json`): text, so that editing the Rust types of
+    /// the search spaces cannot change how a stored model decodes.
+    pub hyperparameters: String,
+    /// The ordered feature schema the model expects, stored by column name
+    /// (not by the enum's position, which a new feature could shift).
+    #[serde(with = "feature_names")]
     pub features: Vec<Feature>,
     /// The rule the labels and the history features were built with.
     pub rule: TargetRule,
@@ -306,8 +309,12 @@ pub struct ModelArtifact {
     pub threshold_source: String,
     /// Share of positives in the training split.
     pub training_prior: f64,
-    pub train_params: TrainParams,
-    /// SHA-256 of the canonical JSON of `train_params`.
+    /// The `train` params section that produced the model, as the compact
+    /// JSON text `train` wrote (fields in declaration order). Stored as
+    /// text, not as the Rust struct, so a params change never changes the
+    /// file format.
+    pub train_params: String,
+    /// SHA-256 of exactly the bytes of `train_params`; checked on read.
     pub params_hash: String,
     /// SHA-256 of the training table file.
     pub data_hash: String,
@@ -329,6 +336,26 @@ impl ModelArtifact {
     /// The classifier's own probabilities, before calibration.
     pub fn predict_uncalibrated(&self, x: &FeatureMatrix) -> Result<Vec<f64>, ModelError> {
         self.classifier.predict_proba(x, self.features.len())
+    }
+}
+
+/// Serde for the feature schema by column name: [`Feature::name`] out,
+/// [`Feature::from_name`] in, an unknown name an error naming it.
+mod feature_names {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::features::Feature;
+
+    pub fn serialize<S: Serializer>(features: &[Feature], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(features.iter().map(|f| f.name()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Feature>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|n| Feature::from_name(n).ok_or_else(|| D::Error::custom(format!("unknown feature `{n}`"))))
+            .collect()
     }
 }
 

@@ -1,6 +1,11 @@
 //! `params.yaml`: one section per stage, parsed strictly
-//! (`deny_unknown_fields`) and validated once by [`Check::check`], whose
-//! [`Checked`] result is the only form the stages accept.
+//! (`deny_unknown_fields`) into a raw struct, then turned once by
+//! [`Check::check`] into the checked form the stages accept: parse, don't
+//! validate. Where a raw field is text that stands for something (the
+//! feature names, the vital groups), the checked form holds the parsed value
+//! ([`BuildFeaturesConfig`]: typed features, the target rule), so nothing
+//! downstream parses a string again; sections whose fields are already
+//! typed come back wrapped in [`Checked`], which only `check` can make.
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -63,7 +68,8 @@ impl Params {
     }
 }
 
-/// A params section that passed [`Check::check`].
+/// A params section whose fields are already typed and that passed
+/// [`Check::check`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Checked<T>(T);
 
@@ -74,14 +80,12 @@ impl<T> Deref for Checked<T> {
     }
 }
 
-/// Validation of a params section, done once at the edge.
+/// Turns a raw params section into its checked form, once, at the edge.
 pub trait Check: Sized {
-    fn validate(&self) -> Result<(), ParamsError>;
+    /// What the stage works with.
+    type Checked;
 
-    fn check(self) -> Result<Checked<Self>, ParamsError> {
-        self.validate()?;
-        Ok(Checked(self))
-    }
+    fn check(self) -> Result<Self::Checked, ParamsError>;
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -123,12 +127,14 @@ pub struct GenerateParams {
 }
 
 impl Check for GenerateParams {
-    fn validate(&self) -> Result<(), ParamsError> {
+    type Checked = Checked<GenerateParams>;
+
+    fn check(self) -> Result<Checked<GenerateParams>, ParamsError> {
         in_range("generate.customers", self.customers, 1, 10_000_000)?;
         in_range("generate.rows", self.rows, self.customers, 1_000_000_000)?;
         in_range("generate.days", self.days, 28, 3650)?;
         in_range("generate.files", self.files, 1, self.days)?;
-        Ok(())
+        Ok(Checked(self))
     }
 }
 
@@ -196,8 +202,25 @@ pub struct SplitParams {
     pub calibration: f64,
 }
 
+/// `build_features` after [`Check::check`]: the glob checked, the target
+/// rule built (vital groups normalised like the data), the feature names
+/// parsed into features. Everything else as in [`BuildFeaturesParams`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildFeaturesConfig {
+    pub raw_glob: String,
+    pub rule: TargetRule,
+    /// The model's features, in the order params lists them.
+    pub features: Vec<Feature>,
+    pub allow_leaky_features: bool,
+    pub leakage: LeakageParams,
+    pub selection: SelectionParams,
+    pub split: SplitParams,
+}
+
 impl Check for BuildFeaturesParams {
-    fn validate(&self) -> Result<(), ParamsError> {
+    type Checked = BuildFeaturesConfig;
+
+    fn check(self) -> Result<BuildFeaturesConfig, ParamsError> {
         if self.raw_glob.trim().is_empty() {
             return Err(invalid("build_features.raw_glob", "must not be empty"));
         }
@@ -218,6 +241,7 @@ impl Check for BuildFeaturesParams {
                 "must name at least one feature",
             ));
         }
+        let mut features = Vec::with_capacity(self.features.len());
         for (i, name) in self.features.iter().enumerate() {
             let field = format!("build_features.features[{i}]");
             let Some(f) = Feature::from_name(name) else {
@@ -227,7 +251,7 @@ impl Check for BuildFeaturesParams {
                     format!("unknown feature {name:?}; known: {}", known.join(", ")),
                 ));
             };
-            if self.features[..i].contains(name) {
+            if features.contains(&f) {
                 return Err(invalid(&field, format!("{name:?} is listed twice")));
             }
             if f.is_label_input() && !self.allow_leaky_features {
@@ -239,6 +263,7 @@ impl Check for BuildFeaturesParams {
                     ),
                 ));
             }
+            features.push(f);
         }
         let auc = self.leakage.max_single_feature_auc;
         if !(auc > 0.5 && auc <= 1.0) {
@@ -276,7 +301,24 @@ impl Check for BuildFeaturesParams {
                 format!("fractions sum to {sum}, not 1"),
             ));
         }
-        Ok(())
+        let rule = TargetRule {
+            threshold_pct: self.target.threshold_pct,
+            vital_groups: self
+                .target
+                .vital_groups
+                .iter()
+                .map(|g| normalise_group(g))
+                .collect(),
+        };
+        Ok(BuildFeaturesConfig {
+            raw_glob: self.raw_glob,
+            rule,
+            features,
+            allow_leaky_features: self.allow_leaky_features,
+            leakage: self.leakage,
+            selection: self.selection,
+            split: self.split,
+        })
     }
 }
 
@@ -289,29 +331,6 @@ fn glob_pattern_ok(pattern: &str) -> Result<(), ParamsError> {
         ));
     }
     Ok(())
-}
-
-impl Checked<BuildFeaturesParams> {
-    /// The target rule, with vital groups normalised like the data.
-    pub fn rule(&self) -> TargetRule {
-        TargetRule {
-            threshold_pct: self.target.threshold_pct,
-            vital_groups: self
-                .target
-                .vital_groups
-                .iter()
-                .map(|g| normalise_group(g))
-                .collect(),
-        }
-    }
-
-    /// The model's features, in order.
-    pub fn feature_set(&self) -> Vec<Feature> {
-        self.features
-            .iter()
-            .filter_map(|n| Feature::from_name(n))
-            .collect()
-    }
 }
 
 /// `train`: model selection, search, imbalance handling, threshold and
@@ -597,6 +616,15 @@ impl ModelSpec {
 }
 
 impl Check for TrainParams {
+    type Checked = Checked<TrainParams>;
+
+    fn check(self) -> Result<Checked<TrainParams>, ParamsError> {
+        self.validate()?;
+        Ok(Checked(self))
+    }
+}
+
+impl TrainParams {
     fn validate(&self) -> Result<(), ParamsError> {
         in_range("train.n_trees", self.n_trees, 1, 5000)?;
         in_range("train.max_depth", self.max_depth, 1, 64)?;
@@ -731,8 +759,11 @@ pub struct EvaluateParams {
 }
 
 impl Check for EvaluateParams {
-    fn validate(&self) -> Result<(), ParamsError> {
-        in_range("evaluate.curve_points", self.curve_points, 10, 10_000)
+    type Checked = Checked<EvaluateParams>;
+
+    fn check(self) -> Result<Checked<EvaluateParams>, ParamsError> {
+        in_range("evaluate.curve_points", self.curve_points, 10, 10_000)?;
+        Ok(Checked(self))
     }
 }
 
@@ -740,32 +771,35 @@ impl Check for EvaluateParams {
 mod tests {
     use super::*;
 
+    /// The live params.yaml: only checked to be valid, never a fixture.
     const SHIPPED: &str = include_str!("../../../params.yaml");
+    /// The tests' own params, a fixed copy.
+    const FIXTURE: &str = include_str!("../tests/fixtures/params.yaml");
 
-    fn shipped() -> Params {
-        serde_norway::from_str(SHIPPED).expect("params.yaml parses")
+    fn fixture() -> Params {
+        serde_norway::from_str(FIXTURE).expect("fixture params parse")
     }
 
     #[test]
     fn shipped_params_pass_their_checks() {
-        let p = shipped();
+        let p: Params = serde_norway::from_str(SHIPPED).expect("params.yaml parses");
         p.generate.check().expect("generate");
         let bf = p.build_features.check().expect("build_features");
-        assert!(bf.feature_set().iter().all(|f| !f.is_label_input()));
+        assert!(bf.features.iter().all(|f| !f.is_label_input()));
         p.train.check().expect("train");
         p.evaluate.check().expect("evaluate");
     }
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let text = SHIPPED.replace("n_trees:", "n_treez:");
+        let text = FIXTURE.replace("n_trees:", "n_treez:");
         let err = serde_norway::from_str::<Params>(&text).expect_err("typo");
         assert!(err.to_string().contains("n_treez"), "{err}");
     }
 
     #[test]
     fn out_of_range_params_are_rejected() {
-        let mut t = shipped().train;
+        let mut t = fixture().train;
         t.search.forest.feature_fraction = vec![0.5, 0.0];
         let err = t.clone().check().expect_err("fraction 0");
         assert!(
@@ -797,23 +831,31 @@ mod tests {
                 .contains("train.cv.folds")
         );
 
-        let mut b = shipped().build_features;
+        let mut b = fixture().build_features;
         b.split.train += 0.1;
         assert!(b.clone().check().expect_err("sum").to_string().contains("sum"));
         b.split.train -= 0.1;
         b.features.push("no_such_feature".into());
-        assert!(
-            b.clone()
-                .check()
-                .expect_err("unknown")
-                .to_string()
-                .contains("no_such_feature")
-        );
+        let err = b.clone().check().expect_err("unknown").to_string();
+        assert!(err.contains("no_such_feature"), "{err}");
+        assert!(err.contains("known: idade, sexo_m"), "{err}");
+    }
+
+    /// Issue 11: the checked section holds parsed values, in params order.
+    #[test]
+    fn build_features_check_parses_the_features_and_the_rule() {
+        let mut b = fixture().build_features;
+        b.features = vec!["valor".into(), "idade".into()];
+        b.target.vital_groups = vec!["servi\u{e7}o".into(), " SUPERMERCADOS ".into()];
+        let c = b.check().expect("valid");
+        assert_eq!(c.features, vec![Feature::Valor, Feature::Idade]);
+        assert_eq!(c.rule.vital_groups, vec!["SERVICO", "SUPERMERCADOS"]);
+        assert_eq!(c.rule.threshold_pct, 20.0);
     }
 
     #[test]
     fn leaky_features_need_explicit_permission() {
-        let mut b = shipped().build_features;
+        let mut b = fixture().build_features;
         b.features.push("limite_disp".into());
         let err = b.clone().check().expect_err("leaky");
         assert!(err.to_string().contains("leakage"), "{err}");

@@ -54,8 +54,8 @@ struct PrPoint {
 /// Runs the stage.
 pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs) -> Result<EvaluationReport> {
     let model = artifact::read_model(&inputs.model).context("reading the model")?;
-    let holdout =
-        artifact::read_labelled(&inputs.holdout, &model.features).context("reading the holdout split")?;
+    let holdout = revspend_table::read_labelled(&inputs.holdout, &model.features)
+        .context("reading the holdout split")?;
     let raw = model.predict_uncalibrated(&holdout.x)?;
     let scores: Vec<f64> = raw.iter().map(|&p| model.calibrator.apply(p)).collect();
     let y = &holdout.y;

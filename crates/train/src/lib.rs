@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use revspend_core::artifact::{self, FeatureList, LabelledRows};
+use revspend_core::artifact::{self, FeatureList};
 use revspend_core::calibration::Calibrator;
 use revspend_core::metrics::{BinaryMetrics, Curve, ECE_BINS, ece, reliability};
 use revspend_core::model::{ModelArtifact, Reliability};
@@ -41,6 +41,7 @@ use revspend_core::params::{
     Algorithm, CalibrationChoice, Checked, ModelSpec, ThresholdObjective, TrainParams,
 };
 use revspend_core::registry::{self, NewVersion, Registry};
+use revspend_table::LabelledRows;
 use serde::Serialize;
 
 use crate::fit::Data;
@@ -119,7 +120,7 @@ pub struct RunResult {
 /// Reads the feature list and a split.
 fn read_split(path: &Path, list: &FeatureList, list_path: &Path, what: &str) -> Result<LabelledRows> {
     let features = list.resolve(list_path)?;
-    artifact::read_labelled(path, &features).with_context(|| format!("reading the {what} split"))
+    revspend_table::read_labelled(path, &features).with_context(|| format!("reading the {what} split"))
 }
 
 fn rayon_pool(threads: usize) -> Result<rayon::ThreadPool> {
@@ -232,8 +233,8 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
     };
     mark("calibrate", &mut timings);
 
-    let params_json = serde_json::to_vec(&**params).context("serialising train params")?;
-    let params_hash = artifact::sha256_hex(&params_json);
+    let params_json = serde_json::to_string(&**params).context("serialising train params")?;
+    let params_hash = artifact::sha256_hex(params_json.as_bytes());
     let data_hash = artifact::file_sha256(&inputs.train)?;
     let algorithm = chosen.algorithm.to_owned();
     let lineage = format!(
@@ -245,7 +246,7 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
     let model = ModelArtifact {
         model_version: model_version.clone(),
         algorithm: algorithm.clone(),
-        spec: chosen.spec.clone(),
+        hyperparameters: chosen.spec.params_json().to_string(),
         features,
         rule: list.rule.clone(),
         classifier,
@@ -253,7 +254,7 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
         threshold,
         threshold_source: threshold_source.clone(),
         training_prior,
-        train_params: (**params).clone(),
+        train_params: params_json,
         params_hash: params_hash.clone(),
         data_hash: data_hash.clone(),
         test_metrics: test_metrics.clone(),

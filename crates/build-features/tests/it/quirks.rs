@@ -2,8 +2,8 @@
 //! quirk of the contract) goes through without a crash and with every row
 //! accounted for.
 
-use revspend_core::artifact::read_quarantine;
 use revspend_core::pseudonym::Pseudonymiser;
+use revspend_table::read_quarantine;
 
 use crate::support::{Project, stderr};
 

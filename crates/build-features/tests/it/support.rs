@@ -110,7 +110,7 @@ impl Project {
         let mut master: Option<polars::prelude::DataFrame> = None;
         for split in ["train", "test", "holdout", "calibration"] {
             let path = self.path(&format!("out/splits/{split}.parquet"));
-            let part = revspend_core::artifact::read_table(&path, &[]).expect("split file");
+            let part = revspend_table::read_table(&path, &[]).expect("split file");
             match &mut master {
                 Some(m) => {
                     m.vstack_mut(&part).expect("same schema");

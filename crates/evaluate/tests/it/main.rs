@@ -137,9 +137,9 @@ fn a_holdout_without_a_model_feature_is_refused_naming_the_column() {
     let dir = tempfile::tempdir().expect("tempdir");
     trained(dir.path());
     let holdout = dir.path().join("data/splits/holdout.parquet");
-    let mut df = revspend_core::artifact::read_table(&holdout, &[]).expect("holdout");
+    let mut df = revspend_table::read_table(&holdout, &[]).expect("holdout");
     let _ = df.drop_in_place("prev_utilisation").expect("column present");
-    revspend_core::artifact::write_table(&dir.path().join("data/short.parquet"), &mut df).expect("write");
+    revspend_table::write_table(&dir.path().join("data/short.parquet"), &mut df).expect("write");
     let out = evaluate(dir.path(), "models/model.bin", "data/short.parquet");
     assert!(!out.status.success());
     assert!(

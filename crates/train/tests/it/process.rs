@@ -68,8 +68,8 @@ fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
     assert!(["platt", "isotonic"].contains(&model.calibrator.name()));
     assert_eq!(model.reliability.after.len(), 10);
 
-    let test =
-        artifact::read_labelled(&outputs.splits_dir.join("test.parquet"), &model.features).expect("test");
+    let test = revspend_table::read_labelled(&outputs.splits_dir.join("test.parquet"), &model.features)
+        .expect("test");
     let scores = model.predict_proba(&test.x).expect("predict");
     assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
     let prevalence = test.y.iter().filter(|y| **y).count() as f64 / test.y.len() as f64;

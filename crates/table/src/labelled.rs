@@ -1,0 +1,122 @@
+//! A split table read for modelling.
+
+use std::path::Path;
+
+use polars::prelude::*;
+use revspend_core::artifact::{CUSTOMER_COLUMN, TARGET_COLUMN};
+use revspend_core::features::Feature;
+use revspend_core::model::FeatureMatrix;
+
+use crate::error::TableError;
+use crate::parquet::read_table;
+
+/// A split read for modelling: features in the requested order, labels and
+/// the customer of each row.
+#[derive(Debug, Clone)]
+pub struct LabelledRows {
+    pub x: FeatureMatrix,
+    pub y: Vec<bool>,
+    pub customers: Vec<String>,
+}
+
+/// Reads a split table, checking every requested feature column (Float64,
+/// no nulls), the customer and the target columns.
+pub fn read_labelled(path: &Path, features: &[Feature]) -> Result<LabelledRows, TableError> {
+    let mut expected: Vec<(&str, DataType)> = vec![
+        (CUSTOMER_COLUMN, DataType::String),
+        (TARGET_COLUMN, DataType::Boolean),
+    ];
+    expected.extend(features.iter().map(|f| (f.name(), DataType::Float64)));
+    let df = read_table(path, &expected)?;
+    let pq = |source| TableError::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    let rows = df.height();
+    let mut cols = Vec::with_capacity(features.len());
+    for f in features {
+        let c = df.column(f.name()).map_err(pq)?.f64().map_err(pq)?;
+        if c.null_count() > 0 {
+            return Err(TableError::ColumnType {
+                path: path.to_owned(),
+                column: f.name().to_owned(),
+                expected: "f64 without nulls".into(),
+                got: format!("{} nulls", c.null_count()),
+            });
+        }
+        cols.push(c.into_no_null_iter().collect::<Vec<f64>>());
+    }
+    let mut values = Vec::with_capacity(rows * features.len());
+    for r in 0..rows {
+        values.extend(cols.iter().map(|c| c[r]));
+    }
+    let y = df
+        .column(TARGET_COLUMN)
+        .map_err(pq)?
+        .bool()
+        .map_err(pq)?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
+    let customers = df
+        .column(CUSTOMER_COLUMN)
+        .map_err(pq)?
+        .str()
+        .map_err(pq)?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_owned())
+        .collect();
+    Ok(LabelledRows {
+        x: FeatureMatrix::new(rows, features.len(), values),
+        y,
+        customers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parquet::write_table;
+
+    #[test]
+    fn features_come_back_row_major_in_the_requested_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("split.parquet");
+        let (a, b) = (Feature::ALL[0], Feature::ALL[1]);
+        let mut df = DataFrame::new(
+            2,
+            vec![
+                Column::new(CUSTOMER_COLUMN.into(), ["c1", "c2"]),
+                Column::new(TARGET_COLUMN.into(), [true, false]),
+                Column::new(a.name().into(), [1.0f64, 2.0]),
+                Column::new(b.name().into(), [10.0f64, 20.0]),
+            ],
+        )
+        .expect("frame");
+        write_table(&path, &mut df).expect("write");
+        let rows = read_labelled(&path, &[b, a]).expect("read");
+        assert_eq!(rows.x.values, vec![10.0, 1.0, 20.0, 2.0]);
+        assert_eq!(rows.y, vec![true, false]);
+        assert_eq!(rows.customers, vec!["c1", "c2"]);
+    }
+
+    #[test]
+    fn a_null_feature_value_is_refused_naming_the_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("split.parquet");
+        let a = Feature::ALL[0];
+        let mut df = DataFrame::new(
+            2,
+            vec![
+                Column::new(CUSTOMER_COLUMN.into(), ["c1", "c2"]),
+                Column::new(TARGET_COLUMN.into(), [true, false]),
+                Column::new(a.name().into(), [Some(1.0f64), None]),
+            ],
+        )
+        .expect("frame");
+        write_table(&path, &mut df).expect("write");
+        let err = read_labelled(&path, &[a]).expect_err("null");
+        assert!(err.to_string().contains(a.name()), "{err}");
+        assert!(err.to_string().contains("1 nulls"), "{err}");
+    }
+}
