@@ -4,7 +4,7 @@ VENV := .venv
 DVC := $(VENV)/bin/dvc
 PYTHON ?= python3
 
-.PHONY: all setup pipeline serve test lint unit e2e validate-compose clean
+.PHONY: all setup pipeline serve test lint unit e2e validate-compose clean clean-registry
 
 all: pipeline
 
@@ -41,6 +41,14 @@ e2e: setup
 validate-compose:
 	scripts/validate-compose.sh
 
+## clean: remove the pipeline's generated data and model (the DVC outputs
+## that git does not track; the reports in reports/ are tracked and stay).
+## crates/core/tests/it/pipeline.rs checks this list against dvc.yaml.
 clean:
-	rm -rf data/raw data/master data/splits data/online data/features.json \
-	  data/quarantine.csv models/model.bin reports dvc_plots
+	rm -rf data/raw data/staged data/features data/splits data/features.json \
+	  data/online/snapshot.bin data/quarantine.csv data/profile/train.json \
+	  models/model.bin dvc_plots
+
+## clean-registry: remove every registered model version and the alias log
+clean-registry:
+	rm -rf models/registry

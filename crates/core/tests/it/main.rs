@@ -1,0 +1,4 @@
+//! Integration tests of `revspend-core`: the pipeline definition against the
+//! stages it runs.
+
+mod pipeline;
