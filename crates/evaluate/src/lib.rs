@@ -31,12 +31,33 @@ pub struct Inputs {
     pub holdout: PathBuf,
 }
 
+impl Inputs {
+    /// The pipeline's layout under `root` (the paths `dvc.yaml` passes,
+    /// relative to the repository): the flags' defaults and the fixtures'.
+    pub fn under(root: &Path) -> Inputs {
+        Inputs {
+            model: root.join("models/model.bin"),
+            holdout: root.join("data/splits/holdout.parquet"),
+        }
+    }
+}
+
 /// What the stage writes.
 #[derive(Debug, Clone)]
 pub struct Outputs {
     pub metrics: PathBuf,
     /// Directory for curve data (JSON/CSV) and PNG plots.
     pub plots_dir: PathBuf,
+}
+
+impl Outputs {
+    /// The pipeline's layout under `root`, as [`Inputs::under`].
+    pub fn under(root: &Path) -> Outputs {
+        Outputs {
+            metrics: root.join("reports/metrics.json"),
+            plots_dir: root.join("reports/plots"),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]

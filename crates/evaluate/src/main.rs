@@ -1,6 +1,6 @@
 //! `evaluate`: scores the holdout split; writes metrics, curve data and plots.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -13,13 +13,13 @@ use revspend_core::params::{Check, Params};
 struct Args {
     #[arg(long, default_value = "params.yaml")]
     params: PathBuf,
-    #[arg(long, default_value = "models/model.bin")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).model)]
     model: PathBuf,
-    #[arg(long, default_value = "data/splits/holdout.parquet")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).holdout)]
     holdout: PathBuf,
-    #[arg(long, default_value = "reports/metrics.json")]
+    #[arg(long, default_value_os_t = Outputs::under(Path::new("")).metrics)]
     metrics: PathBuf,
-    #[arg(long, default_value = "reports/plots")]
+    #[arg(long, default_value_os_t = Outputs::under(Path::new("")).plots_dir)]
     plots_dir: PathBuf,
 }
 

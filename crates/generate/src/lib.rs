@@ -251,6 +251,10 @@ pub struct Summary {
     pub customers: u64,
 }
 
+/// Where the pipeline keeps the raw files, relative to the repository (the
+/// `--out-dir` default, and the directory `build_features.raw_glob` reads).
+pub const RAW_DIR: &str = "data/raw";
+
 /// Generates the raw files into `out_dir` (created if needed). Existing
 /// `*.csv` files there are removed first so the directory holds exactly
 /// this run's output.

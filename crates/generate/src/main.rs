@@ -14,7 +14,7 @@ struct Args {
     #[arg(long, default_value = "params.yaml")]
     params: PathBuf,
     /// Directory the CSV files are written to (its old *.csv are replaced).
-    #[arg(long, default_value = "data/raw")]
+    #[arg(long, default_value = generate::RAW_DIR)]
     out_dir: PathBuf,
     /// Override `generate.rows` (e.g. for benchmarks).
     #[arg(long)]

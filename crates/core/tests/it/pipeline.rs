@@ -35,7 +35,13 @@ fn cached_outs(stage: &Value) -> Vec<String> {
         .iter()
         .filter_map(|key| stage.get(*key).and_then(Value::as_sequence))
         .flatten()
-        .filter(|entry| entry.get(path_of(entry)).and_then(|o| o.get("cache")).and_then(Value::as_bool) != Some(false))
+        .filter(|entry| {
+            entry
+                .get(path_of(entry))
+                .and_then(|o| o.get("cache"))
+                .and_then(Value::as_bool)
+                != Some(false)
+        })
         .map(path_of)
         .collect()
 }
@@ -72,12 +78,18 @@ fn stages() -> Vec<Stage> {
             let name = name.as_str().expect("stage name").to_owned();
             let cmd = stage.get("cmd").and_then(Value::as_str).expect("cmd");
             let words: Vec<&str> = cmd.split_whitespace().collect();
-            assert_eq!(words.first(), Some(&"scripts/stage"), "{name}: run through scripts/stage");
+            assert_eq!(
+                words.first(),
+                Some(&"scripts/stage"),
+                "{name}: run through scripts/stage"
+            );
             let binary = words.get(1).expect("binary").to_string();
             let mut flags = Vec::new();
             let mut rest = words[2..].iter().peekable();
             while let Some(w) = rest.next() {
-                let flag = w.strip_prefix("--").unwrap_or_else(|| panic!("{name}: {w:?} is not a flag"));
+                let flag = w
+                    .strip_prefix("--")
+                    .unwrap_or_else(|| panic!("{name}: {w:?} is not a flag"));
                 let value = rest
                     .next_if(|v| !v.starts_with("--"))
                     .unwrap_or_else(|| panic!("{name}: --{flag} has no value"));
@@ -122,7 +134,10 @@ fn workspace_crates() -> BTreeMap<String, (String, Vec<String>)> {
             {
                 name = Some(v.trim_matches('"').to_owned());
             }
-            if section == "[dependencies]" && line.contains("workspace = true") && !line.contains("optional = true") {
+            if section == "[dependencies]"
+                && line.contains("workspace = true")
+                && !line.contains("optional = true")
+            {
                 let dep = line.split(['.', ' ', '=']).next().unwrap_or_default();
                 deps.push(dep.to_owned());
             }
@@ -181,10 +196,18 @@ fn every_tracked_path_is_passed_to_its_stage_as_a_flag() {
                     .is_some_and(|d| code.contains(d))
                 || passed(&stage, dep)
                 || (stage.params.contains(&"build_features".to_owned()) && *dep == raw_dir());
-            assert!(ok, "stage {}: dep {dep} is not passed as a flag nor source of its binary", stage.name);
+            assert!(
+                ok,
+                "stage {}: dep {dep} is not passed as a flag nor source of its binary",
+                stage.name
+            );
         }
         for out in &stage.outs {
-            assert!(passed(&stage, out), "stage {}: output {out} is not passed as a flag", stage.name);
+            assert!(
+                passed(&stage, out),
+                "stage {}: output {out} is not passed as a flag",
+                stage.name
+            );
         }
     }
 }
@@ -202,7 +225,11 @@ fn every_path_flag_is_tracked() {
             let ok = tracked
                 .iter()
                 .any(|t| *t == value || t.starts_with(&format!("{value}/")));
-            assert!(ok, "stage {}: --{flag} {value} is neither a dep nor an output", stage.name);
+            assert!(
+                ok,
+                "stage {}: --{flag} {value} is neither a dep nor an output",
+                stage.name
+            );
         }
     }
 }
@@ -212,7 +239,10 @@ fn each_stage_reads_its_own_params_section() {
     for stage in stages() {
         assert_eq!(stage.params, vec![stage.name.clone()], "stage {}", stage.name);
         assert!(
-            stage.flags.iter().any(|(f, v)| f == "params" && v == "params.yaml"),
+            stage
+                .flags
+                .iter()
+                .any(|(f, v)| f == "params" && v == "params.yaml"),
             "stage {}: --params params.yaml",
             stage.name
         );
@@ -231,7 +261,11 @@ fn code_deps_are_exactly_the_crates_a_stage_is_built_from() {
             .map(str::to_owned)
             .collect();
         let code = built_from(&crates, &stage.binary);
-        assert_eq!(listed, code, "stage {}: crate deps vs the crates its binary is built from", stage.name);
+        assert_eq!(
+            listed, code,
+            "stage {}: crate deps vs the crates its binary is built from",
+            stage.name
+        );
         for dir in &code {
             assert!(
                 stage.deps.contains(&format!("crates/{dir}/src")),
@@ -255,7 +289,11 @@ fn make_clean_paths() -> BTreeSet<String> {
         recipe.push(' ');
     }
     let words: Vec<&str> = recipe.split_whitespace().collect();
-    assert_eq!(words.get(..2), Some(&["rm", "-rf"][..]), "clean is one rm -rf: {recipe}");
+    assert_eq!(
+        words.get(..2),
+        Some(&["rm", "-rf"][..]),
+        "clean is one rm -rf: {recipe}"
+    );
     words[2..].iter().map(|w| (*w).to_owned()).collect()
 }
 
