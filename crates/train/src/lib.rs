@@ -9,7 +9,8 @@
 //!    trial goes to `reports/search.csv` (and, with its wall time, to the
 //!    experiment log);
 //! 2. refits the best configuration on the whole train split ([`fit`],
-//!    boosting in [`gbm`]);
+//!    boosting in [`gbm`], CART trees with smartcore converted to core's
+//!    tree type in [`cart`]);
 //! 3. fits Platt and isotonic calibrators on the calibration split and keeps
 //!    the one with the lower test Brier score, or the params' choice
 //!    ([`calibrate`]);
@@ -24,6 +25,7 @@
 //! depend on that number.
 
 pub mod calibrate;
+pub mod cart;
 pub mod cv;
 pub mod fit;
 pub mod gbm;
