@@ -7,15 +7,15 @@ use revspend_core::calibration::Calibrator;
 use revspend_core::features::Feature;
 use revspend_core::metrics::BinaryMetrics;
 use revspend_core::model::{Classifier, FeatureMatrix, Gbm, GbmNode, GbmTree, ModelArtifact, Reliability};
-use revspend_core::params::{Algorithm, ModelSpec, Params};
+use revspend_core::params::{Algorithm, ModelSpec};
 use revspend_core::target::TargetRule;
 use std::path::Path;
 
+use crate::fixture;
 use crate::synthetic::problem;
 
 fn artifact(classifier: Classifier, calibrator: Calibrator, spec: ModelSpec) -> ModelArtifact {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml");
-    let params = Params::load(&path).expect("params").train;
+    let params = fixture::params().train;
     ModelArtifact {
         model_version: "x-000000000000".into(),
         algorithm: spec.algorithm().name().into(),
@@ -46,8 +46,7 @@ fn artifact(classifier: Classifier, calibrator: Calibrator, spec: ModelSpec) -> 
 
 #[test]
 fn every_fitted_classifier_round_trips_with_identical_predictions() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml");
-    let mut params = Params::load(&path).expect("params").train;
+    let mut params = fixture::params().train;
     params.search.forest.n_trees = vec![5];
     params.search.gbm.max_iter = vec![20];
     let data = problem(2_000, 5);
