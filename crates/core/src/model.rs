@@ -120,8 +120,8 @@ pub struct CartNode {
     /// Column of the split, in the feature order the tree was grown on.
     pub feature: u32,
     /// Rows with `x <= threshold` go left, all others (NaN included) right,
-    /// as smartcore routes them. NaN for a split smartcore left without a
-    /// value: nothing compares `<=` to it, so every row goes right.
+    /// as smartcore routes them (a NaN threshold, like smartcore's split
+    /// without a value, sends every row right).
     pub threshold: f64,
     pub left: u32,
     pub right: u32,
