@@ -1,16 +1,19 @@
-//! Fitted model types and their probability output. Fitting lives in `train`;
-//! this is what the artifact carries and what `evaluate` and `serve` call.
+//! Fitted model types, the routing of their trees and their probability
+//! output. Fitting lives in `train`; this is what the artifact carries and
+//! what `evaluate` and `serve` call.
 //!
 //! Every classifier produces an honest probability of the positive class:
-//! logistic and naive Bayes from their fitted parameters (computed here, not
-//! by smartcore), boosting from the summed leaf scores through the sigmoid,
-//! the forest as the mean of its trees' leaf probabilities. The artifact
-//! then applies its [`Calibrator`], so what `serve` returns is calibrated.
+//! logistic and naive Bayes from their fitted parameters, boosting from the
+//! summed leaf scores through the sigmoid, a CART tree from its leaf, the
+//! forest as the mean of its trees' leaf probabilities. The artifact then
+//! applies its [`Calibrator`], so what `serve` returns is calibrated.
+//!
+//! Trees are held in this crate's own node types ([`CartTree`], [`GbmTree`]),
+//! never in a fitting library's: the model file format is ours to version,
+//! and serving needs no fitting library. Every tree is walked by the one
+//! function [`walk`]; a tree type only says which way a node sends a row.
 
 use serde::{Deserialize, Serialize};
-use smartcore::linalg::basic::arrays::Array;
-use smartcore::linalg::basic::matrix::DenseMatrix;
-use smartcore::tree::decision_tree_classifier::DecisionTreeClassifier;
 use thiserror::Error;
 
 use crate::calibration::Calibrator;
@@ -18,16 +21,13 @@ use crate::features::Feature;
 use crate::metrics::{BinaryMetrics, ReliabilityBin};
 use crate::target::TargetRule;
 
-/// A smartcore CART tree over `f64` features with 0/1 labels.
-pub type Tree = DecisionTreeClassifier<f64, u32, DenseMatrix<f64>, Vec<u32>>;
-
 /// Why a prediction failed.
 #[derive(Debug, Error)]
 pub enum ModelError {
     #[error("feature matrix has {got} columns, the model expects {expected}")]
     Width { expected: usize, got: usize },
-    #[error("tree {tree} failed to predict: {message}")]
-    Tree { tree: usize, message: String },
+    #[error("tree {tree} is malformed: a row reached no leaf")]
+    Tree { tree: usize },
 }
 
 /// Row-major feature values, one row per purchase, columns in the model's
@@ -49,17 +49,6 @@ impl FeatureMatrix {
         &self.values[i * self.cols..(i + 1) * self.cols]
     }
 
-    /// The rows `rows` restricted to the columns `cols`, as a smartcore matrix.
-    pub fn gather(&self, rows: &[usize], cols: &[usize]) -> DenseMatrix<f64> {
-        let mut values = Vec::with_capacity(rows.len() * cols.len());
-        for &r in rows {
-            let row = self.row(r);
-            values.extend(cols.iter().map(|&c| row[c]));
-        }
-        DenseMatrix::new(rows.len(), cols.len(), values, false)
-            .unwrap_or_else(|_| unreachable!("shape matches the values gathered"))
-    }
-
     /// The rows `rows`, all columns, as a new matrix.
     pub fn select_rows(&self, rows: &[usize]) -> FeatureMatrix {
         let mut values = Vec::with_capacity(rows.len() * self.cols);
@@ -68,14 +57,6 @@ impl FeatureMatrix {
         }
         FeatureMatrix::new(rows.len(), self.cols, values)
     }
-}
-
-/// One bagged tree and the feature columns (indices into the model's
-/// feature order) it was grown on.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BaggedTree {
-    pub columns: Vec<usize>,
-    pub tree: Tree,
 }
 
 /// Logistic regression on standardised features: `p = σ(b + Σ w_j z_j)`
@@ -97,8 +78,104 @@ pub struct NaiveBayes {
     pub variances: [Vec<f64>; 2],
 }
 
-/// One node of a boosted tree. A leaf has `left == right == 0` (the root is
-/// node 0, so no child is ever 0).
+/// A node of a binary tree held as an array, root at index 0. Children are
+/// always stored after their parent, so no child is ever node 0 and a child
+/// index of 0 marks a leaf.
+pub trait TreeNode {
+    /// The `(left, right)` children of a split node; `None` for a leaf.
+    fn children(&self) -> Option<(usize, usize)>;
+}
+
+/// The leaf a row reaches: from the root, each split node sends the row to
+/// its right child when `goes_right(node)` holds, else to its left child.
+/// `None` when the nodes do not form a tree (a child out of range, or a
+/// cycle: a path visits each node at most once, so the bound keeps a
+/// malformed tree from hanging the caller).
+///
+/// The one tree walk of the workspace: raw-value prediction here and
+/// `train`'s binned scoring differ only in `goes_right`.
+pub fn walk<N: TreeNode>(nodes: &[N], mut goes_right: impl FnMut(&N) -> bool) -> Option<&N> {
+    let mut i = 0usize;
+    for _ in 0..=nodes.len() {
+        let node = nodes.get(i)?;
+        let Some((left, right)) = node.children() else {
+            return Some(node);
+        };
+        i = if goes_right(node) { right } else { left };
+    }
+    None
+}
+
+/// The value of feature `f` in `row`; a feature the row does not have reads
+/// as missing (NaN), so a malformed tree routes instead of panicking.
+fn value(row: &[f64], f: usize) -> f64 {
+    row.get(f).copied().unwrap_or(f64::NAN)
+}
+
+/// One node of a CART tree (as grown by `train` with smartcore). A leaf has
+/// `left == right == 0`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CartNode {
+    /// Column of the split, in the feature order the tree was grown on.
+    pub feature: u32,
+    /// Rows with `x <= threshold` go left, all others (NaN included) right,
+    /// as smartcore routes them (a NaN threshold, like smartcore's split
+    /// without a value, sends every row right).
+    pub threshold: f64,
+    pub left: u32,
+    pub right: u32,
+    /// A leaf's probability of the positive class (smartcore's leaf
+    /// probability is one-hot on its majority class: 0 or 1); 0 for a split.
+    pub positive: f64,
+}
+
+impl TreeNode for CartNode {
+    fn children(&self) -> Option<(usize, usize)> {
+        (self.left != 0).then_some((self.left as usize, self.right as usize))
+    }
+}
+
+impl CartNode {
+    /// Whether a row whose split feature is `x` goes right.
+    pub fn goes_right(&self, x: f64) -> bool {
+        // `<=` is false when either side is NaN, so NaN goes right.
+        let goes_left = x <= self.threshold;
+        !goes_left
+    }
+}
+
+/// A CART classification tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CartTree {
+    pub nodes: Vec<CartNode>,
+}
+
+impl CartTree {
+    /// The positive-class probability of the leaf a row reaches, reading
+    /// split feature `f` as `x(f)`; `None` for a malformed tree.
+    pub fn positive_proba(&self, x: impl Fn(usize) -> f64) -> Option<f64> {
+        walk(&self.nodes, |n| n.goes_right(x(n.feature as usize))).map(|leaf| leaf.positive)
+    }
+}
+
+/// One bagged tree and the feature columns (indices into the model's
+/// feature order) it was grown on; its nodes' features index `columns`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaggedTree {
+    pub columns: Vec<usize>,
+    pub tree: CartTree,
+}
+
+impl BaggedTree {
+    /// The tree's positive-class probability for a row in the model's
+    /// feature order.
+    pub fn positive_proba(&self, row: &[f64]) -> Option<f64> {
+        self.tree
+            .positive_proba(|f| self.columns.get(f).map_or(f64::NAN, |&c| value(row, c)))
+    }
+}
+
+/// One node of a boosted tree. A leaf has `left == right == 0`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GbmNode {
     pub feature: u32,
@@ -113,30 +190,29 @@ pub struct GbmNode {
     pub value: f64,
 }
 
+impl TreeNode for GbmNode {
+    fn children(&self) -> Option<(usize, usize)> {
+        (self.left != 0).then_some((self.left as usize, self.right as usize))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GbmTree {
     pub nodes: Vec<GbmNode>,
 }
 
 impl GbmTree {
-    /// The leaf score for one row.
+    /// The leaf score for one row of raw feature values; 0 for a malformed
+    /// tree.
     pub fn score(&self, row: &[f64]) -> f64 {
-        let mut i = 0usize;
-        // A path visits each node at most once; the bound keeps a malformed
-        // tree (a cycle) from hanging the caller.
-        for _ in 0..=self.nodes.len() {
-            let Some(n) = self.nodes.get(i) else { break };
-            if n.left == 0 {
-                return n.value;
-            }
-            // NaN compares false and goes left, like bin 0 in training.
-            i = if row[n.feature as usize] > n.threshold {
-                n.right as usize
-            } else {
-                n.left as usize
-            };
-        }
-        0.0
+        // NaN compares false and goes left, like bin 0 in training.
+        self.score_by(|n| value(row, n.feature as usize) > n.threshold)
+    }
+
+    /// The leaf score of the row that `goes_right` describes (e.g. by its
+    /// bins, in training); 0 for a malformed tree.
+    pub fn score_by(&self, goes_right: impl FnMut(&GbmNode) -> bool) -> f64 {
+        walk(&self.nodes, goes_right).map_or(0.0, |leaf| leaf.value)
     }
 }
 
@@ -167,15 +243,16 @@ pub enum Classifier {
     },
     Logistic(Logistic),
     NaiveBayes(NaiveBayes),
-    /// One smartcore CART tree. smartcore's `predict_proba` is one-hot on
-    /// the leaf's majority class, so this ranks coarsely (two values).
+    /// One CART tree (grown by smartcore in `train`). Its leaf probability
+    /// is one-hot on the leaf's majority class, so this ranks coarsely (two
+    /// values).
     Tree {
-        tree: Tree,
+        tree: CartTree,
     },
-    /// Random forest: smartcore CART trees, each grown on a bootstrap sample
-    /// and a random subset of the features. The probability is the share of
-    /// trees voting positive (Breiman's forest vote), because smartcore's
-    /// own forest exposes neither its trees nor probabilities.
+    /// Random forest: CART trees, each grown on a bootstrap sample and a
+    /// random subset of the features. The probability is the share of trees
+    /// voting positive (Breiman's forest vote), because smartcore's own
+    /// forest exposes neither its trees nor probabilities.
     Forest {
         trees: Vec<BaggedTree>,
     },
@@ -235,18 +312,22 @@ impl Classifier {
                     sigmoid(log_joint(1) - log_joint(0))
                 })
                 .collect()),
-            Classifier::Tree { tree } => {
-                let all: Vec<usize> = rows.collect();
-                let cols: Vec<usize> = (0..x.cols).collect();
-                tree_positive_proba(tree, &x.gather(&all, &cols), 0)
-            }
+            Classifier::Tree { tree } => rows
+                .map(|r| {
+                    let row = x.row(r);
+                    tree.positive_proba(|f| value(row, f))
+                        .ok_or(ModelError::Tree { tree: 0 })
+                })
+                .collect(),
             Classifier::Forest { trees } => {
-                let all_rows: Vec<usize> = rows.collect();
                 let mut sum = vec![0f64; x.rows];
+                // Tree by tree, as the sums were always formed: the same
+                // floating-point order, so the same bits.
                 for (t, bagged) in trees.iter().enumerate() {
-                    let sub = x.gather(&all_rows, &bagged.columns);
-                    for (s, p) in sum.iter_mut().zip(tree_positive_proba(&bagged.tree, &sub, t)?) {
-                        *s += p;
+                    for (r, s) in sum.iter_mut().enumerate() {
+                        *s += bagged
+                            .positive_proba(x.row(r))
+                            .ok_or(ModelError::Tree { tree: t })?;
                     }
                 }
                 let n = trees.len().max(1) as f64;
@@ -255,22 +336,6 @@ impl Classifier {
             Classifier::Gbm(m) => Ok(rows.map(|r| sigmoid(m.raw_score(x.row(r)))).collect()),
         }
     }
-}
-
-/// The positive-class column of a smartcore tree's `predict_proba`.
-fn tree_positive_proba(tree: &Tree, x: &DenseMatrix<f64>, t: usize) -> Result<Vec<f64>, ModelError> {
-    let err = |e: smartcore::error::Failed| ModelError::Tree {
-        tree: t,
-        message: e.to_string(),
-    };
-    let proba = tree.predict_proba(x).map_err(err)?;
-    let (n, classes) = proba.shape();
-    if classes == 2 {
-        // Columns follow the sorted labels: 0, then 1.
-        return Ok((0..n).map(|i| *proba.get((i, 1))).collect());
-    }
-    // A tree that saw one class only: its label is its prediction.
-    Ok(tree.predict(x).map_err(err)?.into_iter().map(f64::from).collect())
 }
 
 /// Reliability of the test-split probabilities before and after calibration.
@@ -415,6 +480,82 @@ mod tests {
             nodes: vec![cycle.nodes[1].clone(), cycle.nodes[2].clone()],
         };
         assert_eq!(looping.score(&[0.0]), 0.0, "a cycle ends instead of hanging");
+    }
+
+    fn cart_split(feature: u32, threshold: f64, left: u32, right: u32) -> CartNode {
+        CartNode {
+            feature,
+            threshold,
+            left,
+            right,
+            positive: 0.0,
+        }
+    }
+
+    fn cart_leaf(positive: f64) -> CartNode {
+        CartNode {
+            feature: 0,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            positive,
+        }
+    }
+
+    #[test]
+    fn cart_sends_ties_left_and_nan_right() {
+        let tree = CartTree {
+            nodes: vec![cart_split(1, 2.0, 1, 2), cart_leaf(0.0), cart_leaf(1.0)],
+        };
+        let c = Classifier::Tree { tree };
+        let x = FeatureMatrix::new(4, 2, vec![9.0, 2.0, 9.0, 2.5, 9.0, f64::NAN, 9.0, -1.0]);
+        assert_eq!(c.predict_proba(&x, 2).expect("predict"), vec![0.0, 1.0, 1.0, 0.0]);
+        // A split without a value (NaN) sends everything right.
+        let no_value = CartTree {
+            nodes: vec![cart_split(0, f64::NAN, 1, 2), cart_leaf(0.0), cart_leaf(1.0)],
+        };
+        assert_eq!(no_value.positive_proba(|_| 0.0), Some(1.0));
+    }
+
+    #[test]
+    fn forest_trees_read_their_own_columns_and_vote() {
+        // Both trees split on their column 0: model feature 1, then 0.
+        let tree = CartTree {
+            nodes: vec![cart_split(0, 0.5, 1, 2), cart_leaf(0.0), cart_leaf(1.0)],
+        };
+        let c = Classifier::Forest {
+            trees: vec![
+                BaggedTree {
+                    columns: vec![1],
+                    tree: tree.clone(),
+                },
+                BaggedTree {
+                    columns: vec![0, 1],
+                    tree,
+                },
+            ],
+        };
+        let x = FeatureMatrix::new(3, 2, vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(c.predict_proba(&x, 2).expect("predict"), vec![0.5, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn a_malformed_cart_tree_is_an_error_not_a_hang() {
+        let cycle = CartTree {
+            nodes: vec![cart_split(0, 0.5, 1, 1), cart_split(0, 0.5, 1, 1)],
+        };
+        assert_eq!(cycle.positive_proba(|_| 0.0), None);
+        let out_of_range = CartTree {
+            nodes: vec![cart_split(0, 0.5, 7, 8)],
+        };
+        let c = Classifier::Forest {
+            trees: vec![BaggedTree {
+                columns: vec![0],
+                tree: out_of_range,
+            }],
+        };
+        let err = c.predict_proba(&FeatureMatrix::new(1, 1, vec![0.0]), 1);
+        assert!(matches!(err, Err(ModelError::Tree { tree: 0 })), "{err:?}");
     }
 
     #[test]

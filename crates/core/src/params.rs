@@ -625,6 +625,16 @@ impl Check for TrainParams {
 }
 
 impl TrainParams {
+    /// The section as compact JSON text (fields in declaration order) and
+    /// the SHA-256 of exactly those bytes: what a model artifact records as
+    /// its training params and `params_hash`.
+    pub fn json_and_hash(&self) -> (String, String) {
+        // Serialising plain data with string keys cannot fail.
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let hash = crate::artifact::sha256_hex(json.as_bytes());
+        (json, hash)
+    }
+
     fn validate(&self) -> Result<(), ParamsError> {
         in_range("train.n_trees", self.n_trees, 1, 5000)?;
         in_range("train.max_depth", self.max_depth, 1, 64)?;

@@ -13,14 +13,13 @@ use rand::seq::SliceRandom;
 use rand::{Rng, RngExt};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use revspend_core::model::{BaggedTree, Classifier, FeatureMatrix, Logistic, NaiveBayes, Tree};
+use revspend_core::model::{BaggedTree, Classifier, FeatureMatrix, Logistic, NaiveBayes};
 use revspend_core::params::{ClassWeight, ForestConfig, ModelSpec};
 use smartcore::linalg::basic::arrays::Array;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
-use smartcore::tree::decision_tree_classifier::{DecisionTreeClassifierParameters, SplitCriterion};
 
-use crate::gbm;
+use crate::{cart, gbm};
 
 /// Rows to fit on: features, labels and the group (customer) of each row.
 #[derive(Debug, Clone, Copy)]
@@ -72,15 +71,12 @@ pub fn fit(spec: &ModelSpec, data: Data<'_>, class_weight: ClassWeight, seed: u6
             };
             let cols: Vec<usize> = (0..data.x.cols).collect();
             let labels: Vec<u32> = rows.iter().map(|&r| u32::from(data.y[r])).collect();
-            let params = DecisionTreeClassifierParameters {
-                criterion: SplitCriterion::Gini,
-                max_depth: Some(*max_depth),
+            let growth = cart::Growth {
+                max_depth: *max_depth,
                 min_samples_leaf: *min_samples_leaf,
-                min_samples_split: 2 * *min_samples_leaf,
-                seed: Some(seed),
+                seed,
             };
-            let tree =
-                Tree::fit(&data.x.gather(&rows, &cols), &labels, params).map_err(|e| anyhow!("{e}"))?;
+            let tree = cart::fit(data.x, &rows, &cols, &labels, growth)?;
             Classifier::Tree { tree }
         }
         ModelSpec::Forest(cfg) => Classifier::Forest {
@@ -271,16 +267,13 @@ fn fit_bagged_tree(
     columns.truncate(k);
     columns.sort_unstable();
 
-    let matrix = x.gather(&rows, &columns);
     let labels: Vec<u32> = rows.iter().map(|&r| u32::from(data.y[r])).collect();
-    let tree_params = DecisionTreeClassifierParameters {
-        criterion: SplitCriterion::Gini,
-        max_depth: Some(cfg.max_depth),
+    let growth = cart::Growth {
+        max_depth: cfg.max_depth,
         min_samples_leaf: cfg.min_samples_leaf,
-        min_samples_split: 2 * cfg.min_samples_leaf,
-        seed: Some(seed),
+        seed,
     };
-    let tree = Tree::fit(&matrix, &labels, tree_params).map_err(|e| anyhow!("{e}"))?;
+    let tree = cart::fit(x, &rows, &columns, &labels, growth)?;
     Ok(BaggedTree { columns, tree })
 }
 

@@ -355,20 +355,12 @@ impl Grower<'_> {
     }
 }
 
-/// Score of a tree for a binned row (same routing as the raw thresholds).
+/// Score of a tree for a binned row: core's walk, deciding by the split's
+/// bin instead of its raw threshold (the same routing: the threshold is the
+/// bin's upper edge).
 fn score_binned(tree: &GbmTree, row: &[u8]) -> f64 {
-    let mut i = 0usize;
-    while let Some(n) = tree.nodes.get(i) {
-        if n.left == 0 {
-            return n.value;
-        }
-        i = if row[n.feature as usize] > n.bin {
-            n.right as usize
-        } else {
-            n.left as usize
-        };
-    }
-    0.0
+    // NaN was binned to 0 and goes left, as the raw walk sends it.
+    tree.score_by(|n| row.get(n.feature as usize).is_some_and(|&b| b > n.bin))
 }
 
 /// What one fit did, for logs and the experiment record.
@@ -520,6 +512,64 @@ mod tests {
         assert_eq!(bin_of(&e, 2.0), 1);
         assert_eq!(bin_of(&e, 9.0), 2);
         assert_eq!(bin_of(&e, f64::NAN), 0);
+    }
+
+    #[test]
+    fn binned_and_raw_scores_agree_and_cycles_end() {
+        // Two features with ties and NaN; a few rounds of deep trees.
+        let n = 3_000;
+        let mut values = Vec::with_capacity(2 * n);
+        let mut y = Vec::with_capacity(n);
+        for i in 0..n {
+            let a = if i.is_multiple_of(13) {
+                f64::NAN
+            } else {
+                (i % 37) as f64
+            };
+            let b = ((i * 7) % 11) as f64 * 0.25;
+            values.extend([a, b]);
+            y.push((i % 37 > 20) ^ i.is_multiple_of(5));
+        }
+        let x = FeatureMatrix::new(n, 2, values);
+        let groups: Vec<u64> = (0..n as u64).collect();
+        let cfg = GbmConfig {
+            learning_rate: 0.3,
+            max_iter: 5,
+            max_leaves: 31,
+            max_depth: None,
+            min_samples_leaf: 5,
+            l2: 1.0,
+            max_bins: 16,
+            validation_fraction: 0.0,
+            patience: 5,
+        };
+        let (model, _) = fit(&x, &y, &groups, &cfg, ClassWeight::None, 1);
+        assert!(!model.trees.is_empty());
+        let binned = bin_matrix(&x, &model.bin_edges);
+        for tree in &model.trees {
+            for r in 0..n {
+                let raw = tree.score(x.row(r));
+                let by_bin = score_binned(tree, &binned.bins[r * 2..(r + 1) * 2]);
+                assert_eq!(raw.to_bits(), by_bin.to_bits(), "row {r}");
+            }
+        }
+        // Node 1 is its own child.
+        let split = GbmNode {
+            feature: 0,
+            threshold: 0.0,
+            bin: 0,
+            left: 1,
+            right: 1,
+            value: 0.0,
+        };
+        let looping = GbmTree {
+            nodes: vec![split.clone(), split],
+        };
+        assert_eq!(
+            score_binned(&looping, &[0, 0]),
+            0.0,
+            "a cycle ends instead of hanging"
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!    trial goes to `reports/search.csv` (and, with its wall time, to the
 //!    experiment log);
 //! 2. refits the best configuration on the whole train split ([`fit`],
-//!    boosting in [`gbm`]);
+//!    boosting in [`gbm`], CART trees with smartcore converted to core's
+//!    tree type in [`cart`]);
 //! 3. fits Platt and isotonic calibrators on the calibration split and keeps
 //!    the one with the lower test Brier score, or the params' choice
 //!    ([`calibrate`]);
@@ -24,6 +25,7 @@
 //! depend on that number.
 
 pub mod calibrate;
+pub mod cart;
 pub mod cv;
 pub mod fit;
 pub mod gbm;
@@ -233,8 +235,7 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
     };
     mark("calibrate", &mut timings);
 
-    let params_json = serde_json::to_string(&**params).context("serialising train params")?;
-    let params_hash = artifact::sha256_hex(params_json.as_bytes());
+    let (params_json, params_hash) = params.json_and_hash();
     let data_hash = artifact::file_sha256(&inputs.train)?;
     let algorithm = chosen.algorithm.to_owned();
     let lineage = format!(

@@ -12,14 +12,12 @@ use revspend_core::calibration::Calibrator;
 use revspend_core::contract::parse_fields;
 use revspend_core::features::{Feature, History, OnlineSnapshot};
 use revspend_core::metrics::{BinaryMetrics, Confusion};
-use revspend_core::model::{BaggedTree, Classifier, ModelArtifact, Reliability, Tree};
-use revspend_core::params::{ModelSpec, Params, TrainParams};
+use revspend_core::model::{BaggedTree, CartNode, CartTree, Classifier, ModelArtifact, Reliability};
+use revspend_core::params::{Params, TrainParams};
 use revspend_core::pseudonym::Pseudonymiser;
 use revspend_core::target::TargetRule;
 use serde_json::{Value, json};
 use serve::{AppState, Config};
-use smartcore::linalg::basic::matrix::DenseMatrix;
-use smartcore::tree::decision_tree_classifier::DecisionTreeClassifierParameters;
 
 /// The pseudonymisation key of the fixtures.
 pub const KEY: &str = "serve-test-key";
@@ -41,10 +39,11 @@ pub fn rule() -> TargetRule {
 /// The one place a test model is built, so a change to `ModelArtifact` is a
 /// one-line fix here.
 pub fn model(classifier: Classifier, features: Vec<Feature>) -> ModelArtifact {
+    let (train_params, params_hash) = fixture_train_params().json_and_hash();
     ModelArtifact {
         model_version: MODEL_VERSION.into(),
         algorithm: "forest".into(),
-        spec: ModelSpec::Prior,
+        hyperparameters: "{}".into(),
         features,
         rule: rule(),
         classifier,
@@ -52,8 +51,8 @@ pub fn model(classifier: Classifier, features: Vec<Feature>) -> ModelArtifact {
         threshold: THRESHOLD,
         threshold_source: "params".into(),
         training_prior: 0.3,
-        train_params: shipped_train_params(),
-        params_hash: "0".repeat(64),
+        train_params,
+        params_hash,
         data_hash: "0".repeat(64),
         test_metrics: BinaryMetrics {
             roc_auc: 1.0,
@@ -77,27 +76,33 @@ pub fn model(classifier: Classifier, features: Vec<Feature>) -> ModelArtifact {
     }
 }
 
-/// The `train` section of the shipped params.yaml.
-pub fn shipped_train_params() -> TrainParams {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml");
-    Params::load(&path).expect("shipped params").train
+/// The `train` section of the fixture params (`tests/it/params.yaml`, not
+/// the live params.yaml).
+pub fn fixture_train_params() -> TrainParams {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/params.yaml");
+    Params::load(&path).expect("fixture params").train
 }
 
 /// A one-tree forest on `purchases_before` (and the amount, which it
 /// ignores) that flags customers with at least three earlier purchases:
-/// probability 1 for the known customer, 0 for a cold start.
+/// probability 1 for the known customer, 0 for a cold start. (The tree
+/// smartcore grows on purchases 0, 0, 1 (negative) and 5, 6, 7 (positive):
+/// one split at 3.)
 pub fn history_model() -> ModelArtifact {
-    let x = DenseMatrix::new(
-        6,
-        2,
-        vec![
-            0.0, 10.0, 0.0, 500.0, 1.0, 10.0, 5.0, 500.0, 6.0, 10.0, 7.0, 500.0,
+    let node = |feature, threshold, left, right, positive| CartNode {
+        feature,
+        threshold,
+        left,
+        right,
+        positive,
+    };
+    let tree = CartTree {
+        nodes: vec![
+            node(0, 3.0, 1, 2, 0.0),
+            node(0, 0.0, 0, 0, 0.0),
+            node(0, 0.0, 0, 0, 1.0),
         ],
-        false,
-    )
-    .expect("matrix");
-    let y: Vec<u32> = vec![0, 0, 0, 1, 1, 1];
-    let tree = Tree::fit(&x, &y, DecisionTreeClassifierParameters::default()).expect("fit");
+    };
     model(
         Classifier::Forest {
             trees: vec![BaggedTree {

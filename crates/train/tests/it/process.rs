@@ -1,10 +1,12 @@
-//! train as a real process on a small generated dataset.
+//! train as a real process on the fixture tables.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use revspend_core::artifact;
 use revspend_core::registry::Registry;
+
+use crate::fixture;
 
 fn train(dir: &Path, threads: &str, model: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_train"))
@@ -28,7 +30,7 @@ fn train(dir: &Path, threads: &str, model: &str, extra: &[&str]) -> Output {
 #[test]
 fn the_model_is_deterministic_whatever_the_thread_count() {
     let dir = tempfile::tempdir().expect("tempdir");
-    build_features::testing::build(dir.path()).expect("fixture");
+    fixture::build(dir.path());
     let one = train(dir.path(), "1", "models/one.bin", &["--no-register"]);
     assert!(one.status.success(), "{}", String::from_utf8_lossy(&one.stderr));
     let report_one = std::fs::read(dir.path().join("reports/train.json")).expect("report");
@@ -48,7 +50,7 @@ fn the_model_is_deterministic_whatever_the_thread_count() {
 #[test]
 fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (outputs, params) = build_features::testing::build(dir.path()).expect("fixture");
+    let (outputs, params) = fixture::build(dir.path());
     let out = train(dir.path(), "2", "models/model.bin", &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
@@ -57,7 +59,15 @@ fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
     let names: Vec<&str> = model.features.iter().map(|f| f.name()).collect();
     assert_eq!(names, list.features);
     assert!(model.features.iter().all(|f| !f.is_label_input()));
-    assert_eq!(model.train_params, params.train);
+    // The params are stored as their JSON text, which reads back as the
+    // section the run used, and the hash is of exactly that text.
+    let stored: revspend_core::params::TrainParams =
+        serde_json::from_str(&model.train_params).expect("stored params are JSON");
+    assert_eq!(stored, params.train);
+    assert_eq!(
+        model.params_hash,
+        artifact::sha256_hex(model.train_params.as_bytes())
+    );
     assert_eq!(
         model.data_hash,
         artifact::file_sha256(&outputs.splits_dir.join("train.parquet")).expect("hash")
@@ -124,7 +134,7 @@ fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
 #[test]
 fn fit_once_times_one_fit_and_scores_the_holdout() {
     let dir = tempfile::tempdir().expect("tempdir");
-    build_features::testing::build(dir.path()).expect("fixture");
+    fixture::build(dir.path());
     let out = Command::new(env!("CARGO_BIN_EXE_train"))
         .current_dir(dir.path())
         .args(["fit-once", "--algorithm", "gbm", "--params", "params.yaml"])
@@ -145,7 +155,7 @@ fn fit_once_times_one_fit_and_scores_the_holdout() {
 #[test]
 fn bad_params_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
-    build_features::testing::build(dir.path()).expect("fixture");
+    fixture::build(dir.path());
     let params = std::fs::read_to_string(dir.path().join("params.yaml")).expect("params");
     let params = params.replace("folds: 4", "folds: 1");
     std::fs::write(dir.path().join("params.yaml"), params).expect("write params");

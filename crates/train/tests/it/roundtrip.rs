@@ -7,19 +7,19 @@ use revspend_core::calibration::Calibrator;
 use revspend_core::features::Feature;
 use revspend_core::metrics::BinaryMetrics;
 use revspend_core::model::{Classifier, FeatureMatrix, Gbm, GbmNode, GbmTree, ModelArtifact, Reliability};
-use revspend_core::params::{Algorithm, ModelSpec, Params};
+use revspend_core::params::{Algorithm, ModelSpec};
 use revspend_core::target::TargetRule;
 use std::path::Path;
 
+use crate::fixture;
 use crate::synthetic::problem;
 
 fn artifact(classifier: Classifier, calibrator: Calibrator, spec: ModelSpec) -> ModelArtifact {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml");
-    let params = Params::load(&path).expect("params").train;
+    let (train_params, params_hash) = fixture::params().train.json_and_hash();
     ModelArtifact {
         model_version: "x-000000000000".into(),
         algorithm: spec.algorithm().name().into(),
-        spec,
+        hyperparameters: spec.params_json().to_string(),
         features: vec![Feature::Valor, Feature::Idade, Feature::Month, Feature::Weekday],
         rule: TargetRule {
             threshold_pct: 20.0,
@@ -30,8 +30,8 @@ fn artifact(classifier: Classifier, calibrator: Calibrator, spec: ModelSpec) -> 
         threshold: 0.3,
         threshold_source: "max F1 on the test split".into(),
         training_prior: 0.12,
-        train_params: params,
-        params_hash: "a".repeat(64),
+        train_params,
+        params_hash,
         data_hash: "b".repeat(64),
         test_metrics: BinaryMetrics::compute(&[0.1, 0.9], &[false, true], 0.5),
         reliability: Reliability {
@@ -46,8 +46,7 @@ fn artifact(classifier: Classifier, calibrator: Calibrator, spec: ModelSpec) -> 
 
 #[test]
 fn every_fitted_classifier_round_trips_with_identical_predictions() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml");
-    let mut params = Params::load(&path).expect("params").train;
+    let mut params = fixture::params().train;
     params.search.forest.n_trees = vec![5];
     params.search.gbm.max_iter = vec![20];
     let data = problem(2_000, 5);
@@ -85,7 +84,8 @@ fn every_fitted_classifier_round_trips_with_identical_predictions() {
         );
         assert_eq!(p, q, "{}", algorithm.name());
         assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "{}", algorithm.name());
-        assert_eq!(back.spec, model.spec);
+        assert_eq!(back.hyperparameters, model.hyperparameters);
+        assert_eq!(back.train_params, model.train_params);
         assert_eq!(back.calibrator, model.calibrator);
     }
 }

@@ -1,18 +1,19 @@
 //! Search: the candidate list and the trials are a function of the seed.
 
-use revspend_core::params::{Algorithm, ModelSpec, Params, Strategy, TrainParams};
+use revspend_core::params::{Algorithm, ModelSpec, Strategy, TrainParams};
 use train::search;
 
+use crate::fixture;
 use crate::synthetic::problem;
 
-fn shipped() -> TrainParams {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml");
-    Params::load(&path).expect("shipped params").train
+/// The fixture params' train section.
+fn fixture_train() -> TrainParams {
+    fixture::params().train
 }
 
 /// Quick spaces: few trees, small grids.
 fn quick() -> TrainParams {
-    let mut p = shipped();
+    let mut p = fixture_train();
     p.n_trees = 20;
     p.search.forest.n_trees = vec![8];
     p.search.gbm.max_iter = vec![40];

@@ -1,0 +1,107 @@
+//! What `evaluate` reads, written directly: a logistic model with fixed
+//! coefficients (built in code, written with the real artifact writer), a
+//! synthetic holdout table whose labels follow that model, and the fixture
+//! params (`tests/it/params.yaml`, not the live one).
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::{Column, DataFrame};
+use revspend_core::artifact::{self, CUSTOMER_COLUMN, TARGET_COLUMN};
+use revspend_core::calibration::Calibrator;
+use revspend_core::features::Feature;
+use revspend_core::metrics::BinaryMetrics;
+use revspend_core::model::{Classifier, Logistic, ModelArtifact, Reliability};
+use revspend_core::params::Params;
+use revspend_core::target::TargetRule;
+
+/// The fixture params file.
+pub fn params_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/params.yaml")
+}
+
+/// The model's features, in its order.
+pub const FEATURES: [Feature; 3] = [Feature::PrevUtilisation, Feature::GroupNonVital, Feature::Valor];
+
+/// Purchases per customer in the holdout.
+const ROWS_PER_CUSTOMER: usize = 10;
+
+/// The log-odds of the holdout's labels and of the model alike:
+/// `7·(u − 0.6) + 2.5·g − 1.5` (the amount carries no signal).
+fn log_odds(u: f64, g: f64) -> f64 {
+    7.0 * (u - 0.6) + 2.5 * g - 1.5
+}
+
+/// A logistic model of [`log_odds`] on standardised features (mean 0,
+/// scale 1, so the coefficients are the raw ones), Platt-calibrated, with
+/// a threshold of 0.3.
+pub fn model() -> ModelArtifact {
+    let params = Params::load(&params_path()).expect("fixture params");
+    let (train_params, params_hash) = params.train.json_and_hash();
+    ModelArtifact {
+        model_version: "logistic-000000000000".into(),
+        algorithm: "logistic".into(),
+        hyperparameters: r#"{"alpha":1.0}"#.into(),
+        features: FEATURES.to_vec(),
+        rule: TargetRule {
+            threshold_pct: 20.0,
+            vital_groups: vec!["SERVICO".into(), "SUPERMERCADOS".into()],
+        },
+        classifier: Classifier::Logistic(Logistic {
+            mean: vec![0.0; 3],
+            scale: vec![1.0; 3],
+            coefficients: vec![7.0, 2.5, 0.0],
+            intercept: -7.0 * 0.6 - 1.5,
+        }),
+        calibrator: Calibrator::Platt { a: 0.9, b: -0.1 },
+        threshold: 0.3,
+        threshold_source: "params".into(),
+        training_prior: 0.15,
+        train_params,
+        params_hash,
+        data_hash: "b".repeat(64),
+        test_metrics: BinaryMetrics::compute(&[0.1, 0.9], &[false, true], 0.3),
+        reliability: Reliability {
+            before: Vec::new(),
+            after: Vec::new(),
+            ece_before: 0.05,
+            ece_after: 0.01,
+        },
+        written_by: "evaluate tests".into(),
+    }
+}
+
+/// `customers` customers of the holdout. Draws are low-discrepancy
+/// sequences, so the table is deterministic without an RNG.
+pub fn holdout(customers: usize) -> DataFrame {
+    let n = customers * ROWS_PER_CUSTOMER;
+    let draw = |i: usize, a: f64| (i as f64 * a).fract();
+    let (mut customer, mut target) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut values: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
+    for i in 0..n {
+        let u = draw(i + 1, 0.618_033_988_749_895);
+        let g = f64::from(u8::from(draw(i + 1, 0.754_877_666_246_693) < 0.6));
+        let p = 1.0 / (1.0 + (-log_odds(u, g)).exp());
+        customer.push(format!("h-{:04}", i / ROWS_PER_CUSTOMER));
+        target.push(draw(i + 1, 0.569_840_290_998_053) < p);
+        values[0].push(u);
+        values[1].push(g);
+        values[2].push(1.0 + 499.0 * draw(i + 1, 0.412_454_033_640_107));
+    }
+    let mut columns = vec![
+        Column::new(CUSTOMER_COLUMN.into(), customer),
+        Column::new(TARGET_COLUMN.into(), target),
+    ];
+    for (f, v) in FEATURES.iter().zip(values) {
+        columns.push(Column::new(f.name().into(), v));
+    }
+    DataFrame::new(n, columns).expect("holdout table")
+}
+
+/// Writes `params.yaml`, `models/model.bin` and
+/// `data/splits/holdout.parquet` under `dir`.
+pub fn write(dir: &Path) {
+    std::fs::copy(params_path(), dir.join("params.yaml")).expect("copy params");
+    artifact::write_model(&dir.join("models/model.bin"), &model()).expect("write model");
+    revspend_table::write_table(&dir.join("data/splits/holdout.parquet"), &mut holdout(150))
+        .expect("write holdout");
+}

@@ -1,0 +1,132 @@
+//! evaluate as a real process on the fixture model and holdout.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::fixture;
+
+fn evaluate(dir: &Path, model: &str, holdout: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_evaluate"))
+        .current_dir(dir)
+        .args(["--params", "params.yaml"])
+        .args(["--model", model])
+        .args(["--holdout", holdout])
+        .args(["--metrics", "reports/metrics.json"])
+        .args(["--plots-dir", "reports/plots"])
+        .output()
+        .expect("run evaluate")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn metrics_plots_and_plot_data_are_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("reports/metrics.json")).expect("metrics"))
+            .expect("json");
+    let model_pr = metrics["model"]["pr_auc"].as_f64().expect("pr_auc");
+    let prior_pr = metrics["baseline_prior"]["pr_auc"]
+        .as_f64()
+        .expect("prior pr_auc");
+    assert!(model_pr > prior_pr, "model {model_pr} vs prior {prior_pr}");
+    assert_eq!(metrics["baseline_prior"]["roc_auc"].as_f64(), Some(0.5));
+    let prevalence = metrics["prevalence"].as_f64().expect("prevalence");
+    assert!((prior_pr - prevalence).abs() < 1e-12);
+    for key in [
+        "roc_auc",
+        "brier",
+        "ece",
+        "log_loss",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+    ] {
+        assert!(metrics["model"][key].is_number(), "{key} missing");
+    }
+
+    let plots = dir.path().join("reports/plots");
+    assert!(metrics["model_uncalibrated"]["ece"].is_number());
+    let reliability: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("reports/plots/reliability.json")).expect("reliability.json"),
+    )
+    .expect("json");
+    let points = reliability["reliability"].as_array().expect("points");
+    assert!(!points.is_empty());
+    assert!(
+        points
+            .iter()
+            .all(|p| p["mean_predicted"].is_number() && p["observed_rate"].is_number())
+    );
+    for png in ["roc.png", "pr.png", "confusion.png", "reliability.png"] {
+        let bytes = std::fs::read(plots.join(png)).expect(png);
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{png} is not a PNG");
+    }
+    let roc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plots.join("roc.json")).expect("roc.json")).expect("json");
+    let points = roc["roc"].as_array().expect("points");
+    assert_eq!(points[0]["fpr"], 0.0);
+    assert_eq!(points[points.len() - 1]["tpr"], 1.0);
+    let confusion = std::fs::read_to_string(plots.join("confusion.csv")).expect("confusion.csv");
+    assert_eq!(
+        confusion.lines().count() as u64 - 1,
+        metrics["rows"].as_u64().expect("rows")
+    );
+
+    // Same inputs, same bytes.
+    let first = std::fs::read(dir.path().join("reports/metrics.json")).expect("metrics");
+    let again = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(again.status.success());
+    assert_eq!(
+        first,
+        std::fs::read(dir.path().join("reports/metrics.json")).expect("metrics")
+    );
+}
+
+#[test]
+fn a_corrupted_or_foreign_model_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let mut bytes = std::fs::read(dir.path().join("models/model.bin")).expect("model");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(dir.path().join("models/corrupt.bin"), &bytes).expect("write");
+    let out = evaluate(dir.path(), "models/corrupt.bin", "data/splits/holdout.parquet");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("models/corrupt.bin") && stderr(&out).contains("checksum"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut future = std::fs::read(dir.path().join("models/model.bin")).expect("model");
+    future[8..12].copy_from_slice(&99u32.to_le_bytes());
+    std::fs::write(dir.path().join("models/future.bin"), &future).expect("write");
+    let out = evaluate(dir.path(), "models/future.bin", "data/splits/holdout.parquet");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("format version 99"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_holdout_without_a_model_feature_is_refused_naming_the_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let holdout = dir.path().join("data/splits/holdout.parquet");
+    let mut df = revspend_table::read_table(&holdout, &[]).expect("holdout");
+    let _ = df.drop_in_place("prev_utilisation").expect("column present");
+    revspend_table::write_table(&dir.path().join("data/short.parquet"), &mut df).expect("write");
+    let out = evaluate(dir.path(), "models/model.bin", "data/short.parquet");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("short.parquet") && stderr(&out).contains("`prev_utilisation`"),
+        "{}",
+        stderr(&out)
+    );
+}
