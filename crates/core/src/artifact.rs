@@ -485,4 +485,215 @@ mod tests {
             "{message}"
         );
     }
+
+    /// One artifact per classifier and calibrator kind, every field set.
+    fn sample_models() -> Vec<ModelArtifact> {
+        use crate::calibration::Calibrator;
+        use crate::metrics::{BinaryMetrics, Confusion, ReliabilityBin};
+        use crate::model::{
+            BaggedTree, CartNode, CartTree, Classifier, Gbm, GbmNode, GbmTree, Logistic, NaiveBayes,
+            Reliability,
+        };
+        let cart = CartTree {
+            nodes: vec![
+                CartNode {
+                    feature: 1,
+                    threshold: 2.5,
+                    left: 1,
+                    right: 2,
+                    positive: 0.0,
+                },
+                CartNode {
+                    feature: 0,
+                    threshold: 0.0,
+                    left: 0,
+                    right: 0,
+                    positive: 0.0,
+                },
+                CartNode {
+                    feature: 0,
+                    threshold: 0.0,
+                    left: 0,
+                    right: 0,
+                    positive: 1.0,
+                },
+            ],
+        };
+        let gbm = Gbm {
+            base_score: -1.5,
+            trees: vec![GbmTree {
+                nodes: vec![
+                    GbmNode {
+                        feature: 0,
+                        threshold: 3.0,
+                        bin: 7,
+                        left: 1,
+                        right: 2,
+                        value: 0.0,
+                    },
+                    GbmNode {
+                        feature: 0,
+                        threshold: 0.0,
+                        bin: 0,
+                        left: 0,
+                        right: 0,
+                        value: -0.25,
+                    },
+                    GbmNode {
+                        feature: 0,
+                        threshold: 0.0,
+                        bin: 0,
+                        left: 0,
+                        right: 0,
+                        value: 0.5,
+                    },
+                ],
+            }],
+            bin_edges: vec![vec![1.0, 3.0, 9.0], vec![0.5]],
+        };
+        let classifiers = vec![
+            Classifier::Prior { probability: 0.12 },
+            Classifier::Logistic(Logistic {
+                mean: vec![1.0, 2.0],
+                scale: vec![0.5, 4.0],
+                coefficients: vec![0.3, -0.7],
+                intercept: -2.0,
+            }),
+            Classifier::NaiveBayes(NaiveBayes {
+                priors: [0.9, 0.1],
+                means: [vec![1.0, 2.0], vec![3.0, 4.0]],
+                variances: [vec![1.0, 1.5], vec![2.0, 2.5]],
+            }),
+            Classifier::Tree { tree: cart.clone() },
+            Classifier::Forest {
+                trees: vec![BaggedTree {
+                    columns: vec![1, 0],
+                    tree: cart,
+                }],
+            },
+            Classifier::Gbm(gbm),
+        ];
+        let calibrators = [
+            Calibrator::Identity,
+            Calibrator::Platt { a: 1.1, b: -0.2 },
+            Calibrator::Isotonic {
+                x: vec![0.1, 0.5, 0.9],
+                y: vec![0.0, 0.4, 1.0],
+            },
+        ];
+        let bin = ReliabilityBin {
+            lower: 0.0,
+            upper: 0.1,
+            count: 10,
+            mean_predicted: 0.05,
+            observed_rate: 0.1,
+        };
+        let train_params = r#"{"seed":11}"#.to_owned();
+        classifiers
+            .into_iter()
+            .enumerate()
+            .map(|(i, classifier)| ModelArtifact {
+                model_version: format!("m-{i}"),
+                algorithm: "gbm".into(),
+                hyperparameters: r#"{"l2":1.0}"#.into(),
+                features: vec![Feature::Valor, Feature::PrevUtilisation],
+                rule: TargetRule {
+                    threshold_pct: 20.0,
+                    vital_groups: vec!["SERVICO".into()],
+                },
+                classifier,
+                calibrator: calibrators[i % calibrators.len()].clone(),
+                threshold: 0.4,
+                threshold_source: "max_f1".into(),
+                training_prior: 0.12,
+                params_hash: sha256_hex(train_params.as_bytes()),
+                train_params: train_params.clone(),
+                data_hash: "d".repeat(64),
+                test_metrics: BinaryMetrics {
+                    roc_auc: 0.9,
+                    pr_auc: 0.8,
+                    brier: 0.05,
+                    log_loss: 0.2,
+                    ece: 0.01,
+                    threshold: 0.4,
+                    precision: 0.7,
+                    recall: 0.6,
+                    f1: 0.65,
+                    confusion: Confusion {
+                        tp: 6,
+                        fp: 3,
+                        tn: 80,
+                        fn_: 4,
+                    },
+                },
+                reliability: Reliability {
+                    before: vec![bin.clone()],
+                    after: vec![bin.clone()],
+                    ece_before: 0.03,
+                    ece_after: 0.01,
+                },
+                written_by: "format test".into(),
+            })
+            .collect()
+    }
+
+    /// Issue 11: the bytes of every kind of model file (and of the snapshot)
+    /// are pinned, so a change to any payload type cannot slip through
+    /// without a version bump. When this fails on purpose: bump
+    /// MODEL_FORMAT_VERSION (or SNAPSHOT_FORMAT_VERSION), keep a file of the
+    /// old version in tests/fixtures/ with a test of how it is read, then
+    /// update the hash here.
+    #[test]
+    fn the_file_formats_are_pinned() {
+        let mut bytes = Vec::new();
+        for model in sample_models() {
+            let encoded = encode_model(&model).expect("encode");
+            let back = decode_model(Path::new("m.bin"), &encoded).expect("decode");
+            assert_eq!(encode_model(&back).expect("re-encode"), encoded, "round trip");
+            bytes.extend(encoded);
+        }
+        bytes.extend(encode(Kind::Snapshot, &snapshot()).expect("snapshot"));
+        assert_eq!(
+            (
+                MODEL_FORMAT_VERSION,
+                SNAPSHOT_FORMAT_VERSION,
+                sha256_hex(&bytes).as_str()
+            ),
+            (
+                3,
+                2,
+                "7835574f4fec898c4b5b36b7c56e06bf9eb637377ca61ed0f0e1f50e01f41c0a"
+            ),
+            "a payload type changed shape: bump its format version (see the comment above)"
+        );
+    }
+
+    /// Issue 11: the stored training params are checked against their hash.
+    #[test]
+    fn a_model_whose_params_do_not_match_their_hash_is_refused() {
+        let mut model = sample_models().remove(0);
+        model.train_params = r#"{"seed":12}"#.into();
+        let encoded = encode_model(&model).expect("encode");
+        let err = decode_model(Path::new("models/model.bin"), &encoded).expect_err("tampered params");
+        assert!(matches!(err, ArtifactError::ParamsHash { .. }), "{err}");
+        assert!(err.to_string().contains("models/model.bin"), "{err}");
+    }
+
+    /// The feature schema is stored by name: an unknown name is an error
+    /// naming it, not a silent other feature.
+    #[test]
+    fn a_model_naming_an_unknown_feature_is_refused_naming_it() {
+        let model = sample_models().remove(0);
+        let encoded = encode_model(&model).expect("encode");
+        let name = Feature::PrevUtilisation.name().as_bytes();
+        let at = encoded
+            .windows(name.len())
+            .position(|w| w == name)
+            .expect("feature name in the payload");
+        let mut payload = encoded[HEADER_LEN..].to_vec();
+        payload[at - HEADER_LEN] = b'q';
+        let err =
+            decode_model(Path::new("m.bin"), &seal(Kind::Model, &payload)).expect_err("unknown feature");
+        assert!(err.to_string().contains("qrev_utilisation"), "{err}");
+    }
 }
