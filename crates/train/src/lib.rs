@@ -57,6 +57,24 @@ pub struct Inputs {
     pub feature_list: PathBuf,
 }
 
+impl Inputs {
+    /// The pipeline's layout under `root` (the paths `dvc.yaml` passes,
+    /// relative to the repository): the flags' defaults and the fixtures'.
+    pub fn under(root: &Path) -> Inputs {
+        Inputs {
+            train: root.join("data/splits/train.parquet"),
+            test: root.join("data/splits/test.parquet"),
+            calibration: root.join("data/splits/calibration.parquet"),
+            feature_list: root.join("data/features.json"),
+        }
+    }
+
+    /// The holdout split beside the others (read by `train fit-once` only).
+    pub fn holdout_under(root: &Path) -> PathBuf {
+        root.join("data/splits/holdout.parquet")
+    }
+}
+
 /// What the stage writes.
 #[derive(Debug, Clone)]
 pub struct Outputs {
@@ -68,6 +86,19 @@ pub struct Outputs {
     /// Registry directory the model is registered in; `None` skips the
     /// registry and the experiment log.
     pub registry: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// The pipeline's layout under `root`, as [`Inputs::under`], with the
+    /// registry.
+    pub fn under(root: &Path) -> Outputs {
+        Outputs {
+            model: root.join("models/model.bin"),
+            report: root.join("reports/train.json"),
+            search: root.join("reports/search.csv"),
+            registry: Some(root.join("models/registry")),
+        }
+    }
 }
 
 /// Summary of the cross-validated search in the report.

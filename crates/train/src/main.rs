@@ -1,7 +1,7 @@
 //! `train`: selects, fits, calibrates and registers the model; `train
 //! fit-once` times one fit (for benchmarks).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,25 +16,25 @@ struct Args {
     command: Option<Command>,
     #[arg(long, default_value = "params.yaml")]
     params: PathBuf,
-    #[arg(long, default_value = "data/splits/train.parquet")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).train)]
     train: PathBuf,
     /// Split the calibrator and the decision threshold are chosen on.
-    #[arg(long, default_value = "data/splits/test.parquet")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).test)]
     test: PathBuf,
     /// Split the calibrators are fitted on.
-    #[arg(long, default_value = "data/splits/calibration.parquet")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).calibration)]
     calibration: PathBuf,
-    #[arg(long, default_value = "data/features.json")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).feature_list)]
     feature_list: PathBuf,
-    #[arg(long, default_value = "models/model.bin")]
+    #[arg(long, default_value_os_t = Outputs::under(Path::new("")).model)]
     model: PathBuf,
-    #[arg(long, default_value = "reports/train.json")]
+    #[arg(long, default_value_os_t = Outputs::under(Path::new("")).report)]
     report: PathBuf,
     /// Every search trial (fold scores, mean, std, params).
-    #[arg(long, default_value = "reports/search.csv")]
+    #[arg(long, default_value_os_t = Outputs::under(Path::new("")).search)]
     search_report: PathBuf,
     /// Registry the model is registered in (with the experiment log).
-    #[arg(long, default_value = "models/registry")]
+    #[arg(long, default_value_os_t = default_registry())]
     registry: PathBuf,
     /// Do not register the model nor log the experiment.
     #[arg(long)]
@@ -43,6 +43,10 @@ struct Args {
     /// depend on it.
     #[arg(long)]
     threads: Option<usize>,
+}
+
+fn default_registry() -> PathBuf {
+    Outputs::under(Path::new("")).registry.unwrap_or_default()
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,13 +62,13 @@ struct FitOnceArgs {
     algorithm: AlgorithmArg,
     #[arg(long, default_value = "params.yaml")]
     params: PathBuf,
-    #[arg(long, default_value = "data/splits/train.parquet")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).train)]
     train: PathBuf,
-    #[arg(long, default_value = "data/splits/calibration.parquet")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).calibration)]
     calibration: PathBuf,
-    #[arg(long, default_value = "data/splits/holdout.parquet")]
+    #[arg(long, default_value_os_t = Inputs::holdout_under(Path::new("")))]
     holdout: PathBuf,
-    #[arg(long, default_value = "data/features.json")]
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).feature_list)]
     feature_list: PathBuf,
     #[arg(long)]
     threads: Option<usize>,

@@ -47,9 +47,10 @@ pub struct Layout {
 /// returns where they are and the params.
 pub fn build(dir: &Path) -> (Layout, Params) {
     std::fs::copy(params_path(), dir.join("params.yaml")).expect("copy params");
+    let inputs = train::Inputs::under(dir);
     let layout = Layout {
-        splits_dir: dir.join("data/splits"),
-        feature_list: dir.join("data/features.json"),
+        splits_dir: inputs.train.parent().expect("splits dir").to_owned(),
+        feature_list: inputs.feature_list,
     };
     let list = FeatureList {
         features: FEATURES.iter().map(|f| f.name().to_owned()).collect(),
