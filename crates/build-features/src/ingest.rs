@@ -17,15 +17,15 @@ use chrono::{Datelike, NaiveDate};
 // every text field of every row, and SipHash showed up in profiles.
 use polars::prelude::{InitHashMaps, PlHashMap};
 use revspend_core::artifact::QuarantinedRow;
-use revspend_core::contract::{self, COLUMNS, Sex};
+use revspend_core::contract::{self, COLUMNS, Sex, TextField};
 
 /// The text columns of the contract, in the order of [`Staged::text`].
 pub const TEXT_COLUMNS: [&str; 5] = [
-    "cidade",
-    "estado",
-    "grupo_estabelecimento",
-    "cidade_estabelecimento",
-    "pais_estabelecimento",
+    TextField::ALL[0].column(),
+    TextField::ALL[1].column(),
+    TextField::ALL[2].column(),
+    TextField::ALL[3].column(),
+    TextField::ALL[4].column(),
 ];
 pub const CIDADE: usize = 0;
 pub const ESTADO: usize = 1;
@@ -299,12 +299,10 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
     Ok(out)
 }
 
+/// A raw value of text column `column` (an index into [`TEXT_COLUMNS`]),
+/// normalised as the contract maps that column.
 fn normalise(column: usize, raw: &str) -> String {
-    match column {
-        GRUPO => contract::normalise_group(raw),
-        ESTADO | PAIS => contract::normalise_code(raw),
-        _ => contract::normalise_city(raw),
-    }
+    TextField::ALL[column].normalise(raw)
 }
 
 /// Rows of one chunk; text codes index `raw_text` (column, raw value).

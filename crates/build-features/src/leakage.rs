@@ -102,7 +102,7 @@ pub fn check(
         rebuilt.extend(
             pct.iter()
                 .zip(&non_vital)
-                .map(|(&pct, &nv)| f64::from(u8::from(pct < rule.threshold_pct && nv > 0.5))),
+                .map(|(&pct, &nv)| f64::from(u8::from(rule.applies(pct, nv > 0.5)))),
         );
     }
     let flagged_in_feature_set = entries
