@@ -9,6 +9,9 @@ use revspend_core::features::Feature;
 use revspend_core::params::{BuildFeaturesParams, Checked};
 use revspend_core::target::TargetRule;
 
+use crate::feature_layer::lineage_order;
+use crate::ingest::Staged;
+use crate::layers::StagedManifest;
 use crate::*;
 
 /// Histogram bins of the reference profile.
@@ -24,10 +27,9 @@ pub(crate) fn check_and_select(
     out: &Outputs,
     columns: &dyn stats::TrainColumns,
     y_train: Vec<bool>,
-    threads: usize,
 ) -> Result<Vec<Feature>> {
     let started = std::time::Instant::now();
-    let counts = stats::value_counts(columns, &y_train, threads);
+    let counts = stats::value_counts(columns, &y_train);
     log::debug!(
         "checks: values counted in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -63,8 +65,7 @@ pub(crate) fn check_and_select(
         "checks: leakage checked after {:.3} s",
         started.elapsed().as_secs_f64()
     );
-    let (feature_set, selection) =
-        selection::select(columns, &counts, &feature_set, &params.selection, threads);
+    let (feature_set, selection) = selection::select(columns, &counts, &feature_set, &params.selection);
     log::debug!(
         "checks: features selected after {:.3} s",
         started.elapsed().as_secs_f64()
@@ -104,4 +105,33 @@ pub(crate) fn check_and_select(
     );
     artifact::write_json(&out.profile, &profile).context("writing the train profile")?;
     Ok(feature_set)
+}
+
+/// Runs the data-quality suite over every staged row, in file/line order.
+pub(crate) fn check_quality(
+    suite: &quality::Suite,
+    all: &Staged,
+    manifest: &StagedManifest,
+) -> Result<quality::QualityReport> {
+    let headers: Vec<quality::FileHeader> = manifest
+        .files
+        .values()
+        .map(|f| quality::FileHeader {
+            file: f.name.clone(),
+            columns: f.header.clone(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let by_lineage = lineage_order(all);
+    let staged_df = layers::quality_frame(all, &by_lineage)?;
+    log::debug!(
+        "quality: staged table built in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    let report = quality::run_suite(suite, &staged_df, &headers).context("running the quality suite");
+    log::debug!(
+        "quality: suite done after {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    report
 }

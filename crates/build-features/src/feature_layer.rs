@@ -38,7 +38,6 @@ pub(crate) fn update_features(
     out: &Outputs,
     pseudo: &Pseudonymiser,
     mode: Mode,
-    threads: usize,
     report: &mut LayerReport,
 ) -> Result<FeatureLayer> {
     let names: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
@@ -70,7 +69,7 @@ pub(crate) fn update_features(
         from = Some(from.map_or(m, |f| f.min(m)));
     }
     let started = std::time::Instant::now();
-    let computed = compute_features(all, rule, from, threads)?;
+    let computed = compute_features(all, rule, from)?;
     log::debug!("features computed in {:.3} s", started.elapsed().as_secs_f64());
     let mut manifest = FeatureManifest {
         version: layers::FEATURE_LAYER_VERSION,
@@ -120,7 +119,8 @@ pub(crate) fn update_features(
         jobs.push(job);
     }
     let mut frames = Vec::new();
-    for ((df, entry), key) in parallel(threads, jobs)?.into_iter().zip(inputs.keys()) {
+    let done = in_order(jobs.into_par_iter().map(|job| job()).collect())?;
+    for ((df, entry), key) in done.into_iter().zip(inputs.keys()) {
         manifest.months.insert(key.clone(), entry);
         frames.push(df);
     }
@@ -159,18 +159,14 @@ pub(crate) struct Computed {
 /// file name, then line): rows before `from` only update the history;
 /// rows from `from` on get their features computed by the same
 /// `revspend_core::features::compute` the server calls. Customers are
-/// shared out over `threads` threads; the result does not depend on it.
-pub(crate) fn compute_features(
-    all: &Staged,
-    rule: &TargetRule,
-    from: Option<Month>,
-    threads: usize,
-) -> Result<Computed> {
+/// shared out over the pool's threads; the result does not depend on
+/// their number.
+pub(crate) fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Month>) -> Result<Computed> {
     let customer_rank = ranks(&all.customers.values);
     let file_rank = ranks(&all.files.values);
-    // One contiguous range of whole customers (by rank) per thread, about
-    // equal in rows.
-    let threads = threads.clamp(1, 64);
+    // One contiguous range of whole customers (by rank) per pool thread,
+    // about equal in rows.
+    let threads = rayon::current_num_threads().clamp(1, 64);
     let mut rows_per_rank = vec![0usize; customer_rank.len()];
     for &c in &all.customer {
         rows_per_rank[customer_rank[c as usize] as usize] += 1;
@@ -191,43 +187,38 @@ pub(crate) fn compute_features(
     // Sort keys sit side by side with the row: comparing through the
     // columns would chase four arrays per comparison, which at ten million
     // rows is mostly cache misses. Months are counted from the sorted keys.
-    let jobs: Vec<_> = cuts
-        .windows(2)
-        .map(|w| {
-            let (lo, hi, customer_rank, file_rank) = (w[0], w[1], &customer_rank, &file_rank);
-            move || {
-                let mut keyed: Vec<((u32, i32, u32, u64), usize)> = (0..all.len())
-                    .filter_map(|r| {
-                        let rank = customer_rank[all.customer[r] as usize];
-                        (lo..hi).contains(&rank).then(|| {
-                            let key = (rank, all.day[r], file_rank[all.file[r] as usize], all.line[r]);
-                            (key, r)
-                        })
-                    })
-                    .collect();
-                keyed.sort_unstable_by_key(|(key, _)| *key);
-                let mut months: BTreeMap<Month, usize> = BTreeMap::new();
-                let mut last_day = None;
-                let mut month = None;
-                for ((_, day, _, _), _) in &keyed {
-                    if last_day != Some(*day) {
-                        last_day = Some(*day);
-                        month = Some(Month::of(
-                            NaiveDate::from_num_days_from_ce_opt(*day).unwrap_or(NaiveDate::MIN),
-                        ));
-                    }
-                    if let Some(m) = month.filter(|m| from.is_some_and(|f| *m >= f)) {
-                        *months.entry(m).or_default() += 1;
-                    }
-                }
-                let order: Vec<usize> = keyed.into_iter().map(|(_, r)| r).collect();
-                Ok((order, months))
+    let sort_range = |w: &[u32]| {
+        let (lo, hi) = (w[0], w[1]);
+        let mut keyed: Vec<((u32, i32, u32, u64), usize)> = (0..all.len())
+            .filter_map(|r| {
+                let rank = customer_rank[all.customer[r] as usize];
+                (lo..hi).contains(&rank).then(|| {
+                    let key = (rank, all.day[r], file_rank[all.file[r] as usize], all.line[r]);
+                    (key, r)
+                })
+            })
+            .collect();
+        keyed.sort_unstable_by_key(|(key, _)| *key);
+        let mut months: BTreeMap<Month, usize> = BTreeMap::new();
+        let mut last_day = None;
+        let mut month = None;
+        for ((_, day, _, _), _) in &keyed {
+            if last_day != Some(*day) {
+                last_day = Some(*day);
+                month = Some(Month::of(
+                    NaiveDate::from_num_days_from_ce_opt(*day).unwrap_or(NaiveDate::MIN),
+                ));
             }
-        })
-        .collect();
+            if let Some(m) = month.filter(|m| from.is_some_and(|f| *m >= f)) {
+                *months.entry(m).or_default() += 1;
+            }
+        }
+        let order: Vec<usize> = keyed.into_iter().map(|(_, r)| r).collect();
+        (order, months)
+    };
     let started = std::time::Instant::now();
     let (orders, counts): (Vec<Vec<usize>>, Vec<BTreeMap<Month, usize>>) =
-        parallel(threads, jobs)?.into_iter().unzip();
+        cuts.par_windows(2).map(sort_range).unzip();
     log::debug!(
         "features: rows sorted in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -256,13 +247,12 @@ pub(crate) fn compute_features(
             slot.insert(*month, rest.split_off_front(n));
         }
     }
-    let jobs: Vec<_> = ranges
-        .into_iter()
-        .zip(slots)
-        .map(|(range, slots)| move || Ok(compute_range(all, rule, from, range, slots)))
-        .collect();
     let started = std::time::Instant::now();
-    let histories = parallel(threads, jobs)?;
+    let histories: Vec<_> = ranges
+        .into_par_iter()
+        .zip(slots)
+        .map(|(range, slots)| compute_range(all, rule, from, range, slots))
+        .collect();
     log::debug!(
         "features: customers walked in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -525,8 +515,13 @@ mod tests {
             threshold_pct: 20.0,
             vital_groups: vec!["SUPERMERCADOS".into()],
         };
-        let computed =
-            compute_features(s, &rule, Some(Month { year: 1, month: 1 }), threads).expect("features");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        let computed = pool
+            .install(|| compute_features(s, &rule, Some(Month { year: 1, month: 1 })))
+            .expect("features");
         let mut out = HashMap::new();
         for rows in computed.months.values() {
             for (k, &r) in rows.rows.iter().enumerate() {

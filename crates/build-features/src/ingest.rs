@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use chrono::{Datelike, NaiveDate};
+use rayon::prelude::*;
 // polars' hash map (a fast non-cryptographic hasher): interning hashes
 // every text field of every row, and SipHash showed up in profiles.
 use polars::prelude::{InitHashMaps, PlHashMap};
@@ -216,13 +217,13 @@ pub struct FileRows {
     pub header: Vec<String>,
 }
 
-/// Parses one raw file on `threads` threads. A header that breaks the
+/// Parses one raw file in `chunks` pieces, in parallel. A header that breaks the
 /// contract fails the whole file; a bad row is quarantined with its line.
 ///
 /// Lines are split by hand rather than with a CSV reader: the contract has
 /// no quoting, and the line number of every row must be exact for LF and
 /// CRLF files alike (the `csv` crate miscounts lines after a CRLF header).
-pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows> {
+pub fn parse_file(path: &Path, bytes: &[u8], chunks: usize) -> Result<FileRows> {
     let name = file_name(path);
     let header_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
     let header = strip_cr(&bytes[..header_end]);
@@ -234,10 +235,10 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
 
     // Cut the body into chunks that end at a newline; the first line number
     // of each chunk is known from the newlines before it.
-    let threads = threads.clamp(1, 64);
+    let pieces = chunks.clamp(1, 64);
     let mut bounds = vec![0usize];
-    for k in 1..threads {
-        let target = (body.len() * k / threads).max(*bounds.last().unwrap_or(&0));
+    for k in 1..pieces {
+        let target = (body.len() * k / pieces).max(*bounds.last().unwrap_or(&0));
         let cut = memchr::memchr(b'\n', &body[target..]).map_or(body.len(), |p| target + p + 1);
         bounds.push(cut);
     }
@@ -249,15 +250,11 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
         first_lines.push(first_lines.last().copied().unwrap_or(2) + newlines);
     }
     let display = path.display().to_string();
-    let jobs: Vec<_> = bounds
-        .windows(2)
-        .zip(&first_lines)
-        .map(|(w, &first)| {
-            let (text, display) = (&body[w[0]..w[1]], display.as_str());
-            move || Ok(parse_chunk(display, text, first))
-        })
+    let chunks: Vec<Chunk> = bounds
+        .par_windows(2)
+        .zip(first_lines.par_iter())
+        .map(|(w, &first)| parse_chunk(&display, &body[w[0]..w[1]], first))
         .collect();
-    let chunks: Vec<Chunk> = crate::parallel(threads, jobs)?;
 
     let mut out = FileRows {
         header,

@@ -29,15 +29,14 @@
 //! [`Mode::Backfill`] re-stages a date range from its raw files and rebuilds
 //! the feature layer from there.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use polars::prelude::*;
-use revspend_core::artifact::{self, FeatureList, SPLIT_COLUMN};
+use revspend_core::artifact::{self, FeatureList};
 use revspend_core::features::OnlineSnapshot;
 use revspend_core::params::{BuildFeaturesParams, Checked};
 use revspend_core::pseudonym::Pseudonymiser;
+
+use rayon::prelude::*;
 
 mod checks;
 mod clock;
@@ -57,17 +56,17 @@ pub mod stats;
 pub mod testing;
 
 pub use checks::PROFILE_BINS;
-use checks::check_and_select;
+use checks::{check_and_select, check_quality};
 use clock::Clock;
-use feature_layer::{FeatureLayer, lineage_order, update_features};
-use master::{MasterWritten, SPLIT_POSITION, write_master};
+use feature_layer::{FeatureLayer, update_features};
+use master::{MasterWritten, master_file_schema, write_master};
 pub use outputs::Outputs;
-use report::ratio;
 pub use report::{Duplicate, FileReport, LayerReport, Report, SplitReport};
+use report::{file_reports, quarantine_reasons, ratio, split_reports};
 pub use split::SPLITS;
 use split::{Assigned, MonthTrainRows, assign_split_rows};
 pub use staging::raw_files;
-use staging::{raw_nulls, read_quarantine, update_staged};
+use staging::{load_staged_rows, raw_nulls, read_quarantine, update_staged};
 
 /// What a run does besides bringing the layers up to date with the raw files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,93 +78,36 @@ pub enum Mode {
     Backfill { from: NaiveDate, to: NaiveDate },
 }
 
-/// Runs the stage on `threads` threads; `suite` is the data-quality suite
-/// the staged rows must meet.
+/// Runs the stage; `suite` is the data-quality suite the staged rows must
+/// meet. Parallel work runs on the rayon pool the caller runs this in
+/// (`pool.install(|| run(..))`; the global pool otherwise): its thread
+/// count is the only knob, and the outputs do not depend on it.
 pub fn run(
     params: &Checked<BuildFeaturesParams>,
     suite: &quality::Suite,
     out: &Outputs,
     pseudo: &Pseudonymiser,
     mode: Mode,
-    threads: usize,
 ) -> Result<Report> {
     let mut clock = Clock::new();
     let rule = params.rule();
     let files = raw_files(&params.raw_glob)?;
-    let (manifest, fresh, mut layer_report) = update_staged(&files, out, pseudo, mode, threads)?;
+    let (manifest, fresh, mut layer_report) = update_staged(&files, out, pseudo, mode)?;
     clock.lap("staged layer");
 
-    // Every staged row: what this run parsed, the rest read back.
-    let parsed: BTreeSet<String> = fresh.iter().map(|(name, _)| name.clone()).collect();
-    let mut fresh = fresh.into_iter().map(|(_, rows)| rows);
-    // The first file parsed becomes the table itself (no copy).
-    let mut all = fresh.next().unwrap_or_default();
-    let total: u64 = manifest.files.values().map(|f| f.rows_out).sum();
-    all.reserve(usize::try_from(total).unwrap_or(0).saturating_sub(all.len()));
-    for f in fresh {
-        all.append(&f);
-    }
-    for f in manifest.files.values() {
-        if parsed.contains(&f.name) {
-            continue;
-        }
-        for (month, p) in &f.partitions {
-            let part = layers::read_staged(&out.staged_dir.join(&p.path)).with_context(|| {
-                format!(
-                    "reading the staged rows of {} for {month}; `build-features backfill --from {month}-01 \
-                     --to {month}-01` rebuilds them from the raw file",
-                    f.name
-                )
-            })?;
-            all.append(&part);
-        }
-    }
+    let all = load_staged_rows(&manifest, fresh, &out.staged_dir)?;
     clock.lap("staged rows loaded");
 
     // Every expectation runs over the whole staged layer, in file/line
     // order, and is reported before an error fails the stage. The suite runs
-    // on its own thread while the feature layer is brought up to date: both
+    // alongside the feature layer being brought up to date: both
     // only read the staged rows, and the layers are a deterministic function
     // of the raw files whatever the suite finds (it gates the master table).
-    let headers: Vec<quality::FileHeader> = manifest
-        .files
-        .values()
-        .map(|f| quality::FileHeader {
-            file: f.name.clone(),
-            columns: f.header.clone(),
-        })
-        .collect();
-    let check_quality = || -> Result<quality::QualityReport> {
-        let started = std::time::Instant::now();
-        let by_lineage = lineage_order(&all);
-        let staged_df = layers::quality_frame(&all, &by_lineage)?;
-        log::debug!(
-            "quality: staged table built in {:.3} s",
-            started.elapsed().as_secs_f64()
-        );
-        let report = quality::run_suite(suite, &staged_df, &headers).context("running the quality suite");
-        log::debug!(
-            "quality: suite done after {:.3} s",
-            started.elapsed().as_secs_f64()
-        );
-        report
-    };
-    let (quality, months) = std::thread::scope(|s| {
-        let checking = s.spawn(check_quality);
-        // The feature layer, rebuilt from the first month whose inputs changed.
-        let months = update_features(
-            &all,
-            &manifest,
-            &rule,
-            out,
-            pseudo,
-            mode,
-            threads,
-            &mut layer_report,
-        );
-        let quality = checking.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (quality, months)
-    });
+    // The feature layer, rebuilt from the first month whose inputs changed.
+    let (quality, months) = rayon::join(
+        || check_quality(suite, &all, &manifest),
+        || update_features(&all, &manifest, &rule, out, pseudo, mode, &mut layer_report),
+    );
     let quality = quality?;
     artifact::write_json(&out.quality_report, &quality)?;
     quality.ensure_success()?;
@@ -199,23 +141,14 @@ pub fn run(
         codes,
         train_rows,
         y_train,
-    } = assign_split_rows(
-        &mut frames,
-        &final_history,
-        &ever_positive,
-        &params.split,
-        threads,
-    )?;
+    } = assign_split_rows(&mut frames, &final_history, &ever_positive, &params.split)?;
     let train = MonthTrainRows::new(&frames, &train_rows)?;
     clock.lap("splits assigned");
 
-    // The master table, one parquet file per split, is written on one
-    // thread while the train split is checked for leakage, selected from and
-    // profiled on the other. The files are put in place only once those
+    // The master table, one parquet file per split, is written while the
+    // train split is checked for leakage, selected from and profiled. The files are put in place only once those
     // checks pass: a failed check leaves the previous outputs.
-    // The month tables' columns with the split after the lineage columns.
-    let mut schema = frames[0].schema().as_ref().clone();
-    schema.insert_at_index(SPLIT_POSITION, SPLIT_COLUMN.into(), DataType::String)?;
+    let schema = master_file_schema();
     let mut writers = Vec::with_capacity(SPLITS.len());
     for name in SPLITS {
         let path = out.splits_dir.join(format!("{name}.parquet"));
@@ -223,15 +156,15 @@ pub fn run(
             artifact::TableWriter::create(&path, &schema).with_context(|| format!("writing split {name}"))?,
         );
     }
-    let (written, checked) = std::thread::scope(|s| {
-        let writing = s.spawn(|| {
-            let started = std::time::Instant::now();
-            let written = write_master(&frames, &codes, &mut writers, threads);
-            log::debug!("master table written in {:.3} s", started.elapsed().as_secs_f64());
-            written
-        });
+    let writing = || {
         let started = std::time::Instant::now();
-        let checked = check_and_select(params, &rule, out, &train, y_train, threads);
+        let written = write_master(&frames, &codes, &mut writers);
+        log::debug!("master table written in {:.3} s", started.elapsed().as_secs_f64());
+        written
+    };
+    let (written, checked) = rayon::join(writing, || {
+        let started = std::time::Instant::now();
+        let checked = check_and_select(params, &rule, out, &train, y_train);
         log::debug!(
             "leakage, selection and profile done in {:.3} s",
             started.elapsed().as_secs_f64()
@@ -255,8 +188,7 @@ pub fn run(
             );
             Ok((feature_set, quarantine))
         });
-        let written = writing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (written, checked)
+        checked
     });
     let (feature_set, quarantine) = checked?;
     let MasterWritten {
@@ -266,19 +198,7 @@ pub fn run(
     for (name, w) in SPLITS.iter().zip(writers) {
         w.finish().with_context(|| format!("writing split {name}"))?;
     }
-    let splits: BTreeMap<String, SplitReport> = SPLITS
-        .iter()
-        .zip(split_rows)
-        .map(|(name, (rows, positives))| {
-            let report = SplitReport {
-                customers: split_of.values().filter(|s| *s == name).count() as u64,
-                rows,
-                positives,
-                target_rate: ratio(positives, rows),
-            };
-            ((*name).to_owned(), report)
-        })
-        .collect();
+    let splits = split_reports(&split_of, split_rows);
     clock.lap("checks, selection, profile, snapshot and master table");
 
     artifact::write_json(
@@ -290,24 +210,8 @@ pub fn run(
     )?;
     clock.lap("feature list");
 
-    let mut quarantine_reasons = BTreeMap::new();
-    for q in &quarantine {
-        *quarantine_reasons.entry(q.field.clone()).or_insert(0) += 1;
-    }
-    let file_reports: Vec<FileReport> = manifest
-        .files
-        .values()
-        .map(|f| FileReport {
-            path: files
-                .iter()
-                .find(|p| ingest::file_name(p) == f.name)
-                .map_or_else(|| f.name.clone(), |p| p.display().to_string()),
-            sha256: f.sha256.clone(),
-            rows_in: f.rows_in,
-            rows_out: f.rows_out,
-            rows_quarantined: f.rows_quarantined,
-        })
-        .collect();
+    let quarantine_reasons = quarantine_reasons(&quarantine);
+    let file_reports = file_reports(&manifest, &files);
     let rows_in: u64 = file_reports.iter().map(|f| f.rows_in).sum();
     if rows_in != rows_out + quarantine.len() as u64 {
         bail!(
@@ -342,40 +246,9 @@ pub fn run(
     Ok(report)
 }
 
-/// Runs `jobs` on up to `threads` threads; results come back in job order.
-/// The first error (in job order) is returned after every job has run.
-pub(crate) fn parallel<T: Send, F: FnOnce() -> Result<T> + Send>(
-    threads: usize,
-    jobs: Vec<F>,
-) -> Result<Vec<T>> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let n = jobs.len();
-    let queue: Vec<Mutex<Option<F>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
-    let results: Vec<Mutex<Option<Result<T>>>> = (0..n).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, n.max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let job = queue[i].lock().unwrap_or_else(|e| e.into_inner()).take();
-                    if let Some(job) = job {
-                        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(job());
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| {
-            r.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| bail!("a worker thread stopped before its job ran"))
-        })
-        .collect()
+/// Results of parallel jobs, in job order: the first error in job order
+/// wins, whichever job failed first in time, so a failed run names the
+/// same problem whatever the thread count.
+pub(crate) fn in_order<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
+    results.into_iter().collect()
 }

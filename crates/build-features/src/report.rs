@@ -2,9 +2,14 @@
 //! file and split, null counts, and what the run changed in the layers.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
+use revspend_core::artifact::QuarantinedRow;
 use serde::Serialize;
+
+use crate::layers::StagedManifest;
+use crate::*;
 
 /// Per-file row accounting.
 #[derive(Debug, Clone, Serialize)]
@@ -75,4 +80,53 @@ pub struct LayerReport {
 
 pub(crate) fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Per split (in [`SPLITS`] order), its customers, and its rows and
+/// positives as written.
+pub(crate) fn split_reports(
+    split_of: &BTreeMap<String, &'static str>,
+    split_rows: Vec<(u64, u64)>,
+) -> BTreeMap<String, SplitReport> {
+    SPLITS
+        .iter()
+        .zip(split_rows)
+        .map(|(name, (rows, positives))| {
+            let report = SplitReport {
+                customers: split_of.values().filter(|s| *s == name).count() as u64,
+                rows,
+                positives,
+                target_rate: ratio(positives, rows),
+            };
+            ((*name).to_owned(), report)
+        })
+        .collect()
+}
+
+/// Quarantined rows per offending field.
+pub(crate) fn quarantine_reasons(quarantine: &[QuarantinedRow]) -> BTreeMap<String, u64> {
+    let mut reasons = BTreeMap::new();
+    for q in quarantine {
+        *reasons.entry(q.field.clone()).or_insert(0) += 1;
+    }
+    reasons
+}
+
+/// Each staged file's row accounting, with the path it was read from
+/// (its name alone when it is no longer among `files`).
+pub(crate) fn file_reports(manifest: &StagedManifest, files: &[PathBuf]) -> Vec<FileReport> {
+    manifest
+        .files
+        .values()
+        .map(|f| FileReport {
+            path: files
+                .iter()
+                .find(|p| ingest::file_name(p) == f.name)
+                .map_or_else(|| f.name.clone(), |p| p.display().to_string()),
+            sha256: f.sha256.clone(),
+            rows_in: f.rows_in,
+            rows_out: f.rows_out,
+            rows_quarantined: f.rows_quarantined,
+        })
+        .collect()
 }

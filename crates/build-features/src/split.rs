@@ -14,8 +14,7 @@ use revspend_core::features::{Feature, History};
 
 use crate::*;
 
-/// The split names, in the order their fractions are laid out.
-pub const SPLITS: [&str; 4] = ["train", "test", "holdout", "calibration"];
+pub use revspend_core::schema::SPLITS;
 
 /// What split assignment gives the rest of the stage.
 pub(crate) struct Assigned {
@@ -37,16 +36,15 @@ pub(crate) fn assign_split_rows(
     final_history: &BTreeMap<String, History>,
     ever_positive: &[bool],
     split: &revspend_core::params::SplitParams,
-    threads: usize,
 ) -> Result<Assigned> {
     // A month's rows come grouped by customer (the order they were computed
     // in), so each customer's split is looked up once per run of rows, not
-    // per row. Each month's customer runs and targets, months on parallel
-    // threads.
-    let jobs: Vec<_> = frames
-        .iter()
-        .map(|f| {
-            move || -> Result<(Runs<'_>, Vec<bool>)> {
+    // per row. Each month's customer runs and targets, months in parallel.
+    let started = std::time::Instant::now();
+    let (runs, targets): (Vec<_>, Vec<Vec<bool>>) = in_order(
+        frames
+            .par_iter()
+            .map(|f| -> Result<(Runs<'_>, Vec<bool>)> {
                 let runs = customer_runs(f.column(CUSTOMER_COLUMN)?.str()?);
                 let targets = f
                     .column(TARGET_COLUMN)?
@@ -55,11 +53,11 @@ pub(crate) fn assign_split_rows(
                     .map(|t| t.unwrap_or(false))
                     .collect();
                 Ok((runs, targets))
-            }
-        })
-        .collect();
-    let started = std::time::Instant::now();
-    let (runs, targets): (Vec<_>, Vec<Vec<bool>>) = parallel(threads, jobs)?.into_iter().unzip();
+            })
+            .collect(),
+    )?
+    .into_iter()
+    .unzip();
     log::debug!(
         "splits: customer runs found in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -91,24 +89,20 @@ pub(crate) fn assign_split_rows(
         .iter()
         .map(|(c, s)| (c.as_str(), SPLITS.iter().position(|n| n == s).unwrap_or(0) as u8))
         .collect();
-    let jobs: Vec<_> = runs
-        .iter()
-        .zip(frames.iter())
+    let codes: Vec<Vec<u8>> = runs
+        .par_iter()
+        .zip(frames.par_iter())
         .map(|(runs, frame)| {
-            let split_index = &split_index;
-            move || -> Result<Vec<u8>> {
-                let mut codes = Vec::with_capacity(frame.height());
-                for (c, rows) in runs {
-                    codes.extend(std::iter::repeat_n(
-                        split_index.get(c).copied().unwrap_or(0),
-                        rows.len(),
-                    ));
-                }
-                Ok(codes)
+            let mut codes = Vec::with_capacity(frame.height());
+            for (c, rows) in runs {
+                codes.extend(std::iter::repeat_n(
+                    split_index.get(c).copied().unwrap_or(0),
+                    rows.len(),
+                ));
             }
+            codes
         })
         .collect();
-    let codes: Vec<Vec<u8>> = parallel(threads, jobs)?;
     drop(runs);
     drop(split_index);
     log::debug!(
@@ -118,19 +112,20 @@ pub(crate) fn assign_split_rows(
     // The train rows feed the leakage check, feature selection and the
     // profile, which read them in place (see `MonthTrainRows`).
     const TRAIN: u8 = 0;
-    let jobs: Vec<_> = codes
-        .iter()
-        .zip(&targets)
-        .map(|(codes, targets)| {
-            move || -> Result<(Vec<u32>, Vec<bool>)> {
+    let (train_rows, y_train): (Vec<Vec<u32>>, Vec<Vec<bool>>) = in_order(
+        codes
+            .par_iter()
+            .zip(targets.par_iter())
+            .map(|(codes, targets)| -> Result<(Vec<u32>, Vec<bool>)> {
                 let n = u32::try_from(codes.len()).context("a month of more than 2^32 rows")?;
                 let rows: Vec<u32> = (0..n).filter(|&r| codes[r as usize] == TRAIN).collect();
                 let y = rows.iter().map(|&r| targets[r as usize]).collect();
                 Ok((rows, y))
-            }
-        })
-        .collect();
-    let (train_rows, y_train): (Vec<Vec<u32>>, Vec<Vec<bool>>) = parallel(threads, jobs)?.into_iter().unzip();
+            })
+            .collect(),
+    )?
+    .into_iter()
+    .unzip();
     let y_train: Vec<bool> = y_train.concat();
     drop(targets);
     for frame in frames.iter_mut() {

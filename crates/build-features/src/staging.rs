@@ -11,6 +11,7 @@ use polars::prelude::*;
 use revspend_core::artifact::{self, QuarantinedRow};
 use revspend_core::contract::COLUMNS;
 use revspend_core::pseudonym::Pseudonymiser;
+use revspend_core::schema;
 
 use crate::ingest::Staged;
 use crate::layers::{Month, StagedFile, StagedManifest};
@@ -52,7 +53,6 @@ pub(crate) fn update_staged(
     out: &Outputs,
     pseudo: &Pseudonymiser,
     mode: Mode,
-    threads: usize,
 ) -> Result<(StagedManifest, Vec<ParsedFile>, LayerReport)> {
     let key = pseudo.key_fingerprint();
     let original = layers::read_manifest::<StagedManifest>(&out.staged_dir)?;
@@ -96,23 +96,21 @@ pub(crate) fn update_staged(
         .values()
         .map(|f| (f.sha256.clone(), f.name.clone()))
         .collect();
-    // Files staged before under the same name are hashed first (on worker
-    // threads) to see whether they changed; a new name is staged, and
+    // Files staged before under the same name are hashed first (in
+    // parallel) to see whether they changed; a new name is staged, and
     // hashed from the bytes it is parsed from, without reading it twice.
-    let jobs: Vec<_> = files
-        .iter()
-        .map(|path| {
-            let known = manifest.files.contains_key(&ingest::file_name(path));
-            move || {
-                Ok(if known {
+    let hashes = in_order(
+        files
+            .par_iter()
+            .map(|path| -> Result<Option<String>> {
+                Ok(if manifest.files.contains_key(&ingest::file_name(path)) {
                     Some(artifact::file_sha256(path)?)
                 } else {
                     None
                 })
-            }
-        })
-        .collect();
-    let hashes = parallel(threads, jobs)?;
+            })
+            .collect(),
+    )?;
     let mut work: Vec<Staging> = Vec::new();
     for (path, sha) in files.iter().zip(hashes) {
         let name = ingest::file_name(path);
@@ -142,9 +140,10 @@ pub(crate) fn update_staged(
         });
     }
 
-    // Stage the files on worker threads (whole files each, so every core
-    // is busy parsing and writing; a lone file gets every thread).
-    let inner = (threads / work.len().max(1)).max(1);
+    // Stage the files in parallel (whole files each, so every core is busy
+    // parsing and writing); a file is parsed in as many chunks as the pool
+    // has threads per file, so a lone file gets every thread.
+    let chunks = (rayon::current_num_threads() / work.len().max(1)).max(1);
     // Daily files share most of their customers: each id is keyed once.
     // A file's ids are looked up, and its new ones added, under one lock
     // each (a lock per id had the two file threads contending).
@@ -169,14 +168,11 @@ pub(crate) fn update_staged(
             .map(|p| p.unwrap_or_else(|| Arc::from("")))
             .collect()
     };
-    let jobs: Vec<_> = work
-        .iter()
-        .map(|w| {
-            let pseudonymise = &pseudonymise;
-            move || stage_file(w, out, pseudonymise, inner)
-        })
-        .collect();
-    let staged = parallel(threads, jobs)?;
+    let staged = in_order(
+        work.par_iter()
+            .map(|w| stage_file(w, out, &pseudonymise, chunks))
+            .collect(),
+    )?;
     // In name order: content already staged (before, or by a file earlier
     // in this run) under another name is a copy, left out; its partitions
     // are removed with the rest of what the manifest does not list.
@@ -220,6 +216,39 @@ pub(crate) fn update_staged(
     Ok((manifest, fresh, report))
 }
 
+/// Every staged row: the files this run parsed (`fresh`), the rest read
+/// back from the staged layer, in manifest (file name) order.
+pub(crate) fn load_staged_rows(
+    manifest: &StagedManifest,
+    fresh: Vec<ParsedFile>,
+    staged_dir: &Path,
+) -> Result<Staged> {
+    let parsed: BTreeSet<String> = fresh.iter().map(|(name, _)| name.clone()).collect();
+    let mut fresh = fresh.into_iter().map(|(_, rows)| rows);
+    // The first file parsed becomes the table itself (no copy).
+    let mut all = fresh.next().unwrap_or_default();
+    let total: u64 = manifest.files.values().map(|f| f.rows_out).sum();
+    all.reserve(usize::try_from(total).unwrap_or(0).saturating_sub(all.len()));
+    for f in fresh {
+        all.append(&f);
+    }
+    for f in manifest.files.values() {
+        if parsed.contains(&f.name) {
+            continue;
+        }
+        for (month, p) in &f.partitions {
+            let part = layers::read_staged(&staged_dir.join(&p.path)).with_context(|| {
+                format!(
+                    "reading the staged rows of {} for {month}; `build-features backfill --from {month}-01 \
+                     --to {month}-01` rebuilds them from the raw file",
+                    f.name
+                )
+            })?;
+            all.append(&part);
+        }
+    }
+    Ok(all)
+}
 /// Raw customer ids → their pseudonyms, in order.
 pub(crate) type Pseudonymise<'a> = dyn Fn(&[Arc<str>]) -> Vec<Arc<str>> + Sync + 'a;
 
@@ -239,13 +268,14 @@ pub(crate) struct Staging {
     backfilled: Vec<String>,
 }
 
-/// Parses, pseudonymises (with `pseudonymise`) and writes one raw file's
-/// staged partitions and quarantine; returns its manifest entry and rows.
+/// Parses (in `chunks` parallel chunks), pseudonymises (with
+/// `pseudonymise`) and writes one raw file's staged partitions and
+/// quarantine; returns its manifest entry and rows.
 pub(crate) fn stage_file(
     w: &Staging,
     out: &Outputs,
     pseudonymise: &Pseudonymise<'_>,
-    threads: usize,
+    chunks: usize,
 ) -> Result<(StagedFile, Staged)> {
     thread_local! {
         /// The raw bytes of the file this thread is staging: one buffer
@@ -266,7 +296,7 @@ pub(crate) fn stage_file(
             bail!("{} changed while it was being read; rerun", w.path.display());
         }
         let read = started.elapsed();
-        Ok((ingest::parse_file(&w.path, bytes, threads)?, read, sha))
+        Ok((ingest::parse_file(&w.path, bytes, chunks)?, read, sha))
     })?;
     let parsed = started.elapsed();
     // Once per distinct id.
@@ -305,29 +335,29 @@ pub(crate) fn stage_file(
         quarantine: format!("quarantine/{stem}.csv"),
     });
     let text = &layers::LineageText::new(&rows.rows);
-    let jobs: Vec<_> = by_month
+    let months: Vec<(&Month, &Vec<usize>)> = by_month
         .iter()
         .filter(|(month, _)| w.backfilled.is_empty() || w.backfilled.contains(&month.key()))
-        .map(|(month, idx)| {
-            let (staged, rel) = (&rows.rows, month.dir().join(format!("{stem}.parquet")));
-            let path = out.staged_dir.join(&rel);
-            move || -> Result<(String, layers::Partition)> {
-                let mut df = layers::staged_frame(staged, text, idx)?;
-                let sha256 = artifact::write_table(&path, &mut df)?;
-                let rel = rel.to_string_lossy().into_owned();
+        .collect();
+    let written = in_order(
+        months
+            .into_par_iter()
+            .map(|(month, idx)| -> Result<(String, layers::Partition)> {
+                let rel = month.dir().join(format!("{stem}.parquet"));
+                let mut df = layers::staged_frame(&rows.rows, text, idx)?;
+                let sha256 = artifact::write_table(&out.staged_dir.join(&rel), &mut df)?;
                 Ok((
                     month.key(),
                     layers::Partition {
-                        path: rel,
+                        path: rel.to_string_lossy().into_owned(),
                         rows: idx.len() as u64,
                         sha256,
                     },
                 ))
-            }
-        })
-        .collect();
-    let written =
-        parallel(threads, jobs).with_context(|| format!("writing the staged partitions of {}", w.name))?;
+            })
+            .collect(),
+    )
+    .with_context(|| format!("writing the staged partitions of {}", w.name))?;
     entry.partitions.extend(written);
     artifact::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
     log::debug!(
@@ -353,12 +383,12 @@ pub(crate) fn raw_nulls(all: &Staged) -> BTreeMap<String, u64> {
         counts.insert(name.to_owned(), n as u64);
     };
     set(
-        "safra_abertura",
+        schema::SAFRA_ABERTURA,
         all.safra_abertura.iter().filter(|v| v.is_none()).count(),
     );
-    set("idade", all.idade.iter().filter(|v| v.is_none()).count());
-    set("sexo", all.sexo.iter().filter(|v| v.is_none()).count());
-    set("valor", all.valor.iter().filter(|v| v.is_none()).count());
+    set(schema::IDADE, all.idade.iter().filter(|v| v.is_none()).count());
+    set(schema::SEXO, all.sexo.iter().filter(|v| v.is_none()).count());
+    set(schema::VALOR, all.valor.iter().filter(|v| v.is_none()).count());
     let empty: Vec<bool> = all.strings.values.iter().map(|v| v.is_empty()).collect();
     for (i, name) in ingest::TEXT_COLUMNS.iter().enumerate() {
         set(name, all.text[i].iter().filter(|c| empty[**c as usize]).count());

@@ -12,18 +12,16 @@ use crate::Outputs;
 /// Key the fixtures pseudonymise with.
 pub const KEY: &[u8] = b"fixture-key";
 
-/// The shipped `params.yaml`, with `build_features.raw_glob` pointing at
-/// `<dir>/raw/*.csv` and a small generated dataset.
+/// The fixtures' own params (`tests/fixture-params.yaml`: a small dataset
+/// and model, not the live `params.yaml`), over 90 days, with
+/// `build_features.raw_glob` pointing at `<dir>/raw/*.csv`.
 pub fn params(dir: &Path) -> Params {
-    let mut p: Params = serde_norway::from_str(include_str!("../../../params.yaml"))
-        .unwrap_or_else(|e| panic!("shipped params.yaml does not parse: {e}"));
-    p.generate.customers = 300;
-    p.generate.rows = 6_000;
+    let mut p: Params = serde_norway::from_str(include_str!("../tests/fixture-params.yaml"))
+        .unwrap_or_else(|e| panic!("fixture params do not parse: {e}"));
+    // Shorter than the process tests' data: the other stages' tests train
+    // on it and stay quick.
     p.generate.days = 90;
-    p.generate.files = 2;
     p.build_features.raw_glob = dir.join("raw/*.csv").display().to_string();
-    p.train.n_trees = 12;
-    p.train.max_depth = 8;
     p
 }
 
@@ -33,19 +31,7 @@ pub fn build(dir: &Path) -> Result<(Outputs, Params)> {
     let p = params(dir);
     std::fs::write(dir.join("params.yaml"), serde_norway::to_string(&p)?)?;
     generate_raw(&p, &dir.join("raw"))?;
-    let outputs = Outputs {
-        staged_dir: dir.join("data/staged"),
-        features_dir: dir.join("data/features"),
-        splits_dir: dir.join("data/splits"),
-        feature_list: dir.join("data/features.json"),
-        snapshot: dir.join("data/snapshot.bin"),
-        quarantine: dir.join("data/quarantine.csv"),
-        report: dir.join("reports/build_features.json"),
-        leakage_report: dir.join("reports/leakage.json"),
-        selection_report: dir.join("reports/feature_selection.json"),
-        profile: dir.join("data/profile.json"),
-        quality_report: dir.join("reports/quality.json"),
-    };
+    let outputs = Outputs::under(dir);
     let suite = crate::quality::Suite::from_yaml(include_str!("../../../config/quality.yaml"))?;
     crate::run(
         &p.build_features.clone().check()?,
@@ -53,7 +39,6 @@ pub fn build(dir: &Path) -> Result<(Outputs, Params)> {
         &outputs,
         &Pseudonymiser::new(KEY),
         crate::Mode::Update,
-        2,
     )?;
     Ok((outputs, p))
 }

@@ -50,9 +50,9 @@ use serde::{Deserialize, Serialize, Serializer};
 pub const MAX_EXAMPLES: usize = 5;
 
 /// Staged column holding the raw file name of each row.
-pub const FILE_COLUMN: &str = "file";
+pub const FILE_COLUMN: &str = revspend_core::schema::FILE;
 /// Staged column holding the line number of each row in its file.
-pub const LINE_COLUMN: &str = "line";
+pub const LINE_COLUMN: &str = revspend_core::schema::LINE;
 
 /// What a failed expectation does to the stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
