@@ -12,7 +12,7 @@ use revspend_core::target::TargetRule;
 use crate::feature_layer::lineage_order;
 use crate::ingest::Staged;
 use crate::layers::StagedManifest;
-use crate::*;
+use crate::{Outputs, layers, leakage, quality, selection, stats};
 
 /// Histogram bins of the reference profile.
 pub const PROFILE_BINS: usize = 20;

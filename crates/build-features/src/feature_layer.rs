@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 use revspend_core::artifact::{self};
 use revspend_core::contract::Transaction;
 use revspend_core::features::{self, Feature, History};
@@ -16,7 +17,7 @@ use revspend_core::target::TargetRule;
 
 use crate::ingest::Staged;
 use crate::layers::{FeatureManifest, FeatureMonth, FeatureRows, Month, StagedManifest};
-use crate::*;
+use crate::{LayerReport, Mode, Outputs, in_order, layers};
 
 /// The feature layer's tables in month order, and every customer's
 /// history after their last purchase.

@@ -36,8 +36,6 @@ use revspend_core::features::OnlineSnapshot;
 use revspend_core::params::{BuildFeaturesParams, Checked};
 use revspend_core::pseudonym::Pseudonymiser;
 
-use rayon::prelude::*;
-
 mod checks;
 mod clock;
 mod feature_layer;

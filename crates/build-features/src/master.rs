@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
+use rayon::prelude::*;
 use revspend_core::artifact::{self, SPLIT_COLUMN, TARGET_COLUMN};
 
-use crate::*;
+use crate::{SPLITS, in_order};
 
 /// What writing the master table counted.
 pub(crate) struct MasterWritten {

@@ -9,7 +9,7 @@ use revspend_core::artifact::QuarantinedRow;
 use serde::Serialize;
 
 use crate::layers::StagedManifest;
-use crate::*;
+use crate::{SPLITS, ingest};
 
 /// Per-file row accounting.
 #[derive(Debug, Clone, Serialize)]

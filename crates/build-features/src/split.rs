@@ -9,10 +9,11 @@ use polars::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use revspend_core::artifact::{CUSTOMER_COLUMN, TARGET_COLUMN};
 use revspend_core::features::{Feature, History};
 
-use crate::*;
+use crate::{in_order, stats};
 
 pub use revspend_core::schema::SPLITS;
 

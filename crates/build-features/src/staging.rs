@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
+use rayon::prelude::*;
 use revspend_core::artifact::{self, QuarantinedRow};
 use revspend_core::contract::COLUMNS;
 use revspend_core::pseudonym::Pseudonymiser;
@@ -15,7 +16,7 @@ use revspend_core::schema;
 
 use crate::ingest::Staged;
 use crate::layers::{Month, StagedFile, StagedManifest};
-use crate::*;
+use crate::{Duplicate, LayerReport, Mode, Outputs, in_order, ingest, layers};
 
 /// The raw files matching `pattern`, sorted by path so runs are deterministic.
 /// File names must be unique: a row's lineage is (file name, line).
