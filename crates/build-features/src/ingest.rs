@@ -1,12 +1,12 @@
 //! Raw CSV files → staged rows: columnar, typed, text interned.
 //!
-//! A file is split at line boundaries into one chunk per worker thread; each
-//! chunk is decoded and parsed on its own thread with the `core` contract
-//! parsers, and the chunks are joined in file order, so the result (and
-//! every line number) does not depend on the thread count. Text fields are
-//! interned: a file of a million rows holds a few thousand distinct cities,
-//! states, groups and countries, so each distinct value is normalised and
-//! stored once.
+//! A file is split at line boundaries into chunks (as many as the stage
+//! asks for: the pool's threads per file); each chunk is decoded and parsed
+//! in parallel with the `core` contract parsers, and the chunks are joined
+//! in file order, so the result (and every line number) does not depend on
+//! the chunk count. Text fields are interned: a file of a million rows
+//! holds a few thousand distinct cities, states, groups and countries, so
+//! each distinct value is normalised and stored once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -140,8 +140,8 @@ impl Staged {
     }
 
     /// Appends all of `other`'s rows, re-coding its strings; column by
-    /// column, so each column is one sequential copy, the columns shared
-    /// out over two threads.
+    /// column, so each column is one sequential copy, the columns in two
+    /// halves joined on the pool.
     pub fn append(&mut self, other: &Staged) {
         let recode = |mine: &mut Dict, theirs: &Dict| -> Vec<u32> {
             theirs.values.iter().map(|v| mine.code_shared(v)).collect()
@@ -152,7 +152,7 @@ impl Staged {
         let file = recode(&mut self.files, &other.files);
         let customer = recode(&mut self.customers, &other.customers);
         let strings = recode(&mut self.strings, &other.strings);
-        // The columns in two groups of about equal bytes, on two threads.
+        // The columns in two groups of about equal bytes, in parallel.
         let Staged {
             file: ref mut my_file,
             ref mut line,
@@ -167,8 +167,8 @@ impl Staged {
             ref mut text,
             ..
         } = *self;
-        std::thread::scope(|s| {
-            s.spawn(|| {
+        rayon::join(
+            || {
                 extend(my_file, &other.file, &file);
                 line.extend_from_slice(&other.line);
                 extend(my_customer, &other.customer, &customer);
@@ -176,14 +176,16 @@ impl Staged {
                 idade.extend_from_slice(&other.idade);
                 sexo.extend_from_slice(&other.sexo);
                 valor.extend_from_slice(&other.valor);
-            });
-            limite_total.extend_from_slice(&other.limite_total);
-            limite_disp.extend_from_slice(&other.limite_disp);
-            day.extend_from_slice(&other.day);
-            for (mine, theirs) in text.iter_mut().zip(&other.text) {
-                extend(mine, theirs, &strings);
-            }
-        });
+            },
+            || {
+                limite_total.extend_from_slice(&other.limite_total);
+                limite_disp.extend_from_slice(&other.limite_disp);
+                day.extend_from_slice(&other.day);
+                for (mine, theirs) in text.iter_mut().zip(&other.text) {
+                    extend(mine, theirs, &strings);
+                }
+            },
+        );
     }
 
     /// Replaces the customer strings with `f(all of them)` (raw ids →

@@ -98,10 +98,10 @@ pub fn run(
 
     // Every expectation runs over the whole staged layer, in file/line
     // order, and is reported before an error fails the stage. The suite runs
-    // alongside the feature layer being brought up to date: both
-    // only read the staged rows, and the layers are a deterministic function
-    // of the raw files whatever the suite finds (it gates the master table).
-    // The feature layer, rebuilt from the first month whose inputs changed.
+    // alongside the feature layer (rebuilt from the first month whose inputs
+    // changed): both only read the staged rows, and the layers are a
+    // deterministic function of the raw files whatever the suite finds (it
+    // gates the master table).
     let (quality, months) = rayon::join(
         || check_quality(suite, &all, &manifest),
         || update_features(&all, &manifest, &rule, out, pseudo, mode, &mut layer_report),
@@ -169,7 +169,7 @@ pub fn run(
         );
         // Once the checks pass, the online snapshot and the quarantine are
         // written while the master table still is.
-        let checked = checked.and_then(|feature_set| {
+        checked.and_then(|feature_set| {
             artifact::write_snapshot(
                 &out.snapshot,
                 &OnlineSnapshot {
@@ -185,8 +185,7 @@ pub fn run(
                 started.elapsed().as_secs_f64()
             );
             Ok((feature_set, quarantine))
-        });
-        checked
+        })
     });
     let (feature_set, quarantine) = checked?;
     let MasterWritten {
