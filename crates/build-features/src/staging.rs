@@ -340,9 +340,14 @@ pub(crate) fn stage_file(
         .iter()
         .filter(|(month, _)| w.backfilled.is_empty() || w.backfilled.contains(&month.key()))
         .collect();
+    // In at most `chunks` pieces, like the parse: files staged side by side
+    // each write their months in turn, so a worker waiting on a piece of
+    // one file does not pick up a whole other file (and hold both in memory).
+    let per_piece = months.len().div_ceil(chunks.max(1)).max(1);
     let written = in_order(
         months
             .into_par_iter()
+            .with_min_len(per_piece)
             .map(|(month, idx)| -> Result<(String, layers::Partition)> {
                 let rel = month.dir().join(format!("{stem}.parquet"));
                 let mut df = layers::staged_frame(&rows.rows, text, idx)?;
