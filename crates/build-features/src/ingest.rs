@@ -1,31 +1,32 @@
 //! Raw CSV files → staged rows: columnar, typed, text interned.
 //!
-//! A file is split at line boundaries into one chunk per worker thread; each
-//! chunk is decoded and parsed on its own thread with the `core` contract
-//! parsers, and the chunks are joined in file order, so the result (and
-//! every line number) does not depend on the thread count. Text fields are
-//! interned: a file of a million rows holds a few thousand distinct cities,
-//! states, groups and countries, so each distinct value is normalised and
-//! stored once.
+//! A file is split at line boundaries into chunks (as many as the stage
+//! asks for: the pool's threads per file); each chunk is decoded and parsed
+//! in parallel with the `core` contract parsers, and the chunks are joined
+//! in file order, so the result (and every line number) does not depend on
+//! the chunk count. Text fields are interned: a file of a million rows
+//! holds a few thousand distinct cities, states, groups and countries, so
+//! each distinct value is normalised and stored once.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use chrono::{Datelike, NaiveDate};
+use rayon::prelude::*;
 // polars' hash map (a fast non-cryptographic hasher): interning hashes
 // every text field of every row, and SipHash showed up in profiles.
 use polars::prelude::{InitHashMaps, PlHashMap};
-use revspend_core::contract::{self, COLUMNS, Sex};
+use revspend_core::contract::{self, COLUMNS, Sex, TextField};
 use revspend_table::QuarantinedRow;
 
 /// The text columns of the contract, in the order of [`Staged::text`].
 pub const TEXT_COLUMNS: [&str; 5] = [
-    "cidade",
-    "estado",
-    "grupo_estabelecimento",
-    "cidade_estabelecimento",
-    "pais_estabelecimento",
+    TextField::ALL[0].column(),
+    TextField::ALL[1].column(),
+    TextField::ALL[2].column(),
+    TextField::ALL[3].column(),
+    TextField::ALL[4].column(),
 ];
 pub const CIDADE: usize = 0;
 pub const ESTADO: usize = 1;
@@ -139,8 +140,8 @@ impl Staged {
     }
 
     /// Appends all of `other`'s rows, re-coding its strings; column by
-    /// column, so each column is one sequential copy, the columns shared
-    /// out over two threads.
+    /// column, so each column is one sequential copy, the columns in two
+    /// halves joined on the pool.
     pub fn append(&mut self, other: &Staged) {
         let recode = |mine: &mut Dict, theirs: &Dict| -> Vec<u32> {
             theirs.values.iter().map(|v| mine.code_shared(v)).collect()
@@ -151,7 +152,7 @@ impl Staged {
         let file = recode(&mut self.files, &other.files);
         let customer = recode(&mut self.customers, &other.customers);
         let strings = recode(&mut self.strings, &other.strings);
-        // The columns in two groups of about equal bytes, on two threads.
+        // The columns in two groups of about equal bytes, in parallel.
         let Staged {
             file: ref mut my_file,
             ref mut line,
@@ -166,8 +167,8 @@ impl Staged {
             ref mut text,
             ..
         } = *self;
-        std::thread::scope(|s| {
-            s.spawn(|| {
+        rayon::join(
+            || {
                 extend(my_file, &other.file, &file);
                 line.extend_from_slice(&other.line);
                 extend(my_customer, &other.customer, &customer);
@@ -175,14 +176,16 @@ impl Staged {
                 idade.extend_from_slice(&other.idade);
                 sexo.extend_from_slice(&other.sexo);
                 valor.extend_from_slice(&other.valor);
-            });
-            limite_total.extend_from_slice(&other.limite_total);
-            limite_disp.extend_from_slice(&other.limite_disp);
-            day.extend_from_slice(&other.day);
-            for (mine, theirs) in text.iter_mut().zip(&other.text) {
-                extend(mine, theirs, &strings);
-            }
-        });
+            },
+            || {
+                limite_total.extend_from_slice(&other.limite_total);
+                limite_disp.extend_from_slice(&other.limite_disp);
+                day.extend_from_slice(&other.day);
+                for (mine, theirs) in text.iter_mut().zip(&other.text) {
+                    extend(mine, theirs, &strings);
+                }
+            },
+        );
     }
 
     /// Replaces the customer strings with `f(all of them)` (raw ids →
@@ -216,13 +219,13 @@ pub struct FileRows {
     pub header: Vec<String>,
 }
 
-/// Parses one raw file on `threads` threads. A header that breaks the
+/// Parses one raw file in `chunks` pieces, in parallel. A header that breaks the
 /// contract fails the whole file; a bad row is quarantined with its line.
 ///
 /// Lines are split by hand rather than with a CSV reader: the contract has
 /// no quoting, and the line number of every row must be exact for LF and
 /// CRLF files alike (the `csv` crate miscounts lines after a CRLF header).
-pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows> {
+pub fn parse_file(path: &Path, bytes: &[u8], chunks: usize) -> Result<FileRows> {
     let name = file_name(path);
     let header_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
     let header = strip_cr(&bytes[..header_end]);
@@ -234,10 +237,10 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
 
     // Cut the body into chunks that end at a newline; the first line number
     // of each chunk is known from the newlines before it.
-    let threads = threads.clamp(1, 64);
+    let pieces = chunks.clamp(1, 64);
     let mut bounds = vec![0usize];
-    for k in 1..threads {
-        let target = (body.len() * k / threads).max(*bounds.last().unwrap_or(&0));
+    for k in 1..pieces {
+        let target = (body.len() * k / pieces).max(*bounds.last().unwrap_or(&0));
         let cut = memchr::memchr(b'\n', &body[target..]).map_or(body.len(), |p| target + p + 1);
         bounds.push(cut);
     }
@@ -249,15 +252,11 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
         first_lines.push(first_lines.last().copied().unwrap_or(2) + newlines);
     }
     let display = path.display().to_string();
-    let jobs: Vec<_> = bounds
-        .windows(2)
-        .zip(&first_lines)
-        .map(|(w, &first)| {
-            let (text, display) = (&body[w[0]..w[1]], display.as_str());
-            move || Ok(parse_chunk(display, text, first))
-        })
+    let chunks: Vec<Chunk> = bounds
+        .par_windows(2)
+        .zip(first_lines.par_iter())
+        .map(|(w, &first)| parse_chunk(&display, &body[w[0]..w[1]], first))
         .collect();
-    let chunks: Vec<Chunk> = crate::parallel(threads, jobs)?;
 
     let mut out = FileRows {
         header,
@@ -299,12 +298,10 @@ pub fn parse_file(path: &Path, bytes: &[u8], threads: usize) -> Result<FileRows>
     Ok(out)
 }
 
+/// A raw value of text column `column` (an index into [`TEXT_COLUMNS`]),
+/// normalised as the contract maps that column.
 fn normalise(column: usize, raw: &str) -> String {
-    match column {
-        GRUPO => contract::normalise_group(raw),
-        ESTADO | PAIS => contract::normalise_code(raw),
-        _ => contract::normalise_city(raw),
-    }
+    TextField::ALL[column].normalise(raw)
 }
 
 /// Rows of one chunk; text codes index `raw_text` (column, raw value).

@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{Datelike, NaiveDate};
 use polars::prelude::*;
-use revspend_core::artifact::{self, CUSTOMER_COLUMN, TARGET_COLUMN};
+use revspend_core::artifact;
 use revspend_core::contract::Sex;
 use revspend_core::features::Feature;
+use revspend_core::schema::{self, ColumnDef, ColumnType};
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::{CIDADE, CIDADE_ESTABELECIMENTO, Dict, ESTADO, GRUPO, PAIS, Staged, TEXT_COLUMNS};
@@ -226,23 +227,7 @@ fn epoch_offset() -> i32 {
 /// columns but the customer (String here) are stored as Enums; see
 /// [`staged_frame`].
 pub fn staged_schema() -> Vec<(&'static str, DataType)> {
-    vec![
-        ("file", DataType::String),
-        ("line", DataType::UInt64),
-        (CUSTOMER_COLUMN, DataType::String),
-        ("safra_abertura", DataType::Int32),
-        ("cidade", DataType::String),
-        ("estado", DataType::String),
-        ("idade", DataType::Int32),
-        ("sexo", DataType::String),
-        ("limite_total", DataType::Float64),
-        ("limite_disp", DataType::Float64),
-        ("data", DataType::Date),
-        ("valor", DataType::Float64),
-        ("grupo_estabelecimento", DataType::String),
-        ("cidade_estabelecimento", DataType::String),
-        ("pais_estabelecimento", DataType::String),
-    ]
+    typed(&schema::STAGED)
 }
 
 /// Rows `rows` of `staged` as a typed table (raw column names, customer
@@ -368,35 +353,39 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
     };
     let columns = vec![
         text_column(
-            "file",
+            schema::FILE,
             &staged.files.values,
             rows.iter().map(|&r| Some(staged.file[r])),
             how,
         )?,
-        UInt64Chunked::from_vec("line".into(), rows.iter().map(|&r| staged.line[r]).collect()).into_column(),
+        UInt64Chunked::from_vec(
+            schema::LINE.into(),
+            rows.iter().map(|&r| staged.line[r]).collect(),
+        )
+        .into_column(),
         match how {
             TextAs::Enum(text) => text.customers(staged, rows)?,
             TextAs::Categorical => text_column(
-                CUSTOMER_COLUMN,
+                schema::CUSTOMER,
                 &staged.customers.values,
                 rows.iter().map(|&r| Some(staged.customer[r])),
                 how,
             )?,
         },
         Int32Chunked::from_iter_options(
-            "safra_abertura".into(),
+            schema::SAFRA_ABERTURA.into(),
             rows.iter().map(|&r| staged.safra_abertura[r].map(|v| v as i32)),
         )
         .into_column(),
         text(CIDADE)?,
         text(ESTADO)?,
         Int32Chunked::from_iter_options(
-            "idade".into(),
+            schema::IDADE.into(),
             rows.iter().map(|&r| staged.idade[r].map(i32::from)),
         )
         .into_column(),
         text_column(
-            "sexo",
+            schema::SEXO,
             &["F", "M"],
             rows.iter().map(|&r| {
                 staged.sexo[r].map(|s| match s {
@@ -407,22 +396,22 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
             how,
         )?,
         Float64Chunked::from_vec(
-            "limite_total".into(),
+            schema::LIMITE_TOTAL.into(),
             rows.iter().map(|&r| staged.limite_total[r]).collect(),
         )
         .into_column(),
         Float64Chunked::from_vec(
-            "limite_disp".into(),
+            schema::LIMITE_DISP.into(),
             rows.iter().map(|&r| staged.limite_disp[r]).collect(),
         )
         .into_column(),
         Int32Chunked::from_vec(
-            "data".into(),
+            schema::DATA.into(),
             rows.iter().map(|&r| staged.day[r] - epoch).collect(),
         )
         .into_date()
         .into_column(),
-        Float64Chunked::from_iter_options("valor".into(), rows.iter().map(|&r| staged.valor[r]))
+        Float64Chunked::from_iter_options(schema::VALOR.into(), rows.iter().map(|&r| staged.valor[r]))
             .into_column(),
         text(GRUPO)?,
         text(CIDADE_ESTABELECIMENTO)?,
@@ -435,31 +424,36 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
 pub fn read_staged(path: &Path) -> Result<Staged> {
     // Text columns are Enums (each partition its own categories): checked
     // below, as text of any categories.
-    let text = ["file", CUSTOMER_COLUMN, "sexo"];
-    let typed: Vec<(&str, DataType)> = staged_schema()
-        .into_iter()
-        .filter(|(name, _)| !text.contains(name) && !TEXT_COLUMNS.contains(name))
+    let typed: Vec<(&str, DataType)> = schema::STAGED
+        .iter()
+        .filter(|c| c.ty != ColumnType::Text)
+        .map(|c| (c.name, dtype(c.ty)))
         .collect();
     let df = revspend_table::read_table(path, &typed)?;
     let ctx = || format!("reading staged partition {}", path.display());
     let mut s = Staged::default();
-    s.file = text_codes(&df, "file", &mut s.files).with_context(ctx)?;
-    s.customer = text_codes(&df, CUSTOMER_COLUMN, &mut s.customers).with_context(ctx)?;
-    s.line = df.column("line")?.u64()?.iter().map(|v| v.unwrap_or(0)).collect();
+    s.file = text_codes(&df, schema::FILE, &mut s.files).with_context(ctx)?;
+    s.customer = text_codes(&df, schema::CUSTOMER, &mut s.customers).with_context(ctx)?;
+    s.line = df
+        .column(schema::LINE)?
+        .u64()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
     s.safra_abertura = df
-        .column("safra_abertura")?
+        .column(schema::SAFRA_ABERTURA)?
         .i32()?
         .iter()
         .map(|v| v.map(|v| v as u32))
         .collect();
     s.idade = df
-        .column("idade")?
+        .column(schema::IDADE)?
         .i32()?
         .iter()
         .map(|v| v.and_then(|v| u16::try_from(v).ok()))
         .collect();
     let mut sexes = Dict::default();
-    let sexo = text_codes(&df, "sexo", &mut sexes).with_context(ctx)?;
+    let sexo = text_codes(&df, schema::SEXO, &mut sexes).with_context(ctx)?;
     let sex_of: Vec<Option<Sex>> = sexes
         .values
         .iter()
@@ -471,26 +465,26 @@ pub fn read_staged(path: &Path) -> Result<Staged> {
         .collect();
     s.sexo = sexo.iter().map(|c| sex_of[*c as usize]).collect();
     s.limite_total = df
-        .column("limite_total")?
+        .column(schema::LIMITE_TOTAL)?
         .f64()?
         .iter()
         .map(|v| v.unwrap_or(0.0))
         .collect();
     s.limite_disp = df
-        .column("limite_disp")?
+        .column(schema::LIMITE_DISP)?
         .f64()?
         .iter()
         .map(|v| v.unwrap_or(0.0))
         .collect();
     let epoch = epoch_offset();
     s.day = df
-        .column("data")?
+        .column(schema::DATA)?
         .date()?
         .physical()
         .iter()
         .map(|v| v.unwrap_or(0) + epoch)
         .collect();
-    s.valor = df.column("valor")?.f64()?.iter().collect();
+    s.valor = df.column(schema::VALOR)?.f64()?.iter().collect();
     for (i, name) in TEXT_COLUMNS.iter().enumerate() {
         s.text[i] = text_codes(&df, name, &mut s.strings).with_context(ctx)?;
     }
@@ -533,15 +527,29 @@ fn text_codes(df: &DataFrame, name: &str, dict: &mut Dict) -> Result<Vec<u32>> {
 
 /// The feature-layer (and master-table) schema before the split column.
 pub fn feature_schema() -> Vec<(&'static str, DataType)> {
-    let mut s = vec![
-        (CUSTOMER_COLUMN, DataType::String),
-        ("date", DataType::Date),
-        ("source_file", DataType::String),
-        ("source_line", DataType::UInt64),
-    ];
-    s.extend(Feature::ALL.iter().map(|f| (f.name(), DataType::Float64)));
-    s.push((TARGET_COLUMN, DataType::Boolean));
-    s
+    typed(&schema::feature_layer())
+}
+
+/// The master table's schema (each split file).
+pub fn master_schema() -> Vec<(&'static str, DataType)> {
+    typed(&schema::master())
+}
+
+/// Columns with the polars type each [`ColumnType`] is stored as.
+pub fn typed(columns: &[ColumnDef]) -> Vec<(&'static str, DataType)> {
+    columns.iter().map(|c| (c.name, dtype(c.ty))).collect()
+}
+
+/// The polars type a column of type `ty` is stored as.
+pub fn dtype(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::UInt64 => DataType::UInt64,
+        ColumnType::Int32 => DataType::Int32,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Date => DataType::Date,
+        ColumnType::Text => DataType::String,
+    }
 }
 
 /// Computed feature rows of one month, column-major.
@@ -583,14 +591,14 @@ impl FeatureRows {
         let mut columns = vec![
             text.customers(staged, rows)?,
             Int32Chunked::from_vec(
-                "date".into(),
+                schema::DATE.into(),
                 rows.iter().map(|&r| staged.day[r] - epoch).collect(),
             )
             .into_date()
             .into_column(),
-            gather(&text.files, &staged.file, rows, "source_file")?,
+            gather(&text.files, &staged.file, rows, schema::SOURCE_FILE)?,
             UInt64Chunked::from_vec(
-                "source_line".into(),
+                schema::SOURCE_LINE.into(),
                 rows.iter().map(|&r| staged.line[r]).collect(),
             )
             .into_column(),
@@ -598,7 +606,7 @@ impl FeatureRows {
         for (f, values) in Feature::ALL.iter().zip(self.values) {
             columns.push(Float64Chunked::from_vec(f.name().into(), values).into_column());
         }
-        columns.push(Column::new(TARGET_COLUMN.into(), self.target));
+        columns.push(Column::new(schema::TARGET.into(), self.target));
         Ok(DataFrame::new(rows.len(), columns)?)
     }
 }
@@ -624,7 +632,7 @@ pub struct LineageText {
 impl LineageText {
     /// The customer column of `rows`.
     fn customers(&self, staged: &Staged, rows: &[usize]) -> Result<Column> {
-        gather(&self.customers, &staged.customer, rows, CUSTOMER_COLUMN)
+        gather(&self.customers, &staged.customer, rows, schema::CUSTOMER)
     }
 
     pub fn new(staged: &Staged) -> LineageText {

@@ -102,7 +102,7 @@ pub fn check(
         rebuilt.extend(
             pct.iter()
                 .zip(&non_vital)
-                .map(|(&pct, &nv)| f64::from(u8::from(pct < rule.threshold_pct && nv > 0.5))),
+                .map(|(&pct, &nv)| f64::from(u8::from(rule.applies(pct, nv > 0.5)))),
         );
     }
     let flagged_in_feature_set = entries
@@ -145,7 +145,7 @@ mod tests {
         let params = LeakageParams {
             max_single_feature_auc: 0.95,
         };
-        let counts = crate::stats::value_counts(&columns, &y, 2);
+        let counts = crate::stats::value_counts(&columns, &y);
         let report = check(
             &columns,
             &counts,
@@ -166,7 +166,7 @@ mod tests {
 
         // Too few rows to judge: only the label inputs are flagged.
         let small: Vec<Vec<f64>> = columns.iter().map(|c| c[..20].to_vec()).collect();
-        let counts = crate::stats::value_counts(&small, &y[..20], 1);
+        let counts = crate::stats::value_counts(&small, &y[..20]);
         let report = check(
             &small,
             &counts,

@@ -51,31 +51,31 @@ struct Paths {
     #[arg(long, global = true, default_value = "config/quality.yaml")]
     quality_suite: PathBuf,
     /// The staged layer (parquet by year/month; kept between runs).
-    #[arg(long, global = true, default_value = "data/staged")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().staged_dir)]
     staged_dir: PathBuf,
     /// The feature layer (parquet by year/month; kept between runs).
-    #[arg(long, global = true, default_value = "data/features")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().features_dir)]
     features_dir: PathBuf,
     /// The master table, one parquet file per split:
     /// train/test/holdout/calibration.parquet.
-    #[arg(long, global = true, default_value = "data/splits")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().splits_dir)]
     splits_dir: PathBuf,
-    #[arg(long, global = true, default_value = "data/features.json")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().feature_list)]
     feature_list: PathBuf,
-    #[arg(long, global = true, default_value = "data/online/snapshot.bin")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().snapshot)]
     snapshot: PathBuf,
-    #[arg(long, global = true, default_value = "data/quarantine.csv")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().quarantine)]
     quarantine: PathBuf,
-    #[arg(long, global = true, default_value = "reports/build_features.json")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().report)]
     report: PathBuf,
-    #[arg(long, global = true, default_value = "reports/leakage.json")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().leakage_report)]
     leakage_report: PathBuf,
-    #[arg(long, global = true, default_value = "reports/feature_selection.json")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().selection_report)]
     selection_report: PathBuf,
     /// Reference distribution profile of the train split (JSON).
-    #[arg(long, global = true, default_value = "data/profile/train.json")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().profile)]
     profile: PathBuf,
-    #[arg(long, global = true, default_value = "reports/quality.json")]
+    #[arg(long, global = true, default_value_os_t = Outputs::default().quality_report)]
     quality_report: PathBuf,
 }
 
@@ -116,17 +116,17 @@ fn run(args: Args) -> Result<()> {
         profile: args.profile,
         quality_report: args.quality_report,
     };
-    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let suite = build_features::quality::load_suite(&args.quality_suite)?;
+    // The thread count is the pool's alone: every parallel step of the
+    // stage runs on it (polars keeps its own pool for its own work).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
+        .thread_name(|i| format!("build-features-{i}"))
+        .build()
+        .context("starting the worker threads")?;
     let started = std::time::Instant::now();
-    let report = build_features::run(
-        &params,
-        &suite,
-        &outputs,
-        &Pseudonymiser::from_env(),
-        mode,
-        threads,
-    )?;
+    let report =
+        pool.install(|| build_features::run(&params, &suite, &outputs, &Pseudonymiser::from_env(), mode))?;
     log::info!(
         "{} rows in, {} out, {} quarantined; {} customers; target rate {:.2}% ({:.2?})",
         report.rows_in,

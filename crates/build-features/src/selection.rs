@@ -3,6 +3,7 @@
 //! kept, or too correlated with one. What is left, in the requested order,
 //! is the feature list `train` reads.
 
+use rayon::prelude::*;
 use revspend_core::features::Feature;
 use revspend_core::params::SelectionParams;
 use serde::Serialize;
@@ -25,17 +26,16 @@ pub struct SelectionReport {
 }
 
 /// Selects among `requested`; `columns[f.index()]` holds feature `f` over
-/// the train rows. Correlations are computed on up to `threads` threads;
-/// the result does not depend on it.
+/// the train rows. Correlations are computed in parallel; the result does
+/// not depend on the thread count.
 pub fn select(
     columns: &dyn TrainColumns,
     counts: &[ValueCounts],
     requested: &[Feature],
     params: &SelectionParams,
-    threads: usize,
 ) -> (Vec<Feature>, SelectionReport) {
     let mut kept: Vec<Feature> = Vec::new();
-    let correlations = Correlations::new(columns, requested, threads);
+    let correlations = Correlations::new(columns, requested);
     let position = |f: Feature| requested.iter().position(|r| *r == f).unwrap_or(0);
     let mut dropped = Vec::new();
     for &f in requested {
@@ -97,7 +97,7 @@ const BLOCK: usize = 512;
 
 impl Correlations {
     /// Correlations of `features`, in that order.
-    fn new(columns: &dyn TrainColumns, features: &[Feature], threads: usize) -> Correlations {
+    fn new(columns: &dyn TrainColumns, features: &[Feature]) -> Correlations {
         let k = features.len();
         let rows = columns.rows();
         let mut buffer = Vec::new();
@@ -106,31 +106,16 @@ impl Correlations {
             .map(|&f| column_sum(columns, f, &mut buffer) / rows.max(1) as f64)
             .collect();
         let chunks = rows.div_ceil(CHUNK);
-        let threads = threads.clamp(1, chunks.max(1));
-        let mut partials: Vec<(usize, Vec<f64>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let means = &means;
-                    s.spawn(move || {
-                        let mut gathered = Vec::new();
-                        (t..chunks)
-                            .step_by(threads)
-                            .map(|c| {
-                                let range = c * CHUNK..((c + 1) * CHUNK).min(rows);
-                                (c, chunk_cross(columns, features, means, range, &mut gathered))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
-        partials.sort_by_key(|(c, _)| *c);
+        // Partial sums come back in chunk order and are added in that order.
+        let partials: Vec<Vec<f64>> = (0..chunks)
+            .into_par_iter()
+            .map_init(Vec::new, |gathered, c| {
+                let range = c * CHUNK..((c + 1) * CHUNK).min(rows);
+                chunk_cross(columns, features, &means, range, gathered)
+            })
+            .collect();
         let mut cross = vec![0.0; k * k];
-        for (_, p) in partials {
+        for p in partials {
             for (a, b) in cross.iter_mut().zip(p) {
                 *a += b;
             }
@@ -233,13 +218,18 @@ fn column_sum(columns: &dyn TrainColumns, f: Feature, buffer: &mut Vec<f64>) -> 
     acc.iter().sum::<f64>() + tail
 }
 
-/// Correlations of two columns (as the first two features), on `threads`.
+/// Correlations of two columns (as the first two features), on a pool of
+/// `threads` threads.
 #[cfg(test)]
 fn correlation(a: &[f64], b: &[f64], threads: usize) -> f64 {
     let mut columns = vec![Vec::new(); Feature::ALL.len()];
     columns[0] = a.to_vec();
     columns[1] = b.to_vec();
-    Correlations::new(&columns, &Feature::ALL[..2], threads).get(0, 1)
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
+    pool.install(|| Correlations::new(&columns, &Feature::ALL[..2]).get(0, 1))
 }
 
 #[cfg(test)]
@@ -275,8 +265,8 @@ mod tests {
             quasi_constant_share: 0.995,
             max_abs_correlation: 0.95,
         };
-        let counts = crate::stats::value_counts(&columns, &[], 2);
-        let (kept, report) = select(&columns, &counts, &requested, &params, 2);
+        let counts = crate::stats::value_counts(&columns, &[]);
+        let (kept, report) = select(&columns, &counts, &requested, &params);
         assert_eq!(kept, vec![Feature::Valor, Feature::Count7d]);
         let reasons: Vec<(&str, &str)> = report
             .dropped

@@ -4,10 +4,11 @@
 //!
 //! Most candidate features are small integers (flags, counts, months,
 //! codes), which are counted in an array; the rest are sorted. Features are
-//! shared out over worker threads; the result does not depend on it.
+//! shared out over the rayon pool; the result does not depend on its size.
 
 use std::ops::Range;
 
+use rayon::prelude::*;
 use revspend_core::features::Feature;
 
 /// The train split's feature columns, read a stretch of rows at a time:
@@ -245,37 +246,19 @@ fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
     }
 }
 
-/// Value counts of every feature (in `Feature::ALL` order), on up to
-/// `threads` threads.
-pub fn value_counts(columns: &dyn TrainColumns, y: &[bool], threads: usize) -> Vec<ValueCounts> {
-    let n = Feature::ALL.len();
-    let threads = threads.clamp(1, n);
-    let mut out: Vec<Option<ValueCounts>> = vec![None; n];
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    let mut values = Vec::new();
-                    let mut scratch = Scratch::default();
-                    (t..n)
-                        .step_by(threads)
-                        .map(|i| {
-                            values.clear();
-                            columns.read(Feature::ALL[i], 0..columns.rows(), &mut values);
-                            (i, ValueCounts::with_scratch(&values, y, &mut scratch))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            for (i, counts) in h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
-                out[i] = Some(counts);
-            }
-        }
-    });
-    out.into_iter()
-        .map(|c| c.unwrap_or_else(ValueCounts::empty))
+/// Value counts of every feature (in `Feature::ALL` order), features in
+/// parallel.
+pub fn value_counts(columns: &dyn TrainColumns, y: &[bool]) -> Vec<ValueCounts> {
+    Feature::ALL
+        .par_iter()
+        .map_init(
+            || (Vec::new(), Scratch::default()),
+            |(values, scratch), &f| {
+                values.clear();
+                columns.read(f, 0..columns.rows(), values);
+                ValueCounts::with_scratch(values, y, scratch)
+            },
+        )
         .collect()
 }
 

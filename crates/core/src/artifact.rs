@@ -220,12 +220,9 @@ pub fn file_sha256(path: &Path) -> Result<String, ArtifactError> {
     Ok(crate::hex(&hasher.finalize()))
 }
 
-/// Master-table column holding the customer pseudonym (the group id).
-pub const CUSTOMER_COLUMN: &str = "customer";
-/// Master-table column holding the split name.
-pub const SPLIT_COLUMN: &str = "split";
-/// Master-table column holding the target.
-pub const TARGET_COLUMN: &str = "is_revenge_spending";
+/// The master table's customer, split and target columns, named in
+/// [`crate::schema`].
+pub use crate::schema::{CUSTOMER as CUSTOMER_COLUMN, SPLIT as SPLIT_COLUMN, TARGET as TARGET_COLUMN};
 
 /// The ordered feature list `build-features` chose and `train` reads, with
 /// the rule the table was labelled with.

@@ -386,17 +386,61 @@ impl Row<'_> {
         Transaction {
             id: self.id.to_owned(),
             safra_abertura: self.safra_abertura,
-            cidade: normalise_city(self.cidade),
-            estado: normalise_code(self.estado),
+            cidade: TextField::Cidade.normalise(self.cidade),
+            estado: TextField::Estado.normalise(self.estado),
             idade: self.idade,
             sexo: self.sexo,
             limite_total: self.limite_total,
             limite_disp: self.limite_disp,
             date: self.date,
             valor: self.valor,
-            grupo: normalise_group(self.grupo),
-            cidade_estabelecimento: normalise_city(self.cidade_estabelecimento),
-            pais_estabelecimento: normalise_code(self.pais_estabelecimento),
+            grupo: TextField::Grupo.normalise(self.grupo),
+            cidade_estabelecimento: TextField::CidadeEstabelecimento.normalise(self.cidade_estabelecimento),
+            pais_estabelecimento: TextField::PaisEstabelecimento.normalise(self.pais_estabelecimento),
+        }
+    }
+}
+
+/// The contract's free-text columns, each with the one normaliser its
+/// values go through: [`Row::to_transaction`] and the offline reader (which
+/// normalises each distinct value once) both map a column to its normaliser
+/// here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextField {
+    Cidade,
+    Estado,
+    Grupo,
+    CidadeEstabelecimento,
+    PaisEstabelecimento,
+}
+
+impl TextField {
+    /// Every text column, in the order staged tables keep them.
+    pub const ALL: [TextField; 5] = [
+        TextField::Cidade,
+        TextField::Estado,
+        TextField::Grupo,
+        TextField::CidadeEstabelecimento,
+        TextField::PaisEstabelecimento,
+    ];
+
+    /// The column's name in the raw header (and in staged tables).
+    pub const fn column(self) -> &'static str {
+        match self {
+            TextField::Cidade => "cidade",
+            TextField::Estado => "estado",
+            TextField::Grupo => "grupo_estabelecimento",
+            TextField::CidadeEstabelecimento => "cidade_estabelecimento",
+            TextField::PaisEstabelecimento => "pais_estabelecimento",
+        }
+    }
+
+    /// A raw value of this column, normalised.
+    pub fn normalise(self, raw: &str) -> String {
+        match self {
+            TextField::Grupo => normalise_group(raw),
+            TextField::Estado | TextField::PaisEstabelecimento => normalise_code(raw),
+            TextField::Cidade | TextField::CidadeEstabelecimento => normalise_city(raw),
         }
     }
 }
@@ -557,6 +601,49 @@ mod tests {
         assert_eq!(format_amount(Some(5.0)), " 5,00 ");
         assert_eq!(format_amount(Some(1_000_000.0)), " 1.000.000,00 ");
         assert_eq!(format_amount(None), " -   ");
+    }
+
+    #[test]
+    fn text_fields_are_contract_columns_normalised_like_a_row() {
+        for f in TextField::ALL {
+            assert!(COLUMNS.contains(&f.column()), "{f:?}");
+        }
+        let row = parse_row(&[
+            "1",
+            "201405",
+            " sao paulo ",
+            " sp",
+            "34",
+            "F",
+            "1000.0",
+            "150.0",
+            "07.03.2020",
+            " 52,00 ",
+            "SERVI\u{201A}O",
+            " SAO PAULO ",
+            "br ",
+        ])
+        .expect("valid row");
+        let txn = row.to_transaction();
+        let raw = [
+            row.cidade,
+            row.estado,
+            row.grupo,
+            row.cidade_estabelecimento,
+            row.pais_estabelecimento,
+        ];
+        let normalised = [
+            &txn.cidade,
+            &txn.estado,
+            &txn.grupo,
+            &txn.cidade_estabelecimento,
+            &txn.pais_estabelecimento,
+        ];
+        for ((f, raw), want) in TextField::ALL.into_iter().zip(raw).zip(normalised) {
+            assert_eq!(&f.normalise(raw), want, "{f:?}");
+        }
+        assert_eq!(txn.grupo, "SERVICO");
+        assert_eq!(txn.estado, "SP");
     }
 
     #[test]

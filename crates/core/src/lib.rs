@@ -5,6 +5,9 @@
 //! - [`target`]: the revenge-spending rule that defines the label.
 //! - [`features`]: the feature definitions and the one function that computes
 //!   them, used offline by `build-features` and online by `serve`.
+//! - [`process`]: CPU time, page faults and peak memory of this process
+//!   (the one `/proc` reader).
+//! - [`schema`]: every table's columns, named once.
 //! - [`pseudonym`]: keyed-hash pseudonymisation of customer ids.
 //! - [`params`]: `params.yaml` sections, parsed strictly and validated once.
 //! - [`model`]: fitted model types and their probability output.
@@ -26,9 +29,11 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod params;
+pub mod process;
 pub mod profile;
 pub mod pseudonym;
 pub mod registry;
+pub mod schema;
 pub mod target;
 
 /// Lower-case hex of `bytes` (hashes and pseudonyms; one allocation).

@@ -28,7 +28,17 @@ impl TargetRule {
 
     /// Whether this purchase is revenge spending.
     pub fn is_revenge(&self, txn: &Transaction) -> bool {
-        available_pct(txn.limite_disp, txn.limite_total) < self.threshold_pct && !self.is_vital(&txn.grupo)
+        self.applies(
+            available_pct(txn.limite_disp, txn.limite_total),
+            !self.is_vital(&txn.grupo),
+        )
+    }
+
+    /// The rule on its two inputs: the available share of the limit (see
+    /// [`available_pct`]) and whether the group is non-vital. The leakage
+    /// check rebuilds the rule from candidate features through this.
+    pub fn applies(&self, available_pct: f64, non_vital: bool) -> bool {
+        available_pct < self.threshold_pct && non_vital
     }
 }
 
@@ -78,6 +88,26 @@ mod tests {
         assert!(!rule.is_revenge(&txn("150.0", "SERVI\u{201A}O")));
         assert!(!rule.is_revenge(&txn("200.0", "VESTUARIO")));
         assert!(rule.is_revenge(&txn("150.0", "")));
+    }
+
+    #[test]
+    fn the_rule_on_its_inputs_agrees_with_the_rule_on_a_purchase() {
+        let rule = TargetRule {
+            threshold_pct: 20.0,
+            vital_groups: vec!["SUPERMERCADOS".into()],
+        };
+        for (disp, group) in [
+            ("150.0", "VESTUARIO"),
+            ("150.0", "SUPERMERCADOS"),
+            ("200.0", "VESTUARIO"),
+        ] {
+            let t = txn(disp, group);
+            let pct = available_pct(t.limite_disp, t.limite_total);
+            assert_eq!(rule.applies(pct, !rule.is_vital(&t.grupo)), rule.is_revenge(&t));
+        }
+        assert!(rule.applies(19.99, true));
+        assert!(!rule.applies(20.0, true));
+        assert!(!rule.applies(0.0, false));
     }
 
     #[test]

@@ -4,11 +4,14 @@
 use std::path::Path;
 
 use revspend_core::artifact::write_atomic;
+use revspend_core::schema::QUARANTINE;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{TableError, io_err};
 
 /// A raw row that could not be parsed, kept aside with where it came from.
+/// Its fields, in order, are the quarantine CSV's columns
+/// (`revspend_core::schema::QUARANTINE`; a test holds the two equal).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarantinedRow {
     pub file: String,
@@ -20,10 +23,6 @@ pub struct QuarantinedRow {
     pub raw: String,
 }
 
-/// The quarantine CSV's header, in column order (the field names of
-/// [`QuarantinedRow`]).
-pub const QUARANTINE_HEADER: [&str; 5] = ["file", "line", "field", "reason", "raw"];
-
 /// Writes quarantined rows as a UTF-8 CSV (`file,line,field,reason,raw`),
 /// atomically; an empty quarantine is the header alone.
 pub fn write_quarantine(path: &Path, rows: &[QuarantinedRow]) -> Result<(), TableError> {
@@ -33,7 +32,7 @@ pub fn write_quarantine(path: &Path, rows: &[QuarantinedRow]) -> Result<(), Tabl
     };
     let mut w = csv::Writer::from_writer(Vec::new());
     if rows.is_empty() {
-        w.write_record(QUARANTINE_HEADER).map_err(csv_err)?;
+        w.write_record(QUARANTINE).map_err(csv_err)?;
     }
     for r in rows {
         w.serialize(r).map_err(csv_err)?;
@@ -66,10 +65,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("q.csv");
         write_quarantine(&path, &[]).expect("write empty");
-        assert_eq!(
-            std::fs::read_to_string(&path).expect("read"),
-            "file,line,field,reason,raw\n"
-        );
+        let header = format!("{}\n", QUARANTINE.join(","));
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), header);
         assert!(read_quarantine(&path).expect("read back").is_empty());
 
         let rows = vec![QuarantinedRow {
@@ -81,7 +78,10 @@ mod tests {
         }];
         write_quarantine(&path, &rows).expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.starts_with("file,line,field,reason,raw\n"), "{text}");
+        assert!(
+            text.starts_with(&header),
+            "the serialised fields are the schema's columns: {text}"
+        );
         assert_eq!(read_quarantine(&path).expect("read back"), rows);
     }
 }

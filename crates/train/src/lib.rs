@@ -476,10 +476,7 @@ pub fn git_commit() -> Option<String> {
 
 /// Peak resident memory of this process (VmHWM), in MiB, on Linux.
 pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    revspend_core::process::peak_rss_mb()
 }
 
 /// Number of worker threads to use when none is given: the available cores.

@@ -58,7 +58,7 @@ fn mtimes(dir: &std::path::Path) -> Vec<(PathBuf, SystemTime)> {
 
 /// The months (`YYYY-MM`) the staged layer holds rows of `file` in.
 fn staged_months(p: &Project, file: &str) -> Vec<String> {
-    let manifest = p.json("out/staged/_manifest.json");
+    let manifest = p.json_at(&p.out().staged_dir.join("_manifest.json"));
     let parts = manifest["files"][file]["partitions"]
         .as_object()
         .expect("partitions");
@@ -67,7 +67,7 @@ fn staged_months(p: &Project, file: &str) -> Vec<String> {
 
 /// Months of the feature layer from `from` on, and those before it.
 fn months_split_at(p: &Project, from: &str) -> (Vec<String>, Vec<String>) {
-    let manifest = p.json("out/features/_manifest.json");
+    let manifest = p.json_at(&p.out().features_dir.join("_manifest.json"));
     let months: Vec<String> = manifest["months"]
         .as_object()
         .expect("months")
@@ -110,8 +110,8 @@ fn the_same_file_twice_changes_nothing() {
     p.generate();
     ok(p.build_features());
     let before = master(&p);
-    let staged = mtimes(&p.path("out/staged"));
-    let features = mtimes(&p.path("out/features"));
+    let staged = mtimes(&p.out().staged_dir);
+    let features = mtimes(&p.out().features_dir);
     let rows_in = p.report()["rows_in"].clone();
 
     // The same folder again: nothing is parsed or rewritten in the layers.
@@ -120,14 +120,14 @@ fn the_same_file_twice_changes_nothing() {
     assert_eq!(strings(&layers["files_staged"]), Vec::<String>::new());
     assert_eq!(strings(&layers["files_unchanged"]).len(), 2);
     assert_eq!(strings(&layers["feature_months_rebuilt"]), Vec::<String>::new());
-    assert_eq!(mtimes(&p.path("out/staged")), staged);
-    assert_eq!(mtimes(&p.path("out/features")), features);
+    assert_eq!(mtimes(&p.out().staged_dir), staged);
+    assert_eq!(mtimes(&p.out().features_dir), features);
     assert!(master(&p).equals_missing(&before));
 
     // The same content dropped again under another name is skipped and said.
     let report = build_with_a_copy_of_the_first_file(&p);
     assert_eq!(report["rows_in"], rows_in);
-    assert_eq!(mtimes(&p.path("out/staged")), staged);
+    assert_eq!(mtimes(&p.out().staged_dir), staged);
     assert!(master(&p).equals_missing(&before));
 }
 
@@ -141,14 +141,14 @@ fn a_copy_arriving_with_its_original_is_staged_once() {
     ok(p.build_features());
     let before = master(&p);
     let rows_in = p.report()["rows_in"].clone();
-    let staged = files_under(&p.path("out/staged"));
+    let staged = files_under(&p.out().staged_dir);
 
     // From scratch again, with a copy of the first file under a later name.
     std::fs::remove_dir_all(p.path("out")).expect("clean");
     let report = build_with_a_copy_of_the_first_file(&p);
     assert!(!strings(&report["layers"]["files_staged"]).contains(&"zz-copy.csv".to_owned()));
     assert_eq!(report["rows_in"], rows_in);
-    assert_eq!(files_under(&p.path("out/staged")), staged);
+    assert_eq!(files_under(&p.out().staged_dir), staged);
     assert!(master(&p).equals_missing(&before));
 }
 
@@ -160,7 +160,7 @@ fn a_new_daily_file_is_staged_alone_and_equals_a_full_rebuild() {
     let later = std::fs::read(&files[1]).expect("later file");
     std::fs::remove_file(&files[1]).expect("hold back");
     ok(p.build_features());
-    let first_month = mtimes(&p.path("out/features/year=2020/month=01"));
+    let first_month = mtimes(&p.out().features_dir.join("year=2020/month=01"));
 
     std::fs::write(&files[1], &later).expect("the new file arrives");
     ok(p.build_features());
@@ -175,7 +175,10 @@ fn a_new_daily_file_is_staged_alone_and_equals_a_full_rebuild() {
     assert!(!before.is_empty() && !after.is_empty());
     assert_eq!(strings(&layers["feature_months_reused"]), before);
     assert_eq!(strings(&layers["feature_months_rebuilt"]), after);
-    assert_eq!(mtimes(&p.path("out/features/year=2020/month=01")), first_month);
+    assert_eq!(
+        mtimes(&p.out().features_dir.join("year=2020/month=01")),
+        first_month
+    );
 
     // A project that sees both files at once builds the same tables.
     let full = Project::new();
@@ -185,16 +188,16 @@ fn a_new_daily_file_is_staged_alone_and_equals_a_full_rebuild() {
     ok(full.build_features());
     assert!(master(&full).equals_missing(&master(&p)));
     for split in ["train", "test", "holdout", "calibration"] {
-        let rel = format!("out/splits/{split}.parquet");
+        let file = format!("{split}.parquet");
         assert_eq!(
-            std::fs::read(full.path(&rel)).expect("split"),
-            std::fs::read(p.path(&rel)).expect("split"),
+            std::fs::read(full.out().splits_dir.join(&file)).expect("split"),
+            std::fs::read(p.out().splits_dir.join(&file)).expect("split"),
             "{split}"
         );
     }
     assert_eq!(
-        std::fs::read(full.path("out/snapshot.bin")).expect("snapshot"),
-        std::fs::read(p.path("out/snapshot.bin")).expect("snapshot")
+        std::fs::read(full.out().snapshot).expect("snapshot"),
+        std::fs::read(p.out().snapshot).expect("snapshot")
     );
 }
 
@@ -204,10 +207,10 @@ fn backfill_rebuilds_a_lost_month_from_the_raw_files() {
     p.generate();
     ok(p.build_features());
     let original = master(&p);
-    let january = mtimes(&p.path("out/staged/year=2020/month=01"));
+    let january = mtimes(&p.out().staged_dir.join("year=2020/month=01"));
 
     // A staged partition is lost: an ordinary run names it and the fix.
-    let february = p.path("out/staged/year=2020/month=02");
+    let february = p.out().staged_dir.join("year=2020/month=02");
     let lost = mtimes(&february).remove(0).0;
     std::fs::remove_file(&lost).expect("lose a partition");
     let out = p.build_features();
@@ -227,7 +230,7 @@ fn backfill_rebuilds_a_lost_month_from_the_raw_files() {
     assert_eq!(strings(&layers["feature_months_reused"]), before);
     assert_eq!(strings(&layers["feature_months_rebuilt"]), after);
     assert!(lost.exists(), "the lost partition is written again");
-    assert_eq!(mtimes(&p.path("out/staged/year=2020/month=01")), january);
+    assert_eq!(mtimes(&p.out().staged_dir.join("year=2020/month=01")), january);
     assert!(master(&p).equals_missing(&original));
 
     let out = p.backfill("2020-03-01", "2020-02-01");
@@ -248,10 +251,7 @@ fn a_removed_file_takes_its_rows_out_and_another_key_restages_everything() {
     let name = files[1].file_name().expect("name").to_str().expect("utf-8");
     assert_eq!(strings(&report["layers"]["files_removed"]), vec![name]);
     assert!(report["rows_in"].as_u64().expect("rows") < both);
-    let staged: Vec<PathBuf> = mtimes(&p.path("out/staged"))
-        .into_iter()
-        .map(|(f, _)| f)
-        .collect();
+    let staged: Vec<PathBuf> = mtimes(&p.out().staged_dir).into_iter().map(|(f, _)| f).collect();
     assert!(
         !staged
             .iter()
@@ -275,9 +275,11 @@ fn a_removed_file_takes_its_rows_out_and_another_key_restages_everything() {
 /// which holds paths, aside).
 fn outputs(p: &Project) -> Vec<(PathBuf, Vec<u8>)> {
     let out = p.path("out");
+    // The stage report names the raw files by their (temporary) paths.
+    let report = p.out().report;
     files_under(&out)
         .into_iter()
-        .filter(|path| path.file_name() != Some("report.json".as_ref()))
+        .filter(|path| *path != report)
         .map(|path| {
             let bytes = std::fs::read(&path).expect("output");
             (path.strip_prefix(&out).expect("under out").to_owned(), bytes)

@@ -8,7 +8,7 @@ fn the_default_feature_set_passes_and_selection_explains_drops() {
     p.generate();
     let out = p.build_features();
     assert!(out.status.success(), "{}", stderr(&out));
-    let leakage = p.json("out/leakage.json");
+    let leakage = p.json_at(&p.out().leakage_report);
     assert_eq!(leakage["flagged_in_feature_set"], serde_json::json!([]));
     let entry = |name: &str| {
         leakage["entries"]
@@ -27,7 +27,7 @@ fn the_default_feature_set_passes_and_selection_explains_drops() {
     assert!(leakage["rule_reconstruction_auc"].as_f64().expect("auc") > 0.999);
 
     // The reference profile describes every candidate feature of the train split.
-    let profile = p.json("out/profile.json");
+    let profile = p.json_at(&p.out().profile);
     let train_rows = p.report()["splits"]["train"]["rows"].as_u64().expect("rows");
     assert_eq!(profile["rows"].as_u64(), Some(train_rows));
     let prev = &profile["numeric"]["prev_utilisation"];
@@ -51,9 +51,9 @@ fn the_default_feature_set_passes_and_selection_explains_drops() {
             < 1e-9
     );
 
-    let selection = p.json("out/selection.json");
+    let selection = p.json_at(&p.out().selection_report);
     let selected: Vec<String> = serde_json::from_value(selection["selected"].clone()).expect("selected");
-    let features: serde_json::Value = p.json("out/features.json");
+    let features: serde_json::Value = p.json_at(&p.out().feature_list);
     assert_eq!(features["features"], selection["selected"]);
     for dropped in selection["dropped"].as_array().expect("dropped") {
         assert!(!selected.contains(&dropped["feature"].as_str().expect("name").to_owned()));
@@ -75,7 +75,7 @@ fn switching_limite_disp_back_on_is_caught_unless_explicitly_allowed() {
     );
     // The master table is written while the checks run, but put in place
     // only once they pass: a failed check leaves no split file behind.
-    let splits: Vec<_> = std::fs::read_dir(p.path("out/splits"))
+    let splits: Vec<_> = std::fs::read_dir(p.out().splits_dir)
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(splits.is_empty(), "{splits:?}");
@@ -83,7 +83,7 @@ fn switching_limite_disp_back_on_is_caught_unless_explicitly_allowed() {
     p.edit_params("allow_leaky_features: false", "allow_leaky_features: true");
     let out = p.build_features();
     assert!(out.status.success(), "{}", stderr(&out));
-    let leakage = p.json("out/leakage.json");
+    let leakage = p.json_at(&p.out().leakage_report);
     assert_eq!(
         leakage["flagged_in_feature_set"],
         serde_json::json!(["limite_disp"])
@@ -108,7 +108,7 @@ fn a_feature_that_alone_separates_the_target_fails_the_stage() {
         err.contains("leakage check failed") && err.contains("leakage.json"),
         "{err}"
     );
-    let leakage = p.json("out/leakage.json");
+    let leakage = p.json_at(&p.out().leakage_report);
     assert!(
         !leakage["flagged_in_feature_set"]
             .as_array()

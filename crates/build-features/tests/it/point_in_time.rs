@@ -77,7 +77,7 @@ fn online_features_from_the_snapshot_equal_the_offline_features() {
     std::fs::remove_file(&files[1]).expect("hold back");
     let out = p.build_features();
     assert!(out.status.success(), "{}", stderr(&out));
-    let snapshot = artifact::read_snapshot(&p.path("out/snapshot.bin")).expect("snapshot");
+    let snapshot = artifact::read_snapshot(&p.out().snapshot).expect("snapshot");
 
     std::fs::write(&files[1], &later).expect("restore");
     let out = p.build_features();

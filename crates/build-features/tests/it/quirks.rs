@@ -66,7 +66,7 @@ fn every_quirk_parses_and_every_row_is_accounted_for() {
     assert_eq!(report["quarantine_reasons"]["limite_disp"], 1);
     assert_eq!(report["quarantine_reasons"]["sexo"], 1);
 
-    let q = read_quarantine(&p.path("out/quarantine.csv")).expect("quarantine");
+    let q = read_quarantine(&p.out().quarantine).expect("quarantine");
     let lines: Vec<u64> = q.iter().map(|r| r.line).collect();
     assert_eq!(lines, vec![6, 7, 8, 9, 12, 13]);
     assert!(q.iter().all(|r| r.file.ends_with("MiBolsillo.csv")));
@@ -193,7 +193,7 @@ fn an_error_expectation_fails_the_stage_after_every_expectation_ran() {
         err.contains("row_count_between") && err.contains("between(idade"),
         "{err}"
     );
-    let report = p.json("out/quality.json");
+    let report = p.json_at(&p.out().quality_report);
     let results = report["results"].as_array().expect("results");
     assert_eq!(results.len(), 3, "every expectation ran");
     assert_eq!(results[1]["success"], false);

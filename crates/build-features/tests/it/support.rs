@@ -3,24 +3,25 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use build_features::Outputs;
+
 pub struct Project {
     pub dir: tempfile::TempDir,
 }
 
 impl Project {
-    /// A project whose params are the shipped ones with `raw_glob` pointing
-    /// at `<dir>/raw/*.csv`.
+    /// A project whose params are the fixture's (tests/fixture-params.yaml,
+    /// not the live params.yaml) with `raw_glob` pointing at
+    /// `<dir>/raw/*.csv`.
     pub fn new() -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shipped =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../params.yaml"))
-                .expect("shipped params");
+        let shipped = include_str!("../fixture-params.yaml");
         let glob = dir.path().join("raw/*.csv");
         let params = shipped.replace(
             "raw_glob: data/raw/*.csv",
             &format!("raw_glob: {}", glob.display()),
         );
-        assert_ne!(params, shipped, "raw_glob line not found in params.yaml");
+        assert_ne!(params, shipped, "raw_glob line not found in the fixture params");
         std::fs::create_dir_all(dir.path().join("raw")).expect("raw dir");
         std::fs::write(dir.path().join("params.yaml"), params).expect("params");
         Project { dir }
@@ -34,19 +35,23 @@ impl Project {
         std::fs::write(path, text.replace(from, to)).expect("params");
     }
 
-    /// Writes a small generated dataset into the project's raw directory.
+    /// Writes the fixture's small generated dataset into the project's raw
+    /// directory.
     pub fn generate(&self) {
         let text = std::fs::read_to_string(self.path("params.yaml")).expect("params");
-        let mut params: revspend_core::params::Params = serde_norway::from_str(&text).expect("params parse");
-        params.generate.customers = 300;
-        params.generate.rows = 6_000;
-        params.generate.files = 2;
+        let params: revspend_core::params::Params = serde_norway::from_str(&text).expect("params parse");
         let checked = revspend_core::params::Check::check(params.generate).expect("generate params");
         generate::run(&checked, &self.path("raw")).expect("generate");
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
+    }
+
+    /// Where the stage writes in this project: the default layout under
+    /// `<dir>/out`.
+    pub fn out(&self) -> Outputs {
+        Outputs::under(&self.path("out"))
     }
 
     pub fn write_raw(&self, name: &str, bytes: &[u8]) {
@@ -83,24 +88,36 @@ impl Project {
     }
 
     fn build_features_cmd(&self, command: &[&str], suite: &Path, key: &str) -> Output {
+        let out = self.out();
         std::process::Command::new(env!("CARGO_BIN_EXE_build-features"))
             .current_dir(self.dir.path())
             .env("REVSPEND_PSEUDONYM_KEY", key)
             .args(command)
             .args(["--params", "params.yaml"])
-            .args(["--staged-dir", "out/staged"])
-            .args(["--features-dir", "out/features"])
             .arg("--quality-suite")
             .arg(suite)
-            .args(["--splits-dir", "out/splits"])
-            .args(["--feature-list", "out/features.json"])
-            .args(["--snapshot", "out/snapshot.bin"])
-            .args(["--quarantine", "out/quarantine.csv"])
-            .args(["--report", "out/report.json"])
-            .args(["--leakage-report", "out/leakage.json"])
-            .args(["--selection-report", "out/selection.json"])
-            .args(["--profile", "out/profile.json"])
-            .args(["--quality-report", "out/quality.json"])
+            .arg("--staged-dir")
+            .arg(&out.staged_dir)
+            .arg("--features-dir")
+            .arg(&out.features_dir)
+            .arg("--splits-dir")
+            .arg(&out.splits_dir)
+            .arg("--feature-list")
+            .arg(&out.feature_list)
+            .arg("--snapshot")
+            .arg(&out.snapshot)
+            .arg("--quarantine")
+            .arg(&out.quarantine)
+            .arg("--report")
+            .arg(&out.report)
+            .arg("--leakage-report")
+            .arg(&out.leakage_report)
+            .arg("--selection-report")
+            .arg(&out.selection_report)
+            .arg("--profile")
+            .arg(&out.profile)
+            .arg("--quality-report")
+            .arg(&out.quality_report)
             .output()
             .expect("run build-features")
     }
@@ -108,8 +125,8 @@ impl Project {
     /// The master table: every split file, in split order.
     pub fn master(&self) -> polars::prelude::DataFrame {
         let mut master: Option<polars::prelude::DataFrame> = None;
-        for split in ["train", "test", "holdout", "calibration"] {
-            let path = self.path(&format!("out/splits/{split}.parquet"));
+        for split in build_features::SPLITS {
+            let path = self.out().splits_dir.join(format!("{split}.parquet"));
             let part = revspend_table::read_table(&path, &[]).expect("split file");
             match &mut master {
                 Some(m) => {
@@ -122,11 +139,12 @@ impl Project {
     }
 
     pub fn report(&self) -> serde_json::Value {
-        self.json("out/report.json")
+        self.json_at(&self.out().report)
     }
 
-    pub fn json(&self, rel: &str) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.path(rel)).expect(rel)).expect("json")
+    pub fn json_at(&self, path: &Path) -> serde_json::Value {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_slice(&bytes).expect("json")
     }
 }
 

@@ -1,0 +1,404 @@
+//! The staged layer brought up to date with the raw files: which files to
+//! parse, staging each one (parse, pseudonymise, partition by month), and
+//! reading back what earlier runs staged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use polars::prelude::*;
+use rayon::prelude::*;
+use revspend_core::artifact::{self};
+use revspend_core::contract::COLUMNS;
+use revspend_core::pseudonym::Pseudonymiser;
+use revspend_core::schema;
+use revspend_table::QuarantinedRow;
+
+use crate::ingest::Staged;
+use crate::layers::{Month, StagedFile, StagedManifest};
+use crate::{Duplicate, LayerReport, Mode, Outputs, in_order, ingest, layers};
+
+/// The raw files matching `pattern`, sorted by path so runs are deterministic.
+/// File names must be unique: a row's lineage is (file name, line).
+pub fn raw_files(pattern: &str) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = glob::glob(pattern)
+        .with_context(|| format!("invalid raw_glob {pattern:?}"))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("listing files for {pattern:?}"))?;
+    files.retain(|p| p.is_file());
+    files.sort();
+    if files.is_empty() {
+        bail!("no raw files match build_features.raw_glob {pattern:?}");
+    }
+    let mut names: HashMap<String, &PathBuf> = HashMap::new();
+    for f in &files {
+        if let Some(other) = names.insert(ingest::file_name(f), f) {
+            bail!(
+                "two raw files are named {:?} ({} and {}): file names identify rows' lineage and must be unique",
+                ingest::file_name(f),
+                other.display(),
+                f.display()
+            );
+        }
+    }
+    Ok(files)
+}
+
+/// Brings the staged layer up to date with the raw files: stages new and
+/// changed files, drops removed ones, skips content already staged, and in
+/// backfill mode re-stages the months in the range. Returns the manifest,
+/// the rows parsed by this run (file name and rows, pseudonymised) and
+/// what changed.
+pub(crate) fn update_staged(
+    files: &[PathBuf],
+    out: &Outputs,
+    pseudo: &Pseudonymiser,
+    mode: Mode,
+) -> Result<(StagedManifest, Vec<ParsedFile>, LayerReport)> {
+    let key = pseudo.key_fingerprint();
+    let original = layers::read_manifest::<StagedManifest>(&out.staged_dir)?;
+    let mut manifest = match original.clone() {
+        Some(m) if m.version == layers::STAGED_LAYER_VERSION && m.key_fingerprint == key => m,
+        Some(_) => {
+            log::warn!(
+                "the staged layer in {} was written with another layout version or pseudonymisation key: \
+                 restaging every raw file",
+                out.staged_dir.display()
+            );
+            StagedManifest::empty(key)
+        }
+        None => StagedManifest::empty(key),
+    };
+    let mut report = LayerReport::default();
+    let range = match mode {
+        Mode::Update => None,
+        Mode::Backfill { from, to } => {
+            report.backfill = Some(format!("{from}..={to}"));
+            Some((Month::of(from), Month::of(to)))
+        }
+    };
+    let names: BTreeSet<String> = files.iter().map(|p| ingest::file_name(p)).collect();
+    let removed: Vec<String> = manifest
+        .files
+        .keys()
+        .filter(|n| !names.contains(*n))
+        .cloned()
+        .collect();
+    for name in removed {
+        log::info!("{name}: no longer in the raw folder; its staged rows are removed");
+        manifest.files.remove(&name);
+        report.files_removed.push(name);
+    }
+
+    let mut fresh = Vec::new();
+    // Content already staged under a name still present wins over a copy.
+    let mut staged_hashes: HashMap<String, String> = manifest
+        .files
+        .values()
+        .map(|f| (f.sha256.clone(), f.name.clone()))
+        .collect();
+    // Files staged before under the same name are hashed first (in
+    // parallel) to see whether they changed; a new name is staged, and
+    // hashed from the bytes it is parsed from, without reading it twice.
+    let hashes = in_order(
+        files
+            .par_iter()
+            .map(|path| -> Result<Option<String>> {
+                Ok(if manifest.files.contains_key(&ingest::file_name(path)) {
+                    Some(artifact::file_sha256(path)?)
+                } else {
+                    None
+                })
+            })
+            .collect(),
+    )?;
+    let mut work: Vec<Staging> = Vec::new();
+    for (path, sha) in files.iter().zip(hashes) {
+        let name = ingest::file_name(path);
+        let existing = sha
+            .as_ref()
+            .and_then(|sha| manifest.files.get(&name).filter(|f| f.sha256 == *sha))
+            .cloned();
+        let backfilled: Vec<String> = match (&existing, range) {
+            (Some(f), Some((lo, hi))) => f
+                .partitions
+                .keys()
+                .filter(|m| Month::parse(m).is_some_and(|m| lo <= m && m <= hi))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if existing.is_some() && backfilled.is_empty() {
+            report.files_unchanged.push(name);
+            continue;
+        }
+        work.push(Staging {
+            path: path.clone(),
+            name,
+            sha,
+            existing,
+            backfilled,
+        });
+    }
+
+    // Stage the files in parallel (whole files each, so every core is busy
+    // parsing and writing); a file is parsed in as many chunks as the pool
+    // has threads per file, so a lone file gets every thread.
+    let chunks = (rayon::current_num_threads() / work.len().max(1)).max(1);
+    // Daily files share most of their customers: each id is keyed once.
+    // A file's ids are looked up, and its new ones added, under one lock
+    // each (a lock per id had the two file threads contending).
+    // Ids and pseudonyms are shared with the files' own tables, not copied.
+    let pseudonyms = std::sync::Mutex::new(PlHashMap::<Arc<str>, Arc<str>>::new());
+    let pseudonymise = |ids: &[Arc<str>]| -> Vec<Arc<str>> {
+        let mut out: Vec<Option<Arc<str>>> = {
+            let known = pseudonyms.lock().unwrap_or_else(|e| e.into_inner());
+            ids.iter().map(|id| known.get(&**id).cloned()).collect()
+        };
+        let new: Vec<usize> = (0..ids.len()).filter(|&i| out[i].is_none()).collect();
+        for &i in &new {
+            out[i] = Some(Arc::from(pseudo.pseudonym(&ids[i])));
+        }
+        let mut known = pseudonyms.lock().unwrap_or_else(|e| e.into_inner());
+        for &i in &new {
+            if let Some(p) = &out[i] {
+                known.insert(Arc::clone(&ids[i]), Arc::clone(p));
+            }
+        }
+        out.into_iter()
+            .map(|p| p.unwrap_or_else(|| Arc::from("")))
+            .collect()
+    };
+    let staged = in_order(
+        work.par_iter()
+            .map(|w| stage_file(w, out, &pseudonymise, chunks))
+            .collect(),
+    )?;
+    // In name order: content already staged (before, or by a file earlier
+    // in this run) under another name is a copy, left out; its partitions
+    // are removed with the rest of what the manifest does not list.
+    for (w, (entry, rows)) in work.into_iter().zip(staged) {
+        if w.existing.is_none()
+            && let Some(other) = staged_hashes.get(&entry.sha256).filter(|o| **o != w.name)
+        {
+            log::warn!("{}: same content as the staged file {other}; skipped", w.name);
+            report.duplicates_skipped.push(Duplicate {
+                file: w.name,
+                same_content_as: other.clone(),
+            });
+            continue;
+        }
+        staged_hashes.insert(entry.sha256.clone(), w.name.clone());
+        if w.backfilled.is_empty() {
+            log::info!(
+                "{}: staged {} rows in {} month partitions, {} quarantined",
+                w.name,
+                rows.len(),
+                entry.partitions.len(),
+                entry.rows_quarantined
+            );
+            report.files_staged.push(w.name.clone());
+        } else {
+            log::info!("{}: backfilled months {}", w.name, w.backfilled.join(", "));
+            report.files_unchanged.push(w.name.clone());
+        }
+        manifest.files.insert(w.name.clone(), entry);
+        fresh.push((w.name, rows));
+    }
+    if original.as_ref() != Some(&manifest) {
+        artifact::write_json(&out.staged_dir.join(layers::MANIFEST), &manifest)?;
+    }
+    let mut keep = BTreeSet::new();
+    for f in manifest.files.values() {
+        keep.insert(f.quarantine.clone());
+        keep.extend(f.partitions.values().map(|p| p.path.clone()));
+    }
+    layers::remove_unlisted(&out.staged_dir, &keep)?;
+    Ok((manifest, fresh, report))
+}
+
+/// Every staged row: the files this run parsed (`fresh`), the rest read
+/// back from the staged layer, in manifest (file name) order.
+pub(crate) fn load_staged_rows(
+    manifest: &StagedManifest,
+    fresh: Vec<ParsedFile>,
+    staged_dir: &Path,
+) -> Result<Staged> {
+    let parsed: BTreeSet<String> = fresh.iter().map(|(name, _)| name.clone()).collect();
+    let mut fresh = fresh.into_iter().map(|(_, rows)| rows);
+    // The first file parsed becomes the table itself (no copy).
+    let mut all = fresh.next().unwrap_or_default();
+    let total: u64 = manifest.files.values().map(|f| f.rows_out).sum();
+    all.reserve(usize::try_from(total).unwrap_or(0).saturating_sub(all.len()));
+    for f in fresh {
+        all.append(&f);
+    }
+    for f in manifest.files.values() {
+        if parsed.contains(&f.name) {
+            continue;
+        }
+        for (month, p) in &f.partitions {
+            let part = layers::read_staged(&staged_dir.join(&p.path)).with_context(|| {
+                format!(
+                    "reading the staged rows of {} for {month}; `build-features backfill --from {month}-01 \
+                     --to {month}-01` rebuilds them from the raw file",
+                    f.name
+                )
+            })?;
+            all.append(&part);
+        }
+    }
+    Ok(all)
+}
+/// Raw customer ids → their pseudonyms, in order.
+pub(crate) type Pseudonymise<'a> = dyn Fn(&[Arc<str>]) -> Vec<Arc<str>> + Sync + 'a;
+
+/// A raw file's name and the rows this run parsed from it.
+pub(crate) type ParsedFile = (String, Staged);
+
+/// A raw file this run parses: new or changed, or backfilled months.
+pub(crate) struct Staging {
+    path: PathBuf,
+    name: String,
+    /// Its content hash when already read (a name staged before); a new
+    /// name is hashed from the bytes it is parsed from.
+    sha: Option<String>,
+    /// Its manifest entry when the content is already staged (backfill).
+    existing: Option<StagedFile>,
+    /// Months (`YYYY-MM`) to re-stage; empty for a new file (all months).
+    backfilled: Vec<String>,
+}
+
+/// Parses (in `chunks` parallel chunks), pseudonymises (with
+/// `pseudonymise`) and writes one raw file's staged partitions and
+/// quarantine; returns its manifest entry and rows.
+pub(crate) fn stage_file(
+    w: &Staging,
+    out: &Outputs,
+    pseudonymise: &Pseudonymise<'_>,
+    chunks: usize,
+) -> Result<(StagedFile, Staged)> {
+    thread_local! {
+        /// The raw bytes of the file this thread is staging: one buffer
+        /// reused file after file, rather than a fresh allocation whose
+        /// every page is touched for the first time again (slow on these
+        /// virtual machines).
+        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let started = std::time::Instant::now();
+    let (mut rows, read, sha) = RAW.with_borrow_mut(|bytes| -> Result<_> {
+        use std::io::Read;
+        bytes.clear();
+        std::fs::File::open(&w.path)
+            .and_then(|mut f| f.read_to_end(bytes))
+            .with_context(|| format!("reading {}", w.path.display()))?;
+        let sha = artifact::sha256_hex(bytes);
+        if w.sha.as_ref().is_some_and(|expected| *expected != sha) {
+            bail!("{} changed while it was being read; rerun", w.path.display());
+        }
+        let read = started.elapsed();
+        Ok((ingest::parse_file(&w.path, bytes, chunks)?, read, sha))
+    })?;
+    let parsed = started.elapsed();
+    // Once per distinct id.
+    rows.rows.map_customers(pseudonymise);
+    log::debug!(
+        "{}: read and hashed in {:.3} s, parsed in {:.3} s, pseudonymised in {:.3} s",
+        w.name,
+        read.as_secs_f64(),
+        (parsed - read).as_secs_f64(),
+        (started.elapsed() - parsed).as_secs_f64()
+    );
+    let stem = StagedFile::stem(&w.name, &sha);
+    // Rows of a day come together (files are daily exports), so a row's
+    // month is worked out again only when its day changes.
+    let mut by_month: BTreeMap<Month, Vec<usize>> = BTreeMap::new();
+    let mut last: Option<(i32, Month)> = None;
+    for (r, &day) in rows.rows.day.iter().enumerate() {
+        let month = match last {
+            Some((d, m)) if d == day => m,
+            _ => {
+                let m = Month::of(rows.rows.date(r));
+                last = Some((day, m));
+                m
+            }
+        };
+        by_month.entry(month).or_default().push(r);
+    }
+    let mut entry = w.existing.clone().unwrap_or_else(|| StagedFile {
+        name: w.name.clone(),
+        sha256: sha.clone(),
+        rows_in: rows.rows_in,
+        rows_out: rows.rows.len() as u64,
+        rows_quarantined: rows.quarantine.len() as u64,
+        header: rows.header.clone(),
+        partitions: BTreeMap::new(),
+        quarantine: format!("quarantine/{stem}.csv"),
+    });
+    let text = &layers::LineageText::new(&rows.rows);
+    let months: Vec<(&Month, &Vec<usize>)> = by_month
+        .iter()
+        .filter(|(month, _)| w.backfilled.is_empty() || w.backfilled.contains(&month.key()))
+        .collect();
+    // In at most `chunks` pieces, like the parse: files staged side by side
+    // each write their months in turn, so a worker waiting on a piece of
+    // one file does not pick up a whole other file (and hold both in memory).
+    let per_piece = months.len().div_ceil(chunks.max(1)).max(1);
+    let written = in_order(
+        months
+            .into_par_iter()
+            .with_min_len(per_piece)
+            .map(|(month, idx)| -> Result<(String, layers::Partition)> {
+                let rel = month.dir().join(format!("{stem}.parquet"));
+                let mut df = layers::staged_frame(&rows.rows, text, idx)?;
+                let sha256 = revspend_table::write_table(&out.staged_dir.join(&rel), &mut df)?;
+                Ok((
+                    month.key(),
+                    layers::Partition {
+                        path: rel.to_string_lossy().into_owned(),
+                        rows: idx.len() as u64,
+                        sha256,
+                    },
+                ))
+            })
+            .collect(),
+    )
+    .with_context(|| format!("writing the staged partitions of {}", w.name))?;
+    entry.partitions.extend(written);
+    revspend_table::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
+    log::debug!(
+        "{}: staged partitions written after {:.3} s",
+        w.name,
+        started.elapsed().as_secs_f64()
+    );
+    Ok((entry, rows.rows))
+}
+
+/// Every staged file's quarantined rows, in file order.
+pub(crate) fn read_quarantine(manifest: &StagedManifest, dir: &Path) -> Result<Vec<QuarantinedRow>> {
+    let mut rows = Vec::new();
+    for f in manifest.files.values() {
+        rows.extend(revspend_table::read_quarantine(&dir.join(&f.quarantine))?);
+    }
+    Ok(rows)
+}
+
+pub(crate) fn raw_nulls(all: &Staged) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<String, u64> = COLUMNS.iter().map(|c| (c.trim().to_owned(), 0)).collect();
+    let mut set = |name: &str, n: usize| {
+        counts.insert(name.to_owned(), n as u64);
+    };
+    set(
+        schema::SAFRA_ABERTURA,
+        all.safra_abertura.iter().filter(|v| v.is_none()).count(),
+    );
+    set(schema::IDADE, all.idade.iter().filter(|v| v.is_none()).count());
+    set(schema::SEXO, all.sexo.iter().filter(|v| v.is_none()).count());
+    set(schema::VALOR, all.valor.iter().filter(|v| v.is_none()).count());
+    let empty: Vec<bool> = all.strings.values.iter().map(|v| v.is_empty()).collect();
+    for (i, name) in ingest::TEXT_COLUMNS.iter().enumerate() {
+        set(name, all.text[i].iter().filter(|c| empty[**c as usize]).count());
+    }
+    counts
+}
