@@ -1,0 +1,267 @@
+//! `params.yaml`: one section per stage, parsed strictly
+//! (`deny_unknown_fields`) into a raw struct, then turned once by
+//! [`Check::check`] into the checked form the stages accept: parse, don't
+//! validate. Where a raw field is text that stands for something (the
+//! feature names, the vital groups), the checked form holds the parsed value
+//! ([`BuildFeaturesConfig`]: typed features, the target rule), so nothing
+//! downstream parses a string again; sections whose fields are already
+//! typed come back wrapped in [`Checked`], which only `check` can make.
+//!
+//! This module holds the whole file, the checked wrapper and the small
+//! sections (`generate`, `evaluate`); `build_features` and `train` have a
+//! file each.
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+mod build_features;
+mod train;
+
+pub use build_features::{
+    BuildFeaturesConfig, BuildFeaturesParams, LeakageParams, SelectionParams, SplitParams, TargetParams,
+};
+pub use train::{
+    Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
+    LogisticSpace, ModelSpec, NaiveBayesSpace, SearchSpaces, SelectionMetric, Strategy, ThresholdObjective,
+    ThresholdParams, TrainParams, TreeSpace,
+};
+
+/// Why params could not be used.
+#[derive(Debug, Error)]
+pub enum ParamsError {
+    #[error("cannot read params file {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("params file {path} is not valid")]
+    Yaml {
+        path: PathBuf,
+        #[source]
+        source: serde_norway::Error,
+    },
+    #[error("param `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> ParamsError {
+    ParamsError::Invalid {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The whole `params.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub generate: GenerateParams,
+    pub build_features: BuildFeaturesParams,
+    pub train: TrainParams,
+    pub evaluate: EvaluateParams,
+}
+
+impl Params {
+    /// Reads and strictly parses a params file (no section is checked yet).
+    pub fn load(path: &Path) -> Result<Params, ParamsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ParamsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_norway::from_str(&text).map_err(|source| ParamsError::Yaml {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// A params section whose fields are already typed and that passed
+/// [`Check::check`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checked<T>(pub(crate) T);
+
+impl<T> Deref for Checked<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Turns a raw params section into its checked form, once, at the edge.
+pub trait Check: Sized {
+    /// What the stage works with.
+    type Checked;
+
+    fn check(self) -> Result<Self::Checked, ParamsError>;
+}
+
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ParamsError> {
+    if value < min || value > max {
+        return Err(invalid(field, format!("{value} is outside [{min}, {max}]")));
+    }
+    Ok(())
+}
+
+pub(crate) fn fraction(field: &str, value: f64) -> Result<(), ParamsError> {
+    if !(value > 0.0 && value <= 1.0) {
+        return Err(invalid(field, format!("{value} is outside (0, 1]")));
+    }
+    Ok(())
+}
+
+/// `generate`: the synthetic raw data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateParams {
+    /// RNG seed; same seed, same bytes.
+    pub seed: u64,
+    /// Number of customers, 1..=10,000,000 (default 2,000).
+    pub customers: u64,
+    /// Number of purchase rows, at least `customers` (default 60,000).
+    pub rows: u64,
+    /// First day of data, `yyyy-mm-dd` (default 2020-01-01).
+    pub start_date: NaiveDate,
+    /// Days of data, 28..=3650 (default 180).
+    pub days: u32,
+    /// Files the rows are written to, each a run of consecutive days,
+    /// 1..=days (default 6).
+    pub files: u32,
+}
+
+impl Check for GenerateParams {
+    type Checked = Checked<GenerateParams>;
+
+    fn check(self) -> Result<Checked<GenerateParams>, ParamsError> {
+        in_range("generate.customers", self.customers, 1, 10_000_000)?;
+        in_range("generate.rows", self.rows, self.customers, 1_000_000_000)?;
+        in_range("generate.days", self.days, 28, 3650)?;
+        in_range("generate.files", self.files, 1, self.days)?;
+        Ok(Checked(self))
+    }
+}
+
+/// `evaluate`: report settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateParams {
+    /// Points kept on the ROC and PR curves written for plotting,
+    /// 10..=10,000 (default 200).
+    pub curve_points: usize,
+}
+
+impl Check for EvaluateParams {
+    type Checked = Checked<EvaluateParams>;
+
+    fn check(self) -> Result<Checked<EvaluateParams>, ParamsError> {
+        in_range("evaluate.curve_points", self.curve_points, 10, 10_000)?;
+        Ok(Checked(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::Feature;
+
+    /// The live params.yaml: only checked to be valid, never a fixture.
+    const SHIPPED: &str = include_str!("../../../../params.yaml");
+    /// The tests' own params, a fixed copy.
+    const FIXTURE: &str = include_str!("../../tests/fixtures/params.yaml");
+
+    fn fixture() -> Params {
+        serde_norway::from_str(FIXTURE).expect("fixture params parse")
+    }
+
+    #[test]
+    fn shipped_params_pass_their_checks() {
+        let p: Params = serde_norway::from_str(SHIPPED).expect("params.yaml parses");
+        p.generate.check().expect("generate");
+        let bf = p.build_features.check().expect("build_features");
+        assert!(bf.features.iter().all(|f| !f.is_label_input()));
+        p.train.check().expect("train");
+        p.evaluate.check().expect("evaluate");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let text = FIXTURE.replace("n_trees:", "n_treez:");
+        let err = serde_norway::from_str::<Params>(&text).expect_err("typo");
+        assert!(err.to_string().contains("n_treez"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_params_are_rejected() {
+        let mut t = fixture().train;
+        t.search.forest.feature_fraction = vec![0.5, 0.0];
+        let err = t.clone().check().expect_err("fraction 0");
+        assert!(
+            err.to_string().contains("train.search.forest.feature_fraction"),
+            "{err}"
+        );
+        t.search.forest.feature_fraction = vec![0.5];
+        t.threshold.fixed = Some(1.0);
+        assert!(t.clone().check().is_err());
+        t.threshold.fixed = None;
+        t.search.gbm.max_leaves = vec![];
+        let err = t.clone().check().expect_err("empty list");
+        assert!(err.to_string().contains("at least one value"), "{err}");
+        t.search.gbm.max_leaves = vec![31];
+        t.algorithms.push(Algorithm::Gbm);
+        assert!(
+            t.clone()
+                .check()
+                .expect_err("twice")
+                .to_string()
+                .contains("twice")
+        );
+        t.algorithms.pop();
+        t.cv.folds = 1;
+        assert!(
+            t.check()
+                .expect_err("folds")
+                .to_string()
+                .contains("train.cv.folds")
+        );
+
+        let mut b = fixture().build_features;
+        b.split.train += 0.1;
+        assert!(b.clone().check().expect_err("sum").to_string().contains("sum"));
+        b.split.train -= 0.1;
+        b.features.push("no_such_feature".into());
+        let err = b.clone().check().expect_err("unknown").to_string();
+        assert!(err.contains("no_such_feature"), "{err}");
+        assert!(err.contains("known: idade, sexo_m"), "{err}");
+    }
+
+    /// Issue 11: the checked section holds parsed values, in params order.
+    #[test]
+    fn build_features_check_parses_the_features_and_the_rule() {
+        let mut b = fixture().build_features;
+        b.features = vec!["valor".into(), "idade".into()];
+        b.target.vital_groups = vec!["servi\u{e7}o".into(), " SUPERMERCADOS ".into()];
+        let c = b.check().expect("valid");
+        assert_eq!(c.features, vec![Feature::Valor, Feature::Idade]);
+        assert_eq!(c.rule.vital_groups, vec!["SERVICO", "SUPERMERCADOS"]);
+        assert_eq!(c.rule.threshold_pct, 20.0);
+    }
+
+    #[test]
+    fn leaky_features_need_explicit_permission() {
+        let mut b = fixture().build_features;
+        b.features.push("limite_disp".into());
+        let err = b.clone().check().expect_err("leaky");
+        assert!(err.to_string().contains("leakage"), "{err}");
+        b.allow_leaky_features = true;
+        b.check().expect("allowed for comparison");
+    }
+}
