@@ -487,64 +487,17 @@ mod tests {
     fn sample_models() -> Vec<ModelArtifact> {
         use crate::calibration::Calibrator;
         use crate::metrics::{BinaryMetrics, Confusion, ReliabilityBin};
+        use crate::model::test_nodes::{cart_leaf, cart_split, gbm_leaf, gbm_split};
         use crate::model::{
-            BaggedTree, CartNode, CartTree, Classifier, Gbm, GbmNode, GbmTree, Logistic, NaiveBayes,
-            Reliability,
+            BaggedTree, CartTree, Classifier, Gbm, GbmTree, Logistic, NaiveBayes, Reliability,
         };
         let cart = CartTree {
-            nodes: vec![
-                CartNode {
-                    feature: 1,
-                    threshold: 2.5,
-                    left: 1,
-                    right: 2,
-                    positive: 0.0,
-                },
-                CartNode {
-                    feature: 0,
-                    threshold: 0.0,
-                    left: 0,
-                    right: 0,
-                    positive: 0.0,
-                },
-                CartNode {
-                    feature: 0,
-                    threshold: 0.0,
-                    left: 0,
-                    right: 0,
-                    positive: 1.0,
-                },
-            ],
+            nodes: vec![cart_split(1, 2.5, 1, 2), cart_leaf(0.0), cart_leaf(1.0)],
         };
         let gbm = Gbm {
             base_score: -1.5,
             trees: vec![GbmTree {
-                nodes: vec![
-                    GbmNode {
-                        feature: 0,
-                        threshold: 3.0,
-                        bin: 7,
-                        left: 1,
-                        right: 2,
-                        value: 0.0,
-                    },
-                    GbmNode {
-                        feature: 0,
-                        threshold: 0.0,
-                        bin: 0,
-                        left: 0,
-                        right: 0,
-                        value: -0.25,
-                    },
-                    GbmNode {
-                        feature: 0,
-                        threshold: 0.0,
-                        bin: 0,
-                        left: 0,
-                        right: 0,
-                        value: 0.5,
-                    },
-                ],
+                nodes: vec![gbm_split(0, 3.0, 7, 1, 2), gbm_leaf(-0.25), gbm_leaf(0.5)],
             }],
             bin_edges: vec![vec![1.0, 3.0, 9.0], vec![0.5]],
         };

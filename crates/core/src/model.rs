@@ -424,8 +424,51 @@ mod feature_names {
     }
 }
 
+/// Tree nodes for the tests of this crate (the model here, the file format
+/// in `artifact`).
+#[cfg(test)]
+pub(crate) mod test_nodes {
+    use super::{CartNode, GbmNode};
+
+    pub fn cart_split(feature: u32, threshold: f64, left: u32, right: u32) -> CartNode {
+        CartNode {
+            feature,
+            threshold,
+            left,
+            right,
+            positive: 0.0,
+        }
+    }
+
+    pub fn cart_leaf(positive: f64) -> CartNode {
+        CartNode {
+            positive,
+            ..cart_split(0, 0.0, 0, 0)
+        }
+    }
+
+    pub fn gbm_split(feature: u32, threshold: f64, bin: u8, left: u32, right: u32) -> GbmNode {
+        GbmNode {
+            feature,
+            threshold,
+            bin,
+            left,
+            right,
+            value: 0.0,
+        }
+    }
+
+    pub fn gbm_leaf(value: f64) -> GbmNode {
+        GbmNode {
+            value,
+            ..gbm_split(0, 0.0, 0, 0, 0)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_nodes::{cart_leaf, cart_split, gbm_leaf, gbm_split};
     use super::*;
 
     #[test]
@@ -439,32 +482,7 @@ mod tests {
     #[test]
     fn gbm_routes_raw_values_by_bin_edges() {
         let tree = GbmTree {
-            nodes: vec![
-                GbmNode {
-                    feature: 0,
-                    threshold: 1.5,
-                    bin: 1,
-                    left: 1,
-                    right: 2,
-                    value: 0.0,
-                },
-                GbmNode {
-                    feature: 0,
-                    threshold: 0.0,
-                    bin: 0,
-                    left: 0,
-                    right: 0,
-                    value: -1.0,
-                },
-                GbmNode {
-                    feature: 0,
-                    threshold: 0.0,
-                    bin: 0,
-                    left: 0,
-                    right: 0,
-                    value: 2.0,
-                },
-            ],
+            nodes: vec![gbm_split(0, 1.5, 1, 1, 2), gbm_leaf(-1.0), gbm_leaf(2.0)],
         };
         assert_eq!(tree.score(&[1.5]), -1.0);
         assert_eq!(tree.score(&[1.6]), 2.0);
@@ -480,26 +498,6 @@ mod tests {
             nodes: vec![cycle.nodes[1].clone(), cycle.nodes[2].clone()],
         };
         assert_eq!(looping.score(&[0.0]), 0.0, "a cycle ends instead of hanging");
-    }
-
-    fn cart_split(feature: u32, threshold: f64, left: u32, right: u32) -> CartNode {
-        CartNode {
-            feature,
-            threshold,
-            left,
-            right,
-            positive: 0.0,
-        }
-    }
-
-    fn cart_leaf(positive: f64) -> CartNode {
-        CartNode {
-            feature: 0,
-            threshold: 0.0,
-            left: 0,
-            right: 0,
-            positive,
-        }
     }
 
     #[test]
