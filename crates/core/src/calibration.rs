@@ -14,6 +14,16 @@ pub fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
+/// The logistic function, stable at both ends.
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
 /// Maps a classifier's probability to a calibrated one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Calibrator {
@@ -40,7 +50,7 @@ impl Calibrator {
     pub fn apply(&self, p: f64) -> f64 {
         match self {
             Calibrator::Identity => p,
-            Calibrator::Platt { a, b } => crate::model::sigmoid(a * logit(p) + b),
+            Calibrator::Platt { a, b } => sigmoid(a * logit(p) + b),
             Calibrator::Isotonic { x, y } => interpolate(x, y, p),
         }
     }

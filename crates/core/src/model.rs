@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::calibration::Calibrator;
+pub use crate::calibration::sigmoid;
 use crate::features::Feature;
 use crate::metrics::{BinaryMetrics, ReliabilityBin};
 use crate::target::TargetRule;
@@ -257,16 +258,6 @@ pub enum Classifier {
         trees: Vec<BaggedTree>,
     },
     Gbm(Gbm),
-}
-
-/// The logistic function, stable at both ends.
-pub fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
 }
 
 impl Classifier {

@@ -8,7 +8,7 @@ use revspend_core::artifact::CUSTOMER_COLUMN;
 
 use super::codes::{Codes, Keys, Verdict, cell_text, date_text, epoch_days, is_text};
 use super::report::{Example, FileHeader};
-use super::runner::{Rows, Tally};
+use super::tally::{Rows, Tally};
 use super::{Bounds, MAX_EXAMPLES, Scalar};
 
 pub(super) fn columns_in_order(expected: &[String], headers: &[FileHeader]) -> Tally {

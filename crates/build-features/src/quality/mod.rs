@@ -29,6 +29,7 @@ mod checks;
 mod codes;
 mod report;
 mod runner;
+mod tally;
 #[cfg(test)]
 mod testkit;
 
