@@ -4,7 +4,7 @@ VENV := .venv
 DVC := $(VENV)/bin/dvc
 PYTHON ?= python3
 
-.PHONY: all setup pipeline serve test lint unit e2e validate-compose clean clean-registry
+.PHONY: all setup setup-audit pipeline serve test lint audit unit e2e validate-compose clean clean-registry
 
 all: pipeline
 
@@ -16,6 +16,13 @@ $(DVC): requirements-dvc.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dvc.txt
 	@touch $(DVC)
 
+## setup-audit: cargo-audit in the same virtual environment (requirements-audit.txt)
+setup-audit: $(VENV)/bin/cargo-audit
+
+$(VENV)/bin/cargo-audit: requirements-audit.txt $(DVC)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-audit.txt
+	@touch $@
+
 ## pipeline: generate data, build features, train, evaluate (dvc repro)
 pipeline: setup
 	$(DVC) repro
@@ -24,12 +31,18 @@ pipeline: setup
 serve:
 	scripts/stage serve --bind 127.0.0.1:8000 --registry models/registry --snapshot data/online/snapshot.bin
 
-## test: formatting, lints, the workspace tests and the end-to-end run
-test: lint unit e2e
+## test: formatting, lints, the dependency audit, the workspace tests and
+## the end-to-end run
+test: lint audit unit e2e
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+## audit: known advisories in Cargo.lock (offline; accepted ones and their
+## reasons are in .cargo/audit.toml)
+audit: setup-audit
+	scripts/audit.sh
 
 unit:
 	cargo test --workspace --locked
