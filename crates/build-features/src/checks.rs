@@ -113,9 +113,11 @@ pub(crate) fn check_quality(
     all: &Staged,
     manifest: &StagedManifest,
 ) -> Result<quality::QualityReport> {
+    // A rejected file's header is already in the stage report as its reason.
     let headers: Vec<quality::FileHeader> = manifest
         .files
         .values()
+        .filter(|f| f.rejected.is_none())
         .map(|f| quality::FileHeader {
             file: f.name.clone(),
             columns: f.header.clone(),

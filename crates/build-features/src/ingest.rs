@@ -8,17 +8,17 @@
 //! holds a few thousand distinct cities, states, groups and countries, so
 //! each distinct value is normalised and stored once.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
 use chrono::{Datelike, NaiveDate};
 use rayon::prelude::*;
 // polars' hash map (a fast non-cryptographic hasher): interning hashes
 // every text field of every row, and SipHash showed up in profiles.
 use polars::prelude::{InitHashMaps, PlHashMap};
-use revspend_core::contract::{self, COLUMNS, Sex, TextField};
-use revspend_table::QuarantinedRow;
+use revspend_core::contract::{self, COLUMNS, FieldError, Sex, TextField, ValueRanges};
+use serde::{Deserialize, Serialize};
 
 /// The text columns of the contract, in the order of [`Staged::text`].
 pub const TEXT_COLUMNS: [&str; 5] = [
@@ -208,31 +208,126 @@ impl Staged {
     }
 }
 
+/// The text encoding a raw file was decoded from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encoding {
+    /// The contract's encoding; also recorded for an all-ASCII file, which
+    /// reads the same in either.
+    #[default]
+    #[serde(rename = "cp1252")]
+    Cp1252,
+    /// Valid UTF-8 with multi-byte sequences, or a UTF-8 byte-order mark.
+    #[serde(rename = "utf-8")]
+    Utf8,
+}
+
+/// How a raw file was read: recorded per file in the staged manifest and
+/// the stage report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFormat {
+    pub encoding: Encoding,
+    /// It began with a UTF-8 byte-order mark (Excel writes one), stripped.
+    #[serde(default)]
+    pub bom: bool,
+    /// It was gzip-compressed (magic bytes `1f 8b`, whatever its name).
+    #[serde(default)]
+    pub gzip: bool,
+}
+
+/// A data row that failed the contract, with its raw customer id still in
+/// it: staging pseudonymises it into a `QuarantinedRow` before storing it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowError {
+    pub line: u64,
+    pub error: FieldError,
+    /// The row as decoded, fields joined by `;`.
+    pub raw: String,
+}
+
 /// One raw file read into staged rows (customer codes are raw ids).
 #[derive(Debug, Default)]
 pub struct FileRows {
+    /// The path as given, for quarantine entries.
+    pub file: String,
     pub rows: Staged,
-    pub quarantine: Vec<QuarantinedRow>,
-    /// Data rows read (blank lines are not rows): kept + quarantined.
+    pub quarantine: Vec<RowError>,
+    /// Data rows read (blank lines are not rows): kept + quarantined. For a
+    /// rejected file, its non-blank lines after the first, all rejected.
     pub rows_in: u64,
-    /// The header as decoded.
+    /// The header as decoded (empty for a rejected file).
     pub header: Vec<String>,
+    pub format: SourceFormat,
+    /// Why the whole file could not be read (no rows are kept then); may
+    /// quote the file's first line, so it is pseudonymised before storing.
+    pub rejected: Option<String>,
 }
 
-/// Parses one raw file in `chunks` pieces, in parallel. A header that breaks the
-/// contract fails the whole file; a bad row is quarantined with its line.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+/// A rejected header is quoted up to this many characters (a binary file
+/// may have no newline for megabytes).
+const QUOTED_HEADER_CHARS: usize = 200;
+
+/// Parses one raw file in `chunks` pieces, in parallel. A gzip file is
+/// decompressed and a UTF-8 byte-order mark stripped; the encoding is
+/// detected per file ([`detect_encoding`]). A file that cannot be read at
+/// all (empty, blank lines only, a header that breaks the contract, UTF-16,
+/// a broken gzip stream) comes back with [`FileRows::rejected`] set and
+/// every line counted as rejected, so the other files go on; a bad row is
+/// quarantined with its line. Rows whose values lie outside `ranges`, or
+/// whose merchant group the contract does not know, are quarantined too.
 ///
 /// Lines are split by hand rather than with a CSV reader: the contract has
 /// no quoting, and the line number of every row must be exact for LF and
 /// CRLF files alike (the `csv` crate miscounts lines after a CRLF header).
-pub fn parse_file(path: &Path, bytes: &[u8], chunks: usize) -> Result<FileRows> {
+pub fn parse_file(path: &Path, bytes: &[u8], chunks: usize, ranges: &ValueRanges) -> FileRows {
     let name = file_name(path);
-    let header_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
-    let header = strip_cr(&bytes[..header_end]);
-    if header.is_empty() {
-        bail!("{}: empty file (no header)", path.display());
+    let display = path.display().to_string();
+    let mut format = SourceFormat::default();
+    let inflated;
+    let mut bytes = bytes;
+    if bytes.starts_with(&GZIP_MAGIC) {
+        format.gzip = true;
+        match gunzip(bytes) {
+            Ok(text) => {
+                inflated = text;
+                bytes = &inflated;
+            }
+            Err((partial, e)) => {
+                return rejected(
+                    display,
+                    &partial,
+                    format,
+                    format!("not a readable gzip file: {e}"),
+                );
+            }
+        }
     }
-    let header = check_header(path, header)?;
+    if let Some(rest) = bytes.strip_prefix(UTF8_BOM) {
+        format.bom = true;
+        bytes = rest;
+    }
+    if bytes.starts_with(b"\xff\xfe") || bytes.starts_with(b"\xfe\xff") {
+        return rejected(
+            display,
+            bytes,
+            format,
+            "UTF-16 text (a byte-order mark FF FE or FE FF): save it as UTF-8 or cp1252".into(),
+        );
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        let reason = if bytes.is_empty() {
+            "empty file (no header)"
+        } else {
+            "only blank lines (no header)"
+        };
+        return rejected(display, bytes, format, reason.into());
+    }
+    let header_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+    let header = match check_header(strip_cr(&bytes[..header_end])) {
+        Ok(h) => h,
+        Err(reason) => return rejected(display, bytes, format, reason),
+    };
     let body = bytes.get(header_end + 1..).unwrap_or_default();
 
     // Cut the body into chunks that end at a newline; the first line number
@@ -251,15 +346,29 @@ pub fn parse_file(path: &Path, bytes: &[u8], chunks: usize) -> Result<FileRows> 
         let newlines = memchr::memchr_iter(b'\n', &body[w[0]..w[1]]).count() as u64;
         first_lines.push(first_lines.last().copied().unwrap_or(2) + newlines);
     }
-    let display = path.display().to_string();
+    format.encoding = detect_encoding(body, &bounds, format.bom);
+    // A last line without its newline may be cut short: the chunk holding
+    // it checks it harder.
+    let unterminated = !body.is_empty() && !body.ends_with(b"\n");
+    let last_chunk = bounds.len().saturating_sub(2);
     let chunks: Vec<Chunk> = bounds
         .par_windows(2)
         .zip(first_lines.par_iter())
-        .map(|(w, &first)| parse_chunk(&display, &body[w[0]..w[1]], first))
+        .enumerate()
+        .map(|(k, (w, &first))| {
+            let input = ChunkInput {
+                encoding: format.encoding,
+                ranges,
+                cut_last_line: unterminated && k == last_chunk,
+            };
+            parse_chunk(&input, &body[w[0]..w[1]], first)
+        })
         .collect();
 
     let mut out = FileRows {
+        file: display,
         header,
+        format,
         ..FileRows::default()
     };
     let file_code = out.rows.files.code(&name);
@@ -295,7 +404,56 @@ pub fn parse_file(path: &Path, bytes: &[u8], chunks: usize) -> Result<FileRows> 
         }
         debug_assert!(out.rows.file[start..].iter().all(|f| *f == file_code));
     }
-    Ok(out)
+    out
+}
+
+/// A file that cannot be read at all: no rows kept, and every non-blank
+/// line after the first (what would have been its data rows) rejected.
+fn rejected(file: String, bytes: &[u8], format: SourceFormat, reason: String) -> FileRows {
+    let body = memchr::memchr(b'\n', bytes).map_or(&[][..], |end| &bytes[end + 1..]);
+    let rows_in = body
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .count() as u64;
+    FileRows {
+        file,
+        rows_in,
+        format,
+        rejected: Some(reason),
+        ..FileRows::default()
+    }
+}
+
+/// Decompresses a gzip file (every member, as `gzip -d` does); on failure,
+/// what was decompressed before it and the error.
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, (Vec<u8>, std::io::Error)> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
+    match flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out) {
+        Ok(_) => Ok(out),
+        Err(e) => Err((out, e)),
+    }
+}
+
+/// The encoding of a file's body (after its header): UTF-8 when it had a
+/// byte-order mark or holds multi-byte UTF-8 sequences and no invalid one;
+/// cp1252 otherwise, as the contract says (the real file's `SERVI\x82O` is
+/// invalid UTF-8). The chunks are checked in parallel: each ends at a
+/// newline, which never falls inside a multi-byte sequence.
+pub fn detect_encoding(body: &[u8], bounds: &[usize], bom: bool) -> Encoding {
+    let (valid, ascii) = bounds
+        .par_windows(2)
+        .map(|w| {
+            let piece = &body[w[0]..w[1]];
+            let ascii = piece.is_ascii();
+            (ascii || std::str::from_utf8(piece).is_ok(), ascii)
+        })
+        .reduce(|| (true, true), |a, b| (a.0 && b.0, a.1 && b.1));
+    if valid && (bom || !ascii) {
+        Encoding::Utf8
+    } else {
+        Encoding::Cp1252
+    }
 }
 
 /// A raw value of text column `column` (an index into [`TEXT_COLUMNS`]),
@@ -304,20 +462,30 @@ fn normalise(column: usize, raw: &str) -> String {
     TextField::ALL[column].normalise(raw)
 }
 
+/// What every chunk of a file is parsed with.
+struct ChunkInput<'a> {
+    encoding: Encoding,
+    ranges: &'a ValueRanges,
+    /// The chunk ends with the file's last line, which has no newline.
+    cut_last_line: bool,
+}
+
 /// Rows of one chunk; text codes index `raw_text` (column, raw value).
 struct Chunk {
     rows: Staged,
     raw_text: Vec<(usize, String)>,
-    quarantine: Vec<QuarantinedRow>,
+    quarantine: Vec<RowError>,
     rows_in: u64,
 }
 
-fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
+fn parse_chunk(input: &ChunkInput<'_>, text: &[u8], first_line: u64) -> Chunk {
     let mut rows = Staged::default();
     let mut raw_index: [PlHashMap<String, u32>; 5] = std::array::from_fn(|_| PlHashMap::new());
     // Customer ids are digits: looked up as integers, which is cheaper than
     // hashing and comparing the text (one lookup per row).
     let mut numeric_ids: PlHashMap<u64, u32> = PlHashMap::new();
+    // Each distinct raw merchant group is checked against the contract once.
+    let mut groups: PlHashMap<String, Result<(), FieldError>> = PlHashMap::new();
     let mut raw_text = Vec::new();
     let mut quarantine = Vec::new();
     let mut rows_in = 0;
@@ -336,7 +504,13 @@ fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
             continue;
         }
         rows_in += 1;
-        let decoded = contract::decode_cp1252(raw);
+        let decoded = match input.encoding {
+            // Validated for the whole file already.
+            Encoding::Utf8 => {
+                std::str::from_utf8(raw).map_or_else(|_| contract::decode_cp1252(raw), Cow::Borrowed)
+            }
+            Encoding::Cp1252 => contract::decode_cp1252(raw),
+        };
         // The separators found in one pass (`split(';')` searches afresh
         // for each of the thirteen fields); `;` is ASCII, so every cut is
         // at a character boundary.
@@ -357,7 +531,29 @@ fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
             let all: Vec<&str> = decoded.split(';').collect();
             contract::parse_row(&all)
         };
-        match parsed {
+        let last_line = input.cut_last_line && i + 1 == n_lines;
+        let checked = parsed.and_then(|row| {
+            input.ranges.check(&row, &fields)?;
+            let known = match groups.get(row.grupo) {
+                Some(known) => known.clone(),
+                None => {
+                    let known = contract::check_group(row.grupo, &TextField::Grupo.normalise(row.grupo));
+                    groups.insert(row.grupo.to_owned(), known.clone());
+                    known
+                }
+            };
+            known?;
+            if last_line && row.pais_estabelecimento.trim().is_empty() {
+                return Err(FieldError {
+                    field: "pais_estabelecimento",
+                    value: String::new(),
+                    reason: "empty on the file's last line, which has no newline: the line may be cut short"
+                        .into(),
+                });
+            }
+            Ok(row)
+        });
+        match checked {
             Ok(row) => {
                 rows.line.push(line);
                 let customer = match numeric_id(row.id) {
@@ -396,11 +592,9 @@ fn parse_chunk(path: &str, text: &[u8], first_line: u64) -> Chunk {
                     rows.text[column].push(code);
                 }
             }
-            Err(e) => quarantine.push(QuarantinedRow {
-                file: path.to_owned(),
+            Err(error) => quarantine.push(RowError {
                 line,
-                field: e.field.trim().to_owned(),
-                reason: e.to_string(),
+                error,
                 raw: decoded.into_owned(),
             }),
         }
@@ -427,27 +621,35 @@ fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Checks a header against the contract and returns its decoded columns.
-fn check_header(path: &Path, header: &[u8]) -> Result<Vec<String>> {
+/// Checks a header against the contract and returns its decoded columns;
+/// the error says what is wrong (quoting at most [`QUOTED_HEADER_CHARS`]).
+fn check_header(header: &[u8]) -> Result<Vec<String>, String> {
     let text = contract::decode_cp1252(header);
+    let quoted = |t: &str| -> String {
+        let cut: String = t.chars().take(QUOTED_HEADER_CHARS).collect();
+        if cut.len() < t.len() {
+            format!("{cut:?}…")
+        } else {
+            format!("{cut:?}")
+        }
+    };
     let got: Vec<&str> = text.split(';').collect();
     if got.len() != COLUMNS.len() {
-        bail!(
-            "{}: line 1: header has {} columns, the data contract has {}: expected {:?}, got {:?}",
-            path.display(),
+        return Err(format!(
+            "line 1: header has {} columns, the data contract has {}: expected {:?}, got {}",
             got.len(),
             COLUMNS.len(),
             COLUMNS.join(";"),
-            text
-        );
+            quoted(&text)
+        ));
     }
     for (i, (g, e)) in got.iter().zip(COLUMNS).enumerate() {
         if *g != e {
-            bail!(
-                "{}: line 1: header column {} is {g:?}, the data contract says {e:?}",
-                path.display(),
-                i + 1
-            );
+            return Err(format!(
+                "line 1: header column {} is {}, the data contract says {e:?}",
+                i + 1,
+                quoted(g)
+            ));
         }
     }
     Ok(got.iter().map(|c| (*c).to_owned()).collect())
@@ -497,15 +699,91 @@ mod tests {
         contract::encode_cp1252(&s)
     }
 
+    fn parse(bytes: &[u8]) -> FileRows {
+        parse_file(Path::new("a.csv"), bytes, 3, &ValueRanges::default())
+    }
+
+    /// Issue 12: the encoding is detected per file, a byte-order mark
+    /// stripped and gzip read.
+    #[test]
+    fn encoding_byte_order_mark_and_gzip_are_recognised() {
+        let text =
+            format!("{HEADER}\n1;201901;SÃO PAULO;SP;30;F;1000;500;01.01.2020; 1,00 ;SERVIÇO;SÃO PAULO;BR\n");
+        let utf8 = parse(text.as_bytes());
+        assert_eq!(
+            utf8.format,
+            SourceFormat {
+                encoding: Encoding::Utf8,
+                bom: false,
+                gzip: false
+            }
+        );
+        assert_eq!(utf8.rows.text(GRUPO, 0), "SERVICO");
+        assert_eq!(utf8.rows.text(CIDADE, 0), "SÃO PAULO");
+        let cp1252 = parse(&contract::encode_cp1252(&text));
+        assert_eq!(cp1252.format.encoding, Encoding::Cp1252);
+        assert_eq!(cp1252.rows.text(CIDADE, 0), "SÃO PAULO");
+
+        let ascii = text.replace('Ã', "A").replace('Ç', "C");
+        assert_eq!(parse(ascii.as_bytes()).format.encoding, Encoding::Cp1252);
+        let bom = parse(format!("\u{feff}{ascii}").as_bytes());
+        assert_eq!(
+            bom.format,
+            SourceFormat {
+                encoding: Encoding::Utf8,
+                bom: true,
+                gzip: false
+            }
+        );
+        assert_eq!((bom.rows.len(), bom.rejected.as_deref()), (1, None));
+
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&contract::encode_cp1252(&text)).expect("gzip");
+        let zipped = parse(&gz.finish().expect("gzip"));
+        assert_eq!(
+            zipped.format,
+            SourceFormat {
+                encoding: Encoding::Cp1252,
+                bom: false,
+                gzip: true
+            }
+        );
+        assert_eq!(zipped.rows.len(), 1);
+    }
+
+    /// Issue 12: a file that cannot be read is rejected with its rows
+    /// counted, rather than failing the stage.
+    #[test]
+    fn an_unreadable_file_is_rejected_with_its_rows_counted() {
+        let wrong = format!("{}\nx\n\ny\n", HEADER.replace(" valor ", "valor"));
+        for (bytes, rows, reason) in [
+            (&b""[..], 0, "empty file"),
+            (b" \r\n\n", 0, "only blank lines"),
+            (wrong.as_bytes(), 2, "header column 10 is \"valor\""),
+            (b"\xff\xfei\x00d\x00\n", 0, "UTF-16"),
+            (b"\x1f\x8b\x08\x00garbage", 0, "gzip"),
+        ] {
+            let f = parse(bytes);
+            let why = f.rejected.unwrap_or_default();
+            assert!(why.contains(reason), "{why}");
+            assert_eq!(
+                (f.rows_in, f.rows.len(), f.quarantine.len()),
+                (rows, 0, 0),
+                "{why}"
+            );
+        }
+    }
+
     /// The result, line numbers included, does not depend on the number of
     /// chunks the file is cut into.
     #[test]
     fn chunking_does_not_change_rows_or_lines() {
         for crlf in [false, true] {
             let bytes = file(200, crlf);
-            let one = parse_file(Path::new("a.csv"), &bytes, 1).expect("parse");
+            let one = parse_file(Path::new("a.csv"), &bytes, 1, &ValueRanges::default());
             for threads in [2, 3, 7] {
-                let many = parse_file(Path::new("a.csv"), &bytes, threads).expect("parse");
+                let many = parse_file(Path::new("a.csv"), &bytes, threads, &ValueRanges::default());
                 assert_eq!(many.rows_in, one.rows_in);
                 assert_eq!(many.rows.line, one.rows.line);
                 assert_eq!(many.rows.valor, one.rows.valor);
@@ -518,7 +796,8 @@ mod tests {
                 assert_eq!(texts(&many), texts(&one));
             }
             assert_eq!(one.rows_in, one.rows.len() as u64 + one.quarantine.len() as u64);
-            assert!(one.quarantine.iter().all(|q| q.field == "safra_abertura"));
+            assert!(one.quarantine.iter().all(|q| q.error.field == "safra_abertura"));
+            assert_eq!(one.format.encoding, Encoding::Cp1252);
             assert_eq!(one.rows.text(GRUPO, 0), "SERVICO");
             assert_eq!(one.rows.text(ESTADO, 0), "SP");
             assert_eq!(one.rows.text(CIDADE, 0), "sao paulo");

@@ -31,10 +31,14 @@ use revspend_core::features::Feature;
 use revspend_core::schema::{self, ColumnDef, ColumnType};
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::{CIDADE, CIDADE_ESTABELECIMENTO, Dict, ESTADO, GRUPO, PAIS, Staged, TEXT_COLUMNS};
+use crate::ingest::{
+    CIDADE, CIDADE_ESTABELECIMENTO, Dict, ESTADO, GRUPO, PAIS, SourceFormat, Staged, TEXT_COLUMNS,
+};
 
 /// Layout version of the staged layer; a change rebuilds it from raw.
-pub const STAGED_LAYER_VERSION: u32 = 2;
+/// 3: encoding detection, value ranges and known merchant groups, rejected
+/// files, pseudonymised quarantine (issue 12).
+pub const STAGED_LAYER_VERSION: u32 = 3;
 /// Layout version of the feature layer; a change rebuilds it from staged.
 pub const FEATURE_LAYER_VERSION: u32 = 1;
 pub const MANIFEST: &str = "_manifest.json";
@@ -100,6 +104,13 @@ pub struct StagedFile {
     pub partitions: BTreeMap<String, Partition>,
     /// The rejected rows (CSV, relative to the staged directory).
     pub quarantine: String,
+    /// How the file was read (encoding, byte-order mark, gzip).
+    #[serde(default)]
+    pub format: SourceFormat,
+    /// Why the whole file could not be read (its rows are all counted as
+    /// quarantined, and it has no partitions); `None` when it was read.
+    #[serde(default)]
+    pub rejected: Option<String>,
 }
 
 impl StagedFile {
@@ -119,15 +130,19 @@ pub struct StagedManifest {
     /// `Pseudonymiser::key_fingerprint` of the key the customers were
     /// pseudonymised with.
     pub key_fingerprint: String,
+    /// `ValueRanges::describe` of the ranges rows were checked against.
+    #[serde(default)]
+    pub value_ranges: String,
     /// By file name.
     pub files: BTreeMap<String, StagedFile>,
 }
 
 impl StagedManifest {
-    pub fn empty(key_fingerprint: String) -> StagedManifest {
+    pub fn empty(key_fingerprint: String, value_ranges: String) -> StagedManifest {
         StagedManifest {
             version: STAGED_LAYER_VERSION,
             key_fingerprint,
+            value_ranges,
             files: BTreeMap::new(),
         }
     }

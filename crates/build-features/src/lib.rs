@@ -58,7 +58,7 @@ use feature_layer::{FeatureLayer, update_features};
 use master::{MasterWritten, master_file_schema, write_master};
 pub use outputs::Outputs;
 pub use report::{Duplicate, FileReport, LayerReport, Report, SplitReport};
-use report::{file_reports, quarantine_reasons, ratio, split_reports};
+use report::{ensure_some_file_read, file_reports, quarantine_reasons, ratio, split_reports};
 pub use split::SPLITS;
 use split::{Assigned, MonthTrainRows, assign_split_rows};
 pub use staging::raw_files;
@@ -88,7 +88,8 @@ pub fn run(
     let mut clock = Clock::new();
     let rule = params.rule.clone();
     let files = raw_files(&params.raw_glob)?;
-    let (manifest, fresh, mut layer_report) = update_staged(&files, out, pseudo, mode)?;
+    let (manifest, fresh, mut layer_report) = update_staged(&files, out, pseudo, &suite.ranges, mode)?;
+    ensure_some_file_read(&manifest)?;
     clock.lap("staged layer");
 
     let all = load_staged_rows(&manifest, fresh, &out.staged_dir)?;
@@ -218,26 +219,27 @@ pub fn run(
     )?;
     clock.lap("feature list");
 
-    let quarantine_reasons = quarantine_reasons(&quarantine);
+    let (quarantine_reasons, quarantine_out_of_range) = quarantine_reasons(&quarantine, &manifest);
     let file_reports = file_reports(&manifest, &files);
     let rows_in: u64 = file_reports.iter().map(|f| f.rows_in).sum();
-    if rows_in != rows_out + quarantine.len() as u64 {
-        bail!(
-            "row accounting broken: {rows_in} rows read, {rows_out} kept + {} quarantined",
-            quarantine.len()
-        );
+    // A file rejected as a whole has one quarantine entry for all its rows.
+    let rows_quarantined: u64 = quarantine_reasons.values().sum();
+    if rows_in != rows_out + rows_quarantined {
+        bail!("row accounting broken: {rows_in} rows read, {rows_out} kept + {rows_quarantined} quarantined");
     }
     let report = Report {
         rows_in,
         rows_out,
-        rows_quarantined: quarantine.len() as u64,
+        rows_quarantined,
         customers: split_of.len() as u64,
         positives,
         target_rate: ratio(positives, rows_out),
         date_min,
         date_max,
+        files_rejected: file_reports.iter().filter(|f| f.rejected.is_some()).count() as u64,
         files: file_reports,
         quarantine_reasons,
+        quarantine_out_of_range,
         raw_nulls,
         master_nulls,
         splits,

@@ -4,10 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use anyhow::{Result, bail};
 use chrono::NaiveDate;
+use revspend_core::contract::OUT_OF_RANGE;
 use revspend_table::QuarantinedRow;
+use revspend_table::quarantine::WHOLE_FILE;
 use serde::Serialize;
 
+use crate::ingest::SourceFormat;
 use crate::layers::StagedManifest;
 use crate::{SPLITS, ingest};
 
@@ -19,6 +23,13 @@ pub struct FileReport {
     pub rows_in: u64,
     pub rows_out: u64,
     pub rows_quarantined: u64,
+    /// How the file was read: encoding (`cp1252` or `utf-8`), whether a
+    /// byte-order mark was stripped, whether it was gzip.
+    pub format: SourceFormat,
+    /// Why the whole file was rejected (its rows are all quarantined);
+    /// absent when it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
 }
 
 /// Per-split counts.
@@ -42,8 +53,14 @@ pub struct Report {
     pub date_min: Option<NaiveDate>,
     pub date_max: Option<NaiveDate>,
     pub files: Vec<FileReport>,
-    /// Quarantined rows per offending field (`row` for a wrong field count).
+    /// Files rejected as a whole (each in `files` with its reason).
+    pub files_rejected: u64,
+    /// Quarantined rows per offending field (`row` for a wrong field count,
+    /// `file` for the rows of files rejected as a whole).
     pub quarantine_reasons: BTreeMap<String, u64>,
+    /// Of those, rows quarantined because a value was outside its range
+    /// (the quality suite's `ranges`), per field.
+    pub quarantine_out_of_range: BTreeMap<String, u64>,
     /// Empty or missing values per raw column, over the rows kept.
     pub raw_nulls: BTreeMap<String, u64>,
     /// Null values per master-table column.
@@ -67,6 +84,8 @@ pub struct Duplicate {
 pub struct LayerReport {
     /// Raw files parsed and staged by this run.
     pub files_staged: Vec<String>,
+    /// Raw files this run read and rejected as a whole (see `files`).
+    pub files_rejected: Vec<String>,
     /// Raw files already in the staged layer with the same content.
     pub files_unchanged: Vec<String>,
     /// Files staged earlier and no longer in the raw folder (their rows left).
@@ -103,13 +122,41 @@ pub(crate) fn split_reports(
         .collect()
 }
 
-/// Quarantined rows per offending field.
-pub(crate) fn quarantine_reasons(quarantine: &[QuarantinedRow]) -> BTreeMap<String, u64> {
+/// Quarantined rows per offending field, and those out of range per
+/// field. A rejected file's one quarantine entry stands for all its rows.
+pub(crate) fn quarantine_reasons(
+    quarantine: &[QuarantinedRow],
+    manifest: &StagedManifest,
+) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     let mut reasons = BTreeMap::new();
-    for q in quarantine {
+    let mut out_of_range = BTreeMap::new();
+    for q in quarantine.iter().filter(|q| q.field != WHOLE_FILE) {
         *reasons.entry(q.field.clone()).or_insert(0) += 1;
+        if q.reason.contains(OUT_OF_RANGE) {
+            *out_of_range.entry(q.field.clone()).or_insert(0) += 1;
+        }
     }
-    reasons
+    for f in manifest.files.values().filter(|f| f.rejected.is_some()) {
+        *reasons.entry(WHOLE_FILE.to_owned()).or_insert(0) += f.rows_quarantined;
+    }
+    (reasons, out_of_range)
+}
+
+/// Fails when every raw file was rejected as a whole, naming each with its
+/// reason: there is nothing to build from (as when every row is quarantined).
+pub(crate) fn ensure_some_file_read(manifest: &StagedManifest) -> Result<()> {
+    let rejected: Vec<String> = manifest
+        .files
+        .values()
+        .filter_map(|f| f.rejected.as_ref().map(|r| format!("{}: {r}", f.name)))
+        .collect();
+    if !manifest.files.is_empty() && rejected.len() == manifest.files.len() {
+        bail!(
+            "no rows: every raw file was rejected as a whole:\n  {}",
+            rejected.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// Each staged file's row accounting, with the path it was read from
@@ -127,6 +174,8 @@ pub(crate) fn file_reports(manifest: &StagedManifest, files: &[PathBuf]) -> Vec<
             rows_in: f.rows_in,
             rows_out: f.rows_out,
             rows_quarantined: f.rows_quarantined,
+            format: f.format,
+            rejected: f.rejected.clone(),
         })
         .collect()
 }

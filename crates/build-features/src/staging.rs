@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use rayon::prelude::*;
 use revspend_core::artifact::{self};
-use revspend_core::contract::COLUMNS;
+use revspend_core::contract::{COLUMNS, ValueRanges};
 use revspend_core::pseudonym::Pseudonymiser;
 use revspend_core::schema;
 use revspend_table::QuarantinedRow;
@@ -21,6 +21,10 @@ use crate::{Duplicate, LayerReport, Mode, Outputs, in_order, ingest, layers};
 
 /// The raw files matching `pattern`, sorted by path so runs are deterministic.
 /// File names must be unique: a row's lineage is (file name, line).
+///
+/// Content decides how a file is read, not its name: a gzip file named
+/// `.csv` is decompressed. The default `data/raw/*.csv` does not match
+/// `.csv.gz` names; a glob such as `data/raw/*.csv*` takes both.
 pub fn raw_files(pattern: &str) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = glob::glob(pattern)
         .with_context(|| format!("invalid raw_glob {pattern:?}"))?
@@ -54,21 +58,29 @@ pub(crate) fn update_staged(
     files: &[PathBuf],
     out: &Outputs,
     pseudo: &Pseudonymiser,
+    ranges: &ValueRanges,
     mode: Mode,
 ) -> Result<(StagedManifest, Vec<ParsedFile>, LayerReport)> {
     let key = pseudo.key_fingerprint();
+    let value_ranges = ranges.describe();
     let original = layers::read_manifest::<StagedManifest>(&out.staged_dir)?;
     let mut manifest = match original.clone() {
-        Some(m) if m.version == layers::STAGED_LAYER_VERSION && m.key_fingerprint == key => m,
+        Some(m)
+            if m.version == layers::STAGED_LAYER_VERSION
+                && m.key_fingerprint == key
+                && m.value_ranges == value_ranges =>
+        {
+            m
+        }
         Some(_) => {
             log::warn!(
-                "the staged layer in {} was written with another layout version or pseudonymisation key: \
-                 restaging every raw file",
+                "the staged layer in {} was written with another layout version, pseudonymisation key or \
+                 value ranges: restaging every raw file",
                 out.staged_dir.display()
             );
-            StagedManifest::empty(key)
+            StagedManifest::empty(key, value_ranges)
         }
-        None => StagedManifest::empty(key),
+        None => StagedManifest::empty(key, value_ranges),
     };
     let mut report = LayerReport::default();
     let range = match mode {
@@ -172,7 +184,7 @@ pub(crate) fn update_staged(
     };
     let staged = in_order(
         work.par_iter()
-            .map(|w| stage_file(w, out, &pseudonymise, chunks))
+            .map(|w| stage_file(w, out, &pseudonymise, ranges, chunks))
             .collect(),
     )?;
     // In name order: content already staged (before, or by a file earlier
@@ -190,7 +202,14 @@ pub(crate) fn update_staged(
             continue;
         }
         staged_hashes.insert(entry.sha256.clone(), w.name.clone());
-        if w.backfilled.is_empty() {
+        if let Some(reason) = &entry.rejected {
+            log::warn!(
+                "{}: the whole file is rejected ({} rows counted as quarantined), the other files go on: {reason}",
+                w.name,
+                entry.rows_quarantined
+            );
+            report.files_rejected.push(w.name.clone());
+        } else if w.backfilled.is_empty() {
             log::info!(
                 "{}: staged {} rows in {} month partitions, {} quarantined",
                 w.name,
@@ -270,13 +289,19 @@ pub(crate) struct Staging {
     backfilled: Vec<String>,
 }
 
-/// Parses (in `chunks` parallel chunks), pseudonymises (with
-/// `pseudonymise`) and writes one raw file's staged partitions and
-/// quarantine; returns its manifest entry and rows.
+/// Parses (in `chunks` parallel chunks, quarantining rows that break the
+/// contract or `ranges`), pseudonymises (with `pseudonymise`) and writes one
+/// raw file's staged partitions and quarantine; returns its manifest entry
+/// and rows. A file that cannot be read at all is recorded as rejected
+/// (its reason in the manifest and a one-line quarantine, its rows counted
+/// as quarantined) rather than failing the stage; only an I/O error does.
+/// Nothing stored holds a raw customer id: quarantined rows go through
+/// [`revspend_table::quarantine::quarantined_row`].
 pub(crate) fn stage_file(
     w: &Staging,
     out: &Outputs,
     pseudonymise: &Pseudonymise<'_>,
+    ranges: &ValueRanges,
     chunks: usize,
 ) -> Result<(StagedFile, Staged)> {
     thread_local! {
@@ -298,11 +323,29 @@ pub(crate) fn stage_file(
             bail!("{} changed while it was being read; rerun", w.path.display());
         }
         let read = started.elapsed();
-        Ok((ingest::parse_file(&w.path, bytes, chunks)?, read, sha))
+        Ok((ingest::parse_file(&w.path, bytes, chunks, ranges), read, sha))
     })?;
     let parsed = started.elapsed();
     // Once per distinct id.
     rows.rows.map_customers(pseudonymise);
+    let pseudonym = |text: &str| -> String {
+        pseudonymise(&[Arc::from(text)])
+            .first()
+            .map_or_else(String::new, |p| p.to_string())
+    };
+    let quarantine: Vec<QuarantinedRow> = match &rows.rejected {
+        Some(reason) => vec![revspend_table::quarantine::rejected_file(
+            &rows.file, reason, &pseudonym,
+        )],
+        None => rows
+            .quarantine
+            .iter()
+            .map(|q| {
+                revspend_table::quarantine::quarantined_row(&rows.file, q.line, &q.error, &q.raw, &pseudonym)
+            })
+            .collect(),
+    };
+    let rejected = rows.rejected.as_ref().map(|_| quarantine[0].reason.clone());
     log::debug!(
         "{}: read and hashed in {:.3} s, parsed in {:.3} s, pseudonymised in {:.3} s",
         w.name,
@@ -331,10 +374,14 @@ pub(crate) fn stage_file(
         sha256: sha.clone(),
         rows_in: rows.rows_in,
         rows_out: rows.rows.len() as u64,
-        rows_quarantined: rows.quarantine.len() as u64,
+        // A rejected file's rows are all rejected, though its quarantine
+        // holds one entry for the whole file.
+        rows_quarantined: rows.rows_in - rows.rows.len() as u64,
         header: rows.header.clone(),
         partitions: BTreeMap::new(),
         quarantine: format!("quarantine/{stem}.csv"),
+        format: rows.format,
+        rejected,
     });
     let text = &layers::LineageText::new(&rows.rows);
     let months: Vec<(&Month, &Vec<usize>)> = by_month
@@ -366,7 +413,7 @@ pub(crate) fn stage_file(
     )
     .with_context(|| format!("writing the staged partitions of {}", w.name))?;
     entry.partitions.extend(written);
-    revspend_table::write_quarantine(&out.staged_dir.join(&entry.quarantine), &rows.quarantine)?;
+    revspend_table::write_quarantine(&out.staged_dir.join(&entry.quarantine), &quarantine)?;
     log::debug!(
         "{}: staged partitions written after {:.3} s",
         w.name,

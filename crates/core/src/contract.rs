@@ -35,6 +35,160 @@ pub const MISSING_AMOUNT: &str = " -   ";
 /// Merchant cities are truncated to this many characters in the real file.
 pub const MERCHANT_CITY_LEN: usize = 13;
 
+/// The merchant groups the contract knows, normalised; defined once, beside
+/// the feature code that gives each its position (`group_code`).
+pub use crate::features::KNOWN_GROUPS;
+
+/// Marks the reason of a value outside its [`ValueRanges`] range, so a
+/// report can count those apart from values that do not parse.
+pub const OUT_OF_RANGE: &str = "outside the accepted range";
+
+/// An inclusive range of accepted values; a bound left out is no bound.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl Range {
+    pub const fn new(min: f64, max: f64) -> Range {
+        Range {
+            min: Some(min),
+            max: Some(max),
+        }
+    }
+
+    pub fn contains(&self, v: f64) -> bool {
+        self.min.is_none_or(|lo| v >= lo) && self.max.is_none_or(|hi| v <= hi)
+    }
+
+    fn check(&self, field: &'static str, text: &str, v: f64) -> Result<(), FieldError> {
+        if self.contains(v) {
+            return Ok(());
+        }
+        // The value is the error's `value`, not part of the reason: the
+        // quarantine pseudonymises id-like values, and only those.
+        Err(FieldError::new(field, text, format!("{OUT_OF_RANGE} {self}")))
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bound = |b: Option<f64>| b.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        write!(f, "[{}, {}]", bound(self.min), bound(self.max))
+    }
+}
+
+/// The values a row may hold, beyond parsing: a row with a value outside
+/// its range is quarantined (with the field, the value and the range), not
+/// let into training, and the other rows go on. People edit them in the
+/// quality suite (`config/quality.yaml`, `ranges:`); a field left out there
+/// keeps its default below. Missing values (an empty age, an amount written
+/// ` -   `) are not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueRanges {
+    /// ` valor `, the purchase amount in BRL. Default `[0, 1000000]`: a
+    /// purchase is not negative (a refund feed would need a lower `min`),
+    /// and a million reais is beyond any card limit the bank grants.
+    #[serde(default = "default_valor")]
+    pub valor: Range,
+    /// `limite_total`, the credit limit. Default `[0, 1000000]`.
+    #[serde(default = "default_limite_total")]
+    pub limite_total: Range,
+    /// `limite_disp`, the available limit. Default `[-1000000, 2000000]`: it
+    /// goes below zero with an overdraft and above the total limit after an
+    /// overpayment (both happen in the real file), so it is not tied to
+    /// `limite_total`.
+    #[serde(default = "default_limite_disp")]
+    pub limite_disp: Range,
+    /// `idade`, the age in years. Default `[16, 110]`.
+    #[serde(default = "default_idade")]
+    pub idade: Range,
+}
+
+fn default_valor() -> Range {
+    Range::new(0.0, 1_000_000.0)
+}
+
+fn default_limite_total() -> Range {
+    Range::new(0.0, 1_000_000.0)
+}
+
+fn default_limite_disp() -> Range {
+    Range::new(-1_000_000.0, 2_000_000.0)
+}
+
+fn default_idade() -> Range {
+    Range::new(16.0, 110.0)
+}
+
+impl Default for ValueRanges {
+    fn default() -> Self {
+        ValueRanges {
+            valor: default_valor(),
+            limite_total: default_limite_total(),
+            limite_disp: default_limite_disp(),
+            idade: default_idade(),
+        }
+    }
+}
+
+impl ValueRanges {
+    /// Checks that every bound is finite and `min <= max`, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, r) in self.fields() {
+            if r.min.is_some_and(|v| !v.is_finite()) || r.max.is_some_and(|v| !v.is_finite()) {
+                return Err(format!("ranges.{name}: bounds must be finite numbers"));
+            }
+            if let (Some(lo), Some(hi)) = (r.min, r.max)
+                && lo > hi
+            {
+                return Err(format!("ranges.{name}: `min` {lo} is above `max` {hi}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn fields(&self) -> [(&'static str, Range); 4] {
+        [
+            ("valor", self.valor),
+            ("limite_total", self.limite_total),
+            ("limite_disp", self.limite_disp),
+            ("idade", self.idade),
+        ]
+    }
+
+    /// One line naming every range, e.g. `valor [0, 1000000]; ...`: recorded
+    /// with staged data, so rows staged under other ranges are staged again.
+    pub fn describe(&self) -> String {
+        self.fields()
+            .iter()
+            .map(|(name, r)| format!("{name} {r}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Checks a parsed row's values; `fields` are the row's raw fields (in
+    /// [`COLUMNS`] order), quoted in the error.
+    pub fn check(&self, row: &Row<'_>, fields: &[&str]) -> Result<(), FieldError> {
+        let text = |i: usize| fields.get(i).copied().unwrap_or("");
+        if let Some(age) = row.idade {
+            self.idade.check("idade", text(4), f64::from(age))?;
+        }
+        self.limite_total
+            .check("limite_total", text(6), row.limite_total)?;
+        self.limite_disp.check("limite_disp", text(7), row.limite_disp)?;
+        if let Some(v) = row.valor {
+            self.valor.check(" valor ", text(9), v)?;
+        }
+        Ok(())
+    }
+}
+
 /// Customer sex as recorded by the bank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Sex {
@@ -65,7 +219,9 @@ pub struct Transaction {
     pub pais_estabelecimento: String,
 }
 
-/// A field that does not follow the contract.
+/// A field that does not follow the contract. `reason` never quotes the
+/// input (that is `value`), so what stores an error can treat the value
+/// alone as possibly sensitive.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("field `{field}`: {reason} (got {value:?})")]
 pub struct FieldError {
@@ -481,6 +637,7 @@ pub fn parse_row<'a>(fields: &[&'a str]) -> Result<Row<'a>, FieldError> {
     let limite_disp = parse_limit("limite_disp", fields[7])?;
     let date = parse_date(fields[8]).map_err(|r| FieldError::new("data", fields[8], r))?;
     let valor = parse_amount(fields[9]).map_err(|r| FieldError::new(" valor ", fields[9], r))?;
+    check_country(fields[12])?;
     Ok(Row {
         id,
         safra_abertura,
@@ -496,6 +653,41 @@ pub fn parse_row<'a>(fields: &[&'a str]) -> Result<Row<'a>, FieldError> {
         cidade_estabelecimento: fields[11],
         pais_estabelecimento: fields[12],
     })
+}
+
+/// A merchant country: empty, or a two-letter code (`BR`, `us`). A field
+/// of another length is not a country code: a last line cut short turns
+/// `BR` into `B` (issue 12).
+pub fn check_country(text: &str) -> Result<(), FieldError> {
+    let t = text.trim();
+    if t.is_empty() || (t.len() == 2 && t.bytes().all(|b| b.is_ascii_alphabetic())) {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        "pais_estabelecimento",
+        text,
+        "expected a two-letter country code",
+    ))
+}
+
+/// Checks a merchant group as normalised by [`normalise_group`]: empty (the
+/// real file leaves some empty) or one of the contract's groups,
+/// [`KNOWN_GROUPS`]. A label outside the list is refused rather than made a
+/// new category: a UTF-8 `SERVIÇO` read as cp1252 becomes `SERVIA‡O`, which
+/// is not vital, and would flip its rows' labels (issue 12). `raw` is the
+/// label as written, named in the error.
+pub fn check_group(raw: &str, normalised: &str) -> Result<(), FieldError> {
+    if normalised.is_empty() || KNOWN_GROUPS.contains(&normalised) {
+        return Ok(());
+    }
+    Err(FieldError::new(
+        "grupo_estabelecimento",
+        raw,
+        format!(
+            "not a merchant group of the contract (empty, or one of {})",
+            KNOWN_GROUPS.join(", ")
+        ),
+    ))
 }
 
 /// A customer id: a non-empty run of digits.
@@ -692,6 +884,101 @@ mod tests {
         fields[5] = "M";
         fields[7] = "";
         assert_eq!(parse_fields(&fields).expect_err("no limit").field, "limite_disp");
+    }
+
+    /// Issue 12: a country code is two letters (or empty), so a last line
+    /// cut from `BR` to `B` is refused.
+    #[test]
+    fn a_country_code_is_two_letters_or_empty() {
+        for ok in ["BR", " br ", "US", ""] {
+            assert_eq!(check_country(ok), Ok(()), "{ok:?}");
+        }
+        for bad in ["B", "BRA", "B1", "1"] {
+            assert_eq!(
+                check_country(bad).expect_err("refused").field,
+                "pais_estabelecimento",
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// Issue 12: an unknown merchant group is an error naming it; the
+    /// empty group and every known one (however written) pass.
+    #[test]
+    fn an_unknown_merchant_group_is_refused_naming_it() {
+        for raw in ["", "SERVI\u{201A}O", "SERVIÇO", "auto pe as", "M.O.T.O."] {
+            assert_eq!(check_group(raw, &normalise_group(raw)), Ok(()), "{raw:?}");
+        }
+        // UTF-8 SERVIÇO decoded as cp1252.
+        let misread = decode_cp1252("SERVIÇO".as_bytes());
+        let err = check_group(&misread, &normalise_group(&misread)).expect_err("unknown");
+        assert_eq!(err.field, "grupo_estabelecimento");
+        assert_eq!(err.value, misread);
+        assert!(
+            !err.reason.contains(&*misread),
+            "the reason never quotes the input"
+        );
+    }
+
+    #[test]
+    fn value_ranges_refuse_absurd_values_naming_field_and_range() {
+        let ranges = ValueRanges::default();
+        ranges.validate().expect("defaults are valid");
+        let fields = [
+            "1",
+            "201405",
+            "X",
+            "SP",
+            "34",
+            "F",
+            "4700.0",
+            "612.0",
+            "02.07.2020",
+            " 52,00 ",
+            "VAREJO",
+            "X",
+            "BR",
+        ];
+        let row = parse_row(&fields).expect("row");
+        assert_eq!(ranges.check(&row, &fields), Ok(()));
+        let mut absurd = fields;
+        absurd[9] = " 100.000.000.000,00 ";
+        let row = parse_row(&absurd).expect("parses");
+        let err = ranges.check(&row, &absurd).expect_err("out of range");
+        assert_eq!(
+            (err.field, err.value.as_str()),
+            (" valor ", " 100.000.000.000,00 ")
+        );
+        assert!(
+            err.reason.contains(OUT_OF_RANGE) && err.reason.contains("[0, 1000000]"),
+            "{err}"
+        );
+        // The available limit may exceed the total; a missing amount is not checked.
+        let mut fine = fields;
+        fine[7] = "9000.0";
+        fine[9] = " -   ";
+        let row = parse_row(&fine).expect("parses");
+        assert_eq!(ranges.check(&row, &fine), Ok(()));
+
+        let wide: ValueRanges = serde_norway::from_str("valor: {min: -10}\nidade: {}\n").expect("parses");
+        assert_eq!(
+            wide.valor,
+            Range {
+                min: Some(-10.0),
+                max: None
+            }
+        );
+        assert_eq!(wide.idade, Range::default());
+        assert_eq!(wide.limite_total, ValueRanges::default().limite_total);
+        assert!(serde_norway::from_str::<ValueRanges>("amount: {min: 0}\n").is_err());
+        let upside_down: ValueRanges =
+            serde_norway::from_str("idade: {min: 110, max: 16}\n").expect("parses");
+        assert!(
+            upside_down
+                .validate()
+                .expect_err("min > max")
+                .contains("ranges.idade")
+        );
     }
 
     proptest! {

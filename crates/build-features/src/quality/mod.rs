@@ -44,6 +44,7 @@ use chrono::NaiveDate;
 use polars::prelude::{InitHashMaps, PlHashSet};
 use regex::Regex;
 use revspend_core::artifact::CUSTOMER_COLUMN;
+use revspend_core::contract::ValueRanges;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -116,6 +117,12 @@ impl fmt::Display for Kind {
 #[serde(deny_unknown_fields)]
 pub struct Suite {
     pub expectations: Vec<Expectation>,
+    /// The values a row may hold: a row with a value outside its range is
+    /// quarantined when its file is staged (the field, value and range in
+    /// the reason), not the stage failed. A field left out keeps the
+    /// default documented on [`ValueRanges`].
+    #[serde(default)]
+    pub ranges: ValueRanges,
 }
 
 /// A number, or text. Dates (bounds of `between` on a Date column) are
@@ -481,6 +488,7 @@ impl Suite {
                     .map(|m| format!("expectations[{i}] ({}): {m}", e.id()))
             })
             .collect();
+        let problems: Vec<String> = problems.into_iter().chain(self.ranges.validate().err()).collect();
         if !problems.is_empty() {
             bail!("invalid quality suite:\n  {}", problems.join("\n  "));
         }
@@ -496,6 +504,8 @@ impl Suite {
         #[serde(deny_unknown_fields)]
         struct RawSuite {
             expectations: Vec<serde_norway::Value>,
+            #[serde(default)]
+            ranges: ValueRanges,
         }
         let raw: RawSuite = serde_norway::from_str(text)?;
         let mut expectations = Vec::with_capacity(raw.expectations.len());
@@ -510,7 +520,10 @@ impl Suite {
         if !problems.is_empty() {
             bail!("invalid quality suite:\n  {}", problems.join("\n  "));
         }
-        let suite = Suite { expectations };
+        let suite = Suite {
+            expectations,
+            ranges: raw.ranges,
+        };
         suite.validate()?;
         Ok(suite)
     }

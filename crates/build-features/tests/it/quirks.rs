@@ -203,3 +203,165 @@ fn an_error_expectation_fails_the_stage_after_every_expectation_ran() {
     // The stage hands the suite file names as a Categorical column.
     assert_eq!(results[2]["examples"][0]["file"], "MiBolsillo.csv");
 }
+
+/// A row of the contract with the given id, available limit, amount and
+/// merchant group (UTF-8 text: callers encode it as the test needs).
+fn row(id: &str, disp: &str, valor: &str, group: &str) -> String {
+    format!("{id};201405;SÃO PAULO;SP;34;F;4700.0;{disp};02.07.2020;{valor};{group};SÃO PAULO;BR")
+}
+
+fn header_text() -> String {
+    String::from_utf8(HEADER.to_vec()).expect("ascii header")
+}
+
+/// Issue 12, item 3: a file saved as UTF-8 is decoded as UTF-8, so
+/// `SERVIÇO` stays the vital SERVICO and its purchases made on a nearly
+/// used-up limit are not revenge spending; the encoding is recorded.
+#[test]
+fn a_utf8_file_keeps_its_vital_groups_and_records_its_encoding() {
+    let p = Project::new();
+    let mut text = header_text();
+    for (i, day) in (1..=6).enumerate() {
+        // 2 % available: revenge spending unless the group is vital.
+        text.push_str(
+            &row(&format!("3546697206{i}"), "94.0", " 52,00 ", "SERVIÇO")
+                .replace("02.07", &format!("{day:02}.07")),
+        );
+        text.push_str("\r\n");
+    }
+    p.write_raw("utf8.csv", text.as_bytes());
+    let out = p.build_features();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = p.report();
+    assert_eq!(report["files"][0]["format"]["encoding"], "utf-8", "{report}");
+    assert_eq!(report["rows_out"], 6);
+    let master = p.master();
+    let target = master
+        .column("is_revenge_spending")
+        .expect("target")
+        .bool()
+        .expect("bool");
+    assert_eq!(target.sum(), Some(0), "SERVIÇO is vital");
+    let codes = master
+        .column("group_code")
+        .expect("group_code")
+        .f64()
+        .expect("f64");
+    let servico = revspend_core::features::group_code("SERVICO") as f64;
+    assert!(codes.iter().all(|c| c == Some(servico)));
+}
+
+/// Issue 12, item 3: a merchant group the contract does not know is a
+/// quarantine reason naming the value, not a silent new category.
+#[test]
+fn an_unknown_merchant_group_is_quarantined_naming_it() {
+    let p = Project::new();
+    let mut f = quirky_file();
+    f.extend_from_slice(&revspend_core::contract::encode_cp1252(&row(
+        "81234567890123",
+        "400.0",
+        " 5,00 ",
+        "PADARIA NOVA",
+    )));
+    f.extend_from_slice(b"\r\n");
+    p.write_raw("MiBolsillo.csv", &f);
+    let out = p.build_features();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = p.report();
+    assert_eq!(report["rows_out"], 6);
+    assert_eq!(
+        report["quarantine_reasons"]["grupo_estabelecimento"], 1,
+        "{report}"
+    );
+    let q = read_quarantine(&p.out().quarantine).expect("quarantine");
+    let unknown = q.iter().find(|r| r.line == 14).expect("line 14 quarantined");
+    assert_eq!(unknown.field, "grupo_estabelecimento");
+    assert!(unknown.reason.contains("PADARIA NOVA"), "{}", unknown.reason);
+}
+
+/// Issue 12, item 4: absurd amounts and limits quarantine their row (the
+/// reason names the field, the value and the range); the stage goes on and
+/// no such value reaches the splits.
+#[test]
+fn absurd_amounts_and_limits_are_quarantined_not_trained_on() {
+    let p = Project::new();
+    let mut f = quirky_file();
+    let absurd = [
+        row("81234567890123", "400.0", " -1.234,56 ", "VAREJO"),
+        row("81234567890123", "400.0", " 100.000.000.000,00 ", "VAREJO"),
+        row(
+            "81234567890123",
+            "400.0",
+            " 123000000000000000000000,00 ",
+            "VAREJO",
+        ),
+        row("81234567890123", "400.0", " 5,00 ", "VAREJO").replace("4700.0", "100000000000.0"),
+        row("81234567890123", "9000000.0", " 5,00 ", "VAREJO"),
+        row("81234567890123", "400.0", " 5,00 ", "VAREJO").replace(";34;", ";7;"),
+    ];
+    for r in &absurd {
+        f.extend_from_slice(&revspend_core::contract::encode_cp1252(r));
+        f.extend_from_slice(b"\r\n");
+    }
+    p.write_raw("MiBolsillo.csv", &f);
+    let out = p.build_features();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = p.report();
+    assert_eq!(report["rows_in"], 18);
+    assert_eq!(report["rows_out"], 6);
+    assert_eq!(report["rows_quarantined"], 12);
+    let ranged = &report["quarantine_out_of_range"];
+    assert_eq!(ranged["valor"], 3, "{report}");
+    assert_eq!(ranged["limite_total"], 1, "{report}");
+    assert_eq!(ranged["limite_disp"], 1, "{report}");
+    assert_eq!(ranged["idade"], 1, "{report}");
+    let q = read_quarantine(&p.out().quarantine).expect("quarantine");
+    let line15 = q.iter().find(|r| r.line == 15).expect("line 15");
+    assert_eq!(line15.field, "valor");
+    assert!(
+        line15.reason.contains("100.000.000.000,00") && line15.reason.contains("[0, 1000000]"),
+        "{}",
+        line15.reason
+    );
+    let master = p.master();
+    let valor = master.column("valor").expect("valor").f64().expect("f64");
+    assert!(valor.iter().flatten().all(|v| (0.0..=1e6).contains(&v)));
+}
+
+/// Issue 12, item 7: a last line without its newline is checked field by
+/// field like any other: `BR` cut to `B`, or cut right after the last
+/// separator, is quarantined; a complete last line without newline is kept.
+#[test]
+fn a_last_line_cut_short_without_newline_is_quarantined() {
+    let p = Project::new();
+    let good = row("35466972063", "612.0", " 52,00 ", "VAREJO");
+    for (name, last) in [
+        (
+            "cut-in-country.csv",
+            good.strip_suffix('R').expect("BR").to_owned(),
+        ),
+        (
+            "cut-after-separator.csv",
+            good.strip_suffix("BR").expect("BR").to_owned(),
+        ),
+        ("complete.csv", good.clone()),
+    ] {
+        let text = format!("{}{good}\r\n{last}", header_text());
+        p.write_raw(name, &revspend_core::contract::encode_cp1252(&text));
+    }
+    let out = p.build_features();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = p.report();
+    assert_eq!(report["rows_in"], 6);
+    assert_eq!(report["rows_out"], 4, "{report}");
+    assert_eq!(
+        report["quarantine_reasons"]["pais_estabelecimento"], 2,
+        "{report}"
+    );
+    let q = read_quarantine(&p.out().quarantine).expect("quarantine");
+    let files: Vec<(&str, u64)> = q
+        .iter()
+        .map(|r| (r.file.rsplit('/').next().unwrap_or(""), r.line))
+        .collect();
+    assert_eq!(files, [("cut-after-separator.csv", 3), ("cut-in-country.csv", 3)]);
+}
