@@ -232,9 +232,6 @@ fn a_utf8_file_keeps_its_vital_groups_and_records_its_encoding() {
     p.write_raw("utf8.csv", text.as_bytes());
     let out = p.build_features();
     assert!(out.status.success(), "{}", stderr(&out));
-    let report = p.report();
-    assert_eq!(report["files"][0]["format"]["encoding"], "utf-8", "{report}");
-    assert_eq!(report["rows_out"], 6);
     let master = p.master();
     let target = master
         .column("is_revenge_spending")
@@ -249,6 +246,9 @@ fn a_utf8_file_keeps_its_vital_groups_and_records_its_encoding() {
         .expect("f64");
     let servico = revspend_core::features::group_code("SERVICO") as f64;
     assert!(codes.iter().all(|c| c == Some(servico)));
+    let report = p.report();
+    assert_eq!(report["files"][0]["format"]["encoding"], "utf-8", "{report}");
+    assert_eq!(report["rows_out"], 6);
 }
 
 /// Issue 12, item 3: a merchant group the contract does not know is a
