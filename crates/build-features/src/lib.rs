@@ -4,9 +4,12 @@
 //! Reads every file matching `build_features.raw_glob` and keeps two
 //! parquet layers partitioned by year and month ([`layers`]):
 //!
-//! - the **staged layer**: each raw file decoded from cp1252, parsed against
-//!   the data contract ([`ingest`]; rows that fail go to quarantine with
-//!   file, line and reason), customer ids pseudonymised. A file is staged
+//! - the **staged layer**: each raw file decoded (cp1252, or UTF-8 when the
+//!   file is; gzip decompressed), parsed against the data contract and the
+//!   quality suite's value ranges ([`ingest`]; rows that fail go to
+//!   quarantine with file, line and reason, a file that cannot be read at
+//!   all is rejected as a whole), customer ids pseudonymised, in the
+//!   quarantine too. A file is staged
 //!   once, by content hash: the same file again changes nothing and a new
 //!   daily file is parsed on its own.
 //! - the **feature layer**: the target and every candidate feature computed

@@ -333,10 +333,13 @@ pub(crate) fn stage_file(
             .first()
             .map_or_else(String::new, |p| p.to_string())
     };
-    let quarantine: Vec<QuarantinedRow> = match &rows.rejected {
-        Some(reason) => vec![revspend_table::quarantine::rejected_file(
-            &rows.file, reason, &pseudonym,
-        )],
+    // A file rejected as a whole is one entry standing for all its rows.
+    let rejected = rows
+        .rejected
+        .as_deref()
+        .map(|reason| revspend_table::quarantine::rejected_file(&rows.file, reason, &pseudonym));
+    let quarantine: Vec<QuarantinedRow> = match &rejected {
+        Some(whole) => vec![whole.clone()],
         None => rows
             .quarantine
             .iter()
@@ -345,7 +348,7 @@ pub(crate) fn stage_file(
             })
             .collect(),
     };
-    let rejected = rows.rejected.as_ref().map(|_| quarantine[0].reason.clone());
+    let rejected = rejected.map(|whole| whole.reason);
     log::debug!(
         "{}: read and hashed in {:.3} s, parsed in {:.3} s, pseudonymised in {:.3} s",
         w.name,

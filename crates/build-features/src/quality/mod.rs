@@ -3,6 +3,11 @@
 //! the header of every raw file and on the staged rows (one per parsed raw
 //! row, before any feature is computed; quarantined rows are not in it).
 //!
+//! The suite's `ranges` are not expectations: they are applied while each
+//! raw file is staged, and a row with a value outside its range is
+//! quarantined (not seen here) instead of failing the stage
+//! (`revspend_core::contract::ValueRanges`).
+//!
 //! Every expectation runs every time: a failure never hides the ones after
 //! it. Each result gives the number of elements looked at, how many were
 //! unexpected (and what percent), and up to [`MAX_EXAMPLES`] unexpected
