@@ -484,8 +484,8 @@ fn parse_chunk(input: &ChunkInput<'_>, text: &[u8], first_line: u64) -> Chunk {
     // Customer ids are digits: looked up as integers, which is cheaper than
     // hashing and comparing the text (one lookup per row).
     let mut numeric_ids: PlHashMap<u64, u32> = PlHashMap::new();
-    // Each distinct raw merchant group is checked against the contract once.
-    let mut groups: PlHashMap<String, Result<(), FieldError>> = PlHashMap::new();
+    // Raw merchant groups the contract refused (the known ones are interned).
+    let mut unknown_groups: PlHashMap<String, FieldError> = PlHashMap::new();
     let mut raw_text = Vec::new();
     let mut quarantine = Vec::new();
     let mut rows_in = 0;
@@ -534,15 +534,20 @@ fn parse_chunk(input: &ChunkInput<'_>, text: &[u8], first_line: u64) -> Chunk {
         let last_line = input.cut_last_line && i + 1 == n_lines;
         let checked = parsed.and_then(|row| {
             input.ranges.check(&row, &fields)?;
-            let known = match groups.get(row.grupo) {
-                Some(known) => known.clone(),
-                None => {
-                    let known = contract::check_group(row.grupo, &TextField::Grupo.normalise(row.grupo));
-                    groups.insert(row.grupo.to_owned(), known.clone());
-                    known
+            // Only rows that pass are interned, so a group already interned
+            // is known (its code is kept: one lookup per row); a new one is
+            // checked once (and interned below), and a refused one remembered.
+            let group_code = raw_index[GRUPO].get(row.grupo).copied();
+            if group_code.is_none() {
+                if let Some(refused) = unknown_groups.get(row.grupo) {
+                    return Err(FieldError::clone(refused));
                 }
-            };
-            known?;
+                if let Err(refused) = contract::check_group(row.grupo, &TextField::Grupo.normalise(row.grupo))
+                {
+                    unknown_groups.insert(row.grupo.to_owned(), refused.clone());
+                    return Err(refused);
+                }
+            }
             if last_line && row.pais_estabelecimento.trim().is_empty() {
                 return Err(FieldError {
                     field: "pais_estabelecimento",
@@ -551,10 +556,10 @@ fn parse_chunk(input: &ChunkInput<'_>, text: &[u8], first_line: u64) -> Chunk {
                         .into(),
                 });
             }
-            Ok(row)
+            Ok((row, group_code))
         });
         match checked {
-            Ok(row) => {
+            Ok((row, group_code)) => {
                 rows.line.push(line);
                 let customer = match numeric_id(row.id) {
                     Some(n) => *numeric_ids
@@ -580,8 +585,13 @@ fn parse_chunk(input: &ChunkInput<'_>, text: &[u8], first_line: u64) -> Chunk {
                 for (column, value) in texts.into_iter().enumerate() {
                     // Look up by the borrowed value: almost every value repeats,
                     // so only a new one is copied.
-                    let code = match raw_index[column].get(value) {
-                        Some(&c) => c,
+                    let known = if column == GRUPO {
+                        group_code
+                    } else {
+                        raw_index[column].get(value).copied()
+                    };
+                    let code = match known {
+                        Some(c) => c,
                         None => {
                             let c = raw_text.len() as u32;
                             raw_text.push((column, value.to_owned()));
