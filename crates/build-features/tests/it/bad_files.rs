@@ -184,3 +184,49 @@ fn an_error_expectation_still_fails_the_stage_beside_a_rejected_file() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("row_count_between"), "{}", stderr(&out));
 }
+
+/// A `.csv.gz` name is read when `raw_glob` takes it (the default
+/// `data/raw/*.csv` does not).
+#[test]
+fn a_csv_gz_file_is_read_when_the_glob_takes_it() {
+    let p = Project::new();
+    p.write_raw(
+        "day.csv.gz",
+        &gzip(format!("{HEADER}\n{}", rows(90_000_000_000, 10)).as_bytes()),
+    );
+    p.write_raw(
+        "day2.csv",
+        format!("{HEADER}\n{}", rows(91_000_000_000, 10)).as_bytes(),
+    );
+    p.edit_params("raw/*.csv\n", "raw/*.csv*\n");
+    let out = p.build_features();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = p.report();
+    assert_eq!(report["rows_out"], 20, "{report}");
+    assert_eq!(report["files"][0]["format"]["gzip"], true);
+}
+
+/// Issue 12, item 4: the ranges are recorded with the staged layer, so
+/// editing them restages the files rather than keeping rows checked
+/// against the old ones.
+#[test]
+fn editing_the_value_ranges_restages_every_file() {
+    let p = Project::new();
+    let mut text = format!("{HEADER}\n{}", rows(90_000_000_000, 10));
+    text.push_str(&rows(91_000_000_000, 1).replace(" 52,00 ", " 2.500.000,00 "));
+    p.write_raw("day.csv", text.as_bytes());
+    let out = p.build_features();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(p.report()["quarantine_out_of_range"]["valor"], 1);
+
+    let shipped = std::fs::read_to_string(crate::support::shipped_suite()).expect("suite");
+    let wider = shipped.replace("valor: {min: 0, max: 1000000}", "valor: {min: 0, max: 5000000}");
+    assert_ne!(wider, shipped, "the shipped valor range moved");
+    let suite = p.path("suite.yaml");
+    std::fs::write(&suite, wider).expect("suite");
+    let out = p.build_features_with_suite(&suite);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = p.report();
+    assert_eq!(report["rows_out"], 11, "{report}");
+    assert_eq!(report["layers"]["files_staged"][0], "day.csv");
+}
