@@ -19,8 +19,9 @@ pub const PROFILE_BINS: usize = 20;
 
 /// The leakage check, feature selection and reference profile, all on the
 /// train split's columns (one per `Feature::ALL` entry). Writes their
-/// reports and returns the selected feature set; fails when a leaky feature
-/// is in the feature set and params do not allow it.
+/// reports and returns the selected feature set; fails when a leak by
+/// lineage is in the feature set and params do not allow it, warns about
+/// suspiciously strong features nobody has acknowledged.
 pub(crate) fn check_and_select(
     params: &BuildFeaturesConfig,
     rule: &TargetRule,
@@ -45,18 +46,23 @@ pub(crate) fn check_and_select(
         params.allow_leaky_features,
     );
     artifact::write_json(&out.leakage_report, &leaks)?;
-    if !leaks.flagged_in_feature_set.is_empty() {
-        let names = leaks.flagged_in_feature_set.join(", ");
+    for warning in leaks.warning_messages() {
+        log::warn!("leakage check: {warning} (see {})", out.leakage_report.display());
+    }
+    for name in &leaks.unused_acknowledgements {
+        log::info!(
+            "leakage check: {name} is acknowledged in build_features.leakage.acknowledged but is not \
+             suspicious in this run's feature set; the acknowledgement can go"
+        );
+    }
+    if let Some(message) = leaks.leak_message() {
         if params.allow_leaky_features {
             log::warn!(
-                "leaky features in the model's feature set, allowed by params for comparison: {names} \
-                 (the target rule rebuilt from candidates scores ROC-AUC {:.4})",
-                leaks.rule_reconstruction_auc
+                "leaky features in the model's feature set, allowed by params for comparison: {message}"
             );
         } else {
             bail!(
-                "leakage check failed: {names} flagged in the feature set (see {}); remove them, or set \
-                 build_features.allow_leaky_features: true to compare",
+                "leakage check failed: {message} (see {})",
                 out.leakage_report.display()
             );
         }

@@ -9,7 +9,8 @@ fn the_default_feature_set_passes_and_selection_explains_drops() {
     let out = p.build_features();
     assert!(out.status.success(), "{}", stderr(&out));
     let leakage = p.json_at(&p.out().leakage_report);
-    assert_eq!(leakage["flagged_in_feature_set"], serde_json::json!([]));
+    assert_eq!(leakage["leaks_in_feature_set"], serde_json::json!([]));
+    assert_eq!(leakage["warnings"], serde_json::json!([]));
     let entry = |name: &str| {
         leakage["entries"]
             .as_array()
@@ -19,10 +20,10 @@ fn the_default_feature_set_passes_and_selection_explains_drops() {
             .cloned()
             .expect("entry")
     };
-    // Same-row label inputs are flagged even though the model does not use them.
-    assert_eq!(entry("limite_disp")["flagged"], true);
+    // Same-row label inputs are leaks even though the model does not use them.
+    assert_eq!(entry("limite_disp")["verdict"], "leak");
     assert_eq!(entry("available_pct")["label_input"], true);
-    assert_eq!(entry("prev_utilisation")["flagged"], false);
+    assert_eq!(entry("prev_utilisation")["verdict"], "clean");
     // The rule rebuilt from the leaky candidates is perfect: that is the trap.
     assert!(leakage["rule_reconstruction_auc"].as_f64().expect("auc") > 0.999);
 
@@ -85,7 +86,7 @@ fn switching_limite_disp_back_on_is_caught_unless_explicitly_allowed() {
     assert!(out.status.success(), "{}", stderr(&out));
     let leakage = p.json_at(&p.out().leakage_report);
     assert_eq!(
-        leakage["flagged_in_feature_set"],
+        leakage["leaks_in_feature_set"],
         serde_json::json!(["limite_disp"])
     );
     assert!(
@@ -95,24 +96,75 @@ fn switching_limite_disp_back_on_is_caught_unless_explicitly_allowed() {
     );
 }
 
+/// Issue 12: a high single-feature AUC is a reason to look, not proof of a
+/// leak. A point-in-time feature above the bound warns (report and log) and
+/// the stage goes on; a person acknowledges it in params with a reason.
 #[test]
-fn a_feature_that_alone_separates_the_target_fails_the_stage() {
+fn a_strong_feature_of_clean_lineage_warns_until_acknowledged_instead_of_failing_the_stage() {
     let p = Project::new();
     p.generate();
-    // With a strict bound, the strongest honest feature counts as leaky.
+    // With a strict bound, the strongest honest features pass it.
     p.edit_params("max_single_feature_auc: 0.95", "max_single_feature_auc: 0.55");
+    let out = p.build_features();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let leakage = p.json_at(&p.out().leakage_report);
+    assert_eq!(leakage["leaks_in_feature_set"], serde_json::json!([]));
+    let warned: Vec<String> = serde_json::from_value(leakage["warnings"].clone()).expect("warnings");
+    assert!(!warned.is_empty(), "{leakage}");
+    for name in &warned {
+        let entry = leakage["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["feature"] == name.as_str())
+            .expect("entry");
+        assert_eq!(entry["verdict"], "suspicious");
+        assert_eq!(entry["label_input"], false);
+        assert!(
+            err.contains(&format!("{name} alone reaches ROC-AUC")) && err.contains("not a proven leak"),
+            "{err}"
+        );
+    }
+
+    // Acknowledged with a reason: the warnings go, the reasons are reported.
+    let acks: String = warned
+        .iter()
+        .map(|n| format!("\n      - feature: {n}\n        reason: reviewed, known before authorisation"))
+        .collect();
+    p.edit_params(
+        "max_single_feature_auc: 0.55",
+        &format!("max_single_feature_auc: 0.55\n    acknowledged:{acks}"),
+    );
+    let out = p.build_features();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("not a proven leak"), "{err}");
+    let leakage = p.json_at(&p.out().leakage_report);
+    assert_eq!(leakage["warnings"], serde_json::json!([]));
+    let acknowledged = leakage["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["verdict"] == "acknowledged")
+        .count();
+    assert_eq!(acknowledged, warned.len());
+}
+
+/// Issue 12: an acknowledgement cannot silence a leak by lineage.
+#[test]
+fn acknowledging_a_label_input_is_refused_by_the_params_check() {
+    let p = Project::new();
+    p.generate();
+    p.edit_params(
+        "max_single_feature_auc: 0.95",
+        "max_single_feature_auc: 0.95\n    acknowledged:\n      - feature: limite_disp\n        reason: trust me",
+    );
     let out = p.build_features();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("leakage check failed") && err.contains("leakage.json"),
+        err.contains("build_features.leakage.acknowledged[0].feature") && err.contains("leak by lineage"),
         "{err}"
-    );
-    let leakage = p.json_at(&p.out().leakage_report);
-    assert!(
-        !leakage["flagged_in_feature_set"]
-            .as_array()
-            .expect("flagged")
-            .is_empty()
     );
 }

@@ -26,14 +26,46 @@ pub struct BuildFeaturesParams {
     pub split: SplitParams,
 }
 
-/// `build_features.leakage`: when a candidate feature is flagged as leaky.
+/// `build_features.leakage`: how the leakage check tells a leak from a
+/// feature that is merely very predictive.
+///
+/// A leak is a matter of lineage: a feature that reads the current row's
+/// label inputs (the definitions in core say which) fails the stage. A
+/// feature of clean lineage whose single-feature score passes
+/// `max_single_feature_auc` is a warning a person looks at and, when it is
+/// legitimate, acknowledges here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeakageParams {
     /// A feature whose single-feature ROC-AUC against the target on the train
-    /// split (taken as max(AUC, 1 − AUC)) exceeds this is flagged, (0.5, 1]
-    /// (default 0.95).
+    /// split (taken as max(AUC, 1 − AUC)) exceeds this is suspicious (a
+    /// warning, not a failure), (0.5, 1] (default 0.95).
     pub max_single_feature_auc: f64,
+    /// Suspicious features a person has looked at and kept, each with the
+    /// reason (default none). Silences the warning; cannot silence a leak
+    /// by lineage (a label input).
+    #[serde(default)]
+    pub acknowledged: Vec<Acknowledgement>,
+}
+
+/// One reviewed feature in `build_features.leakage.acknowledged`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    /// A candidate feature's name.
+    pub feature: String,
+    /// Why it is legitimate, for whoever reads the report next (not empty).
+    pub reason: String,
+}
+
+impl LeakageParams {
+    /// The reason `feature` was acknowledged with, if it was.
+    pub fn acknowledged(&self, feature: Feature) -> Option<&str> {
+        self.acknowledged
+            .iter()
+            .find(|a| a.feature == feature.name())
+            .map(|a| a.reason.as_str())
+    }
 }
 
 /// `build_features.selection`: which of the requested features are dropped.
@@ -141,6 +173,40 @@ impl Check for BuildFeaturesParams {
                 "build_features.leakage.max_single_feature_auc",
                 format!("{auc} is outside (0.5, 1]"),
             ));
+        }
+        for (i, ack) in self.leakage.acknowledged.iter().enumerate() {
+            let field = format!("build_features.leakage.acknowledged[{i}]");
+            let Some(f) = Feature::from_name(&ack.feature) else {
+                return Err(invalid(
+                    &format!("{field}.feature"),
+                    format!("unknown feature {:?}", ack.feature),
+                ));
+            };
+            if f.is_label_input() {
+                return Err(invalid(
+                    &format!("{field}.feature"),
+                    format!(
+                        "{:?} reads the current row's label inputs: that is a leak by lineage, which an \
+                         acknowledgement cannot silence (build_features.allow_leaky_features is for comparison runs)",
+                        ack.feature
+                    ),
+                ));
+            }
+            if ack.reason.trim().is_empty() {
+                return Err(invalid(
+                    &format!("{field}.reason"),
+                    "must say why the feature is legitimate",
+                ));
+            }
+            if self.leakage.acknowledged[..i]
+                .iter()
+                .any(|a| a.feature == ack.feature)
+            {
+                return Err(invalid(
+                    &format!("{field}.feature"),
+                    format!("{:?} is acknowledged twice", ack.feature),
+                ));
+            }
         }
         fraction(
             "build_features.selection.quasi_constant_share",

@@ -22,7 +22,8 @@ mod build_features;
 mod train;
 
 pub use build_features::{
-    BuildFeaturesConfig, BuildFeaturesParams, LeakageParams, SelectionParams, SplitParams, TargetParams,
+    Acknowledgement, BuildFeaturesConfig, BuildFeaturesParams, LeakageParams, SelectionParams, SplitParams,
+    TargetParams,
 };
 pub use train::{
     Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
@@ -190,6 +191,36 @@ mod tests {
         assert!(bf.features.iter().all(|f| !f.is_label_input()));
         p.train.check().expect("train");
         p.evaluate.check().expect("evaluate");
+    }
+
+    #[test]
+    fn leakage_acknowledgements_need_a_known_feature_of_clean_lineage_and_a_reason() {
+        let ack = |feature: &str, reason: &str| Acknowledgement {
+            feature: feature.into(),
+            reason: reason.into(),
+        };
+        let mut bf = fixture().build_features;
+        bf.leakage.acknowledged = vec![ack("prev_utilisation", "known before authorisation")];
+        let checked = bf.clone().check().expect("a history feature with a reason");
+        assert_eq!(
+            checked
+                .leakage
+                .acknowledged(crate::features::Feature::PrevUtilisation),
+            Some("known before authorisation")
+        );
+        for (acks, field) in [
+            (vec![ack("prev_utilisaton", "typo")], "acknowledged[0].feature"),
+            (vec![ack("available_pct", "no")], "acknowledged[0].feature"),
+            (vec![ack("prev_utilisation", "  ")], "acknowledged[0].reason"),
+            (
+                vec![ack("prev_utilisation", "a"), ack("prev_utilisation", "b")],
+                "acknowledged[1].feature",
+            ),
+        ] {
+            bf.leakage.acknowledged = acks;
+            let err = bf.clone().check().expect_err("refused");
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Integration tests of `revspend-core`: the pipeline definition against the
 //! stages it runs.
 
+mod audit;
 mod pipeline;
