@@ -109,6 +109,17 @@ pub(crate) fn update_features(
                             );
                             Ok(None)
                         }
+                        // The staged rows are all there: a lost month is
+                        // rebuilt like a corrupt one.
+                        Err(revspend_table::TableError::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            log::warn!(
+                                "feature-layer partition {} ({key}) is missing: rebuilding it from the staged rows",
+                                path.display()
+                            );
+                            Ok(None)
+                        }
                         Err(e) => Err(e).with_context(|| format!("reading feature month {key}")),
                     }
                 })

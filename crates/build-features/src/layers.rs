@@ -217,6 +217,14 @@ impl LayerKind {
         }
     }
 
+    /// The layer, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LayerKind::Staged => "staged layer",
+            LayerKind::Features => "feature layer",
+        }
+    }
+
     /// The flag that names the directory, for messages.
     pub fn flag(self) -> &'static str {
         match self {
@@ -329,12 +337,11 @@ impl LayerDir {
 pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
     let refuse = |why: String| {
         anyhow::anyhow!(
-            "{} cannot be the {} layer ({} {}): {why}; nothing was written or deleted. Point {} at the \
-             layer's own directory (or at a new or empty one), or move the file out",
-            dir.display(),
-            kind.name(),
+            "{} {} cannot be the {}: {why}; nothing was written or deleted. Point {} at the layer's own \
+             directory (or at a new or empty one), or move the file out",
             kind.flag(),
             dir.display(),
+            kind.describe(),
             kind.flag()
         )
     };
@@ -343,7 +350,7 @@ pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
         let m: Marker = artifact::read_json(&marker).map_err(|e| refuse(format!("{e}")))?;
         if m.layer != kind.name() {
             return Err(refuse(format!(
-                "its marker {} says it is the {} layer",
+                "its marker {} says it holds the {:?} layer",
                 marker.display(),
                 m.layer
             )));
@@ -356,6 +363,8 @@ pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
     walk(dir, &mut Vec::new(), &mut |rel, path| {
         files.push((rel.join("/"), path.to_owned()));
     })?;
+    // Sorted, so that the file a refusal names is the same every time.
+    files.sort();
     if !marked && !files.is_empty() {
         let manifest = dir.join(MANIFEST);
         let key = match kind {
@@ -372,18 +381,18 @@ pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
             )));
         }
         log::info!(
-            "{}: a {} layer of the previous release (a manifest, no marker): adopted",
+            "{}: a {} of the previous release (a manifest, no marker): adopted",
             dir.display(),
-            kind.name()
+            kind.describe()
         );
     }
     for (rel, path) in &files {
         let parts: Vec<&str> = rel.split('/').collect();
         if !kind.owns_file(&parts) {
             return Err(refuse(format!(
-                "it holds {}, which is not a file of the {} layer",
+                "it holds {}, which is not a file of the {}",
                 path.display(),
-                kind.name()
+                kind.describe()
             )));
         }
     }
@@ -439,9 +448,9 @@ pub fn remove_unlisted(dir: &Path, kind: LayerKind, keep: &BTreeSet<String>) -> 
         let joined = rel.join("/");
         if !kind.owns_file(&parts) {
             log::warn!(
-                "{} is not a file of the {} layer; left in place",
+                "{} is not a file of the {}; left in place",
                 path.display(),
-                kind.name()
+                kind.describe()
             );
         } else if parts != [MANIFEST] && parts != [MARKER] && !keep.contains(&joined) {
             doomed.push(path.to_owned());

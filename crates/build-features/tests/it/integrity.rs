@@ -139,15 +139,18 @@ fn a_flipped_byte_in_a_staged_partition_is_restaged_from_its_raw_file() {
         .to_owned();
     let partition = p.out().staged_dir.join(&rel);
     flip_a_byte(&partition);
+    // And the feature month built from it, which the run reuses too.
+    flip_a_byte(&p.out().features_dir.join("year=2020/month=01/part.parquet"));
 
-    // A new daily file arrives: the corrupt partition is reused by the
-    // run, so it must be caught, staged again, said, and not change a row.
+    // A new daily file arrives: the corrupt partitions are reused by the
+    // run, so they must be caught, rebuilt, said, and not change a row.
     std::fs::write(&second, &later).expect("the new file arrives");
     let run = ok(p.build_features());
     let err = stderr(&run);
     assert!(err.contains(&rel) && err.contains("SHA-256"), "{err}");
     let layers = &p.report()["layers"];
     assert_eq!(strings(&layers["partitions_restaged"]), vec![rel.clone()]);
+    assert_eq!(strings(&layers["feature_months_repaired"]), vec!["2020-01"]);
     assert!(
         tables(&p.out()) == clean_run(&raw_files(&p)),
         "the splits differ from a clean run's"
@@ -322,4 +325,21 @@ fn the_feature_list_records_every_output_of_the_run() {
         list.verify_output(&out.feature_list, &role, &path, &sha)
             .unwrap_or_else(|e| panic!("{role}: {e}"));
     }
+}
+
+/// A lost feature-layer month is rebuilt from the staged rows, like a
+/// corrupt one (the staged rows are all there).
+#[test]
+fn a_lost_feature_layer_partition_is_rebuilt_from_the_staged_rows() {
+    let p = Project::new();
+    p.generate();
+    ok(p.build_features());
+    let before = tables(&p.out());
+    std::fs::remove_file(p.out().features_dir.join("year=2020/month=01/part.parquet")).expect("lose it");
+    ok(p.build_features());
+    assert_eq!(
+        strings(&p.report()["layers"]["feature_months_repaired"]),
+        vec!["2020-01"]
+    );
+    assert!(tables(&p.out()) == before, "the splits changed");
 }
