@@ -70,7 +70,7 @@ pub(crate) fn update_features(
         from = Some(from.map_or(m, |f| f.min(m)));
     }
     let started = std::time::Instant::now();
-    let computed = compute_features(all, rule, from)?;
+    let computed = compute_features(all, rule, &|m| from.is_some_and(|f| m >= f))?;
     log::debug!("features computed in {:.3} s", started.elapsed().as_secs_f64());
     let mut manifest = FeatureManifest {
         version: layers::FEATURE_LAYER_VERSION,
@@ -91,37 +91,77 @@ pub(crate) fn update_features(
             .and_then(|p| p.months.get(key))
             .filter(|_| from.is_none_or(|f| month < f))
             .cloned();
-        let job: Box<dyn FnOnce() -> Result<(DataFrame, FeatureMonth)> + Send + '_> = match reused {
+        // A reused month whose bytes are not those its manifest records
+        // comes back as `None`: it is rebuilt below.
+        type Job<'a> = Box<dyn FnOnce() -> Result<Option<(DataFrame, FeatureMonth)>> + Send + 'a>;
+        let job: Job<'_> = match reused {
             Some(prev) => {
                 report.feature_months_reused.push(key.clone());
                 Box::new(move || {
-                    let df = revspend_table::read_table(&path, &layers::feature_schema())
-                        .with_context(|| format!("reading feature month {key}"))?;
-                    Ok((df, prev))
+                    match revspend_table::read_table_verified(&path, &layers::feature_schema(), &prev.sha256)
+                    {
+                        Ok(df) => Ok(Some((df, prev))),
+                        Err(revspend_table::TableError::Checksum { .. }) => {
+                            log::warn!(
+                                "feature-layer partition {} ({key}) does not match the SHA-256 its manifest \
+                                 records: rebuilding it from the staged rows",
+                                path.display()
+                            );
+                            Ok(None)
+                        }
+                        // The staged rows are all there: a lost month is
+                        // rebuilt like a corrupt one.
+                        Err(revspend_table::TableError::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            log::warn!(
+                                "feature-layer partition {} ({key}) is missing: rebuilding it from the staged rows",
+                                path.display()
+                            );
+                            Ok(None)
+                        }
+                        Err(e) => Err(e).with_context(|| format!("reading feature month {key}")),
+                    }
                 })
             }
             None => {
                 report.feature_months_rebuilt.push(key.clone());
                 let rows = months.remove(&month).unwrap_or_default();
-                Box::new(move || {
-                    let mut df = rows.into_frame(all, lineage_text)?;
-                    let sha256 = revspend_table::write_table(&path, &mut df)
-                        .with_context(|| format!("writing feature month {key}"))?;
-                    let entry = FeatureMonth {
-                        path: rel.to_string_lossy().into_owned(),
-                        rows: df.height() as u64,
-                        sha256,
-                        built_from: built_from.clone(),
-                    };
-                    Ok((df, entry))
-                })
+                Box::new(move || write_month(rows, all, lineage_text, key, rel, &path, built_from).map(Some))
             }
         };
         jobs.push(job);
     }
-    let mut frames = Vec::new();
     let done = in_order(jobs.into_par_iter().map(|job| job()).collect())?;
-    for ((df, entry), key) in done.into_iter().zip(inputs.keys()) {
+    drop(months);
+    let corrupt: BTreeSet<Month> = done
+        .iter()
+        .zip(inputs.keys())
+        .filter(|(d, _)| d.is_none())
+        .filter_map(|(_, k)| Month::parse(k))
+        .collect();
+    let mut repaired = if corrupt.is_empty() {
+        BTreeMap::new()
+    } else {
+        // Only the corrupt months are computed again (history still
+        // walks every earlier row): the result is the month a clean run
+        // writes, whatever else this run reused.
+        compute_features(all, rule, &|m| corrupt.contains(&m))?.months
+    };
+    let mut frames = Vec::new();
+    for (d, (key, built_from)) in done.into_iter().zip(&inputs) {
+        let (df, entry) = match d {
+            Some(done) => done,
+            None => {
+                let month = Month::parse(key).unwrap_or(Month { year: 0, month: 1 });
+                let rel = month.dir().join("part.parquet");
+                let path = out.features_dir.join(&rel);
+                let rows = repaired.remove(&month).unwrap_or_default();
+                report.feature_months_reused.retain(|k| k != key);
+                report.feature_months_repaired.push(key.clone());
+                write_month(rows, all, lineage_text, key, rel, &path, built_from)?
+            }
+        };
         manifest.months.insert(key.clone(), entry);
         frames.push(df);
     }
@@ -129,7 +169,7 @@ pub(crate) fn update_features(
         artifact::write_json(&out.features_dir.join(layers::MANIFEST), &manifest)?;
     }
     let keep = manifest.months.values().map(|m| m.path.clone()).collect();
-    layers::remove_unlisted(&out.features_dir, &keep)?;
+    layers::remove_unlisted(&out.features_dir, layers::LayerKind::Features, &keep)?;
     if !report.feature_months_rebuilt.is_empty() {
         log::info!(
             "feature layer: rebuilt {}; reused {}",
@@ -148,7 +188,30 @@ pub(crate) fn update_features(
     })
 }
 
-/// Computed features of the months from `from` on, final histories, and
+/// Writes a month of computed feature rows as its feature-layer partition
+/// (`rel` in the layer, at `path`); returns the table and its manifest entry.
+fn write_month(
+    rows: FeatureRows,
+    all: &Staged,
+    lineage_text: &layers::LineageText,
+    key: &str,
+    rel: std::path::PathBuf,
+    path: &std::path::Path,
+    built_from: &BTreeMap<String, String>,
+) -> Result<(DataFrame, FeatureMonth)> {
+    let mut df = rows.into_frame(all, lineage_text)?;
+    let sha256 =
+        revspend_table::write_table(path, &mut df).with_context(|| format!("writing feature month {key}"))?;
+    let entry = FeatureMonth {
+        path: rel.to_string_lossy().into_owned(),
+        rows: df.height() as u64,
+        sha256,
+        built_from: built_from.clone(),
+    };
+    Ok((df, entry))
+}
+
+/// Computed features of the months `wanted` selects, final histories, and
 /// whether each customer (in `final_history` order) ever spends in revenge.
 pub(crate) struct Computed {
     months: BTreeMap<Month, FeatureRows>,
@@ -157,12 +220,12 @@ pub(crate) struct Computed {
 }
 
 /// Walks every customer's purchases in point-in-time order (date, then
-/// file name, then line): rows before `from` only update the history;
-/// rows from `from` on get their features computed by the same
+/// file name, then line): rows of months `wanted` does not select only
+/// update the history; rows of the others get their features computed by the same
 /// `revspend_core::features::compute` the server calls. Customers are
 /// shared out over the pool's threads; the result does not depend on
 /// their number.
-pub(crate) fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Month>) -> Result<Computed> {
+pub(crate) fn compute_features(all: &Staged, rule: &TargetRule, wanted: &Wanted<'_>) -> Result<Computed> {
     let customer_rank = ranks(&all.customers.values);
     let file_rank = ranks(&all.files.values);
     // One contiguous range of whole customers (by rank) per pool thread,
@@ -210,7 +273,7 @@ pub(crate) fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Mon
                     NaiveDate::from_num_days_from_ce_opt(*day).unwrap_or(NaiveDate::MIN),
                 ));
             }
-            if let Some(m) = month.filter(|m| from.is_some_and(|f| *m >= f)) {
+            if let Some(m) = month.filter(|m| wanted(*m)) {
                 *months.entry(m).or_default() += 1;
             }
         }
@@ -252,7 +315,7 @@ pub(crate) fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Mon
     let histories: Vec<_> = ranges
         .into_par_iter()
         .zip(slots)
-        .map(|(range, slots)| compute_range(all, rule, from, range, slots))
+        .map(|(range, slots)| compute_range(all, rule, wanted, range, slots))
         .collect();
     log::debug!(
         "features: customers walked in {:.3} s",
@@ -272,6 +335,9 @@ pub(crate) fn compute_features(all: &Staged, rule: &TargetRule, from: Option<Mon
         ever_positive,
     })
 }
+
+/// Which months' features [`compute_features`] computes.
+pub(crate) type Wanted<'a> = dyn Fn(Month) -> bool + Sync + 'a;
 
 /// One range's stretch of a month's feature columns, filled front to back.
 pub(crate) struct Slot<'a> {
@@ -317,7 +383,7 @@ impl<'a> Slot<'a> {
 }
 
 /// Walks the customers of `order` (whole customers, in point-in-time
-/// order), writing the rows from `from` on into `slots`; returns each
+/// order), writing the rows of the `wanted` months into `slots`; returns each
 /// customer's history after their last purchase.
 ///
 /// The staged rows are read in blocks: each column of a block is gathered
@@ -329,7 +395,7 @@ impl<'a> Slot<'a> {
 pub(crate) fn compute_range(
     all: &Staged,
     rule: &TargetRule,
-    from: Option<Month>,
+    wanted: &Wanted<'_>,
     order: &[usize],
     mut slots: BTreeMap<Month, Slot<'_>>,
 ) -> (BTreeMap<String, History>, Vec<bool>) {
@@ -371,7 +437,7 @@ pub(crate) fn compute_range(
             let revenge = rule.is_revenge(&txn);
             positive |= revenge;
             let month = Month::of(txn.date);
-            if from.is_some_and(|f| month >= f)
+            if wanted(month)
                 && let Some(slot) = slots.get_mut(&month)
             {
                 slot.push(r, features::compute(&history, &txn, rule), revenge);
@@ -521,7 +587,7 @@ mod tests {
             .build()
             .expect("thread pool");
         let computed = pool
-            .install(|| compute_features(s, &rule, Some(Month { year: 1, month: 1 })))
+            .install(|| compute_features(s, &rule, &|_| true))
             .expect("features");
         let mut out = HashMap::new();
         for rows in computed.months.values() {

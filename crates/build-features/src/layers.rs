@@ -2,9 +2,11 @@
 //! month, and a manifest per layer recording what went into them.
 //!
 //! ```text
+//! <staged>/_layer.json                          marker: {"layer": "staged"}
 //! <staged>/_manifest.json                       raw file (name, SHA-256) → partitions
 //! <staged>/year=2020/month=01/<file>-<hash>.parquet   one per raw file and month
 //! <staged>/quarantine/<file>-<hash>.csv          the file's rejected rows
+//! <features>/_layer.json                        marker: {"layer": "features"}
 //! <features>/_manifest.json                     month → the staged partitions it was built from
 //! <features>/year=2020/month=01/part.parquet    every candidate feature and the target
 //! ```
@@ -18,6 +20,14 @@
 //! written before their manifest, and the manifest atomically, so an
 //! interrupted run leaves the previous manifest describing files that exist;
 //! files no manifest lists are removed at the end of a run.
+//!
+//! Every partition's SHA-256 is in its manifest and checked whenever a
+//! later run reads the partition back: a staged partition that does not
+//! match is staged again from its raw file, a feature month rebuilt from
+//! the staged rows. Files are deleted only inside a directory carrying the
+//! layer's marker and only when their path follows the layer's naming
+//! scheme ([`check_layer_dir`]): a directory flag pointed at the wrong
+//! folder is refused, never cleaned.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -195,43 +205,338 @@ pub fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Optio
     })?))
 }
 
-/// Removes every file under `dir` that is neither a manifest nor in `keep`
-/// (relative paths), then empty directories: leftovers of an interrupted
-/// run or of partitions that were replaced.
-pub fn remove_unlisted(dir: &Path, keep: &BTreeSet<String>) -> Result<()> {
-    fn walk(root: &Path, dir: &Path, keep: &BTreeSet<String>) -> Result<bool> {
-        let mut empty = true;
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-        };
-        for entry in entries {
-            let path = entry
-                .with_context(|| format!("listing {}", dir.display()))?
-                .path();
-            if path.is_dir() {
-                if walk(root, &path, keep)? {
-                    std::fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
-                } else {
-                    empty = false;
-                }
-                continue;
-            }
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
-            if rel == MANIFEST || keep.contains(&rel) {
-                empty = false;
-            } else {
-                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            }
+/// The marker file a layer directory carries: `{"layer": "<kind>"}`. The
+/// stage writes it when it first uses a directory as a layer, and deletes
+/// files only inside a directory that carries it (see [`check_layer_dir`]).
+pub const MARKER: &str = "_layer.json";
+
+/// Which layer a directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    Staged,
+    Features,
+}
+
+/// The marker file's content.
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    layer: String,
+}
+
+impl LayerKind {
+    /// The name written in the marker.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerKind::Staged => "staged",
+            LayerKind::Features => "features",
         }
-        Ok(empty)
     }
-    walk(dir, dir, keep).map(|_| ())
+
+    /// The layer, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LayerKind::Staged => "staged layer",
+            LayerKind::Features => "feature layer",
+        }
+    }
+
+    /// The flag that names the directory, for messages.
+    pub fn flag(self) -> &'static str {
+        match self {
+            LayerKind::Staged => "--staged-dir",
+            LayerKind::Features => "--features-dir",
+        }
+    }
+
+    /// Whether the directory `rel` (components relative to the layer's
+    /// root; empty for the root) is one the layer writes.
+    fn owns_dir(self, rel: &[&str]) -> bool {
+        match rel {
+            [] => true,
+            [year] => is_year_dir(year) || (self == LayerKind::Staged && *year == "quarantine"),
+            [year, month] => is_year_dir(year) && is_month_dir(month),
+            _ => false,
+        }
+    }
+
+    /// Whether the file `rel` (components relative to the layer's root)
+    /// follows the layer's naming scheme: the manifest and marker at the
+    /// root, partitions (`year=YYYY/month=MM/…parquet`), staged quarantine
+    /// files, and the `.tmp-` files an interrupted atomic write leaves in
+    /// any of these directories.
+    fn owns_file(self, rel: &[&str]) -> bool {
+        let Some((name, dir)) = rel.split_last() else {
+            return false;
+        };
+        if !self.owns_dir(dir) {
+            return false;
+        }
+        if name.starts_with(TEMP_PREFIX) {
+            return true;
+        }
+        match (self, dir) {
+            (_, []) => *name == MANIFEST || *name == MARKER,
+            (LayerKind::Staged, ["quarantine"]) => is_staged_stem(name, ".csv"),
+            (LayerKind::Staged, [_, _]) => is_staged_stem(name, ".parquet"),
+            (LayerKind::Features, [_, _]) => *name == "part.parquet",
+            _ => false,
+        }
+    }
+}
+
+/// The prefix of the temporary files of an atomic write
+/// (`revspend_core::artifact::temp_beside`).
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+fn is_year_dir(name: &str) -> bool {
+    name.strip_prefix("year=")
+        .is_some_and(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_month_dir(name: &str) -> bool {
+    name.strip_prefix("month=")
+        .is_some_and(|m| m.len() == 2 && m.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `<stem>-<12 hex digits><ext>`, the [`StagedFile::stem`] of a raw file.
+fn is_staged_stem(name: &str, ext: &str) -> bool {
+    name.strip_suffix(ext)
+        .and_then(|stem| {
+            let at = stem
+                .len()
+                .checked_sub(13)
+                .filter(|&at| stem.is_char_boundary(at))?;
+            Some(stem.split_at(at))
+        })
+        .is_some_and(|(head, tail)| {
+            !head.is_empty()
+                && tail.starts_with('-')
+                && tail[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// A layer directory checked by [`check_layer_dir`], whose marker
+/// [`LayerDir::mark`] writes when it is missing.
+#[derive(Debug)]
+#[must_use]
+pub struct LayerDir {
+    dir: PathBuf,
+    kind: LayerKind,
+    marked: bool,
+}
+
+impl LayerDir {
+    /// Writes the marker if the directory does not carry it yet (a new
+    /// directory, or a layer of the previous release, adopted).
+    pub fn mark(self) -> Result<()> {
+        if !self.marked {
+            artifact::write_json(
+                &self.dir.join(MARKER),
+                &Marker {
+                    layer: self.kind.name().to_owned(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `dir` may be used as the `kind` layer, writing nothing: it
+/// does not exist or is empty, or carries the layer's marker, or holds the
+/// layer's manifest (a layer of the previous release, which had no marker;
+/// adopted); and every file in it follows the layer's naming scheme. A
+/// wrong directory flag (`--staged-dir data`) is refused here, before the
+/// end-of-run clean-up could delete files that are not the pipeline's.
+pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "{} {} cannot be the {}: {why}; nothing was written or deleted. Point {} at the layer's own \
+             directory (or at a new or empty one), or move the file out",
+            kind.flag(),
+            dir.display(),
+            kind.describe(),
+            kind.flag()
+        )
+    };
+    let marker = dir.join(MARKER);
+    let marked = if marker.exists() {
+        let m: Marker = artifact::read_json(&marker).map_err(|e| refuse(format!("{e}")))?;
+        if m.layer != kind.name() {
+            return Err(refuse(format!(
+                "its marker {} says it holds the {:?} layer",
+                marker.display(),
+                m.layer
+            )));
+        }
+        true
+    } else {
+        false
+    };
+    let mut files = Vec::new();
+    walk(dir, &mut Vec::new(), &mut |rel, path| {
+        files.push((rel.join("/"), path.to_owned()));
+    })?;
+    // Sorted, so that the file a refusal names is the same every time.
+    files.sort();
+    if !marked && !files.is_empty() {
+        let manifest = dir.join(MANIFEST);
+        let key = match kind {
+            LayerKind::Staged => "files",
+            LayerKind::Features => "months",
+        };
+        let adoptable = manifest.exists()
+            && artifact::read_json::<serde_json::Value>(&manifest)
+                .is_ok_and(|m| m.get("version").is_some() && m.get(key).is_some_and(|v| v.is_object()));
+        if !adoptable {
+            return Err(refuse(format!(
+                "it is not empty and carries neither the layer's marker {MARKER} nor its manifest (it holds {})",
+                files[0].1.display()
+            )));
+        }
+        log::info!(
+            "{}: a {} of the previous release (a manifest, no marker): adopted",
+            dir.display(),
+            kind.describe()
+        );
+    }
+    for (rel, path) in &files {
+        let parts: Vec<&str> = rel.split('/').collect();
+        if !kind.owns_file(&parts) {
+            return Err(refuse(format!(
+                "it holds {}, which is not a file of the {}",
+                path.display(),
+                kind.describe()
+            )));
+        }
+    }
+    Ok(LayerDir {
+        dir: dir.to_owned(),
+        kind,
+        marked,
+    })
+}
+
+/// Calls `visit` with every file below `dir` (its components relative to
+/// the root, and its path), in no particular order. A missing `dir` has
+/// no files.
+fn walk(dir: &Path, rel: &mut Vec<String>, visit: &mut dyn FnMut(&[String], &Path)) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.is_empty() => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let path = entry.path();
+        rel.push(entry.file_name().to_string_lossy().into_owned());
+        // Not followed: a symbolic link is judged by its own name.
+        let is_dir = entry
+            .file_type()
+            .with_context(|| format!("listing {}", dir.display()))?
+            .is_dir();
+        if is_dir {
+            walk(&path, rel, visit)?;
+        } else {
+            visit(rel, &path);
+        }
+        rel.pop();
+    }
+    Ok(())
+}
+
+/// Removes every file of the `kind` layer's naming scheme under `dir` that
+/// is neither the manifest, the marker nor in `keep` (relative paths), then
+/// the layer's empty partition directories: leftovers of an interrupted run
+/// (temporary files among them) or of partitions that were replaced. A file
+/// outside the naming scheme is never deleted (the directory was checked by
+/// [`check_layer_dir`] at the start of the run; one that appeared since is
+/// left where it is, with a warning).
+pub fn remove_unlisted(dir: &Path, kind: LayerKind, keep: &BTreeSet<String>) -> Result<()> {
+    if !carries_marker(dir) {
+        return Ok(());
+    }
+    let mut doomed = Vec::new();
+    walk(dir, &mut Vec::new(), &mut |rel, path| {
+        let parts: Vec<&str> = rel.iter().map(String::as_str).collect();
+        let joined = rel.join("/");
+        if !kind.owns_file(&parts) {
+            log::warn!(
+                "{} is not a file of the {}; left in place",
+                path.display(),
+                kind.describe()
+            );
+        } else if parts != [MANIFEST] && parts != [MARKER] && !keep.contains(&joined) {
+            doomed.push(path.to_owned());
+        }
+    })?;
+    for path in &doomed {
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    remove_empty_dirs(dir, kind, &mut Vec::new())?;
+    Ok(())
+}
+
+/// Removes the temporary files (`.tmp-…`) an interrupted run left in the
+/// `kind` layer under `dir`; only the layer's own directories are searched.
+pub fn remove_temp_files(dir: &Path, kind: LayerKind) -> Result<()> {
+    if !carries_marker(dir) {
+        return Ok(());
+    }
+    let mut doomed = Vec::new();
+    walk(dir, &mut Vec::new(), &mut |rel, path| {
+        let parts: Vec<&str> = rel.iter().map(String::as_str).collect();
+        if parts.last().is_some_and(|n| n.starts_with(TEMP_PREFIX)) && kind.owns_file(&parts) {
+            doomed.push(path.to_owned());
+        }
+    })?;
+    for path in &doomed {
+        log::info!("removing {}, left by an interrupted run", path.display());
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether `dir` carries a layer marker: nothing is ever deleted from a
+/// directory that does not (the run checked and marked both layers first).
+fn carries_marker(dir: &Path) -> bool {
+    let marked = dir.join(MARKER).is_file();
+    if !marked {
+        log::warn!(
+            "{} carries no layer marker {MARKER}: nothing removed from it",
+            dir.display()
+        );
+    }
+    marked
+}
+
+/// Removes the layer's empty directories below `dir`; returns whether
+/// `dir` itself is now empty.
+fn remove_empty_dirs(dir: &Path, kind: LayerKind, rel: &mut Vec<String>) -> Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut empty = true;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let path = entry.path();
+        let is_dir = entry
+            .file_type()
+            .with_context(|| format!("listing {}", dir.display()))?
+            .is_dir();
+        rel.push(entry.file_name().to_string_lossy().into_owned());
+        let parts: Vec<&str> = rel.iter().map(String::as_str).collect();
+        if is_dir && kind.owns_dir(&parts) && remove_empty_dirs(&path, kind, rel)? {
+            std::fs::remove_dir(&path).with_context(|| format!("removing {}", path.display()))?;
+        } else {
+            empty = false;
+        }
+        rel.pop();
+    }
+    Ok(empty)
 }
 
 fn epoch_offset() -> i32 {
@@ -435,8 +740,10 @@ fn typed_frame(staged: &Staged, rows: &[usize], how: TextAs) -> Result<DataFrame
     Ok(DataFrame::new(rows.len(), columns)?)
 }
 
-/// Reads staged partitions back into rows.
-pub fn read_staged(path: &Path) -> Result<Staged> {
+/// Reads a staged partition back into rows, refusing it (with
+/// `TableError::Checksum`) when its bytes do not hash to `sha256`, the hash
+/// its manifest records.
+pub fn read_staged(path: &Path, sha256: &str) -> Result<Staged> {
     // Text columns are Enums (each partition its own categories): checked
     // below, as text of any categories.
     let typed: Vec<(&str, DataType)> = schema::STAGED
@@ -444,7 +751,7 @@ pub fn read_staged(path: &Path) -> Result<Staged> {
         .filter(|c| c.ty != ColumnType::Text)
         .map(|c| (c.name, dtype(c.ty)))
         .collect();
-    let df = revspend_table::read_table(path, &typed)?;
+    let df = revspend_table::read_table_verified(path, &typed, sha256)?;
     let ctx = || format!("reading staged partition {}", path.display());
     let mut s = Staged::default();
     s.file = text_codes(&df, schema::FILE, &mut s.files).with_context(ctx)?;
@@ -691,18 +998,114 @@ mod tests {
     #[test]
     fn unlisted_files_are_removed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let keep = dir.path().join("year=2020/month=01/a.parquet");
-        let stale = dir.path().join("year=2020/month=02/b.parquet");
+        let keep = dir.path().join("year=2020/month=01/part.parquet");
+        let stale = dir.path().join("year=2020/month=02/part.parquet");
         for p in [&keep, &stale] {
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, b"x").expect("write");
         }
         std::fs::write(dir.path().join(MANIFEST), b"{}").expect("manifest");
-        let listed = BTreeSet::from(["year=2020/month=01/a.parquet".to_owned()]);
-        remove_unlisted(dir.path(), &listed).expect("clean");
+        std::fs::write(dir.path().join(MARKER), br#"{"layer":"features"}"#).expect("marker");
+        let listed = BTreeSet::from(["year=2020/month=01/part.parquet".to_owned()]);
+        remove_unlisted(dir.path(), LayerKind::Features, &listed).expect("clean");
         assert!(keep.exists());
         assert!(!stale.exists());
         assert!(!dir.path().join("year=2020/month=02").exists());
         assert!(dir.path().join(MANIFEST).exists());
+    }
+
+    fn owns(kind: LayerKind, rel: &str) -> bool {
+        kind.owns_file(&rel.split('/').collect::<Vec<_>>())
+    }
+
+    /// Issue 12: the clean-up's naming scheme is the layers' own files.
+    #[test]
+    fn the_naming_scheme_is_the_layers_own_files() {
+        use LayerKind::{Features, Staged};
+        for rel in [
+            "_manifest.json",
+            "_layer.json",
+            ".tmp-a1B2c3",
+            "year=2020/month=01/day-01-abcdef012345.parquet",
+            "year=2020/month=01/.tmp-x",
+            "quarantine/day-01-abcdef012345.csv",
+            "quarantine/.tmp-x",
+        ] {
+            assert!(owns(Staged, rel), "{rel}");
+        }
+        for rel in [
+            "day-01.csv",
+            "raw/day-01.csv",
+            "year=2020/month=01/day-01.parquet",
+            "year=2020/month=01/part.parquet",
+            "year=2020/notes.txt",
+            "year=20/month=01/day-01-abcdef012345.parquet",
+            "quarantine/day-01.csv",
+            "raw/.tmp-x",
+        ] {
+            assert!(!owns(Staged, rel), "{rel}");
+        }
+        assert!(owns(Features, "year=2020/month=01/part.parquet"));
+        assert!(owns(Features, "year=2020/month=01/.tmp-x"));
+        assert!(!owns(Features, "year=2020/month=01/day-01-abcdef012345.parquet"));
+        assert!(!owns(Features, "quarantine/day-01-abcdef012345.csv"));
+        assert!(!owns(Features, "notes.txt"));
+    }
+
+    /// Issue 12: `--staged-dir data` deleted the raw files. A directory
+    /// that is neither new, empty nor marked (or adoptable) is refused
+    /// naming a file and the flag; a marked one holding a foreign file is
+    /// refused too, and the clean-up never deletes such a file.
+    #[test]
+    fn a_directory_that_is_not_the_layers_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raw = dir.path().join("raw/day-01.csv");
+        std::fs::create_dir_all(raw.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&raw, b"id;...").expect("raw");
+        let err = check_layer_dir(dir.path(), LayerKind::Staged).expect_err("not a layer");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("day-01.csv") && msg.contains("--staged-dir"),
+            "{msg}"
+        );
+        assert!(!dir.path().join(MARKER).exists());
+
+        // New or empty: taken, and marked.
+        let layer = dir.path().join("staged");
+        check_layer_dir(&layer, LayerKind::Staged)
+            .expect("new")
+            .mark()
+            .expect("mark");
+        assert!(layer.join(MARKER).exists());
+        let err = check_layer_dir(&layer, LayerKind::Features).expect_err("another kind");
+        assert!(err.to_string().contains("--features-dir"), "{err}");
+
+        // Marked, with a foreign file: refused, and never cleaned up.
+        let foreign = layer.join("year=2020/notes.txt");
+        std::fs::create_dir_all(foreign.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&foreign, b"mine").expect("foreign");
+        let err = check_layer_dir(&layer, LayerKind::Staged).expect_err("foreign file");
+        assert!(err.to_string().contains("notes.txt"), "{err}");
+        remove_unlisted(&layer, LayerKind::Staged, &BTreeSet::new()).expect("clean");
+        assert!(foreign.exists() && layer.join(MARKER).exists());
+
+        // A layer of the previous release (manifest, no marker) is adopted.
+        let old = dir.path().join("features");
+        std::fs::create_dir_all(old.join("year=2020/month=01")).expect("mkdir");
+        std::fs::write(old.join("year=2020/month=01/part.parquet"), b"x").expect("part");
+        std::fs::write(
+            old.join(MANIFEST),
+            br#"{"version":1,"fingerprint":"f","months":{}}"#,
+        )
+        .expect("manifest");
+        check_layer_dir(&old, LayerKind::Features)
+            .expect("adopted")
+            .mark()
+            .expect("mark");
+        assert!(old.join(MARKER).exists());
+        assert!(
+            check_layer_dir(&old, LayerKind::Staged).is_err(),
+            "a feature layer as the staged one"
+        );
     }
 }

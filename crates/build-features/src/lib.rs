@@ -24,17 +24,25 @@
 //! - the master table (customer pseudonym, date, lineage, split, every
 //!   candidate feature, target), stored as one parquet file per split: each
 //!   row is in exactly one file, so the splits are not written twice;
-//! - the ordered feature list the model uses (JSON);
+//! - the ordered feature list the model uses (JSON), written last: it
+//!   records the SHA-256 of every other output of the run, and the
+//!   readers refuse a file it does not list (outputs of two runs);
 //! - the online snapshot (each customer's history after the last purchase);
 //! - the quality, leakage and selection reports, the train profile, the
 //!   quarantine CSV and a JSON report (rows in = out + quarantined).
 //!
 //! [`Mode::Backfill`] re-stages a date range from its raw files and rebuilds
 //! the feature layer from there.
+//!
+//! A run starts by checking that the layer directories are the layers'
+//! (marker, naming scheme: [`layers::check_layer_dir`]) and by removing the
+//! temporary files an interrupted run left in its output directories.
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use revspend_core::artifact::{self, FeatureList};
+use revspend_core::artifact::{self, FeatureList, run_output};
 use revspend_core::features::OnlineSnapshot;
 use revspend_core::params::BuildFeaturesConfig;
 use revspend_core::pseudonym::Pseudonymiser;
@@ -90,12 +98,33 @@ pub fn run(
 ) -> Result<Report> {
     let mut clock = Clock::new();
     let rule = params.rule.clone();
+    // Both layer directories are checked before anything is written: a
+    // directory flag pointed at the wrong folder is refused, not cleaned.
+    if out.staged_dir == out.features_dir {
+        bail!(
+            "--staged-dir and --features-dir are both {}: each layer needs a directory of its own",
+            out.staged_dir.display()
+        );
+    }
+    let staged_dir = layers::check_layer_dir(&out.staged_dir, layers::LayerKind::Staged)?;
+    let features_dir = layers::check_layer_dir(&out.features_dir, layers::LayerKind::Features)?;
     let files = raw_files(&params.raw_glob)?;
-    let (manifest, fresh, mut layer_report) = update_staged(&files, out, pseudo, &suite.ranges, mode)?;
+    staged_dir.mark()?;
+    features_dir.mark()?;
+    out.remove_temp_files()?;
+    let (mut manifest, fresh, mut layer_report) = update_staged(&files, out, pseudo, &suite.ranges, mode)?;
     ensure_some_file_read(&manifest)?;
     clock.lap("staged layer");
 
-    let all = load_staged_rows(&manifest, fresh, &out.staged_dir)?;
+    let all = load_staged_rows(
+        &mut manifest,
+        fresh,
+        &files,
+        out,
+        pseudo,
+        &suite.ranges,
+        &mut layer_report,
+    )?;
     clock.lap("staged rows loaded");
 
     // Every expectation runs over the whole staged layer, in file/line
@@ -111,6 +140,13 @@ pub fn run(
     let quality = quality?;
     artifact::write_json(&out.quality_report, &quality)?;
     quality.ensure_success()?;
+    // The run's commit record: every output's hash, written last into the
+    // feature list (see `FeatureList`).
+    let mut run_outputs = BTreeMap::new();
+    run_outputs.insert(
+        run_output::QUALITY_REPORT.to_owned(),
+        artifact::file_sha256(&out.quality_report)?,
+    );
     let months = months?;
     let raw_nulls = raw_nulls(&all);
     clock.lap("quality suite and feature layer");
@@ -195,32 +231,36 @@ pub fn run(
             )?;
             let quarantine = read_quarantine(&manifest, &out.staged_dir)?;
             revspend_table::write_quarantine(&out.quarantine, &quarantine)?;
+            // Small files, hashed here while the master table is written.
+            let mut hashes = Vec::new();
+            for (role, path) in [
+                (run_output::SNAPSHOT, &out.snapshot),
+                (run_output::QUARANTINE, &out.quarantine),
+                (run_output::PROFILE, &out.profile),
+                (run_output::LEAKAGE_REPORT, &out.leakage_report),
+                (run_output::SELECTION_REPORT, &out.selection_report),
+            ] {
+                hashes.push((role.to_owned(), artifact::file_sha256(path)?));
+            }
             log::debug!(
                 "snapshot and quarantine written after {:.3} s",
                 started.elapsed().as_secs_f64()
             );
-            Ok((feature_set, quarantine))
+            Ok((feature_set, quarantine, hashes))
         })
     });
-    let (feature_set, quarantine) = checked?;
+    let (feature_set, quarantine, hashes) = checked?;
+    run_outputs.extend(hashes);
     let MasterWritten {
         rows: split_rows,
         nulls: master_nulls,
     } = written?;
     for (name, w) in SPLITS.iter().zip(writers) {
-        w.finish().with_context(|| format!("writing split {name}"))?;
+        let sha256 = w.finish().with_context(|| format!("writing split {name}"))?;
+        run_outputs.insert(run_output::split(name), sha256);
     }
     let splits = split_reports(&split_of, split_rows);
     clock.lap("checks, selection, profile, snapshot and master table");
-
-    artifact::write_json(
-        &out.feature_list,
-        &FeatureList {
-            features: feature_set.iter().map(|f| f.name().to_owned()).collect(),
-            rule: rule.clone(),
-        },
-    )?;
-    clock.lap("feature list");
 
     let (quarantine_reasons, quarantine_out_of_range) = quarantine_reasons(&quarantine, &manifest);
     let file_reports = file_reports(&manifest, &files);
@@ -255,7 +295,22 @@ pub fn run(
         layers: layer_report,
     };
     artifact::write_json(&out.report, &report)?;
+    run_outputs.insert(run_output::REPORT.to_owned(), artifact::file_sha256(&out.report)?);
     clock.lap("report");
+
+    // Last: until this rename, the previous feature list describes the
+    // previous run's outputs, and readers refuse any file of this run
+    // beside it (and the other way round).
+    artifact::write_json(
+        &out.feature_list,
+        &FeatureList {
+            version: artifact::FEATURE_LIST_VERSION,
+            features: feature_set.iter().map(|f| f.name().to_owned()).collect(),
+            rule: rule.clone(),
+            run_outputs,
+        },
+    )?;
+    clock.lap("feature list");
     Ok(report)
 }
 

@@ -3,7 +3,10 @@
 //! which `main.rs`'s flag defaults and the test fixtures both take from
 //! here.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+use crate::layers;
 
 /// Where the stage writes; every path is a CLI flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,64 @@ impl Outputs {
             profile: root.join("data/profile/train.json"),
             quality_report: root.join("reports/quality.json"),
         }
+    }
+}
+
+impl Outputs {
+    /// The directories the stage writes files into (not the layers: see
+    /// [`crate::layers::remove_temp_files`]).
+    pub fn file_dirs(&self) -> BTreeSet<PathBuf> {
+        let parent = |p: &Path| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut dirs = BTreeSet::from([self.splits_dir.clone()]);
+        for file in [
+            &self.feature_list,
+            &self.snapshot,
+            &self.quarantine,
+            &self.report,
+            &self.leakage_report,
+            &self.selection_report,
+            &self.profile,
+            &self.quality_report,
+        ] {
+            dirs.insert(parent(file));
+        }
+        dirs
+    }
+
+    /// Removes the temporary files (`.tmp-…`, the prefix of
+    /// `revspend_core::artifact::temp_beside`) that a run killed during an
+    /// atomic write left in the output directories and the layers. Only
+    /// those files, directly in each directory the stage writes to, are
+    /// touched; the layers were checked to be the layers' before.
+    pub fn remove_temp_files(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        for dir in self.file_dirs() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+            };
+            for entry in entries {
+                let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+                let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+                if is_file
+                    && entry
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with(layers::TEMP_PREFIX)
+                {
+                    let path = entry.path();
+                    log::info!("removing {}, left by an interrupted run", path.display());
+                    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+                }
+            }
+        }
+        layers::remove_temp_files(&self.staged_dir, layers::LayerKind::Staged)?;
+        layers::remove_temp_files(&self.features_dir, layers::LayerKind::Features)?;
+        Ok(())
     }
 }
 

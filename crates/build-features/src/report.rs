@@ -95,6 +95,12 @@ pub struct LayerReport {
     /// Feature-layer months recomputed by this run, and those reused.
     pub feature_months_rebuilt: Vec<String>,
     pub feature_months_reused: Vec<String>,
+    /// Staged partitions whose bytes did not match their manifest's SHA-256,
+    /// staged again from their raw files by this run.
+    pub partitions_restaged: Vec<String>,
+    /// Feature-layer months whose bytes did not match their manifest's
+    /// SHA-256, rebuilt from the staged rows by this run.
+    pub feature_months_repaired: Vec<String>,
 }
 
 pub(crate) fn ratio(a: u64, b: u64) -> f64 {

@@ -233,16 +233,27 @@ pub(crate) fn update_staged(
         keep.insert(f.quarantine.clone());
         keep.extend(f.partitions.values().map(|p| p.path.clone()));
     }
-    layers::remove_unlisted(&out.staged_dir, &keep)?;
+    layers::remove_unlisted(&out.staged_dir, layers::LayerKind::Staged, &keep)?;
     Ok((manifest, fresh, report))
 }
 
 /// Every staged row: the files this run parsed (`fresh`), the rest read
 /// back from the staged layer, in manifest (file name) order.
+///
+/// Each partition read back is checked against the SHA-256 its manifest
+/// records (hashed from the bytes it is parsed from, not read twice). One
+/// that does not match is staged again from its raw file (`files`), which
+/// `update_staged` found unchanged, and read back; the manifest is updated
+/// and the partition named in a warning and in `report`. A partition that
+/// cannot be restored fails the stage naming it and the backfill.
 pub(crate) fn load_staged_rows(
-    manifest: &StagedManifest,
+    manifest: &mut StagedManifest,
     fresh: Vec<ParsedFile>,
-    staged_dir: &Path,
+    files: &[PathBuf],
+    out: &Outputs,
+    pseudo: &Pseudonymiser,
+    ranges: &ValueRanges,
+    report: &mut LayerReport,
 ) -> Result<Staged> {
     let parsed: BTreeSet<String> = fresh.iter().map(|(name, _)| name.clone()).collect();
     let mut fresh = fresh.into_iter().map(|(_, rows)| rows);
@@ -253,23 +264,110 @@ pub(crate) fn load_staged_rows(
     for f in fresh {
         all.append(&f);
     }
-    for f in manifest.files.values() {
+    let raw: HashMap<String, &PathBuf> = files.iter().map(|p| (ingest::file_name(p), p)).collect();
+    let mut restaged = false;
+    for f in manifest.files.values_mut() {
         if parsed.contains(&f.name) {
             continue;
         }
+        let mut corrupt = Vec::new();
         for (month, p) in &f.partitions {
-            let part = layers::read_staged(&staged_dir.join(&p.path)).with_context(|| {
-                format!(
-                    "reading the staged rows of {} for {month}; `build-features backfill --from {month}-01 \
-                     --to {month}-01` rebuilds them from the raw file",
-                    f.name
-                )
-            })?;
-            all.append(&part);
+            let path = out.staged_dir.join(&p.path);
+            match layers::read_staged(&path, &p.sha256) {
+                Ok(part) => all.append(&part),
+                Err(e) if is_checksum_mismatch(&e) => {
+                    log::warn!(
+                        "staged partition {} ({} for {month}) does not match the SHA-256 its manifest \
+                         records: staging it again from the raw file",
+                        path.display(),
+                        f.name
+                    );
+                    corrupt.push(month.clone());
+                }
+                Err(e) => return Err(e).with_context(|| lost_partition(&f.name, month)),
+            }
         }
+        if corrupt.is_empty() {
+            continue;
+        }
+        let named = || {
+            corrupt
+                .iter()
+                .filter_map(|m| f.partitions.get(m))
+                .map(|p| out.staged_dir.join(&p.path).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let Some(path) = raw.get(&f.name) else {
+            bail!(
+                "the staged partitions {} do not match the SHA-256 their manifest records and their raw file \
+                 {} is gone: restore it and run {}",
+                named(),
+                f.name,
+                backfill_command(&corrupt)
+            );
+        };
+        let work = Staging {
+            path: (*path).clone(),
+            name: f.name.clone(),
+            sha: Some(f.sha256.clone()),
+            existing: Some(f.clone()),
+            backfilled: corrupt.clone(),
+        };
+        // A repair is rare and small: each id is keyed again, uncached.
+        let pseudonymise = |ids: &[Arc<str>]| -> Vec<Arc<str>> {
+            ids.iter().map(|id| Arc::from(pseudo.pseudonym(id))).collect()
+        };
+        let (entry, _) = stage_file(&work, out, &pseudonymise, ranges, rayon::current_num_threads()).with_context(|| {
+            format!(
+                "the staged partitions {} do not match the SHA-256 their manifest records and could not be \
+                 staged again from {}; restore that raw file and run {}",
+                named(),
+                path.display(),
+                backfill_command(&corrupt)
+            )
+        })?;
+        for month in &corrupt {
+            let Some(p) = entry.partitions.get(month) else {
+                continue;
+            };
+            let part = layers::read_staged(&out.staged_dir.join(&p.path), &p.sha256)
+                .with_context(|| lost_partition(&f.name, month))?;
+            all.append(&part);
+            report.partitions_restaged.push(p.path.clone());
+        }
+        *f = entry;
+        restaged = true;
+    }
+    if restaged {
+        artifact::write_json(&out.staged_dir.join(layers::MANIFEST), &*manifest)?;
     }
     Ok(all)
 }
+
+/// Whether `e` is a file whose bytes are not those its manifest records.
+fn is_checksum_mismatch(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<revspend_table::TableError>()
+            .is_some_and(|t| matches!(t, revspend_table::TableError::Checksum { .. }))
+    })
+}
+
+/// The command that stages `months` (`YYYY-MM`, sorted) again.
+fn backfill_command(months: &[String]) -> String {
+    let first = months.first().map_or("", String::as_str);
+    let last = months.last().map_or("", String::as_str);
+    format!("`build-features backfill --from {first}-01 --to {last}-01`")
+}
+
+/// What to say when a staged partition cannot be read.
+fn lost_partition(file: &str, month: &str) -> String {
+    format!(
+        "reading the staged rows of {file} for {month}; `build-features backfill --from {month}-01 --to \
+         {month}-01` rebuilds them from the raw file"
+    )
+}
+
 /// Raw customer ids → their pseudonyms, in order.
 pub(crate) type Pseudonymise<'a> = dyn Fn(&[Arc<str>]) -> Vec<Arc<str>> + Sync + 'a;
 
@@ -451,4 +549,70 @@ pub(crate) fn raw_nulls(all: &Staged) -> BTreeMap<String, u64> {
         set(name, all.text[i].iter().filter(|c| empty[**c as usize]).count());
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW: &[u8] = b"id;safra_abertura;cidade;estado;idade;sexo;limite_total;limite_disp;data; valor ;\
+grupo_estabelecimento;cidade_estabelecimento;pais_estabelecimento\r\n\
+35466972063;201405;RECIFE;PE;34;F;4700.0;612.0;02.07.2020; 1.234,56 ;VAREJO;RECIFE;BR\r\n\
+81234567890123;201811;RECIFE;PE;52;M;10000.0;600.0;04.08.2020; 2.500,00 ;JOALHERIA;RECIFE;BR\r\n";
+
+    /// Issue 12: a staged partition whose bytes changed, whose raw file is
+    /// gone, fails the stage naming the partition and the backfill (its
+    /// rows cannot be trusted nor restored).
+    #[test]
+    fn a_corrupt_staged_partition_without_its_raw_file_fails_naming_it_and_backfill() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raw = dir.path().join("day-01.csv");
+        std::fs::write(&raw, RAW).expect("raw file");
+        let out = Outputs::under(dir.path());
+        let pseudo = Pseudonymiser::new(b"test-key");
+        let files = vec![raw];
+        let (mut manifest, _, _) =
+            update_staged(&files, &out, &pseudo, &ValueRanges::default(), Mode::Update).expect("staged");
+        let part = &manifest.files["day-01.csv"].partitions["2020-08"];
+        let path = out.staged_dir.join(&part.path);
+        let mut bytes = std::fs::read(&path).expect("partition");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("flip a byte");
+
+        // The raw file still there: the partition is staged again.
+        let mut report = LayerReport::default();
+        let all = load_staged_rows(
+            &mut manifest.clone(),
+            Vec::new(),
+            &files,
+            &out,
+            &pseudo,
+            &ValueRanges::default(),
+            &mut report,
+        )
+        .expect("restaged");
+        assert_eq!(all.len(), 2);
+        assert_eq!(report.partitions_restaged, vec![part.path.clone()]);
+        assert_ne!(std::fs::read(&path).expect("partition"), bytes);
+
+        // Gone: an error naming the partition and the backfill.
+        std::fs::write(&path, &bytes).expect("flip a byte");
+        let err = load_staged_rows(
+            &mut manifest,
+            Vec::new(),
+            &[],
+            &out,
+            &pseudo,
+            &ValueRanges::default(),
+            &mut report,
+        )
+        .expect_err("nothing to restage from");
+        let msg = format!("{err:#}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("build-features backfill --from 2020-08-01 --to 2020-08-01"),
+            "{msg}"
+        );
+    }
 }

@@ -113,6 +113,23 @@ pub enum ArtifactError {
     },
     #[error("cannot encode {kind}: {message}")]
     Encode { kind: Kind, message: String },
+    #[error(
+        "{path}: feature list version {got}, this build reads version {expected}: it was written by \
+         another build-features release; rerun build-features"
+    )]
+    FeatureListVersion { path: PathBuf, expected: u32, got: u32 },
+    #[error(
+        "{path} is not the {role} that {list} records (SHA-256 {got}, recorded {recorded}): the outputs \
+         of build-features come from two runs (a run was interrupted or a file was replaced); rerun \
+         build-features"
+    )]
+    OtherRun {
+        list: PathBuf,
+        role: String,
+        path: PathBuf,
+        recorded: String,
+        got: String,
+    },
     #[error("{path}: unknown feature `{name}` (this build does not compute it)")]
     UnknownFeature { path: PathBuf, name: String },
     #[error("{path}: invalid JSON")]
@@ -224,15 +241,91 @@ pub fn file_sha256(path: &Path) -> Result<String, ArtifactError> {
 /// [`crate::schema`].
 pub use crate::schema::{CUSTOMER as CUSTOMER_COLUMN, SPLIT as SPLIT_COLUMN, TARGET as TARGET_COLUMN};
 
+/// Version of the feature list ([`FeatureList`]).
+///
+/// 2: the list became the commit record of the `build-features` run that
+/// wrote it (`version` and `run_outputs`, issue 12). A version 1 list (no
+/// `version` field) records no outputs: the readers refuse it, and
+/// rerunning `build-features` writes a version 2 list.
+pub const FEATURE_LIST_VERSION: u32 = 2;
+
+/// The roles of a `build-features` run's outputs in
+/// [`FeatureList::run_outputs`].
+pub mod run_output {
+    pub const SNAPSHOT: &str = "snapshot";
+    pub const PROFILE: &str = "profile";
+    pub const QUARANTINE: &str = "quarantine";
+    pub const QUALITY_REPORT: &str = "quality_report";
+    pub const LEAKAGE_REPORT: &str = "leakage_report";
+    pub const SELECTION_REPORT: &str = "selection_report";
+    pub const REPORT: &str = "report";
+
+    /// The master table's file of split `name` (`train`, `test`, …).
+    pub fn split(name: &str) -> String {
+        format!("split/{name}")
+    }
+}
+
 /// The ordered feature list `build-features` chose and `train` reads, with
-/// the rule the table was labelled with.
+/// the rule the table was labelled with. It is also the run's commit
+/// record: written last, it holds the SHA-256 of every other output of the
+/// run, and a reader checks the files it reads against it
+/// ([`FeatureList::verify_output`]), so that outputs of two runs (a run
+/// killed half-way, or a file copied in) are never used together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureList {
+    /// [`FEATURE_LIST_VERSION`] when written; lists before version 2 have
+    /// no such field and read as 1.
+    #[serde(default = "feature_list_v1")]
+    pub version: u32,
     pub features: Vec<String>,
     pub rule: TargetRule,
+    /// Role ([`run_output`]) → SHA-256 of that output of the run.
+    #[serde(default)]
+    pub run_outputs: std::collections::BTreeMap<String, String>,
+}
+
+fn feature_list_v1() -> u32 {
+    1
 }
 
 impl FeatureList {
+    /// Reads a feature list, refusing another version than this build's.
+    pub fn read(path: &Path) -> Result<FeatureList, ArtifactError> {
+        let list: FeatureList = read_json(path)?;
+        if list.version != FEATURE_LIST_VERSION {
+            return Err(ArtifactError::FeatureListVersion {
+                path: path.to_owned(),
+                expected: FEATURE_LIST_VERSION,
+                got: list.version,
+            });
+        }
+        Ok(list)
+    }
+
+    /// Checks that `path`, read as the output `role` and hashing to
+    /// `sha256`, is the file this list's run wrote (`list` is where this
+    /// list was read from, for the message).
+    pub fn verify_output(
+        &self,
+        list: &Path,
+        role: &str,
+        path: &Path,
+        sha256: &str,
+    ) -> Result<(), ArtifactError> {
+        let recorded = self.run_outputs.get(role);
+        if recorded.map(String::as_str) == Some(sha256) {
+            return Ok(());
+        }
+        Err(ArtifactError::OtherRun {
+            list: list.to_owned(),
+            role: role.to_owned(),
+            path: path.to_owned(),
+            recorded: recorded.cloned().unwrap_or_else(|| "nothing".to_owned()),
+            got: sha256.to_owned(),
+        })
+    }
+
     /// The features, failing on a name this build does not know.
     pub fn resolve(&self, path: &Path) -> Result<Vec<Feature>, ArtifactError> {
         self.features
@@ -645,5 +738,48 @@ mod tests {
         let err =
             decode_model(Path::new("m.bin"), &seal(Kind::Model, &payload)).expect_err("unknown feature");
         assert!(err.to_string().contains("qrev_utilisation"), "{err}");
+    }
+
+    /// Issue 12: a feature list of the previous release (version 1, no run
+    /// record) is refused with the version error and what to do; a file
+    /// the record does not list under its hash is refused as another run's.
+    #[test]
+    fn an_old_feature_list_and_a_file_of_another_run_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("features.json");
+        let v1 = r#"{"features":["valor"],"rule":{"threshold_pct":20.0,"vital_groups":["SERVICO"]}}"#;
+        std::fs::write(&path, v1).expect("write");
+        let err = FeatureList::read(&path).expect_err("version 1");
+        assert!(
+            matches!(
+                err,
+                ArtifactError::FeatureListVersion {
+                    got: 1,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("rerun build-features"), "{err}");
+
+        let mut list: FeatureList = serde_json::from_str(v1).expect("parse");
+        list.version = FEATURE_LIST_VERSION;
+        list.run_outputs.insert(run_output::split("train"), "aa".into());
+        write_json(&path, &list).expect("write");
+        let list = FeatureList::read(&path).expect("version 2");
+        let split = Path::new("data/splits/train.parquet");
+        list.verify_output(&path, &run_output::split("train"), split, "aa")
+            .expect("recorded");
+        let err = list
+            .verify_output(&path, &run_output::split("train"), split, "bb")
+            .expect_err("another run's");
+        let msg = err.to_string();
+        assert!(msg.contains("two runs") && msg.contains("train.parquet"), "{msg}");
+        assert!(
+            list.verify_output(&path, &run_output::split("test"), split, "aa")
+                .is_err(),
+            "an output the record does not list"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `evaluate`: scores the holdout split and writes what a person reads.
 //!
 //! Reads the model artifact and the holdout table (every model feature is
-//! checked by name and type), computes the metrics of the calibrated model,
+//! checked by name and type; the holdout and the model's train split are
+//! checked against the hashes the feature list records), computes the metrics of the calibrated model,
 //! of its classifier before calibration and of the training-prior baseline
 //! (ECE included), and writes `metrics.json`, the ROC and precision-recall
 //! curve data, per-row confusion data and the reliability diagram data for
@@ -11,10 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
-use revspend_core::artifact;
+use revspend_core::artifact::{self, FeatureList, run_output};
 use revspend_core::metrics::{
     BinaryMetrics, Confusion, Curve, ECE_BINS, EvaluationReport, ReliabilityBin, reliability,
 };
@@ -29,6 +30,9 @@ static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 pub struct Inputs {
     pub model: PathBuf,
     pub holdout: PathBuf,
+    /// The feature list of the `build-features` run the holdout comes
+    /// from: it records the SHA-256 of each split of the run.
+    pub feature_list: PathBuf,
 }
 
 impl Inputs {
@@ -38,6 +42,7 @@ impl Inputs {
         Inputs {
             model: root.join("models/model.bin"),
             holdout: root.join("data/splits/holdout.parquet"),
+            feature_list: root.join("data/features.json"),
         }
     }
 }
@@ -60,6 +65,32 @@ impl Outputs {
     }
 }
 
+/// Checks that the holdout (hashing to `holdout_sha256`) is the one the
+/// feature list's run wrote, and that the model was trained on that run's
+/// train split (its `data_hash`): scoring a model on the holdout of
+/// another run could score it on customers it was trained on.
+fn check_same_run(list: &FeatureList, inputs: &Inputs, data_hash: &str, holdout_sha256: &str) -> Result<()> {
+    list.verify_output(
+        &inputs.feature_list,
+        &run_output::split("holdout"),
+        &inputs.holdout,
+        holdout_sha256,
+    )?;
+    let train = run_output::split("train");
+    let recorded = list.run_outputs.get(&train).map_or("nothing", String::as_str);
+    if recorded != data_hash {
+        bail!(
+            "{} was trained on a train split with SHA-256 {data_hash}, but {} records {recorded} for the train \
+             split of the run the holdout {} comes from: the model and the holdout come from two \
+             build-features runs; rerun train (then evaluate)",
+            inputs.model.display(),
+            inputs.feature_list.display(),
+            inputs.holdout.display()
+        );
+    }
+    Ok(())
+}
+
 #[derive(Debug, Serialize)]
 struct RocPoint {
     fpr: f64,
@@ -75,8 +106,10 @@ struct PrPoint {
 /// Runs the stage.
 pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs) -> Result<EvaluationReport> {
     let model = artifact::read_model(&inputs.model).context("reading the model")?;
-    let holdout = revspend_table::read_labelled(&inputs.holdout, &model.features)
+    let list = FeatureList::read(&inputs.feature_list).context("reading the feature list")?;
+    let (holdout, sha256) = revspend_table::read_labelled_hashed(&inputs.holdout, &model.features)
         .context("reading the holdout split")?;
+    check_same_run(&list, inputs, &model.data_hash, &sha256)?;
     let raw = model.predict_uncalibrated(&holdout.x)?;
     let scores: Vec<f64> = raw.iter().map(|&p| model.calibrator.apply(p)).collect();
     let y = &holdout.y;

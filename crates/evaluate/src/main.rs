@@ -17,6 +17,10 @@ struct Args {
     model: PathBuf,
     #[arg(long, default_value_os_t = Inputs::under(Path::new("")).holdout)]
     holdout: PathBuf,
+    /// The feature list of the build-features run the holdout comes from
+    /// (it records each split's SHA-256).
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).feature_list)]
+    feature_list: PathBuf,
     #[arg(long, default_value_os_t = Outputs::under(Path::new("")).metrics)]
     metrics: PathBuf,
     #[arg(long, default_value_os_t = Outputs::under(Path::new("")).plots_dir)]
@@ -39,6 +43,7 @@ fn run(args: Args) -> Result<()> {
     let inputs = Inputs {
         model: args.model,
         holdout: args.holdout,
+        feature_list: args.feature_list,
     };
     let outputs = Outputs {
         metrics: args.metrics,

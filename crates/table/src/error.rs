@@ -30,6 +30,13 @@ pub enum TableError {
         expected: &'static str,
         got: Option<String>,
     },
+    /// The file's bytes are not those recorded when it was written.
+    #[error("{path}: SHA-256 {got} is not the recorded {expected} (the file changed after it was written)")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        got: String,
+    },
     #[error("{path}: column `{column}` is missing")]
     MissingColumn { path: PathBuf, column: String },
     #[error("{path}: column `{column}` has type {got}, expected {expected}")]

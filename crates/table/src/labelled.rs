@@ -8,7 +8,7 @@ use revspend_core::features::Feature;
 use revspend_core::model::FeatureMatrix;
 
 use crate::error::TableError;
-use crate::parquet::read_table;
+use crate::parquet::read_table_hashed;
 
 /// A split read for modelling: features in the requested order, labels and
 /// the customer of each row.
@@ -22,12 +22,18 @@ pub struct LabelledRows {
 /// Reads a split table, checking every requested feature column (Float64,
 /// no nulls), the customer and the target columns.
 pub fn read_labelled(path: &Path, features: &[Feature]) -> Result<LabelledRows, TableError> {
+    read_labelled_hashed(path, features).map(|(rows, _)| rows)
+}
+
+/// [`read_labelled`], also returning the SHA-256 of the file's bytes (read
+/// once), which a reader checks against the feature list's record.
+pub fn read_labelled_hashed(path: &Path, features: &[Feature]) -> Result<(LabelledRows, String), TableError> {
     let mut expected: Vec<(&str, DataType)> = vec![
         (CUSTOMER_COLUMN, DataType::String),
         (TARGET_COLUMN, DataType::Boolean),
     ];
     expected.extend(features.iter().map(|f| (f.name(), DataType::Float64)));
-    let df = read_table(path, &expected)?;
+    let (df, sha256) = read_table_hashed(path, &expected)?;
     let pq = |source| TableError::Parquet {
         path: path.to_owned(),
         source,
@@ -66,11 +72,14 @@ pub fn read_labelled(path: &Path, features: &[Feature]) -> Result<LabelledRows, 
         .iter()
         .map(|v| v.unwrap_or_default().to_owned())
         .collect();
-    Ok(LabelledRows {
-        x: FeatureMatrix::new(rows, features.len(), values),
-        y,
-        customers,
-    })
+    Ok((
+        LabelledRows {
+            x: FeatureMatrix::new(rows, features.len(), values),
+            y,
+            customers,
+        },
+        sha256,
+    ))
 }
 
 #[cfg(test)]

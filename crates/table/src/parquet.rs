@@ -122,9 +122,11 @@ impl TableWriter {
     /// Starts a table with `schema` at `path`.
     pub fn create(path: &Path, schema: &Schema) -> Result<TableWriter, TableError> {
         let tmp = temp_beside(path)?;
-        // Not hashed: nothing records a split file's hash (train hashes
-        // the file it reads).
-        let sink = Sink::new(tmp.reopen().map_err(io_err(path))?, false);
+        // Hashed on the way: the feature list records each split's hash,
+        // which the readers check (a rerun's splits beside an older run's
+        // other outputs are refused), and re-reading the file to hash it
+        // would cost a second pass over the largest output.
+        let sink = Sink::new(tmp.reopen().map_err(io_err(path))?, true);
         let writer = parquet_writer(sink.clone())
             .batched(schema)
             .map_err(parquet_err(path))?;
@@ -142,12 +144,18 @@ impl TableWriter {
         self.writer.write_batch(df).map_err(parquet_err(&self.path))
     }
 
-    /// Writes the footer and moves the file into place.
-    pub fn finish(self) -> Result<(), TableError> {
+    /// Writes the footer and moves the file into place; returns the
+    /// SHA-256 of the file's bytes.
+    pub fn finish(self) -> Result<String, TableError> {
         self.writer.finish().map_err(parquet_err(&self.path))?;
         drop(self.writer);
-        self.sink.finish().map_err(io_err(&self.path))?;
-        Ok(persist(self.tmp, &self.path)?)
+        let sha256 = self
+            .sink
+            .finish()
+            .map_err(io_err(&self.path))?
+            .unwrap_or_default();
+        persist(self.tmp, &self.path)?;
+        Ok(sha256)
     }
 }
 
@@ -155,6 +163,43 @@ impl TableWriter {
 /// that each `(column, dtype)` in `expected` is present with that type.
 pub fn read_table(path: &Path, expected: &[(&str, DataType)]) -> Result<DataFrame, TableError> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
+    parse_table(path, bytes, expected)
+}
+
+/// [`read_table`], also returning the SHA-256 of the bytes read: the file
+/// is read once, hashed in memory and parsed from there.
+pub fn read_table_hashed(
+    path: &Path,
+    expected: &[(&str, DataType)],
+) -> Result<(DataFrame, String), TableError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let sha256 = revspend_core::artifact::sha256_hex(&bytes);
+    Ok((parse_table(path, bytes, expected)?, sha256))
+}
+
+/// [`read_table`] of a file whose SHA-256 was recorded when it was
+/// written: a file whose bytes do not hash to `sha256` is refused with
+/// [`TableError::Checksum`] before it is parsed (a flipped byte inside a
+/// page can still parse, into wrong values).
+pub fn read_table_verified(
+    path: &Path,
+    expected: &[(&str, DataType)],
+    sha256: &str,
+) -> Result<DataFrame, TableError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let got = revspend_core::artifact::sha256_hex(&bytes);
+    if got != sha256 {
+        return Err(TableError::Checksum {
+            path: path.to_owned(),
+            expected: sha256.to_owned(),
+            got,
+        });
+    }
+    parse_table(path, bytes, expected)
+}
+
+/// Parses a table read into memory, checking its schema version and columns.
+fn parse_table(path: &Path, bytes: Vec<u8>, expected: &[(&str, DataType)]) -> Result<DataFrame, TableError> {
     let mut reader = ParquetReader::new(Cursor::new(bytes));
     let version = reader
         .get_metadata()

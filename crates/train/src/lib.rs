@@ -1,7 +1,8 @@
 //! `train`: model selection, calibration and registration.
 //!
 //! Reads the train, test and calibration split tables and the feature list
-//! written by `build-features`, then:
+//! written by `build-features` (each split is checked against the SHA-256
+//! the feature list records: outputs of two runs are refused), then:
 //!
 //! 1. draws a stratified sample of whole customers from the train split and
 //!    scores every candidate configuration (`train.search`) by grouped,
@@ -35,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use revspend_core::artifact::{self, FeatureList};
+use revspend_core::artifact::{self, FeatureList, run_output};
 use revspend_core::calibration::Calibrator;
 use revspend_core::metrics::{BinaryMetrics, Curve, ECE_BINS, ece, reliability};
 use revspend_core::model::{ModelArtifact, Reliability};
@@ -150,10 +151,26 @@ pub struct RunResult {
     pub timings: Vec<(&'static str, f64)>,
 }
 
-/// Reads the feature list and a split.
-fn read_split(path: &Path, list: &FeatureList, list_path: &Path, what: &str) -> Result<LabelledRows> {
+/// Reads split `what` (`train`, `test`, …), checking that it is the file
+/// the feature list's run wrote (hashed from the bytes it is parsed from);
+/// returns its rows and SHA-256.
+fn read_split(
+    path: &Path,
+    list: &FeatureList,
+    list_path: &Path,
+    what: &str,
+) -> Result<(LabelledRows, String)> {
     let features = list.resolve(list_path)?;
-    revspend_table::read_labelled(path, &features).with_context(|| format!("reading the {what} split"))
+    let (rows, sha256) = revspend_table::read_labelled_hashed(path, &features)
+        .with_context(|| format!("reading the {what} split"))?;
+    list.verify_output(list_path, &run_output::split(what), path, &sha256)?;
+    Ok((rows, sha256))
+}
+
+/// Reads the feature list: the commit record of the `build-features` run
+/// whose splits this stage reads.
+fn read_feature_list(path: &Path) -> Result<FeatureList> {
+    FeatureList::read(path).context("reading the feature list")
 }
 
 fn rayon_pool(threads: usize) -> Result<rayon::ThreadPool> {
@@ -182,11 +199,12 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
         lap = Instant::now();
     };
 
-    let list: FeatureList = artifact::read_json(&inputs.feature_list).context("reading the feature list")?;
+    let list = read_feature_list(&inputs.feature_list)?;
     let features = list.resolve(&inputs.feature_list)?;
-    let train = read_split(&inputs.train, &list, &inputs.feature_list, "train")?;
-    let test = read_split(&inputs.test, &list, &inputs.feature_list, "test")?;
-    let calib = read_split(&inputs.calibration, &list, &inputs.feature_list, "calibration")?;
+    // The model's data hash is the train split's, as read (and checked).
+    let (train, data_hash) = read_split(&inputs.train, &list, &inputs.feature_list, "train")?;
+    let (test, _) = read_split(&inputs.test, &list, &inputs.feature_list, "test")?;
+    let (calib, _) = read_split(&inputs.calibration, &list, &inputs.feature_list, "calibration")?;
     let positives = train.y.iter().filter(|y| **y).count();
     if positives == 0 || positives == train.y.len() {
         bail!(
@@ -267,7 +285,6 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
     mark("calibrate", &mut timings);
 
     let (params_json, params_hash) = params.json_and_hash();
-    let data_hash = artifact::file_sha256(&inputs.train)?;
     let algorithm = chosen.algorithm.to_owned();
     let lineage = format!(
         "{params_hash}{data_hash}{}{}",
@@ -521,10 +538,10 @@ pub fn fit_once(
     threads: usize,
 ) -> Result<FitOnce> {
     rayon_pool(threads)?.install(|| {
-        let list: FeatureList = artifact::read_json(feature_list).context("reading the feature list")?;
-        let train = read_split(train_path, &list, feature_list, "train")?;
-        let calib = read_split(calibration_path, &list, feature_list, "calibration")?;
-        let holdout = read_split(holdout_path, &list, feature_list, "holdout")?;
+        let list = read_feature_list(feature_list)?;
+        let (train, _) = read_split(train_path, &list, feature_list, "train")?;
+        let (calib, _) = read_split(calibration_path, &list, feature_list, "calibration")?;
+        let (holdout, _) = read_split(holdout_path, &list, feature_list, "holdout")?;
         let groups = cv::group_ids(&train.customers);
         let spec = search::default_spec(params, algorithm);
         let data = Data {

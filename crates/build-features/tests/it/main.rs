@@ -2,6 +2,7 @@
 //! dataset's format.
 
 mod bad_files;
+mod integrity;
 mod layers;
 mod leakage;
 mod point_in_time;

@@ -97,11 +97,27 @@ pub fn holdout(customers: usize) -> DataFrame {
     DataFrame::new(n, columns).expect("holdout table")
 }
 
-/// Writes `params.yaml`, `models/model.bin` and
-/// `data/splits/holdout.parquet` under `dir`.
+/// Writes `params.yaml`, `models/model.bin`,
+/// `data/splits/holdout.parquet` and `data/features.json` (recording the
+/// holdout's hash and, as the train split's, the model's data hash) under
+/// `dir`.
 pub fn write(dir: &Path) {
     std::fs::copy(params_path(), dir.join("params.yaml")).expect("copy params");
-    artifact::write_model(&dir.join("models/model.bin"), &model()).expect("write model");
-    revspend_table::write_table(&dir.join("data/splits/holdout.parquet"), &mut holdout(150))
-        .expect("write holdout");
+    let model = model();
+    artifact::write_model(&dir.join("models/model.bin"), &model).expect("write model");
+    let holdout_sha =
+        revspend_table::write_table(&dir.join("data/splits/holdout.parquet"), &mut holdout(150))
+            .expect("write holdout");
+    let list = artifact::FeatureList {
+        version: artifact::FEATURE_LIST_VERSION,
+        features: FEATURES.iter().map(|f| f.name().to_owned()).collect(),
+        rule: model.rule.clone(),
+        run_outputs: [
+            (artifact::run_output::split("holdout"), holdout_sha),
+            (artifact::run_output::split("train"), model.data_hash.clone()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    artifact::write_json(&dir.join("data/features.json"), &list).expect("write feature list");
 }

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use revspend_core::artifact;
+
 use crate::fixture;
 
 fn evaluate(dir: &Path, model: &str, holdout: &str) -> Output {
@@ -128,5 +130,35 @@ fn a_holdout_without_a_model_feature_is_refused_naming_the_column() {
         stderr(&out).contains("short.parquet") && stderr(&out).contains("`prev_utilisation`"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// Issue 12: a holdout of another build-features run than the feature
+/// list's, or a model trained on another run's train split, is refused.
+#[test]
+fn a_holdout_or_a_model_of_another_run_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let holdout = dir.path().join("data/splits/holdout.parquet");
+    revspend_table::write_table(&holdout, &mut fixture::holdout(120)).expect("another run's holdout");
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(!out.status.success(), "a holdout of another run was scored");
+    let err = stderr(&out);
+    assert!(
+        err.contains("holdout.parquet") && err.contains("two runs") && err.contains("rerun build-features"),
+        "{err}"
+    );
+    assert!(!dir.path().join("reports/metrics.json").exists());
+
+    fixture::write(dir.path());
+    let mut model = fixture::model();
+    model.data_hash = "c".repeat(64);
+    artifact::write_model(&dir.path().join("models/other.bin"), &model).expect("model");
+    let out = evaluate(dir.path(), "models/other.bin", "data/splits/holdout.parquet");
+    assert!(!out.status.success(), "a model of another run was scored");
+    let err = stderr(&out);
+    assert!(
+        err.contains("models/other.bin") && err.contains("rerun train"),
+        "{err}"
     );
 }

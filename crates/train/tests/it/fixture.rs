@@ -52,23 +52,28 @@ pub fn build(dir: &Path) -> (Layout, Params) {
         splits_dir: inputs.train.parent().expect("splits dir").to_owned(),
         feature_list: inputs.feature_list,
     };
-    let list = FeatureList {
-        features: FEATURES.iter().map(|f| f.name().to_owned()).collect(),
-        rule: TargetRule {
-            threshold_pct: 20.0,
-            vital_groups: vec!["SERVICO".into(), "SUPERMERCADOS".into()],
-        },
-    };
-    artifact::write_json(&layout.feature_list, &list).expect("feature list");
     // Customers per split (60/15/15/10 of 250), each split its own seed.
+    let mut run_outputs = std::collections::BTreeMap::new();
     for (k, (name, customers)) in [("train", 150), ("test", 40), ("holdout", 40), ("calibration", 25)]
         .into_iter()
         .enumerate()
     {
         let mut df = split_table(name, customers, 100 + k as u64);
-        revspend_table::write_table(&layout.splits_dir.join(format!("{name}.parquet")), &mut df)
+        let sha256 = revspend_table::write_table(&layout.splits_dir.join(format!("{name}.parquet")), &mut df)
             .expect("split table");
+        run_outputs.insert(artifact::run_output::split(name), sha256);
     }
+    // Last, as build-features writes it: the record of the splits above.
+    let list = FeatureList {
+        version: artifact::FEATURE_LIST_VERSION,
+        features: FEATURES.iter().map(|f| f.name().to_owned()).collect(),
+        rule: TargetRule {
+            threshold_pct: 20.0,
+            vital_groups: vec!["SERVICO".into(), "SUPERMERCADOS".into()],
+        },
+        run_outputs,
+    };
+    artifact::write_json(&layout.feature_list, &list).expect("feature list");
     (layout, params())
 }
 

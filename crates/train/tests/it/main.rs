@@ -4,6 +4,7 @@
 //! Params come from the fixture's own `params.yaml`.
 
 mod calibration;
+mod consistency;
 mod fixture;
 mod folds;
 mod gbm;
