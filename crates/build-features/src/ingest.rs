@@ -288,7 +288,7 @@ pub fn parse_file(path: &Path, bytes: &[u8], chunks: usize, ranges: &ValueRanges
     let mut bytes = bytes;
     if bytes.starts_with(&GZIP_MAGIC) {
         format.gzip = true;
-        match gunzip(bytes) {
+        match gunzip(bytes, gzip_limit(bytes.len())) {
             Ok(text) => {
                 inflated = text;
                 bytes = &inflated;
@@ -424,12 +424,38 @@ fn rejected(file: String, bytes: &[u8], format: SourceFormat, reason: String) ->
     }
 }
 
-/// Decompresses a gzip file (every member, as `gzip -d` does); on failure,
-/// what was decompressed before it and the error.
-fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, (Vec<u8>, std::io::Error)> {
+/// Most a gzip file may expand: CSV compresses 5 to 15 times, a
+/// decompression bomb a thousand times and more. A file is always allowed
+/// [`GZIP_FLOOR`] bytes, so small files of repetitive rows are read.
+const GZIP_MAX_RATIO: usize = 100;
+const GZIP_FLOOR: usize = 256 << 20;
+
+/// The most `compressed` bytes of gzip may decompress to.
+fn gzip_limit(compressed: usize) -> usize {
+    compressed.saturating_mul(GZIP_MAX_RATIO).max(GZIP_FLOOR)
+}
+
+/// Decompresses a gzip file (every member, as `gzip -d` does) up to `limit`
+/// bytes; on failure (a broken stream, or more than `limit` bytes: a
+/// decompression bomb is refused before it fills memory), what was
+/// decompressed before it and the error.
+fn gunzip(bytes: &[u8], limit: usize) -> Result<Vec<u8>, (Vec<u8>, std::io::Error)> {
     use std::io::Read;
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
-    match flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out) {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(limit));
+    let read = flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out);
+    match read {
+        Ok(n) if n > limit => {
+            out.clear();
+            Err((
+                out,
+                std::io::Error::other(format!(
+                    "it decompresses to more than {limit} bytes ({GZIP_MAX_RATIO} times its size, at least \
+                     {GZIP_FLOOR}): refused as a likely decompression bomb"
+                )),
+            ))
+        }
         Ok(_) => Ok(out),
         Err(e) => Err((out, e)),
     }
@@ -783,6 +809,23 @@ mod tests {
                 "{why}"
             );
         }
+    }
+
+    /// Issue 12: a gzip file that expands beyond its limit is refused as a
+    /// whole (and nothing past the limit is held in memory).
+    #[test]
+    fn a_gzip_bomb_is_refused_before_it_fills_memory() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b'0'; 1 << 20]).expect("gzip");
+        let bomb = gz.finish().expect("gzip");
+        assert!(bomb.len() * GZIP_MAX_RATIO < 1 << 20, "{}", bomb.len());
+        let (partial, e) = gunzip(&bomb, bomb.len() * GZIP_MAX_RATIO).expect_err("refused");
+        assert!(partial.is_empty());
+        assert!(e.to_string().contains("decompression bomb"), "{e}");
+        assert_eq!(gunzip(&bomb, 1 << 20).map(|v| v.len()).ok(), Some(1 << 20));
+        assert_eq!(gzip_limit(1), GZIP_FLOOR);
+        assert_eq!(gzip_limit(10 << 20), 1000 << 20);
     }
 
     /// The result, line numbers included, does not depend on the number of
