@@ -187,6 +187,7 @@ pub fn run(
                     as_of: date_max,
                     rule: rule.clone(),
                     customers: final_history,
+                    key_fingerprint: pseudo.key_fingerprint(),
                 },
             )?;
             let quarantine = read_quarantine(&manifest, &out.staged_dir)?;
@@ -214,6 +215,7 @@ pub fn run(
         &FeatureList {
             features: feature_set.iter().map(|f| f.name().to_owned()).collect(),
             rule: rule.clone(),
+            key_fingerprint: pseudo.key_fingerprint(),
         },
     )?;
     clock.lap("feature list");
@@ -242,11 +244,7 @@ pub fn run(
         master_nulls,
         splits,
         features: feature_set.iter().map(|f| f.name().to_owned()).collect(),
-        pseudonym_key: if pseudo.is_development_key() {
-            "development default"
-        } else {
-            "from environment"
-        },
+        pseudonym_key: pseudo.key_source(),
         layers: layer_report,
     };
     artifact::write_json(&out.report, &report)?;

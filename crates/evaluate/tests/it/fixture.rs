@@ -67,6 +67,7 @@ pub fn model() -> ModelArtifact {
             ece_after: 0.01,
         },
         written_by: "evaluate tests".into(),
+        key_fingerprint: "0".repeat(32),
     }
 }
 
