@@ -688,9 +688,9 @@ mod tests {
                 sha256_hex(&bytes).as_str()
             ),
             (
+                4,
                 3,
-                2,
-                "7835574f4fec898c4b5b36b7c56e06bf9eb637377ca61ed0f0e1f50e01f41c0a"
+                "cf7305558024a9698e8cdfc7f1f4c47464628e28da8c0d5a2cfe8a4533e17784"
             ),
             "a payload type changed shape: bump its format version (see the comment above)"
         );

@@ -179,10 +179,7 @@ mod tests {
         for unset in [None, Some("")] {
             let err = Pseudonymiser::from_setting(unset, false, opt_in).expect_err("no key");
             let message = err.to_string();
-            assert!(
-                message.contains(KEY_ENV) && message.contains(opt_in),
-                "{message}"
-            );
+            assert!(message.contains(KEY_ENV) && message.contains(opt_in), "{message}");
             let dev = Pseudonymiser::from_setting(unset, true, opt_in).expect("opted in");
             assert!(dev.is_development_key());
             assert_eq!(dev.key_source(), "development default");
@@ -199,7 +196,10 @@ mod tests {
         let secret = Pseudonymiser::from_setting(Some("s3cret"), true, opt_in).expect("key");
         assert!(!secret.is_development_key());
         assert_eq!(secret.key_source(), "from environment");
-        assert_eq!(secret.key_fingerprint(), Pseudonymiser::new(b"s3cret").key_fingerprint());
+        assert_eq!(
+            secret.key_fingerprint(),
+            Pseudonymiser::new(b"s3cret").key_fingerprint()
+        );
         assert_eq!(describe_fingerprint(&secret.key_fingerprint()), "a secret key");
         assert!(Pseudonymiser::from_setting(Some("s3cret"), false, opt_in).is_ok());
     }

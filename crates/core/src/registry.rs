@@ -421,7 +421,9 @@ impl Registry {
     /// [`Registry::verify`] for an alias change: the error says the alias
     /// was left alone.
     fn verify_target(&self, index: &Index, alias: &str, version: &str) -> Result<(), RegistryError> {
-        let entry = index.resolve(version).ok_or_else(|| self.unknown(index, version))?;
+        let entry = index
+            .resolve(version)
+            .ok_or_else(|| self.unknown(index, version))?;
         self.verify(entry)
             .map(|_| ())
             .map_err(|source| RegistryError::Unverified {
@@ -718,7 +720,11 @@ mod tests {
     #[test]
     fn the_os_user_is_the_real_uid_and_its_passwd_name() {
         let status = "Name:\tregistry\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
-        assert_eq!(real_uid(status), Some(1000), "the real uid, not the effective one");
+        assert_eq!(
+            real_uid(status),
+            Some(1000),
+            "the real uid, not the effective one"
+        );
         let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n";
         assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("alice"));
         assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));

@@ -223,7 +223,8 @@ pub fn check_keys(
     snapshot: &OnlineSnapshot,
 ) -> anyhow::Result<()> {
     let key = pseudonymiser.key_fingerprint();
-    let named = |fingerprint: &str| format!("{fingerprint} ({})", pseudonym::describe_fingerprint(fingerprint));
+    let named =
+        |fingerprint: &str| format!("{fingerprint} ({})", pseudonym::describe_fingerprint(fingerprint));
     if model.key_fingerprint != snapshot.key_fingerprint {
         anyhow::bail!(
             "the model {} was trained on data pseudonymised with the key of fingerprint {}, but \
@@ -248,7 +249,10 @@ pub fn check_keys(
     if pseudonymiser.is_development_key() {
         log::warn!("serving with the public development pseudonymisation key: for generated data only");
     }
-    log::info!("pseudonymisation key fingerprint {} matches the snapshot and the model", named(&key));
+    log::info!(
+        "pseudonymisation key fingerprint {} matches the snapshot and the model",
+        named(&key)
+    );
     Ok(())
 }
 

@@ -351,7 +351,7 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
             let who = registry::current_user();
             let entry = reg
                 .register(
-                &bytes,
+                    &bytes,
                     NewVersion {
                         model_version: model_version.clone(),
                         algorithm: algorithm.clone(),

@@ -27,7 +27,11 @@ fn without_a_key_the_stage_stops_unless_params_opt_into_the_development_key() {
     p.edit_params("allow_development_key: false", "allow_development_key: true");
     for (key, source, pseudo) in [
         ("", "development default", Pseudonymiser::development()),
-        ("bank-secret", "from environment", Pseudonymiser::new(b"bank-secret")),
+        (
+            "bank-secret",
+            "from environment",
+            Pseudonymiser::new(b"bank-secret"),
+        ),
     ] {
         let out = p.build_features_with_key(key);
         assert!(out.status.success(), "{}", stderr(&out));

@@ -205,8 +205,7 @@ fn helper_hold_the_registry_lock_until_killed() {
         .open(&path)
         .expect("open the lock file");
     file.lock().expect("take the lock");
-    std::io::Write::write_all(&mut file, format!("{}\n", std::process::id()).as_bytes())
-        .expect("write pid");
+    std::io::Write::write_all(&mut file, format!("{}\n", std::process::id()).as_bytes()).expect("write pid");
     println!("{LOCK_HELD}");
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -244,13 +243,17 @@ fn a_lock_left_by_a_killed_process_blocks_neither_rollback_nor_registration() {
         .any(|l| l.contains(LOCK_HELD));
     assert!(held, "the helper did not take the lock");
     // While it lives, it holds the lock: the same lock the registry takes.
-    let err = reg.rollback("production", "carol").expect_err("held by a live process");
+    let err = reg
+        .rollback("production", "carol")
+        .expect_err("held by a live process");
     assert!(matches!(err, RegistryError::Locked { .. }), "{err}");
 
     child.kill().expect("kill -9 the holder");
     child.wait().expect("reap the holder");
     assert!(lock.exists(), "the killed process left its lock file");
-    let back = reg.rollback("production", "carol").expect("rollback after the kill");
+    let back = reg
+        .rollback("production", "carol")
+        .expect("rollback after the kill");
     assert_eq!(back.to, "v0001");
     reg.register(&model_bytes("gbm-3"), new("gbm-3"), "alice")
         .expect("register after the kill");
@@ -272,15 +275,12 @@ fn promote_and_rollback_refuse_a_missing_corrupt_or_replaced_target_leaving_the_
     // v0002 missing, v0003 garbage (registered so: its SHA-256 matches),
     // v0004's file replaced by another valid model.
     std::fs::remove_file(file("v0002")).expect("remove");
-    reg.register(b"not a model", new("gbm-5"), "alice").expect("v0005 garbage");
+    reg.register(b"not a model", new("gbm-5"), "alice")
+        .expect("v0005 garbage");
     std::fs::copy(file("v0001"), file("v0004")).expect("replace v0004");
     let before = std::fs::read(reg.index_path()).expect("index");
 
-    for (version, why) in [
-        ("v0002", "cannot read"),
-        ("v0005", "magic"),
-        ("v0004", "SHA-256"),
-    ] {
+    for (version, why) in [("v0002", "cannot read"), ("v0005", "magic"), ("v0004", "SHA-256")] {
         let err = reg.promote(version, "production", "bob").expect_err(version);
         assert!(matches!(err, RegistryError::Unverified { .. }), "{err}");
         let message = format!("{:#}", anyhow::Error::from(err));
@@ -299,7 +299,8 @@ fn promote_and_rollback_refuse_a_missing_corrupt_or_replaced_target_leaving_the_
     assert_eq!(reg.resolve("production").expect("production").version, "v0001");
 
     // Rollback: production v0001 -> v0003, then v0001's file goes bad.
-    reg.promote("v0003", "production", "bob").expect("promote a good one");
+    reg.promote("v0003", "production", "bob")
+        .expect("promote a good one");
     std::fs::write(file("v0001"), b"garbage").expect("corrupt v0001");
     let err = reg.rollback("production", "carol").expect_err("bad previous");
     assert!(err.to_string().contains("v0001"), "{err}");
@@ -359,7 +360,9 @@ fn an_artifact_path_leading_out_of_the_registry_is_refused_naming_the_entry() {
         for err in [
             reg.load("production").expect_err(artifact_path),
             reg.model_path("v0001").map(|_| ()).expect_err(artifact_path),
-            reg.promote("v0001", "shadow", "bob").map(|_| ()).expect_err(artifact_path),
+            reg.promote("v0001", "shadow", "bob")
+                .map(|_| ())
+                .expect_err(artifact_path),
         ] {
             let message = format!("{:#}", anyhow::Error::from(err));
             assert!(
@@ -390,7 +393,10 @@ fn the_alias_log_records_the_os_user_beside_the_claimed_name() {
     assert!(ok, "{err}");
     let me = revspend_core::registry::os_user();
     let log = reg.index().expect("index").alias_log;
-    assert!(log.iter().all(|c| c.os_user.as_deref() == Some(me.as_str())), "{log:?}");
+    assert!(
+        log.iter().all(|c| c.os_user.as_deref() == Some(me.as_str())),
+        "{log:?}"
+    );
     let last = log.last().expect("entry");
     assert_eq!(last.who, "cli-user", "the claim is kept");
     assert!(me.contains("uid "), "{me}");
@@ -410,7 +416,11 @@ fn the_alias_log_records_the_os_user_beside_the_claimed_name() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(reg.index_path(), old).expect("old index");
-    assert!(reg.index().expect("old index reads").alias_log[0].os_user.is_none());
+    assert!(
+        reg.index().expect("old index reads").alias_log[0]
+            .os_user
+            .is_none()
+    );
 }
 
 #[test]
