@@ -185,6 +185,16 @@ fn the_index_is_replaced_whole_and_a_held_lock_is_reported() {
         .expect("the lock is free once its holder lets go");
 }
 
+/// Kills the helper process when the test ends, even by a panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Marker the lock-holding helper process prints once it holds the lock.
 const LOCK_HELD: &str = "REGISTRY-LOCK-HELD";
 
@@ -223,20 +233,22 @@ fn a_lock_left_by_a_killed_process_blocks_neither_rollback_nor_registration() {
     reg.promote("v0002", "production", "bob").expect("promote");
     let lock = dir.path().join(".lock");
 
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--ignored",
-            "--exact",
-            "helper_hold_the_registry_lock_until_killed",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("REVSPEND_TEST_LOCK_FILE", &lock)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the lock holder");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--ignored",
+                "--exact",
+                "helper_hold_the_registry_lock_until_killed",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("REVSPEND_TEST_LOCK_FILE", &lock)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the lock holder"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
     let held = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
@@ -248,8 +260,8 @@ fn a_lock_left_by_a_killed_process_blocks_neither_rollback_nor_registration() {
         .expect_err("held by a live process");
     assert!(matches!(err, RegistryError::Locked { .. }), "{err}");
 
-    child.kill().expect("kill -9 the holder");
-    child.wait().expect("reap the holder");
+    child.0.kill().expect("kill -9 the holder");
+    child.0.wait().expect("reap the holder");
     assert!(lock.exists(), "the killed process left its lock file");
     let back = reg
         .rollback("production", "carol")

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -35,9 +35,26 @@ fn failed_start(args: &[&str], cwd: &Path) -> String {
     failed(serve(args, cwd))
 }
 
+/// Runs a command that must fail at start-up; returns its stderr. Should the
+/// server start instead, its `listening on` line ends the test (and the
+/// server) rather than leaving the test waiting for an exit.
 fn failed(mut command: Command) -> String {
-    let Output { status, stderr, .. } = command.output().expect("run serve");
-    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    let mut child = Running(
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut first = String::new();
+    let _ = BufReader::new(stdout).read_line(&mut first);
+    assert!(!first.starts_with("listening on"), "the server started: {first}");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    let status = child.0.wait().expect("wait for serve");
     assert_eq!(status.code(), Some(1), "{stderr}");
     stderr
 }
