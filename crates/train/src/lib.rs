@@ -140,6 +140,10 @@ pub struct TrainReport {
     pub test_metrics_uncalibrated: BinaryMetrics,
     pub params_hash: String,
     pub data_hash: String,
+    /// Which pseudonymisation key the training data was made with: `the
+    /// public development key` or `a secret key` (the fingerprint itself is
+    /// in the model, not in this git-tracked report).
+    pub pseudonym_key: &'static str,
 }
 
 /// What [`run`] returns besides the files: the report and run facts that
@@ -339,6 +343,7 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
         test_metrics_uncalibrated,
         params_hash: params_hash.clone(),
         data_hash: data_hash.clone(),
+        pseudonym_key: revspend_core::pseudonym::describe_fingerprint(&list.key_fingerprint),
     };
 
     // The new version is registered before the tracked model file and the

@@ -73,8 +73,12 @@ fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
         artifact::file_sha256(&outputs.splits_dir.join("train.parquet")).expect("hash")
     );
     assert!(model.model_version.starts_with(&format!("{}-", model.algorithm)));
-    // Issue 12: the key fingerprint of the data, from the feature list.
+    // Issue 12: the key fingerprint of the data, from the feature list, and
+    // which kind of key it is in the report.
     assert_eq!(model.key_fingerprint, fixture::KEY_FINGERPRINT);
+    let report: serde_json::Value =
+        artifact::read_json(&dir.path().join("reports/train.json")).expect("report");
+    assert_eq!(report["pseudonym_key"], "a secret key");
     assert_ne!(model.algorithm, "prior");
     assert!(model.threshold > 0.0 && model.threshold < 1.0);
     assert!(["platt", "isotonic"].contains(&model.calibrator.name()));
