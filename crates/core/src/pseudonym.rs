@@ -182,6 +182,8 @@ mod tests {
             assert!(message.contains(KEY_ENV) && message.contains(opt_in), "{message}");
             let dev = Pseudonymiser::from_setting(unset, true, opt_in).expect("opted in");
             assert!(dev.is_development_key());
+            // Documented in the README, so people can recognise it.
+            assert_eq!(dev.key_fingerprint(), "9c8d0d8f126a77834d58e63874187ef0");
             assert_eq!(dev.key_source(), "development default");
             assert_eq!(
                 describe_fingerprint(&dev.key_fingerprint()),
