@@ -27,9 +27,12 @@ $(VENV)/bin/cargo-audit: requirements-audit.txt $(DVC)
 pipeline: setup
 	$(DVC) repro
 
-## serve: the prediction server on http://127.0.0.1:8000 (run `make pipeline` first)
+## serve: the prediction server on http://127.0.0.1:8000 (run `make pipeline` first).
+## Uses REVSPEND_PSEUDONYM_KEY when set, else the public development key the
+## default pipeline uses (build_features.allow_development_key in params.yaml).
 serve:
-	scripts/stage serve --bind 127.0.0.1:8000 --registry models/registry --snapshot data/online/snapshot.bin
+	scripts/stage serve --bind 127.0.0.1:8000 --registry models/registry --snapshot data/online/snapshot.bin \
+	  --allow-development-key
 
 ## test: formatting, lints, the dependency audit, the workspace tests and
 ## the end-to-end run

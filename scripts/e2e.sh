@@ -89,8 +89,13 @@ reg rollback | tee "$log/rollback.txt"
 reg log | tail -n 3 | grep -q rollback || fail "the rollback is not in the alias log"
 
 step "serve: real server on a free loopback port, model by registry alias"
+# The pipeline ran on generated data with the development key
+# (build_features.allow_development_key), so the server opts into it too; it
+# would refuse any other key (fingerprint check).
+jq -e '.pseudonym_key == "development default"' reports/build_features.json >/dev/null \
+  || [ -n "${REVSPEND_PSEUDONYM_KEY:-}" ] || fail "build-features did not record the development key"
 target/debug/serve --bind 127.0.0.1:0 --registry models/registry --alias production \
-  --snapshot data/online/snapshot.bin >"$log/serve.out" 2>"$log/serve.err" &
+  --snapshot data/online/snapshot.bin --allow-development-key >"$log/serve.out" 2>"$log/serve.err" &
 server_pid=$!
 url=
 for _ in $(seq 1 100); do

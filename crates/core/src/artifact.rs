@@ -36,11 +36,19 @@ use crate::target::TargetRule;
 /// type instead of smartcore's (issue 11). Version 2 files are refused with
 /// the version error: retrain (`dvc repro` or `train`) to get a version 3
 /// file.
-pub const MODEL_FORMAT_VERSION: u32 = 3;
+/// 4: the model records the fingerprint of the pseudonymisation key its
+/// training data was made with (issue 12), so the server can refuse a
+/// different key. Version 3 files are refused with the version error:
+/// retrain to get a version 4 file.
+pub const MODEL_FORMAT_VERSION: u32 = 4;
 
 /// Version of the online snapshot file ([`OnlineSnapshot`]), bumped on its
 /// own: the model and the snapshot change shape independently.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
+///
+/// 3: the snapshot records the fingerprint of its pseudonymisation key
+/// (issue 12). Version 2 files are refused with the version error: rerun
+/// build-features.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
 
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
@@ -57,6 +65,14 @@ impl Kind {
         match self {
             Kind::Model => MODEL_FORMAT_VERSION,
             Kind::Snapshot => SNAPSHOT_FORMAT_VERSION,
+        }
+    }
+
+    /// How to get a file of the version this build reads.
+    fn remedy(self) -> &'static str {
+        match self {
+            Kind::Model => "retrain (`dvc repro`, or `train`) to write one",
+            Kind::Snapshot => "rebuild it (`dvc repro`, or `build-features`)",
         }
     }
 
@@ -88,7 +104,10 @@ pub enum ArtifactError {
     },
     #[error("{path}: not a revspend {expected} file (wrong magic bytes)")]
     Magic { path: PathBuf, expected: Kind },
-    #[error("{path}: {kind} format version {got}, this build reads version {expected}")]
+    #[error(
+        "{path}: {kind} format version {got}, this build reads version {expected}; {}",
+        .kind.remedy()
+    )]
     Version {
         path: PathBuf,
         kind: Kind,
@@ -280,6 +299,12 @@ pub struct FeatureList {
     pub version: u32,
     pub features: Vec<String>,
     pub rule: TargetRule,
+    /// [`crate::pseudonym::Pseudonymiser::key_fingerprint`] of the key the
+    /// tables' customers were pseudonymised with; `train` copies it into
+    /// the model. Absent (empty) only in lists before version 2, which
+    /// [`FeatureList::read`] refuses by their version.
+    #[serde(default)]
+    pub key_fingerprint: String,
     /// Role ([`run_output`]) → SHA-256 of that output of the run.
     #[serde(default)]
     pub run_outputs: std::collections::BTreeMap<String, String>,
@@ -500,6 +525,7 @@ mod tests {
                 vital_groups: vec!["SERVICO".into()],
             },
             customers,
+            key_fingerprint: "f".repeat(32),
         }
     }
 
@@ -571,7 +597,60 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("models/model-v2.bin"), "{message}");
         assert!(
-            message.contains("version 2") && message.contains("version 3"),
+            message.contains("version 2") && message.contains("version 4"),
+            "{message}"
+        );
+    }
+
+    /// Issue 12: a model written before the key fingerprint was stored
+    /// (format 3, `tests/fixtures/model-v3.bin`) is refused by its version,
+    /// with what to do, never read as a model without a key.
+    #[test]
+    fn a_version_3_model_without_a_key_fingerprint_is_refused() {
+        let bytes = include_bytes!("../tests/fixtures/model-v3.bin");
+        let err = decode_model(Path::new("models/model-v3.bin"), bytes).expect_err("version 3");
+        assert!(
+            matches!(
+                err,
+                ArtifactError::Version {
+                    kind: Kind::Model,
+                    expected: MODEL_FORMAT_VERSION,
+                    got: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("models/model-v3.bin") && message.contains("retrain"),
+            "{message}"
+        );
+    }
+
+    /// Issue 12: a snapshot written before the key fingerprint was stored
+    /// (format 2, `tests/fixtures/snapshot-v2.bin`) is refused by its
+    /// version, with what to do.
+    #[test]
+    fn a_version_2_snapshot_without_a_key_fingerprint_is_refused() {
+        let bytes = include_bytes!("../tests/fixtures/snapshot-v2.bin");
+        let path = Path::new("data/online/snapshot-v2.bin");
+        let err = decode::<OnlineSnapshot>(path, Kind::Snapshot, bytes).expect_err("version 2");
+        assert!(
+            matches!(
+                err,
+                ArtifactError::Version {
+                    kind: Kind::Snapshot,
+                    expected: SNAPSHOT_FORMAT_VERSION,
+                    got: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("snapshot-v2.bin") && message.contains("build-features"),
             "{message}"
         );
     }
@@ -676,6 +755,7 @@ mod tests {
                     ece_after: 0.01,
                 },
                 written_by: "format test".into(),
+                key_fingerprint: "f".repeat(32),
             })
             .collect()
     }
@@ -703,9 +783,9 @@ mod tests {
                 sha256_hex(&bytes).as_str()
             ),
             (
+                4,
                 3,
-                2,
-                "7835574f4fec898c4b5b36b7c56e06bf9eb637377ca61ed0f0e1f50e01f41c0a"
+                "cf7305558024a9698e8cdfc7f1f4c47464628e28da8c0d5a2cfe8a4533e17784"
             ),
             "a payload type changed shape: bump its format version (see the comment above)"
         );

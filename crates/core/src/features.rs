@@ -361,6 +361,10 @@ pub struct OnlineSnapshot {
     /// The rule the history's revenge counts were computed with.
     pub rule: TargetRule,
     pub customers: BTreeMap<String, History>,
+    /// [`crate::pseudonym::Pseudonymiser::key_fingerprint`] of the key the
+    /// customers were pseudonymised with: the server refuses to start with
+    /// another key (every customer would be a cold start).
+    pub key_fingerprint: String,
 }
 
 impl OnlineSnapshot {

@@ -380,6 +380,10 @@ pub struct ModelArtifact {
     pub reliability: Reliability,
     /// Version of the `revspend-core` that wrote it.
     pub written_by: String,
+    /// [`crate::pseudonym::Pseudonymiser::key_fingerprint`] of the key the
+    /// training data's customers were pseudonymised with (from the feature
+    /// list): the server refuses to serve the model with another key.
+    pub key_fingerprint: String,
 }
 
 impl ModelArtifact {

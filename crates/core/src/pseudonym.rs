@@ -1,17 +1,40 @@
 //! Keyed-hash pseudonymisation of customer ids (HMAC-SHA256).
 //!
-//! The key comes from the `REVSPEND_PSEUDONYM_KEY` environment variable. The
-//! documented development default lets the pipeline run out of the box and
-//! logs a warning; a bank sets its own secret. The key is never printed.
+//! The key comes from the `REVSPEND_PSEUDONYM_KEY` environment variable and
+//! is never printed. Without it a stage refuses to run unless its caller
+//! opted into the public [`DEVELOPMENT_KEY`] explicitly
+//! (`build_features.allow_development_key` in params.yaml, `serve
+//! --allow-development-key`): pseudonyms made with a public key are easy to
+//! reverse for 11-digit ids, so using it is a decision, never a fallback.
+//! [`Pseudonymiser::key_fingerprint`] identifies a key without revealing it;
+//! the snapshot and the model carry it so the server can tell it was given
+//! the wrong key.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use thiserror::Error;
 
 /// Environment variable holding the pseudonymisation key.
 pub const KEY_ENV: &str = "REVSPEND_PSEUDONYM_KEY";
 
 /// Development default key: public, so pseudonyms made with it are not secret.
 pub const DEVELOPMENT_KEY: &str = "revspend-development-key-not-secret";
+
+/// Why no key could be chosen.
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error(
+        "REVSPEND_PSEUDONYM_KEY is not set: set it to your secret pseudonymisation key (the same one for \
+         build-features and serve; it is never logged), or, for generated or test data only, opt \
+         into the public development key with {opt_in}"
+    )]
+    Missing { opt_in: String },
+    #[error(
+        "REVSPEND_PSEUDONYM_KEY holds the public development key: set it to a secret key, or opt into the \
+         development key explicitly with {opt_in} (generated or test data only)"
+    )]
+    PublicKeyNotAllowed { opt_in: String },
+}
 
 /// Maps customer ids to stable pseudonyms under one key.
 #[derive(Clone)]
@@ -41,23 +64,64 @@ impl Pseudonymiser {
         }
     }
 
-    /// Keyed from [`KEY_ENV`], or the development default with a warning.
-    pub fn from_env() -> Self {
-        match std::env::var(KEY_ENV) {
-            Ok(key) if !key.is_empty() => Self::new(key.as_bytes()),
-            _ => {
-                log::warn!(
-                    "{KEY_ENV} is not set: pseudonymising with the public development key; \
-                     set it to a secret for real data"
-                );
-                Self::new(DEVELOPMENT_KEY.as_bytes())
+    /// Keyed with the public [`DEVELOPMENT_KEY`].
+    pub fn development() -> Self {
+        Self::new(DEVELOPMENT_KEY.as_bytes())
+    }
+
+    /// Keyed from [`KEY_ENV`]; see [`Pseudonymiser::from_setting`].
+    pub fn from_env(allow_development_key: bool, opt_in: &str) -> Result<Self, KeyError> {
+        let value = std::env::var(KEY_ENV).ok();
+        Self::from_setting(value.as_deref(), allow_development_key, opt_in)
+    }
+
+    /// Keyed from the value of [`KEY_ENV`] (`None` or empty: unset). An
+    /// unset key, or one equal to the public development key, is an error
+    /// unless `allow_development_key`, which then uses the development key
+    /// with a warning. `opt_in` tells the user how to allow it (the flag or
+    /// param of the calling stage) in the error.
+    pub fn from_setting(
+        value: Option<&str>,
+        allow_development_key: bool,
+        opt_in: &str,
+    ) -> Result<Self, KeyError> {
+        let key = value.filter(|k| !k.is_empty());
+        let pseudonymiser = match key {
+            Some(k) => Self::new(k.as_bytes()),
+            None if allow_development_key => Self::development(),
+            None => {
+                return Err(KeyError::Missing {
+                    opt_in: opt_in.to_owned(),
+                });
             }
+        };
+        if pseudonymiser.development_key {
+            if !allow_development_key {
+                return Err(KeyError::PublicKeyNotAllowed {
+                    opt_in: opt_in.to_owned(),
+                });
+            }
+            log::warn!(
+                "pseudonymising with the public development key (opted in with {opt_in}): \
+                 its pseudonyms are not secret; set {KEY_ENV} to a secret key for real data"
+            );
         }
+        Ok(pseudonymiser)
     }
 
     /// Whether this uses the public development key.
     pub fn is_development_key(&self) -> bool {
         self.development_key
+    }
+
+    /// Which key this is, for reports and logs: `development default` or
+    /// `from environment`.
+    pub fn key_source(&self) -> &'static str {
+        if self.development_key {
+            "development default"
+        } else {
+            "from environment"
+        }
     }
 
     /// Identifies the key without revealing it: the pseudonym of a string
@@ -73,6 +137,16 @@ impl Pseudonymiser {
         mac.update(id.as_bytes());
         let tag = mac.finalize().into_bytes();
         crate::hex(&tag[..16])
+    }
+}
+
+/// How a stored key fingerprint reads to a person: `the public development
+/// key` when it is that key's, else `a secret key`.
+pub fn describe_fingerprint(fingerprint: &str) -> &'static str {
+    if fingerprint == Pseudonymiser::development().key_fingerprint() {
+        "the public development key"
+    } else {
+        "a secret key"
     }
 }
 
@@ -94,5 +168,41 @@ mod tests {
             a.key_fingerprint(),
             Pseudonymiser::new(b"key-a").key_fingerprint()
         );
+    }
+
+    /// Issue 12 item 10: without a key and without the explicit opt-in the
+    /// public development key is refused, with a message saying how to set
+    /// a key or opt in; with the opt-in it is used and recorded as such.
+    #[test]
+    fn the_development_key_is_used_only_when_opted_into() {
+        let opt_in = "build_features.allow_development_key: true";
+        for unset in [None, Some("")] {
+            let err = Pseudonymiser::from_setting(unset, false, opt_in).expect_err("no key");
+            let message = err.to_string();
+            assert!(message.contains(KEY_ENV) && message.contains(opt_in), "{message}");
+            let dev = Pseudonymiser::from_setting(unset, true, opt_in).expect("opted in");
+            assert!(dev.is_development_key());
+            // Documented in the README, so people can recognise it.
+            assert_eq!(dev.key_fingerprint(), "9c8d0d8f126a77834d58e63874187ef0");
+            assert_eq!(dev.key_source(), "development default");
+            assert_eq!(
+                describe_fingerprint(&dev.key_fingerprint()),
+                "the public development key"
+            );
+        }
+        let err = Pseudonymiser::from_setting(Some(DEVELOPMENT_KEY), false, opt_in)
+            .expect_err("the public key spelled out");
+        assert!(matches!(err, KeyError::PublicKeyNotAllowed { .. }), "{err}");
+
+        // A key from the environment wins over the opt-in.
+        let secret = Pseudonymiser::from_setting(Some("s3cret"), true, opt_in).expect("key");
+        assert!(!secret.is_development_key());
+        assert_eq!(secret.key_source(), "from environment");
+        assert_eq!(
+            secret.key_fingerprint(),
+            Pseudonymiser::new(b"s3cret").key_fingerprint()
+        );
+        assert_eq!(describe_fingerprint(&secret.key_fingerprint()), "a secret key");
+        assert!(Pseudonymiser::from_setting(Some("s3cret"), false, opt_in).is_ok());
     }
 }

@@ -6,7 +6,7 @@
 //! index.json                 versions, aliases and the alias log (one atomic file)
 //! versions/<id>/model.bin    each registered artifact, byte-for-byte
 //! experiments.jsonl          one JSON line per training run
-//! .lock                      held while the index is read-modified-written
+//! .lock                      flock()ed while the index is read-modified-written
 //! ```
 //!
 //! Aliases and their log live in the same file as the versions, so an alias
@@ -14,10 +14,26 @@
 //! replaced by an atomic rename). Rollback walks the alias log: every
 //! change except a rollback pushes the new version on the alias's history,
 //! a rollback pops it, so repeated rollbacks step further back.
+//!
+//! The lock is a kernel lock (`flock`) on `.lock`, not the file's existence:
+//! the kernel releases it when its process ends, however it ends, so a file
+//! left by a killed process never blocks anyone. The file itself stays.
+//!
+//! What the index records is checked before it is trusted: an artifact path
+//! must stay inside the registry directory (no `..`, no absolute path, no
+//! symlink out of it), and the file must have the SHA-256 and the model
+//! version the index recorded ([`Registry::load`]); `promote` and `rollback`
+//! check their target the same way and leave the alias alone if it fails.
+//!
+//! Each alias change records who claimed to make it (`REVSPEND_USER`) and
+//! the operating-system user that actually ran the command (`os_user`).
+//! Neither is authentication: the registry's integrity rests on who may
+//! write its directory (file permissions).
 
 use std::collections::BTreeMap;
+use std::fs::{File, TryLockError};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +41,7 @@ use thiserror::Error;
 
 use crate::artifact::{self, ArtifactError};
 use crate::metrics::BinaryMetrics;
+use crate::model::ModelArtifact;
 
 /// Version of the `index.json` layout.
 pub const INDEX_FORMAT: u32 = 1;
@@ -57,10 +74,63 @@ pub enum RegistryError {
     #[error("invalid alias {alias:?}: use letters, digits, `-` and `_`, not starting with `v` and a digit")]
     BadAlias { alias: String },
     #[error(
-        "{path} is held by another process; if no train or registry command is running, \
-         remove it"
+        "{path} is locked by a running train or registry command{}; try again when it \
+         has finished (the lock is released when its process ends)",
+        .holder.as_deref().map(|p| format!(" (process {p})")).unwrap_or_default()
     )]
-    Locked { path: PathBuf },
+    Locked { path: PathBuf, holder: Option<String> },
+    #[error(
+        "registry {dir}: version {version} has artifact path {artifact:?}, which {reason}; \
+         artifact paths must stay inside the registry directory"
+    )]
+    ArtifactOutside {
+        dir: PathBuf,
+        version: String,
+        artifact: String,
+        reason: &'static str,
+    },
+    #[error("registry version {version}: cannot read its artifact {path}")]
+    ArtifactMissing {
+        version: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "registry version {version}: {path} has SHA-256 {got}, but the registry recorded \
+         {recorded}: the file was replaced or corrupted after registration"
+    )]
+    ArtifactSha256 {
+        version: String,
+        path: PathBuf,
+        recorded: String,
+        got: String,
+    },
+    #[error("registry version {version}: the artifact is not a usable model")]
+    ArtifactInvalid {
+        version: String,
+        // Boxed: the artifact error is large, and every registry call
+        // returns this enum.
+        #[source]
+        source: Box<ArtifactError>,
+    },
+    #[error(
+        "registry version {version}: {path} holds model {got}, but the registry recorded \
+         model {recorded}"
+    )]
+    ModelVersion {
+        version: String,
+        path: PathBuf,
+        recorded: String,
+        got: String,
+    },
+    #[error("cannot point {alias:?} at {version}: the version fails its checks")]
+    Unverified {
+        alias: String,
+        version: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
     #[error("{path}: line {line} is not valid JSON")]
     Log {
         path: PathBuf,
@@ -102,6 +172,15 @@ pub struct VersionEntry {
     pub artifact_sha256: String,
 }
 
+/// A version read through [`Registry::load`]: its entry, the artifact's
+/// path and the model, all checked against each other.
+#[derive(Debug)]
+pub struct LoadedVersion {
+    pub entry: VersionEntry,
+    pub path: PathBuf,
+    pub model: ModelArtifact,
+}
+
 /// What a caller supplies to register a version (the rest is assigned).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewVersion {
@@ -120,7 +199,13 @@ pub struct NewVersion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AliasChange {
     pub time: String,
+    /// Who the caller said they are (`REVSPEND_USER`, else `USER`): a claim.
     pub who: String,
+    /// The operating-system user that ran the command: the name of the real
+    /// uid with the uid, e.g. `alice (uid 1000)` ([`os_user`]). Absent in
+    /// entries written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_user: Option<String>,
     pub alias: String,
     pub from: Option<String>,
     pub to: String,
@@ -183,6 +268,7 @@ impl Index {
         self.alias_log.push(AliasChange {
             time: time.to_owned(),
             who: who.to_owned(),
+            os_user: Some(os_user()),
             alias: alias.to_owned(),
             from,
             to: to.to_owned(),
@@ -197,16 +283,13 @@ pub struct Registry {
     dir: PathBuf,
 }
 
-/// Held while the index is being changed; removes the lock file on drop.
+/// Held while the index is being changed: the open lock file, whose kernel
+/// lock is released when this is dropped or the process ends. The file is
+/// never removed (removing it while another process waits on it would let
+/// two processes hold "the" lock at once).
 #[derive(Debug)]
 struct LockGuard {
-    path: PathBuf,
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    _file: File,
 }
 
 impl Registry {
@@ -253,9 +336,103 @@ impl Registry {
             .ok_or_else(|| self.unknown(&index, name))
     }
 
-    /// The artifact file of a version id or alias.
+    /// The artifact file of a version id or alias, checked to lie inside
+    /// the registry directory (see [`Registry::artifact_path`]).
     pub fn model_path(&self, name: &str) -> Result<PathBuf, RegistryError> {
-        Ok(self.dir.join(self.resolve(name)?.artifact))
+        self.artifact_path(&self.resolve(name)?)
+    }
+
+    /// The artifact file of an entry. Its recorded path must be relative,
+    /// without `..`, and must not lead out of the registry directory through
+    /// a symlink: an index entry pointing elsewhere is refused, naming it.
+    pub fn artifact_path(&self, entry: &VersionEntry) -> Result<PathBuf, RegistryError> {
+        let outside = |reason| RegistryError::ArtifactOutside {
+            dir: self.dir.clone(),
+            version: entry.version.clone(),
+            artifact: entry.artifact.clone(),
+            reason,
+        };
+        let relative = Path::new(&entry.artifact);
+        if entry.artifact.is_empty() {
+            return Err(outside("is empty"));
+        }
+        for component in relative.components() {
+            match component {
+                Component::Normal(_) => {}
+                Component::CurDir => {}
+                Component::ParentDir => return Err(outside("goes up with `..`")),
+                Component::RootDir | Component::Prefix(_) => return Err(outside("is absolute")),
+            }
+        }
+        let path = self.dir.join(relative);
+        // A symlink (the file or a directory on the way) may still lead out.
+        // Only an existing file can be resolved; a missing one is reported
+        // when it is read.
+        if let Ok(real) = path.canonicalize() {
+            let dir = self.dir.canonicalize().map_err(io_err(&self.dir))?;
+            if !real.starts_with(&dir) {
+                return Err(outside("leads out of the registry through a symlink"));
+            }
+        }
+        Ok(path)
+    }
+
+    /// Reads and checks the model a version id or alias names: the path
+    /// stays inside the registry, the file's SHA-256 is the one recorded at
+    /// registration, the envelope and checksum are valid, and the model is
+    /// the model version the index records.
+    pub fn load(&self, name: &str) -> Result<LoadedVersion, RegistryError> {
+        let entry = self.resolve(name)?;
+        let (path, model) = self.verify(&entry)?;
+        Ok(LoadedVersion { entry, path, model })
+    }
+
+    /// The checks of [`Registry::load`] on one entry.
+    fn verify(&self, entry: &VersionEntry) -> Result<(PathBuf, ModelArtifact), RegistryError> {
+        let path = self.artifact_path(entry)?;
+        let bytes = std::fs::read(&path).map_err(|source| RegistryError::ArtifactMissing {
+            version: entry.version.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        let got = artifact::sha256_hex(&bytes);
+        if got != entry.artifact_sha256 {
+            return Err(RegistryError::ArtifactSha256 {
+                version: entry.version.clone(),
+                path,
+                recorded: entry.artifact_sha256.clone(),
+                got,
+            });
+        }
+        let model =
+            artifact::decode_model(&path, &bytes).map_err(|source| RegistryError::ArtifactInvalid {
+                version: entry.version.clone(),
+                source: Box::new(source),
+            })?;
+        if model.model_version != entry.model_version {
+            return Err(RegistryError::ModelVersion {
+                version: entry.version.clone(),
+                path,
+                recorded: entry.model_version.clone(),
+                got: model.model_version,
+            });
+        }
+        Ok((path, model))
+    }
+
+    /// [`Registry::verify`] for an alias change: the error says the alias
+    /// was left alone.
+    fn verify_target(&self, index: &Index, alias: &str, version: &str) -> Result<(), RegistryError> {
+        let entry = index
+            .resolve(version)
+            .ok_or_else(|| self.unknown(index, version))?;
+        self.verify(entry)
+            .map(|_| ())
+            .map_err(|source| RegistryError::Unverified {
+                alias: alias.to_owned(),
+                version: version.to_owned(),
+                source: Box::new(source),
+            })
     }
 
     fn unknown(&self, index: &Index, name: &str) -> RegistryError {
@@ -275,24 +452,32 @@ impl Registry {
     fn lock(&self) -> Result<LockGuard, RegistryError> {
         std::fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
         let path = self.dir.join(".lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
         // Registrations take milliseconds; wait a little for another one.
+        // Only a live process can hold the lock, so this waits only for one.
         for _ in 0..100 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    let _ = writeln!(f, "{}", std::process::id());
-                    return Ok(LockGuard { path });
+            match file.try_lock() {
+                Ok(()) => {
+                    // For a person looking at the file: who holds it now.
+                    let _ = file.set_len(0);
+                    let _ = writeln!(file, "{}", std::process::id());
+                    return Ok(LockGuard { _file: file });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(io_err(&path)(e)),
+                Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(50)),
+                Err(TryLockError::Error(e)) => return Err(io_err(&path)(e)),
             }
         }
-        Err(RegistryError::Locked { path })
+        let holder = std::fs::read_to_string(&path)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        Err(RegistryError::Locked { path, holder })
     }
 
     fn write_index(&self, index: &Index) -> Result<(), RegistryError> {
@@ -356,6 +541,9 @@ impl Registry {
             .resolve(name)
             .map(|v| v.version.clone())
             .ok_or_else(|| self.unknown(&index, name))?;
+        // A server restarted on a missing or garbage file would be down:
+        // check the target first and leave the alias alone if it fails.
+        self.verify_target(&index, alias, &to)?;
         index.set_alias(alias, &to, "promote", who, &now_rfc3339());
         self.write_index(&index)?;
         Ok(index
@@ -376,6 +564,7 @@ impl Registry {
             });
         };
         let previous = previous.to_owned();
+        self.verify_target(&index, alias, &previous)?;
         index.set_alias(alias, &previous, "rollback", who, &now_rfc3339());
         self.write_index(&index)?;
         Ok(index
@@ -451,11 +640,57 @@ pub fn now_rfc3339() -> String {
     )
 }
 
-/// Who is acting: `REVSPEND_USER`, else `USER`, else `unknown`.
+/// Who says they are acting: `REVSPEND_USER`, else `USER`, else
+/// `unknown`. A claim anyone can set; [`os_user`] is recorded beside it.
 pub fn current_user() -> String {
     std::env::var("REVSPEND_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The operating-system user running this process: the real uid (from
+/// `/proc/self/status`) with its name from `/etc/passwd`, as
+/// `alice (uid 1000)`; `uid 1000` when the uid has no passwd entry; `USER`
+/// (marked unverified) or `unknown` where `/proc` is not available. No
+/// environment variable can change it on Linux.
+pub fn os_user() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| real_uid(&status));
+    match uid {
+        Some(uid) => {
+            let name = std::fs::read_to_string("/etc/passwd")
+                .ok()
+                .and_then(|passwd| passwd_name(&passwd, uid));
+            match name {
+                Some(name) => format!("{name} (uid {uid})"),
+                None => format!("uid {uid}"),
+            }
+        }
+        None => std::env::var("USER").map_or_else(
+            |_| "unknown".to_owned(),
+            |user| format!("{user} (from USER, unverified)"),
+        ),
+    }
+}
+
+/// The real uid: the first number of the `Uid:` line of `/proc/<pid>/status`.
+fn real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+}
+
+/// The name of `uid` in an `/etc/passwd` text (`name:x:uid:gid:...`).
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -480,6 +715,25 @@ mod tests {
         assert_eq!(index.alias_history(PRODUCTION), ["v0001", "v0002", "v0003"]);
         index.set_alias(PRODUCTION, "v0002", "rollback", "t", "now");
         assert_eq!(index.alias_history(PRODUCTION), ["v0001", "v0002"]);
+    }
+
+    /// Issue 12 item 15: the OS user comes from the real uid and the passwd
+    /// file, not from an environment variable.
+    #[test]
+    fn the_os_user_is_the_real_uid_and_its_passwd_name() {
+        let status = "Name:\tregistry\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(
+            real_uid(status),
+            Some(1000),
+            "the real uid, not the effective one"
+        );
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 1001), None);
+        assert_eq!(real_uid("Name: x\n"), None);
+        let me = os_user();
+        assert!(me.contains("uid ") || me.contains("unverified"), "{me}");
     }
 
     #[test]

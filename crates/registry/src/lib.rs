@@ -115,6 +115,7 @@ pub fn alias_log(reg: &Registry) -> Result<String> {
             vec![
                 c.time.clone(),
                 c.who.clone(),
+                c.os_user.clone().unwrap_or_else(|| "-".into()),
                 c.alias.clone(),
                 c.from.clone().unwrap_or_else(|| "-".into()),
                 c.to.clone(),
@@ -122,7 +123,12 @@ pub fn alias_log(reg: &Registry) -> Result<String> {
             ]
         })
         .collect();
-    Ok(table(&["time", "who", "alias", "from", "to", "reason"], &rows))
+    // `who` is what the caller claimed (REVSPEND_USER); `os_user` is the
+    // account that ran the command.
+    Ok(table(
+        &["time", "who", "os_user", "alias", "from", "to", "reason"],
+        &rows,
+    ))
 }
 
 fn num(v: &Value, pointer: &str, digits: usize) -> String {

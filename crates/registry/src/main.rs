@@ -30,18 +30,22 @@ enum Command {
     /// One version (by id or alias) as JSON.
     Show { name: String },
     /// Point an alias (default `production`) at a version or at what
-    /// another alias points to.
+    /// another alias points to. The version's file is checked first (present,
+    /// valid, the SHA-256 and model version registered); if it fails, the
+    /// alias is left unchanged.
     Promote {
         name: String,
         #[arg(long, default_value = PRODUCTION)]
         alias: String,
     },
-    /// Point an alias (default `production`) back at its previous version.
+    /// Point an alias (default `production`) back at its previous version,
+    /// checked like `promote`.
     Rollback {
         #[arg(long, default_value = PRODUCTION)]
         alias: String,
     },
-    /// The alias change log.
+    /// The alias change log: `who` is the claimed name (REVSPEND_USER),
+    /// `os_user` the account that ran the command.
     Log,
     /// The experiment log as a table, oldest first.
     Experiments,

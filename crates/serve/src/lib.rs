@@ -10,6 +10,12 @@
 //!   threshold, cold_start}`.
 //! - `GET /health` → `{status, model_version, snapshot_customers}`.
 //!
+//! The server refuses to start when its pseudonymisation key is not the one
+//! the snapshot and the model were made with (their key fingerprints differ,
+//! and every customer would silently be a cold start), and, when it follows
+//! a registry alias, when the artifact is not the file the registry
+//! recorded (SHA-256, model version, path inside the registry).
+//!
 //! Features are computed by [`revspend_core::features::compute`], the same
 //! function the offline pipeline runs, from the customer's snapshot history
 //! (an empty history for an unknown customer: a cold start). Every error is
@@ -29,7 +35,7 @@ use revspend_core::artifact;
 use revspend_core::contract::Transaction;
 use revspend_core::features::{self, History, OnlineSnapshot};
 use revspend_core::model::{FeatureMatrix, ModelArtifact};
-use revspend_core::pseudonym::Pseudonymiser;
+use revspend_core::pseudonym::{self, Pseudonymiser};
 use serde::{Deserialize, Serialize};
 
 mod request;
@@ -50,6 +56,9 @@ pub struct Config {
     pub workers: usize,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Use the public development pseudonymisation key when
+    /// `REVSPEND_PSEUDONYM_KEY` is unset (otherwise that is a start-up error).
+    pub allow_development_key: bool,
 }
 
 /// Where the server's model comes from.
@@ -62,22 +71,27 @@ pub enum ModelSource {
 }
 
 impl ModelSource {
-    /// The artifact file to read.
-    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
+    /// Reads the model, with the path it came from. From a registry, the
+    /// file is checked against the alias's index entry (path inside the
+    /// registry, SHA-256, model version) before it is used.
+    pub fn load(&self) -> anyhow::Result<(PathBuf, ModelArtifact)> {
         match self {
-            ModelSource::File(path) => Ok(path.clone()),
+            ModelSource::File(path) => {
+                let model = artifact::read_model(path).context("cannot load the model")?;
+                Ok((path.clone(), model))
+            }
             ModelSource::Registry { dir, alias } => {
                 let registry = revspend_core::registry::Registry::new(dir);
-                let entry = registry
-                    .resolve(alias)
-                    .with_context(|| format!("cannot resolve model alias {alias:?}"))?;
+                let loaded = registry
+                    .load(alias)
+                    .with_context(|| format!("cannot load the model of registry alias {alias:?}"))?;
                 log::info!(
-                    "registry {}: {alias} -> {} ({})",
+                    "registry {}: {alias} -> {} ({}, SHA-256 as registered)",
                     dir.display(),
-                    entry.version,
-                    entry.model_version
+                    loaded.entry.version,
+                    loaded.entry.model_version
                 );
-                Ok(dir.join(entry.artifact))
+                Ok((loaded.path, loaded.model))
             }
         }
     }
@@ -105,13 +119,15 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// A state over an already loaded model and snapshot.
+    /// A state over an already loaded model and snapshot; refused when the
+    /// key is not the one both were made with ([`check_keys`]).
     pub fn new(
         model: ModelArtifact,
         snapshot: OnlineSnapshot,
         pseudonymiser: Pseudonymiser,
         max_body_bytes: usize,
-    ) -> AppState {
+    ) -> anyhow::Result<AppState> {
+        check_keys(&pseudonymiser, &model, &snapshot)?;
         if snapshot.rule != model.rule {
             log::warn!(
                 "the online snapshot was built with target rule {:?} but model {} with {:?}: \
@@ -121,19 +137,18 @@ impl AppState {
                 model.rule
             );
         }
-        AppState {
+        Ok(AppState {
             model,
             snapshot,
             pseudonymiser,
             max_body_bytes,
-        }
+        })
     }
 
     /// Reads the model and the snapshot named in `config`. Without a
     /// snapshot every customer is a cold start.
     pub fn load(config: &Config, pseudonymiser: Pseudonymiser) -> anyhow::Result<AppState> {
-        let path = config.model.resolve()?;
-        let model = artifact::read_model(&path).context("cannot load the model")?;
+        let (path, model) = config.model.load()?;
         log::info!(
             "model {} ({}, {} features, threshold {:.4}) from {}",
             model.model_version,
@@ -150,15 +165,12 @@ impl AppState {
                     as_of: None,
                     rule: model.rule.clone(),
                     customers: Default::default(),
+                    // No customers to mismatch: only the model's key is checked.
+                    key_fingerprint: model.key_fingerprint.clone(),
                 }
             }
         };
-        Ok(AppState::new(
-            model,
-            snapshot,
-            pseudonymiser,
-            config.max_body_bytes,
-        ))
+        AppState::new(model, snapshot, pseudonymiser, config.max_body_bytes)
     }
 
     /// Scores one transaction.
@@ -197,6 +209,51 @@ impl AppState {
             cold_start,
         })
     }
+}
+
+/// Refuses to serve with a pseudonymisation key other than the one the
+/// snapshot's customers and the model's training data were pseudonymised
+/// with, or a snapshot and a model made with different keys: no customer
+/// would be found and every request would silently be a cold start. The
+/// error names every fingerprint (a keyed hash of a fixed string, not the
+/// key).
+pub fn check_keys(
+    pseudonymiser: &Pseudonymiser,
+    model: &ModelArtifact,
+    snapshot: &OnlineSnapshot,
+) -> anyhow::Result<()> {
+    let key = pseudonymiser.key_fingerprint();
+    let named =
+        |fingerprint: &str| format!("{fingerprint} ({})", pseudonym::describe_fingerprint(fingerprint));
+    if model.key_fingerprint != snapshot.key_fingerprint {
+        anyhow::bail!(
+            "the model {} was trained on data pseudonymised with the key of fingerprint {}, but \
+             the online snapshot was built with the key of fingerprint {}: rebuild both with one \
+             key (`dvc repro` with REVSPEND_PSEUDONYM_KEY set as for serving)",
+            model.model_version,
+            named(&model.key_fingerprint),
+            named(&snapshot.key_fingerprint)
+        );
+    }
+    if key != model.key_fingerprint {
+        anyhow::bail!(
+            "the pseudonymisation key has fingerprint {}, but the online snapshot and the model {} \
+             were made with the key of fingerprint {}: no customer would be found. Start serve \
+             with the key build-features used (REVSPEND_PSEUDONYM_KEY; --allow-development-key \
+             for the public development key)",
+            named(&key),
+            model.model_version,
+            named(&model.key_fingerprint)
+        );
+    }
+    if pseudonymiser.is_development_key() {
+        log::warn!("serving with the public development pseudonymisation key: for generated data only");
+    }
+    log::info!(
+        "pseudonymisation key fingerprint {} matches the snapshot and the model",
+        named(&key)
+    );
+    Ok(())
 }
 
 fn load_snapshot(path: &Path) -> anyhow::Result<OnlineSnapshot> {
@@ -439,7 +496,11 @@ pub fn build_server(state: AppState, bind: &str, workers: usize) -> anyhow::Resu
 /// Loads the state, binds, announces `listening on http://ADDR` (log and
 /// stdout, so scripts can read the port) and serves until stopped.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let state = AppState::load(&config, Pseudonymiser::from_env())?;
+    let pseudonymiser = Pseudonymiser::from_env(
+        config.allow_development_key,
+        "`serve --allow-development-key` (or REVSPEND_ALLOW_DEVELOPMENT_KEY=true)",
+    )?;
+    let state = AppState::load(&config, pseudonymiser)?;
     let (server, addr) = build_server(state, &config.bind, config.workers)?;
     log::info!("listening on http://{addr}");
     let mut stdout = std::io::stdout().lock();

@@ -8,7 +8,10 @@ use clap::Parser;
 /// Serves the revenge-spending model over HTTP: `POST /predict`, `GET /health`.
 ///
 /// The pseudonymisation key comes from REVSPEND_PSEUDONYM_KEY (the same key
-/// build-features used for the snapshot); it is never logged.
+/// build-features used for the snapshot); it is never logged. Without it the
+/// server refuses to start unless --allow-development-key opts into the
+/// public development key; a key whose fingerprint differs from the
+/// snapshot's or the model's is refused too.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -43,6 +46,12 @@ struct Args {
     #[arg(long, env = "REVSPEND_MAX_BODY_BYTES", default_value_t = serve::DEFAULT_MAX_BODY_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     max_body_bytes: u64,
+    /// Use the public development pseudonymisation key when
+    /// REVSPEND_PSEUDONYM_KEY is unset (generated data only; `make serve`
+    /// and docker/compose.yaml set it for the default pipeline). A key in
+    /// the environment is always used when set.
+    #[arg(long, env = "REVSPEND_ALLOW_DEVELOPMENT_KEY")]
+    allow_development_key: bool,
 }
 
 impl Args {
@@ -60,6 +69,7 @@ impl Args {
             workers: usize::from(self.workers),
             // Range-checked to at most 1 GiB above.
             max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            allow_development_key: self.allow_development_key,
         }
     }
 }

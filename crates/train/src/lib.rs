@@ -17,10 +17,12 @@
 //!    ([`calibrate`]);
 //! 4. picks the decision threshold on the calibrated test probabilities
 //!    (max F1 or least cost);
-//! 5. writes the enveloped model artifact and `reports/train.json`
-//!    (deterministic for fixed params and data), registers the artifact as a
-//!    new version in the registry and appends a record (with timings and
-//!    peak memory) to the experiment log.
+//! 5. registers the enveloped model artifact as a new version in the
+//!    registry, then writes it to the model path with `reports/train.json`
+//!    and `reports/search.csv` (deterministic for fixed params and data;
+//!    a failed registration leaves the previous files), and appends a record
+//!    (with timings and peak memory) to the experiment log. The model
+//!    carries the key fingerprint from the feature list.
 //!
 //! Everything runs on a rayon pool of `threads` threads; the results do not
 //! depend on that number.
@@ -139,6 +141,10 @@ pub struct TrainReport {
     pub test_metrics_uncalibrated: BinaryMetrics,
     pub params_hash: String,
     pub data_hash: String,
+    /// Which pseudonymisation key the training data was made with: `the
+    /// public development key` or `a secret key` (the fingerprint itself is
+    /// in the model, not in this git-tracked report).
+    pub pseudonym_key: &'static str,
 }
 
 /// What [`run`] returns besides the files: the report and run facts that
@@ -238,10 +244,8 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
         groups: &sg,
     };
     let trials = search::run(&specs, sample_data, &folds, params.cv.folds, params)?;
-    artifact::write_atomic(
-        &outputs.search,
-        search::to_csv(&trials, params.cv.metric).as_bytes(),
-    )?;
+    // Written with the model, after registration (see below).
+    let search_csv = search::to_csv(&trials, params.cv.metric);
     let Some(best) = search::best(&trials, params.cv.metric) else {
         bail!("no trial produced a finite {} score", params.cv.metric.name());
     };
@@ -309,9 +313,9 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
         test_metrics: test_metrics.clone(),
         reliability,
         written_by: concat!("revspend-core ", env!("CARGO_PKG_VERSION")).into(),
+        key_fingerprint: list.key_fingerprint.clone(),
     };
     let bytes = artifact::encode_model(&model).context("encoding the model")?;
-    artifact::write_atomic(&outputs.model, &bytes).context("writing the model")?;
 
     let mut best_per_algorithm: Vec<(String, f64)> = Vec::new();
     for t in &trials {
@@ -356,41 +360,62 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
         test_metrics_uncalibrated,
         params_hash: params_hash.clone(),
         data_hash: data_hash.clone(),
+        pseudonym_key: revspend_core::pseudonym::describe_fingerprint(&list.key_fingerprint),
     };
+
+    // The new version is registered before the tracked model file and the
+    // reports are replaced: when the registry cannot take it (locked,
+    // unreadable index, full disk), the previous model.bin and reports stay
+    // as they were, so the model on disk is always a registered one.
+    let registration = match &outputs.registry {
+        Some(dir) => {
+            let reg = Registry::new(dir);
+            let who = registry::current_user();
+            let entry = reg
+                .register(
+                    &bytes,
+                    NewVersion {
+                        model_version: model_version.clone(),
+                        algorithm: algorithm.clone(),
+                        hyperparameters: chosen.spec.params_json(),
+                        calibration: calibrator.name().into(),
+                        threshold,
+                        params_hash: params_hash.clone(),
+                        data_hash: data_hash.clone(),
+                        git_commit: git_commit(),
+                        test_metrics: test_metrics.clone(),
+                    },
+                    &who,
+                )
+                .with_context(|| {
+                    format!(
+                        "registering the model in {} ({} and the reports were left as they were)",
+                        dir.display(),
+                        outputs.model.display()
+                    )
+                })?;
+            log::info!(
+                "registered {} as {} (alias candidate)",
+                model_version,
+                entry.version
+            );
+            mark("register", &mut timings);
+            Some((reg, who, entry))
+        }
+        None => None,
+    };
+    artifact::write_atomic(&outputs.model, &bytes).context("writing the model")?;
+    artifact::write_atomic(&outputs.search, search_csv.as_bytes())?;
     artifact::write_json(&outputs.report, &report)?;
     mark("write", &mut timings);
 
     let mut registered = None;
-    if let Some(dir) = &outputs.registry {
-        let reg = Registry::new(dir);
-        let who = registry::current_user();
-        let entry = reg
-            .register(
-                &bytes,
-                NewVersion {
-                    model_version: model_version.clone(),
-                    algorithm: algorithm.clone(),
-                    hyperparameters: chosen.spec.params_json(),
-                    calibration: calibrator.name().into(),
-                    threshold,
-                    params_hash: params_hash.clone(),
-                    data_hash: data_hash.clone(),
-                    git_commit: git_commit(),
-                    test_metrics: test_metrics.clone(),
-                },
-                &who,
-            )
-            .with_context(|| format!("registering the model in {}", dir.display()))?;
-        log::info!(
-            "registered {} as {} (alias candidate)",
-            model_version,
-            entry.version
-        );
-        mark("register", &mut timings);
+    if let Some((reg, who, entry)) = registration {
         timings.push(("total", started.elapsed().as_secs_f64()));
         let record = serde_json::json!({
             "time": entry.created,
             "who": who,
+            "os_user": registry::os_user(),
             "version": entry.version,
             "model_version": model_version,
             "git_commit": entry.git_commit,

@@ -3,6 +3,7 @@
 
 mod bad_files;
 mod integrity;
+mod keys;
 mod layers;
 mod leakage;
 mod point_in_time;

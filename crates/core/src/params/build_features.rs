@@ -21,6 +21,12 @@ pub struct BuildFeaturesParams {
     /// Allow same-row label inputs (`limite_disp`, `limite_total`,
     /// `available_pct`) in `features`; off by default, for comparison only.
     pub allow_leaky_features: bool,
+    /// Pseudonymise with the public development key when
+    /// `REVSPEND_PSEUDONYM_KEY` is unset (default `true` in the shipped
+    /// params, which run on generated data; set `false` for real data so a
+    /// missing key fails the stage instead). A key in the environment is
+    /// always used when set.
+    pub allow_development_key: bool,
     pub leakage: LeakageParams,
     pub selection: SelectionParams,
     pub split: SplitParams,
@@ -114,6 +120,7 @@ pub struct BuildFeaturesConfig {
     /// The model's features, in the order params lists them.
     pub features: Vec<Feature>,
     pub allow_leaky_features: bool,
+    pub allow_development_key: bool,
     pub leakage: LeakageParams,
     pub selection: SelectionParams,
     pub split: SplitParams,
@@ -251,6 +258,7 @@ impl Check for BuildFeaturesParams {
             rule,
             features,
             allow_leaky_features: self.allow_leaky_features,
+            allow_development_key: self.allow_development_key,
             leakage: self.leakage,
             selection: self.selection,
             split: self.split,

@@ -306,3 +306,47 @@ fn make_clean_removes_exactly_the_cached_outputs() {
     generated.insert("dvc_plots".to_owned());
     assert_eq!(make_clean_paths(), generated);
 }
+
+/// Issue 12 item 10: the shipped pipeline runs its generated data on the
+/// public development key because params.yaml opts into it, not by a silent
+/// fallback; the ways this repository serves that pipeline (`make serve`,
+/// docker compose, the end-to-end run) opt in explicitly too, compose never
+/// spells the public key out, and the image itself does not opt in.
+#[test]
+fn the_development_key_is_opted_into_explicitly_wherever_the_default_pipeline_runs() {
+    let read = |path: &str| std::fs::read_to_string(root().join(path)).expect(path);
+    let params: Value = serde_norway::from_str(&read("params.yaml")).expect("params.yaml parses");
+    assert_eq!(
+        params["build_features"]["allow_development_key"].as_bool(),
+        Some(true),
+        "params.yaml: build_features.allow_development_key"
+    );
+    let makefile = read("Makefile");
+    let serve_recipe: String = makefile
+        .lines()
+        .skip_while(|l| !l.starts_with("serve:"))
+        .skip(1)
+        .take_while(|l| l.starts_with('\t'))
+        .collect();
+    assert!(
+        serve_recipe.contains("--allow-development-key"),
+        "make serve: {serve_recipe}"
+    );
+    let compose = read("docker/compose.yaml");
+    assert!(
+        compose.contains("REVSPEND_ALLOW_DEVELOPMENT_KEY: ${REVSPEND_ALLOW_DEVELOPMENT_KEY:-true}"),
+        "docker/compose.yaml opts in by default"
+    );
+    assert!(
+        !compose.contains(revspend_core::pseudonym::DEVELOPMENT_KEY),
+        "docker/compose.yaml spells out the public key"
+    );
+    let dockerfile = read("docker/Dockerfile");
+    assert!(
+        !dockerfile
+            .lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("ALLOW_DEVELOPMENT_KEY")),
+        "the image must not opt into the development key"
+    );
+    assert!(read("scripts/e2e.sh").contains("--allow-development-key"));
+}

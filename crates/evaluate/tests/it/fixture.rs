@@ -67,6 +67,7 @@ pub fn model() -> ModelArtifact {
             ece_after: 0.01,
         },
         written_by: "evaluate tests".into(),
+        key_fingerprint: "0".repeat(32),
     }
 }
 
@@ -112,6 +113,7 @@ pub fn write(dir: &Path) {
         version: artifact::FEATURE_LIST_VERSION,
         features: FEATURES.iter().map(|f| f.name().to_owned()).collect(),
         rule: model.rule.clone(),
+        key_fingerprint: model.key_fingerprint.clone(),
         run_outputs: [
             (artifact::run_output::split("holdout"), holdout_sha),
             (artifact::run_output::split("train"), model.data_hash.clone()),

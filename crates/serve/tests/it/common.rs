@@ -73,6 +73,7 @@ pub fn model(classifier: Classifier, features: Vec<Feature>) -> ModelArtifact {
             ece_after: 0.0,
         },
         written_by: "serve tests".into(),
+        key_fingerprint: pseudonymiser().key_fingerprint(),
     }
 }
 
@@ -116,6 +117,11 @@ pub fn history_model() -> ModelArtifact {
 
 /// A snapshot holding [`KNOWN_ID`] with [`KNOWN_PURCHASES`] purchases.
 pub fn snapshot() -> OnlineSnapshot {
+    snapshot_keyed(&pseudonymiser())
+}
+
+/// [`snapshot`] pseudonymised with another key.
+pub fn snapshot_keyed(key: &Pseudonymiser) -> OnlineSnapshot {
     let rule = rule();
     let mut history = History::default();
     for day in 1..=KNOWN_PURCHASES {
@@ -139,11 +145,12 @@ pub fn snapshot() -> OnlineSnapshot {
         history.record(&txn, &rule);
     }
     let mut customers = BTreeMap::new();
-    customers.insert(pseudonymiser().pseudonym(KNOWN_ID), history);
+    customers.insert(key.pseudonym(KNOWN_ID), history);
     OnlineSnapshot {
         as_of: None,
         rule,
         customers,
+        key_fingerprint: key.key_fingerprint(),
     }
 }
 
@@ -177,6 +184,15 @@ impl Fixture {
         }
     }
 
+    /// The fixture's model and snapshot made with `key` instead of [`KEY`].
+    pub fn keyed(key: &Pseudonymiser) -> Fixture {
+        let mut model = history_model();
+        model.key_fingerprint = key.key_fingerprint();
+        let fixture = Fixture::with_model(&model);
+        artifact::write_snapshot(&fixture.snapshot, &snapshot_keyed(key)).expect("write snapshot");
+        fixture
+    }
+
     pub fn config(&self) -> Config {
         Config {
             bind: "127.0.0.1:0".into(),
@@ -184,6 +200,7 @@ impl Fixture {
             snapshot: Some(self.snapshot.clone()),
             workers: 1,
             max_body_bytes: serve::DEFAULT_MAX_BODY_BYTES,
+            allow_development_key: false,
         }
     }
 

@@ -7,6 +7,7 @@ use actix_web::http::header::ContentType;
 use actix_web::{App, test, web};
 use revspend_core::features::{Feature, OnlineSnapshot};
 use revspend_core::model::Classifier;
+use revspend_core::pseudonym::Pseudonymiser;
 use serde_json::{Value, json};
 use serve::{AppState, ErrorBody, Health, Prediction, configure};
 
@@ -93,17 +94,49 @@ async fn known_customers_use_their_history_and_unknown_ones_are_cold_starts() {
     assert!(!unknown.is_revenge_spending);
 }
 
+/// Issue 12 item 11: a key other than the one the snapshot and the model
+/// were made with would make every customer a cold start; the server
+/// refuses it, naming both fingerprints, with or without a snapshot.
 #[actix_web::test]
-async fn the_snapshot_is_keyed_by_the_configured_pseudonym_key() {
+async fn a_key_other_than_the_snapshots_and_the_models_is_refused_naming_both_fingerprints() {
     let fixture = Fixture::new();
+    let other = Pseudonymiser::new(b"another key");
+    let ours = common::pseudonymiser().key_fingerprint();
     let mut config = fixture.config();
-    config.snapshot = Some(fixture.snapshot.clone());
-    let other_key = AppState::load(
-        &config,
-        revspend_core::pseudonym::Pseudonymiser::new(b"another key"),
-    )
-    .expect("load");
-    assert!(prediction(other_key, &raw_request(KNOWN_ID)).await.cold_start);
+    for snapshot in [Some(fixture.snapshot.clone()), None] {
+        config.snapshot = snapshot;
+        let err = AppState::load(&config, other.clone()).expect_err("another key");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&other.key_fingerprint()) && message.contains(&ours),
+            "{message}"
+        );
+    }
+    // The public development key is named as such.
+    let err = AppState::load(&config, Pseudonymiser::development()).expect_err("development key");
+    assert!(
+        format!("{err:#}").contains("the public development key"),
+        "{err:#}"
+    );
+}
+
+/// Issue 12 item 11: a snapshot and a model made with different keys
+/// cannot both be right for any key.
+#[actix_web::test]
+async fn a_snapshot_and_a_model_made_with_different_keys_are_refused() {
+    let fixture = Fixture::new();
+    let mut snapshot = common::snapshot();
+    let other = Pseudonymiser::new(b"another key").key_fingerprint();
+    snapshot.key_fingerprint = other.clone();
+    revspend_core::artifact::write_snapshot(&fixture.snapshot, &snapshot).expect("write");
+    let err = AppState::load(&fixture.config(), common::pseudonymiser()).expect_err("mixed keys");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains(&other)
+            && message.contains(&common::pseudonymiser().key_fingerprint())
+            && message.contains("snapshot"),
+        "{message}"
+    );
 }
 
 #[actix_web::test]
@@ -279,6 +312,6 @@ async fn a_snapshot_built_under_another_rule_still_serves() {
         revspend_core::artifact::read_snapshot(&fixture.snapshot).expect("read");
     snapshot.rule.threshold_pct = 30.0;
     let model = revspend_core::artifact::read_model(&fixture.model).expect("read");
-    let state = AppState::new(model, snapshot, common::pseudonymiser(), 1024);
+    let state = AppState::new(model, snapshot, common::pseudonymiser(), 1024).expect("state");
     assert!(!prediction(state, &raw_request(KNOWN_ID)).await.cold_start);
 }

@@ -3,13 +3,16 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serve::Prediction;
 
-use crate::common::{Fixture, KEY, KNOWN_ID, http, raw_request};
+use revspend_core::pseudonym::Pseudonymiser;
+use revspend_core::registry::{NewVersion, Registry};
+
+use crate::common::{self, Fixture, KEY, KNOWN_ID, MODEL_VERSION, http, raw_request};
 
 fn serve(args: &[&str], cwd: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_serve"));
@@ -23,14 +26,37 @@ fn serve(args: &[&str], cwd: &Path) -> Command {
         .env_remove("REVSPEND_MODEL_ALIAS")
         .env_remove("REVSPEND_SNAPSHOT")
         .env_remove("REVSPEND_NO_SNAPSHOT")
+        .env_remove("REVSPEND_ALLOW_DEVELOPMENT_KEY")
         .env("RUST_LOG", "info");
     command
 }
 
 fn failed_start(args: &[&str], cwd: &Path) -> String {
-    let Output { status, stderr, .. } = serve(args, cwd).output().expect("run serve");
-    assert_eq!(status.code(), Some(1));
-    String::from_utf8_lossy(&stderr).into_owned()
+    failed(serve(args, cwd))
+}
+
+/// Runs a command that must fail at start-up; returns its stderr. Should the
+/// server start instead, its `listening on` line ends the test (and the
+/// server) rather than leaving the test waiting for an exit.
+fn failed(mut command: Command) -> String {
+    let mut child = Running(
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut first = String::new();
+    let _ = BufReader::new(stdout).read_line(&mut first);
+    assert!(!first.starts_with("listening on"), "the server started: {first}");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    let status = child.0.wait().expect("wait for serve");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    stderr
 }
 
 #[test]
@@ -77,8 +103,12 @@ impl Drop for Running {
 
 /// Starts the binary and reads the address from its `listening on` line.
 fn start(args: &[&str], cwd: &Path) -> (Running, SocketAddr) {
+    start_command(serve(args, cwd))
+}
+
+fn start_command(mut command: Command) -> (Running, SocketAddr) {
     let mut child = Running(
-        serve(args, cwd)
+        command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -124,15 +154,8 @@ fn the_binary_serves_cold_starts_without_a_snapshot() {
     assert!(p.cold_start);
 }
 
-/// Issue 4: serve loads the version a registry alias points to.
-#[test]
-fn the_binary_serves_the_version_a_registry_alias_points_to() {
-    use revspend_core::registry::{NewVersion, Registry};
-
-    let fixture = Fixture::new();
-    let registry = Registry::new(fixture.dir.path().join("models/registry"));
-    let bytes = std::fs::read(&fixture.model).expect("model bytes");
-    let new = |model_version: &str| NewVersion {
+fn new_version(model_version: &str) -> NewVersion {
+    NewVersion {
         model_version: model_version.into(),
         algorithm: "forest".into(),
         hyperparameters: serde_json::json!({}),
@@ -141,10 +164,19 @@ fn the_binary_serves_the_version_a_registry_alias_points_to() {
         params_hash: "p".into(),
         data_hash: "d".into(),
         git_commit: None,
-        test_metrics: crate::common::history_model().test_metrics,
-    };
+        test_metrics: common::history_model().test_metrics,
+    }
+}
+
+/// Issue 4: serve loads the version a registry alias points to.
+#[test]
+fn the_binary_serves_the_version_a_registry_alias_points_to() {
+    let fixture = Fixture::new();
+    let registry = Registry::new(fixture.dir.path().join("models/registry"));
+    let bytes = std::fs::read(&fixture.model).expect("model bytes");
+    let new = new_version;
     registry
-        .register(&bytes, new("first"), "test")
+        .register(&bytes, new(MODEL_VERSION), "test")
         .expect("register v1");
     // A second version whose file is not a model: serving it must fail, so
     // a successful start proves the alias, not the newest version, was read.
@@ -189,4 +221,102 @@ fn the_binary_serves_the_version_a_registry_alias_points_to() {
         fixture.dir.path(),
     );
     assert!(stderr.contains("nope") && stderr.contains("v0001"), "{stderr}");
+}
+
+/// Issue 12 item 10: without REVSPEND_PSEUDONYM_KEY the server does not fall
+/// back to the public development key on its own: it stops and says how to
+/// set the key or opt in. With the opt-in it serves data made with that key
+/// (and only that data).
+#[test]
+fn without_a_key_the_binary_refuses_to_start_unless_the_development_key_is_allowed() {
+    let fixture = Fixture::new();
+    let mut command = serve(&["--bind", "127.0.0.1:0"], fixture.dir.path());
+    command.env_remove("REVSPEND_PSEUDONYM_KEY");
+    let stderr = failed(command);
+    assert!(
+        stderr.contains("REVSPEND_PSEUDONYM_KEY is not set") && stderr.contains("--allow-development-key"),
+        "{stderr}"
+    );
+
+    // Opted in, but the files were made with the fixture's secret key.
+    let mut command = serve(
+        &["--bind", "127.0.0.1:0", "--allow-development-key"],
+        fixture.dir.path(),
+    );
+    command.env_remove("REVSPEND_PSEUDONYM_KEY");
+    let stderr = failed(command);
+    assert!(
+        stderr.contains("the public development key") && stderr.contains("a secret key"),
+        "{stderr}"
+    );
+
+    // Files made with the development key, and the opt-in through the
+    // environment, as docker/compose.yaml sets it.
+    let dev = Fixture::keyed(&Pseudonymiser::development());
+    let mut command = serve(&["--bind", "127.0.0.1:0"], dev.dir.path());
+    command
+        .env_remove("REVSPEND_PSEUDONYM_KEY")
+        .env("REVSPEND_ALLOW_DEVELOPMENT_KEY", "true");
+    let (_child, addr) = start_command(command);
+    let (status, body) = http(addr, "POST", "/predict", Some(&raw_request(KNOWN_ID).to_string()));
+    assert_eq!(status, 200, "{body}");
+    let p: Prediction = serde_json::from_str(&body).expect("prediction JSON");
+    assert!(!p.cold_start, "the development-keyed snapshot is used");
+}
+
+/// Issue 12 item 11: started with a different key, the binary refuses to
+/// start, naming the key's fingerprint and the snapshot's and model's,
+/// instead of serving every customer as a cold start.
+#[test]
+fn a_wrong_key_is_a_start_up_error_naming_both_fingerprints() {
+    let fixture = Fixture::new();
+    let mut command = serve(&["--bind", "127.0.0.1:0"], fixture.dir.path());
+    command.env("REVSPEND_PSEUDONYM_KEY", "not the key build-features used");
+    let stderr = failed(command);
+    let wrong = Pseudonymiser::new(b"not the key build-features used").key_fingerprint();
+    let right = common::pseudonymiser().key_fingerprint();
+    assert!(stderr.contains(&wrong) && stderr.contains(&right), "{stderr}");
+    assert!(
+        !stderr.contains("not the key build-features used"),
+        "the key is never printed"
+    );
+}
+
+/// Issue 12 item 12: the server checks what it loads from the registry
+/// against the index entry: another model file copied into a version's
+/// folder, or an entry whose path leads out of the registry, is refused
+/// naming the version.
+#[test]
+fn the_binary_refuses_a_registry_file_that_is_not_the_one_registered() {
+    let fixture = Fixture::new();
+    let registry = Registry::new(fixture.dir.path().join("models/registry"));
+    let bytes = std::fs::read(&fixture.model).expect("model bytes");
+    registry
+        .register(&bytes, new_version(MODEL_VERSION), "test")
+        .expect("register v1");
+    let args = ["--bind", "127.0.0.1:0", "--registry", "models/registry"];
+    let (child, _) = start(&args, fixture.dir.path());
+    drop(child);
+
+    // A different, valid model copied over the registered file.
+    let mut other = common::history_model();
+    other.model_version = "forest-another000000".into();
+    let version_file = fixture
+        .dir
+        .path()
+        .join("models/registry/versions/v0001/model.bin");
+    revspend_core::artifact::write_model(&version_file, &other).expect("replace");
+    let stderr = failed_start(&args, fixture.dir.path());
+    assert!(stderr.contains("v0001") && stderr.contains("SHA-256"), "{stderr}");
+
+    // The index pointed outside the registry, at the (valid) tracked model.
+    std::fs::write(&version_file, &bytes).expect("restore");
+    let mut index = registry.index().expect("index");
+    index.versions[0].artifact = "../model.bin".into();
+    revspend_core::artifact::write_json(&registry.index_path(), &index).expect("edit index");
+    let stderr = failed_start(&args, fixture.dir.path());
+    assert!(
+        stderr.contains("v0001") && stderr.contains("../model.bin") && stderr.contains("inside"),
+        "{stderr}"
+    );
 }

@@ -32,6 +32,10 @@ pub const FEATURES: [Feature; 5] = [
     Feature::NonVitalShare30d,
 ];
 
+/// The key fingerprint the fixture's feature list records (train copies it
+/// into the model).
+pub const KEY_FINGERPRINT: &str = "0123456789abcdef0123456789abcdef";
+
 /// Purchases per customer.
 const ROWS_PER_CUSTOMER: usize = 20;
 
@@ -71,6 +75,7 @@ pub fn build(dir: &Path) -> (Layout, Params) {
             threshold_pct: 20.0,
             vital_groups: vec!["SERVICO".into(), "SUPERMERCADOS".into()],
         },
+        key_fingerprint: KEY_FINGERPRINT.into(),
         run_outputs,
     };
     artifact::write_json(&layout.feature_list, &list).expect("feature list");

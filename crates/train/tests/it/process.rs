@@ -73,6 +73,12 @@ fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
         artifact::file_sha256(&outputs.splits_dir.join("train.parquet")).expect("hash")
     );
     assert!(model.model_version.starts_with(&format!("{}-", model.algorithm)));
+    // Issue 12: the key fingerprint of the data, from the feature list, and
+    // which kind of key it is in the report.
+    assert_eq!(model.key_fingerprint, fixture::KEY_FINGERPRINT);
+    let report: serde_json::Value =
+        artifact::read_json(&dir.path().join("reports/train.json")).expect("report");
+    assert_eq!(report["pseudonym_key"], "a secret key");
     assert_ne!(model.algorithm, "prior");
     assert!(model.threshold > 0.0 && model.threshold < 1.0);
     assert!(["platt", "isotonic"].contains(&model.calibrator.name()));
@@ -163,4 +169,57 @@ fn bad_params_are_refused_naming_the_field() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("train.cv.folds"));
     assert!(!dir.path().join("models/model.bin").exists());
+}
+
+/// Issue 12 item 14: a lock file left behind by a killed registry or train
+/// process (here one of the older kind, holding a dead pid) does not block
+/// training nor its registration: the lock is the kernel's, not the file's.
+#[test]
+fn a_leftover_lock_file_does_not_block_training() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::build(dir.path());
+    let registry = dir.path().join("models/registry");
+    std::fs::create_dir_all(&registry).expect("registry dir");
+    std::fs::write(registry.join(".lock"), "999999\n").expect("leftover lock file");
+    let out = train(dir.path(), "2", "models/model.bin", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let index = Registry::new(&registry).index().expect("index");
+    assert_eq!(index.aliases["candidate"], "v0001");
+}
+
+/// Issue 12 item 14: when the registry cannot take the new version (here an
+/// index that does not parse), the tracked model file and the reports keep
+/// their previous contents: the model on disk is always a registered one.
+#[test]
+fn a_registry_that_cannot_be_written_leaves_the_model_and_reports_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::build(dir.path());
+    let previous = [
+        ("models/model.bin", "the previous model"),
+        ("reports/train.json", "the previous report"),
+        ("reports/search.csv", "the previous search"),
+    ];
+    for (path, text) in previous {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(path, text).expect("previous file");
+    }
+    let index = dir.path().join("models/registry/index.json");
+    std::fs::create_dir_all(index.parent().expect("registry dir")).expect("registry dir");
+    std::fs::write(&index, "{ not json").expect("broken index");
+
+    let out = train(dir.path(), "2", "models/model.bin", &[]);
+    assert!(!out.status.success(), "training registered into a broken index");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("index.json") && stderr.contains("left as they were"),
+        "{stderr}"
+    );
+    for (path, text) in previous {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(path)).expect("file"),
+            text,
+            "{path} was overwritten"
+        );
+    }
 }

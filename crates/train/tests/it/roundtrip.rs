@@ -41,6 +41,7 @@ fn artifact(classifier: Classifier, calibrator: Calibrator, spec: ModelSpec) -> 
             ece_after: 0.01,
         },
         written_by: "test".into(),
+        key_fingerprint: "0".repeat(32),
     }
 }
 
