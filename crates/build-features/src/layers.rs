@@ -374,13 +374,7 @@ pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
     } else {
         false
     };
-    let mut files = Vec::new();
-    walk(dir, &mut Vec::new(), &mut |rel, path| {
-        files.push((rel.join("/"), path.to_owned()));
-    })?;
-    // Sorted, so that the file a refusal names is the same every time.
-    files.sort();
-    if !marked && !files.is_empty() {
+    if !marked && let Some(first) = first_file(dir)? {
         let manifest = dir.join(MANIFEST);
         let key = match kind {
             LayerKind::Staged => "files",
@@ -392,7 +386,7 @@ pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
         if !adoptable {
             return Err(refuse(format!(
                 "it is not empty and carries neither the layer's marker {MARKER} nor its manifest (it holds {})",
-                files[0].1.display()
+                first.display()
             )));
         }
         log::info!(
@@ -401,6 +395,15 @@ pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
             kind.describe()
         );
     }
+    // Only a directory that is the layer's (marked, adopted or empty) is
+    // walked whole: a flag pointed at `/` or a home directory is refused
+    // after its first file, not after listing everything below it.
+    let mut files = Vec::new();
+    walk(dir, &mut Vec::new(), &mut |rel, path| {
+        files.push((rel.join("/"), path.to_owned()));
+    })?;
+    // Sorted, so that the file a refusal names is the same every time.
+    files.sort();
     for (rel, path) in &files {
         let parts: Vec<&str> = rel.split('/').collect();
         if !kind.owns_file(&parts) {
@@ -416,6 +419,34 @@ pub fn check_layer_dir(dir: &Path, kind: LayerKind) -> Result<LayerDir> {
         kind,
         marked,
     })
+}
+
+/// The first file below `dir` in name order (depth first, directories
+/// entered in name order, symbolic links not followed), or `None` when it
+/// holds no file; stops at that file.
+fn first_file(dir: &Path) -> Result<Option<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut entries: Vec<std::fs::DirEntry> = entries
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("listing {}", dir.display()))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let is_dir = entry
+            .file_type()
+            .with_context(|| format!("listing {}", dir.display()))?
+            .is_dir();
+        if !is_dir {
+            return Ok(Some(entry.path()));
+        }
+        if let Some(found) = first_file(&entry.path())? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 /// Calls `visit` with every file below `dir` (its components relative to
