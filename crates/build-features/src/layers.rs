@@ -271,7 +271,7 @@ impl LayerKind {
         if !self.owns_dir(dir) {
             return false;
         }
-        if name.starts_with(TEMP_PREFIX) {
+        if artifact::is_temp_name(name) {
             return true;
         }
         match (self, dir) {
@@ -283,10 +283,6 @@ impl LayerKind {
         }
     }
 }
-
-/// The prefix of the temporary files of an atomic write
-/// (`revspend_core::artifact::temp_beside`).
-pub const TEMP_PREFIX: &str = ".tmp-";
 
 fn is_year_dir(name: &str) -> bool {
     name.strip_prefix("year=")
@@ -518,7 +514,7 @@ pub fn remove_temp_files(dir: &Path, kind: LayerKind) -> Result<()> {
     let mut doomed = Vec::new();
     walk(dir, &mut Vec::new(), &mut |rel, path| {
         let parts: Vec<&str> = rel.iter().map(String::as_str).collect();
-        if parts.last().is_some_and(|n| n.starts_with(TEMP_PREFIX)) && kind.owns_file(&parts) {
+        if parts.last().is_some_and(|n| artifact::is_temp_name(n)) && kind.owns_file(&parts) {
             doomed.push(path.to_owned());
         }
     })?;
@@ -1058,9 +1054,9 @@ mod tests {
             "_layer.json",
             ".tmp-a1B2c3",
             "year=2020/month=01/day-01-abcdef012345.parquet",
-            "year=2020/month=01/.tmp-x",
+            "year=2020/month=01/.tmp-x1Y2z3",
             "quarantine/day-01-abcdef012345.csv",
-            "quarantine/.tmp-x",
+            "quarantine/.tmp-Q9w8E7",
         ] {
             assert!(owns(Staged, rel), "{rel}");
         }
@@ -1077,7 +1073,7 @@ mod tests {
             assert!(!owns(Staged, rel), "{rel}");
         }
         assert!(owns(Features, "year=2020/month=01/part.parquet"));
-        assert!(owns(Features, "year=2020/month=01/.tmp-x"));
+        assert!(owns(Features, "year=2020/month=01/.tmp-Ab12Cd"));
         assert!(!owns(Features, "year=2020/month=01/day-01-abcdef012345.parquet"));
         assert!(!owns(Features, "quarantine/day-01-abcdef012345.csv"));
         assert!(!owns(Features, "notes.txt"));

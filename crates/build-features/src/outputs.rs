@@ -83,26 +83,9 @@ impl Outputs {
     /// those files, directly in each directory the stage writes to, are
     /// touched; the layers were checked to be the layers' before.
     pub fn remove_temp_files(&self) -> anyhow::Result<()> {
-        use anyhow::Context;
         for dir in self.file_dirs() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-            };
-            for entry in entries {
-                let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-                let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                if is_file
-                    && entry
-                        .file_name()
-                        .to_string_lossy()
-                        .starts_with(layers::TEMP_PREFIX)
-                {
-                    let path = entry.path();
-                    log::info!("removing {}, left by an interrupted run", path.display());
-                    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-                }
+            for path in revspend_core::artifact::remove_temp_files(&dir)? {
+                log::info!("removed {}, left by an interrupted run", path.display());
             }
         }
         layers::remove_temp_files(&self.staged_dir, layers::LayerKind::Staged)?;

@@ -183,9 +183,69 @@ pub fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, ArtifactError
     };
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
+        .rand_bytes(TEMP_RANDOM_CHARS)
         .tempfile_in(dir)
         .map_err(io_err(dir))
+}
+
+/// The prefix of [`temp_beside`]'s file names, followed by
+/// [`TEMP_RANDOM_CHARS`] random letters and digits.
+pub const TEMP_PREFIX: &str = ".tmp-";
+const TEMP_RANDOM_CHARS: usize = 6;
+
+/// Whether `name` is the name of a [`temp_beside`] file: what a process
+/// killed during an atomic write leaves behind.
+pub fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX).is_some_and(|rest| {
+        rest.len() == TEMP_RANDOM_CHARS && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// Removes the [`temp_beside`] files directly in `dir` (a process killed
+/// during an atomic write leaves them; they are never complete files) and
+/// returns their paths. Nothing else is touched, and a missing `dir` has
+/// none. A stage calls it on its output directories before it writes.
+pub fn remove_temp_files(dir: &Path) -> Result<Vec<PathBuf>, ArtifactError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && is_temp_name(&entry.file_name().to_string_lossy()) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+/// [`remove_temp_files`] on the directory of each of `outputs` (each
+/// directory once), logging what it removes.
+pub fn remove_temp_files_beside<'a>(
+    outputs: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), ArtifactError> {
+    let mut dirs: Vec<&Path> = outputs
+        .into_iter()
+        .map(|p| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        for path in remove_temp_files(dir)? {
+            log::info!("removed {}, left by an interrupted write", path.display());
+        }
+    }
+    Ok(())
 }
 
 /// Makes a finished temporary file readable, fsyncs it and renames it to
@@ -818,6 +878,37 @@ mod tests {
         let err =
             decode_model(Path::new("m.bin"), &seal(Kind::Model, &payload)).expect_err("unknown feature");
         assert!(err.to_string().contains("qrev_utilisation"), "{err}");
+    }
+
+    /// Issue 12: what a killed atomic write leaves is recognised by name and
+    /// removed; nothing else in the directory is.
+    #[test]
+    fn temporary_files_of_an_interrupted_write_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let leftover = temp_beside(&dir.path().join("model.bin")).expect("temp");
+        let (_, leftover) = leftover.keep().expect("keep");
+        for name in ["model.bin", ".tmp-notes.txt", ".tmpAbC123", ".tmp-abc"] {
+            std::fs::write(dir.path().join(name), b"x").expect("write");
+        }
+        assert!(is_temp_name(
+            &leftover.file_name().expect("name").to_string_lossy()
+        ));
+        assert_eq!(
+            remove_temp_files(dir.path()).expect("sweep"),
+            vec![leftover.clone()]
+        );
+        assert!(!leftover.exists());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".tmp-abc", ".tmp-notes.txt", ".tmpAbC123", "model.bin"]);
+        assert!(
+            remove_temp_files(&dir.path().join("missing"))
+                .expect("none")
+                .is_empty()
+        );
     }
 
     /// Issue 12: a feature list of the previous release (version 1, no run

@@ -467,6 +467,14 @@ impl Registry {
                     // For a person looking at the file: who holds it now.
                     let _ = file.set_len(0);
                     let _ = writeln!(file, "{}", std::process::id());
+                    // Holding the lock, no other writer is mid-write: a
+                    // temporary file here is a killed writer's leftover.
+                    for leftover in artifact::remove_temp_files(&self.dir)? {
+                        log::info!(
+                            "removed {}, left by an interrupted registry write",
+                            leftover.display()
+                        );
+                    }
                     return Ok(LockGuard { _file: file });
                 }
                 Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(50)),
@@ -505,6 +513,9 @@ impl Registry {
             + 1;
         let version = format!("v{next:04}");
         let relative = format!("versions/{version}/model.bin");
+        // A registration killed before its index write left this version's
+        // folder (and perhaps a temporary file in it); it is reused.
+        artifact::remove_temp_files(&self.dir.join("versions").join(&version))?;
         artifact::write_atomic(&self.dir.join(&relative), model_bytes)?;
         let time = now_rfc3339();
         let entry = VersionEntry {

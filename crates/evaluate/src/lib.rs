@@ -105,6 +105,8 @@ struct PrPoint {
 
 /// Runs the stage.
 pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs) -> Result<EvaluationReport> {
+    // What a killed run left half-written beside the outputs goes first.
+    artifact::remove_temp_files_beside([outputs.metrics.as_path(), &outputs.plots_dir.join("roc.png")])?;
     let model = artifact::read_model(&inputs.model).context("reading the model")?;
     let list = FeatureList::read(&inputs.feature_list).context("reading the feature list")?;
     let (holdout, sha256) = revspend_table::read_labelled_hashed(&inputs.holdout, &model.features)

@@ -205,6 +205,12 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
         lap = Instant::now();
     };
 
+    // What a killed run left half-written beside the outputs goes first.
+    artifact::remove_temp_files_beside([
+        outputs.model.as_path(),
+        outputs.report.as_path(),
+        outputs.search.as_path(),
+    ])?;
     let list = read_feature_list(&inputs.feature_list)?;
     let features = list.resolve(&inputs.feature_list)?;
     // The model's data hash is the train split's, as read (and checked).

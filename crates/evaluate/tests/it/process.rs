@@ -162,3 +162,23 @@ fn a_holdout_or_a_model_of_another_run_is_refused() {
         "{err}"
     );
 }
+
+/// Issue 12: the `.tmp-` files an evaluate run killed mid-write left in
+/// reports/ and reports/plots/ are removed by the next run; other files stay.
+#[test]
+fn temporary_files_of_a_killed_run_are_removed_by_the_next_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let planted = ["reports/.tmp-AbC123", "reports/plots/.tmp-XyZ789"];
+    for p in planted.iter().chain(&["reports/plots/keep.txt"]) {
+        let path = dir.path().join(p);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, b"half a file").expect("plant");
+    }
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for p in planted {
+        assert!(!dir.path().join(p).exists(), "{p} survived the run");
+    }
+    assert!(dir.path().join("reports/plots/keep.txt").exists());
+}

@@ -483,3 +483,32 @@ fn the_cli_lists_shows_promotes_rolls_back_and_prints_experiments() {
     let (ok, _, err) = cli(dir.path(), &["show", "nope"]);
     assert!(!ok && err.contains("nope"), "{err}");
 }
+
+/// Issue 12: a registry write killed half-way leaves a temporary file
+/// beside the index or in the version folder it was writing; the next
+/// writer (holding the lock) removes it, and leaves everything else.
+#[test]
+fn temporary_files_of_a_killed_registry_write_are_removed_by_the_next_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = registry_of(&dir.path().join("registry"), 2);
+    let root = reg.dir().to_owned();
+    std::fs::create_dir_all(root.join("versions/v0003")).expect("mkdir");
+    for leftover in [".tmp-AbC123", "versions/v0003/.tmp-XyZ789"] {
+        std::fs::write(root.join(leftover), b"half").expect("plant");
+    }
+    std::fs::write(root.join("notes.tmp-keep"), b"mine").expect("plant");
+    reg.promote("v0002", "production", "alice").expect("promote");
+    assert!(!root.join(".tmp-AbC123").exists());
+    assert!(root.join("notes.tmp-keep").exists());
+    let v3 = reg
+        .register(&model_bytes("gbm-3"), new("gbm-3"), "alice")
+        .expect("v3");
+    assert_eq!(v3.version, "v0003");
+    let left: Vec<_> = std::fs::read_dir(root.join("versions/v0003"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["model.bin"]);
+    reg.load("v0003")
+        .expect("the version registered over the leftover loads");
+}

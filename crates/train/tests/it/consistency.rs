@@ -81,3 +81,25 @@ fn splits_beside_the_previous_runs_feature_list_are_refused() {
         stderr(&out)
     );
 }
+
+/// Issue 12: what a train run killed during an atomic write left beside
+/// its outputs (a `.tmp-` file in models/ or reports/) is removed by the
+/// next run; other files stay.
+#[test]
+fn temporary_files_of_a_killed_run_are_removed_by_the_next_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::build(dir.path());
+    let planted = ["models/.tmp-AbC123", "reports/.tmp-XyZ789"];
+    for p in planted.iter().chain(&["reports/.tmp-notes.txt"]) {
+        let path = dir.path().join(p);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, b"half a file").expect("plant");
+    }
+    let out = train(dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    for p in planted {
+        assert!(!dir.path().join(p).exists(), "{p} survived the run");
+    }
+    assert!(dir.path().join("reports/.tmp-notes.txt").exists());
+    assert!(dir.path().join("models/model.bin").exists());
+}
