@@ -4,6 +4,8 @@
 # on the whole train split, with `train fit-once` under /usr/bin/time -v.
 #   scripts/bench-train.sh 1000000
 #   THREADS=1 ALGORITHM=forest scripts/bench-train.sh 100000
+#   KEEP=/tmp/bench1m scripts/bench-train.sh 1000000   # keep the data there,
+#     e.g. for `target/debug/examples/bench_round --data /tmp/bench1m`
 # Prints fit seconds, rows/s, peak RSS and holdout PR-AUC / ROC-AUC / ECE
 # (calibrated by isotonic regression on the calibration split).
 # Uses the dev build, which compiles core, train and every dependency at
@@ -16,8 +18,13 @@ threads=${THREADS:-$(nproc)}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --quiet --locked --workspace --bins --manifest-path "$root/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [ -n "${KEEP:-}" ]; then
+  mkdir -p "$KEEP"
+  work=$(cd "$KEEP" && pwd)
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
 sed 's|^  raw_glob: .*|  raw_glob: raw/*.csv|' "$root/params.yaml" > "$work/params.yaml"
 cd "$work"
 "$bin/generate" --params params.yaml --out-dir raw --rows "$rows" --customers "$customers" 2>/dev/null

@@ -380,123 +380,215 @@ pub fn fit(
     class_weight: ClassWeight,
     seed: u64,
 ) -> (Gbm, FitStats) {
-    let n = x.rows;
-    let p = x.cols;
-    // Bin edges from an evenly strided sample: deterministic and cheap.
-    let stride = n.div_ceil(BIN_SAMPLE).max(1);
-    let edges: Vec<Vec<f64>> = (0..p)
-        .into_par_iter()
-        .map(|f| {
-            let sample: Vec<f64> = (0..n).step_by(stride).map(|r| x.values[r * p + f]).collect();
-            bin_edges(sample, cfg.max_bins as usize)
-        })
-        .collect();
-    let binned = bin_matrix(x, &edges);
+    let mut booster = Booster::new(x, y, groups, cfg, class_weight, seed);
+    while booster.round() {}
+    booster.finish()
+}
 
-    let threshold = (cfg.validation_fraction * u64::MAX as f64) as u64;
-    let is_val = |r: usize| cfg.validation_fraction > 0.0 && mix(seed, groups[r]) < threshold;
-    let (val, train): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&r| is_val(r as usize));
-    // A slice too small to judge by is not worth the rows it takes.
-    let (val, train) = if val.len() < 50 || train.len() < 50 {
-        (Vec::new(), (0..n as u32).collect())
-    } else {
-        (val, train)
-    };
+/// A fit in progress, one boosting round at a time: [`fit`] is `new`,
+/// `round` until it returns false, `finish`. Public so that a benchmark can
+/// time single rounds.
+pub struct Booster<'a> {
+    cfg: GbmConfig,
+    y: &'a [bool],
+    edges: Vec<Vec<f64>>,
+    binned: Binned,
+    n_bins: Vec<usize>,
+    val: Vec<u32>,
+    train: Vec<u32>,
+    w_pos: f64,
+    w_neg: f64,
+    base_score: f64,
+    raw: Vec<f64>,
+    g: Vec<f64>,
+    h: Vec<f64>,
+    rows: Vec<u32>,
+    scratch: Vec<u32>,
+    trees: Vec<GbmTree>,
+    best: Option<(f64, usize)>,
+    round: usize,
+}
 
-    let positives = train.iter().filter(|&&r| y[r as usize]).count() as f64;
-    let negatives = train.len() as f64 - positives;
-    let (w_pos, w_neg) = match class_weight {
-        ClassWeight::Balanced if positives > 0.0 && negatives > 0.0 => {
-            let total = train.len() as f64;
-            (total / (2.0 * positives), total / (2.0 * negatives))
+impl std::fmt::Debug for Booster<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Booster")
+            .field("rows", &self.y.len())
+            .field("round", &self.round)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Booster<'a> {
+    /// Bins the features and sets up the early-stopping slice and weights.
+    pub fn new(
+        x: &FeatureMatrix,
+        y: &'a [bool],
+        groups: &[u64],
+        cfg: &GbmConfig,
+        class_weight: ClassWeight,
+        seed: u64,
+    ) -> Booster<'a> {
+        let n = x.rows;
+        let p = x.cols;
+        // Bin edges from an evenly strided sample: deterministic and cheap.
+        let stride = n.div_ceil(BIN_SAMPLE).max(1);
+        let edges: Vec<Vec<f64>> = (0..p)
+            .into_par_iter()
+            .map(|f| {
+                let sample: Vec<f64> = (0..n).step_by(stride).map(|r| x.values[r * p + f]).collect();
+                bin_edges(sample, cfg.max_bins as usize)
+            })
+            .collect();
+        let binned = bin_matrix(x, &edges);
+
+        let threshold = (cfg.validation_fraction * u64::MAX as f64) as u64;
+        let is_val = |r: usize| cfg.validation_fraction > 0.0 && mix(seed, groups[r]) < threshold;
+        let (val, train): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&r| is_val(r as usize));
+        // A slice too small to judge by is not worth the rows it takes.
+        let (val, train) = if val.len() < 50 || train.len() < 50 {
+            (Vec::new(), (0..n as u32).collect())
+        } else {
+            (val, train)
+        };
+
+        let positives = train.iter().filter(|&&r| y[r as usize]).count() as f64;
+        let negatives = train.len() as f64 - positives;
+        let (w_pos, w_neg) = match class_weight {
+            ClassWeight::Balanced if positives > 0.0 && negatives > 0.0 => {
+                let total = train.len() as f64;
+                (total / (2.0 * positives), total / (2.0 * negatives))
+            }
+            _ => (1.0, 1.0),
+        };
+        let prior = (w_pos * positives / (w_pos * positives + w_neg * negatives)).clamp(1e-6, 1.0 - 1e-6);
+        let base_score = (prior / (1.0 - prior)).ln();
+        let n_bins: Vec<usize> = edges.iter().map(|e| e.len() + 1).collect();
+        let rows = train.clone();
+        let scratch = Vec::with_capacity(rows.len());
+        Booster {
+            cfg: cfg.clone(),
+            y,
+            edges,
+            binned,
+            n_bins,
+            val,
+            train,
+            w_pos,
+            w_neg,
+            base_score,
+            raw: vec![base_score; n],
+            g: vec![0f64; n],
+            h: vec![0f64; n],
+            rows,
+            scratch,
+            trees: Vec::new(),
+            best: None,
+            round: 0,
         }
-        _ => (1.0, 1.0),
-    };
-    let weight = |r: usize| if y[r] { w_pos } else { w_neg };
-    let prior = (w_pos * positives / (w_pos * positives + w_neg * negatives)).clamp(1e-6, 1.0 - 1e-6);
-    let base_score = (prior / (1.0 - prior)).ln();
+    }
 
-    let mut raw = vec![base_score; n];
-    let mut g = vec![0f64; n];
-    let mut h = vec![0f64; n];
-    let n_bins: Vec<usize> = edges.iter().map(|e| e.len() + 1).collect();
-    let mut trees = Vec::new();
-    let mut rows = train.clone();
-    let mut scratch = Vec::with_capacity(rows.len());
-    let mut best: Option<(f64, usize)> = None;
-    let val_loss = |raw: &[f64]| {
+    fn weight(&self, r: usize) -> f64 {
+        if self.y[r] { self.w_pos } else { self.w_neg }
+    }
+
+    fn val_loss(&self) -> f64 {
         let (mut loss, mut wsum) = (0.0, 0.0);
-        for &r in &val {
+        for &r in &self.val {
             let r = r as usize;
-            let pr = sigmoid(raw[r]).clamp(1e-15, 1.0 - 1e-15);
-            let w = weight(r);
-            loss -= w * if y[r] { pr.ln() } else { (1.0 - pr).ln() };
+            let pr = sigmoid(self.raw[r]).clamp(1e-15, 1.0 - 1e-15);
+            let w = self.weight(r);
+            loss -= w * if self.y[r] { pr.ln() } else { (1.0 - pr).ln() };
             wsum += w;
         }
         loss / wsum.max(f64::MIN_POSITIVE)
-    };
-    for round in 0..cfg.max_iter as usize {
-        g.par_chunks_mut(CHUNK)
-            .zip(h.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(c, (gc, hc))| {
-                for k in 0..gc.len() {
-                    let r = c * CHUNK + k;
-                    let pr = sigmoid(raw[r]);
-                    let w = weight(r);
-                    gc[k] = w * (pr - f64::from(u8::from(y[r])));
-                    hc[k] = (w * pr * (1.0 - pr)).max(MIN_HESSIAN);
-                }
-            });
-        rows.copy_from_slice(&train);
+    }
+
+    /// Grows one tree; false when boosting is over (no round left, no split
+    /// worth making, or early stopping).
+    pub fn round(&mut self) -> bool {
+        if self.round >= self.cfg.max_iter as usize {
+            return false;
+        }
+        let round = self.round;
+        self.round += 1;
+        let p = self.binned.p;
+        {
+            let (raw, y) = (&self.raw, self.y);
+            let (w_pos, w_neg) = (self.w_pos, self.w_neg);
+            self.g
+                .par_chunks_mut(CHUNK)
+                .zip(self.h.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(c, (gc, hc))| {
+                    for k in 0..gc.len() {
+                        let r = c * CHUNK + k;
+                        let pr = sigmoid(raw[r]);
+                        let w = if y[r] { w_pos } else { w_neg };
+                        gc[k] = w * (pr - f64::from(u8::from(y[r])));
+                        hc[k] = (w * pr * (1.0 - pr)).max(MIN_HESSIAN);
+                    }
+                });
+        }
+        self.rows.copy_from_slice(&self.train);
         let grower = Grower {
-            cfg,
-            binned: &binned,
-            n_bins: n_bins.clone(),
-            g: &g,
-            h: &h,
+            cfg: &self.cfg,
+            binned: &self.binned,
+            n_bins: self.n_bins.clone(),
+            g: &self.g,
+            h: &self.h,
         };
-        let (tree, leaves) = grower.grow(&mut rows, &edges, &mut scratch);
+        let (tree, leaves) = grower.grow(&mut self.rows, &self.edges, &mut self.scratch);
         if tree.nodes.len() == 1 {
             // No split left worth making: further rounds would repeat it.
-            break;
+            self.round = self.cfg.max_iter as usize;
+            return false;
         }
         for (start, end, value) in leaves {
-            for &r in &rows[start..end] {
-                raw[r as usize] += value;
+            for &r in &self.rows[start..end] {
+                self.raw[r as usize] += value;
             }
         }
-        for &r in &val {
+        for &r in &self.val {
             let r = r as usize;
-            raw[r] += score_binned(&tree, &binned.bins[r * p..(r + 1) * p]);
+            self.raw[r] += score_binned(&tree, &self.binned.bins[r * p..(r + 1) * p]);
         }
-        trees.push(tree);
-        if !val.is_empty() {
-            let loss = val_loss(&raw);
-            match best {
+        self.trees.push(tree);
+        if !self.val.is_empty() {
+            let loss = self.val_loss();
+            match self.best {
                 Some((b, _)) if loss >= b - 1e-7 => {}
-                _ => best = Some((loss, round)),
+                _ => self.best = Some((loss, round)),
             }
-            if best.is_some_and(|(_, at)| round - at >= cfg.patience as usize) {
-                break;
+            if self
+                .best
+                .is_some_and(|(_, at)| round - at >= self.cfg.patience as usize)
+            {
+                self.round = self.cfg.max_iter as usize;
+                return false;
             }
         }
+        self.round < self.cfg.max_iter as usize
     }
-    if let Some((_, at)) = best {
-        trees.truncate(at + 1);
+
+    /// The model (cut back to the best validation round) and what the fit
+    /// did.
+    pub fn finish(mut self) -> (Gbm, FitStats) {
+        if let Some((_, at)) = self.best {
+            self.trees.truncate(at + 1);
+        }
+        let stats = FitStats {
+            rounds: self.trees.len(),
+            best_validation_loss: self.best.map(|(l, _)| l),
+        };
+        (
+            Gbm {
+                base_score: self.base_score,
+                trees: self.trees,
+                bin_edges: self.edges,
+            },
+            stats,
+        )
     }
-    let stats = FitStats {
-        rounds: trees.len(),
-        best_validation_loss: best.map(|(l, _)| l),
-    };
-    (
-        Gbm {
-            base_score,
-            trees,
-            bin_edges: edges,
-        },
-        stats,
-    )
 }
 
 #[cfg(test)]

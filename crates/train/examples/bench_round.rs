@@ -1,0 +1,161 @@
+//! Benchmark of one GBM boosting round: warm-up rounds, then the median (and
+//! spread) of N timed rounds of the default GBM configuration (the first
+//! value of each `train.search.gbm` list in the params file).
+//!
+//! A criterion benchmark is what the style guide asks for, but `criterion`
+//! and several of its dependencies (ciborium, oorandom, tinytemplate, anes,
+//! cast) are not in the offline registry cache the build uses, so this is a
+//! plain example binary with the same discipline (warm-up, median of N, no
+//! timed asserts anywhere).
+//!
+//! Build it with the whole workspace (`-p train` alone would resolve other
+//! features and rebuild polars), then run it on the train split of a
+//! `build-features` run (what `scripts/bench-train.sh` builds; `KEEP=DIR`
+//! there keeps it):
+//!
+//!     cargo build --offline --workspace --all-targets
+//!     target/debug/examples/bench_round --data DIR
+//!
+//! or on seeded synthetic data of the same shape (no files needed):
+//!
+//!     target/debug/examples/bench_round --synthetic 600000
+//!
+//! Boosting runs on the rows outside the early-stopping slice, so a 1M-row
+//! `bench-train.sh` input (≈ 640k train rows) boosts ≈ 580k rows × 24
+//! features per round.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use rand::RngExt;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use revspend_core::artifact::FeatureList;
+use revspend_core::model::FeatureMatrix;
+use revspend_core::params::{Algorithm, Check, ModelSpec, Params};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// A pipeline directory holding `data/features.json` and
+    /// `data/splits/train.parquet`.
+    #[arg(long, conflicts_with = "synthetic")]
+    data: Option<PathBuf>,
+    /// Seeded synthetic rows (24 features) instead of a pipeline directory.
+    #[arg(long)]
+    synthetic: Option<usize>,
+    /// Params file whose default GBM configuration is timed.
+    #[arg(long, default_value = "params.yaml")]
+    params: PathBuf,
+    /// Rounds run before timing starts.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Timed rounds.
+    #[arg(long, default_value_t = 30)]
+    rounds: usize,
+    /// Worker threads (default: the available cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let params = Params::load(&args.params)?
+        .train
+        .check()
+        .context("checking train params")?;
+    let ModelSpec::Gbm(mut cfg) = train::default_spec(&params, Algorithm::Gbm) else {
+        bail!("no GBM configuration in {}", args.params.display());
+    };
+    // Time rounds, not early stopping: every requested round runs.
+    cfg.max_iter = u32::try_from(args.warmup + args.rounds).unwrap_or(u32::MAX);
+    cfg.patience = u32::MAX;
+    let (x, y, groups) = match (&args.data, args.synthetic) {
+        (Some(dir), _) => {
+            let inputs = train::Inputs::under(dir);
+            let list = FeatureList::read(&inputs.feature_list)?;
+            let features = list.resolve(&inputs.feature_list)?;
+            let rows = revspend_table::read_labelled(&inputs.train, &features)
+                .with_context(|| format!("reading {}", inputs.train.display()))?;
+            let groups = train::cv::group_ids(&rows.customers);
+            (rows.x, rows.y, groups)
+        }
+        (None, Some(n)) => synthetic(n, 7),
+        (None, None) => bail!("give --data DIR or --synthetic ROWS"),
+    };
+    let threads = args.threads.unwrap_or_else(train::default_threads);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let times = pool.install(|| {
+        let started = Instant::now();
+        let mut booster = train::gbm::Booster::new(&x, &y, &groups, &cfg, params.class_weight, params.seed);
+        let setup = started.elapsed().as_secs_f64() * 1e3;
+        let mut times = Vec::with_capacity(args.rounds);
+        for k in 0..args.warmup + args.rounds {
+            let t = Instant::now();
+            let more = booster.round();
+            if k >= args.warmup {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            if !more {
+                break;
+            }
+        }
+        let (model, _) = booster.finish();
+        // A fingerprint of the model, to see whether a change altered it.
+        let fingerprint = format!("{model:?}")
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        eprintln!(
+            "setup (binning) {setup:.1} ms; {} trees; model fingerprint {fingerprint:016x}",
+            model.trees.len()
+        );
+        times
+    });
+    if times.is_empty() {
+        bail!("boosting stopped during the warm-up");
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |f: f64| sorted[((sorted.len() - 1) as f64 * f).round() as usize];
+    println!(
+        "{} rows x {} features, {threads} threads, {:?}: round median {:.2} ms (p10 {:.2}, p90 {:.2}, n {})",
+        x.rows,
+        x.cols,
+        cfg,
+        q(0.5),
+        q(0.1),
+        q(0.9),
+        sorted.len()
+    );
+    Ok(())
+}
+
+/// `n` rows of 24 features shaped like the pipeline's: continuous,
+/// small-integer and binary columns, about 10% positives, 150 rows per group.
+fn synthetic(n: usize, seed: u64) -> (FeatureMatrix, Vec<bool>, Vec<u64>) {
+    const P: usize = 24;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut values = Vec::with_capacity(n * P);
+    let mut y = Vec::with_capacity(n);
+    for _ in 0..n {
+        let row: [f64; P] = std::array::from_fn(|f| {
+            let u: f64 = rng.random_range(0.0..1.0);
+            match f % 4 {
+                0 => u,
+                1 => (u * 30.0).floor(),
+                2 => f64::from(u8::from(u < 0.3)),
+                _ => (u * 1e4).ln(),
+            }
+        });
+        let z = 3.0 * row[0] - 2.0 * row[4] + 1.5 * row[2] + 0.1 * row[1] - 0.05 * row[5] - 3.5
+            + 0.4 * (row[3] - 7.0);
+        let p = 1.0 / (1.0 + (-z).exp());
+        y.push(rng.random_range(0.0..1.0) < p);
+        values.extend(row);
+    }
+    let groups = (0..n as u64).map(|r| r / 150).collect();
+    (FeatureMatrix::new(n, P, values), y, groups)
+}
