@@ -91,9 +91,13 @@ fn main() -> Result<()> {
         let mut booster = train::gbm::Booster::new(&x, &y, &groups, &cfg, params.class_weight, params.seed);
         let setup = started.elapsed().as_secs_f64() * 1e3;
         let mut times = Vec::with_capacity(args.rounds);
+        let mut before = booster.phase_times();
         for k in 0..args.warmup + args.rounds {
             let t = Instant::now();
             let more = booster.round();
+            if k + 1 == args.warmup {
+                before = booster.phase_times();
+            }
             if k >= args.warmup {
                 times.push(t.elapsed().as_secs_f64() * 1e3);
             }
@@ -101,6 +105,16 @@ fn main() -> Result<()> {
                 break;
             }
         }
+        let timed = times.len().max(1) as f64;
+        let (now, ms) = (booster.phase_times(), |d: std::time::Duration| d.as_secs_f64() * 1e3 / timed);
+        eprintln!(
+            "per timed round: gradients {:.2} ms, histograms {:.2}, partition {:.2}, split search {:.2}, update {:.2}",
+            ms(now.gradients - before.gradients),
+            ms(now.histograms - before.histograms),
+            ms(now.partition - before.partition),
+            ms(now.splits - before.splits),
+            ms(now.update - before.update),
+        );
         let (model, _) = booster.finish();
         // A fingerprint of the model, to see whether a change altered it.
         let fingerprint = format!("{model:?}")

@@ -1,15 +1,17 @@
 //! Histogram gradient-boosted trees for log loss, written for this problem
 //! (tens of dense numeric features, up to millions of rows, 2 cores):
 //!
-//! - every feature is binned once into at most 255 quantile bins (`u8`),
-//!   row-major, so building a node's histogram streams one short row per
-//!   sample;
+//! - every feature is binned once into at most 255 quantile bins (`u8`)
+//!   ([`binning`]);
 //! - trees grow leaf-wise (best gain first) up to `max_leaves`, with an
 //!   optional depth limit, L2 on leaf values, minimum rows and hessian per
-//!   leaf; only the smaller child's histogram is built, the larger one is
-//!   the parent's minus it;
-//! - histograms are built row-parallel over fixed chunks of rows and summed
-//!   in chunk order, so the model is bit-identical whatever the thread count;
+//!   leaf; row ids are partitioned in place, only the smaller child's
+//!   histogram is built and the larger one is the parent's minus it, and a
+//!   feature that cannot split a node is skipped below it ([`grow`]);
+//! - gradients and hessians are stored as `f32` pairs and summed in `f64`;
+//!   a histogram is built with its features split across the threads, so
+//!   every bin is summed in row order and the model is bit-identical
+//!   whatever the thread count ([`hist`]);
 //! - `balanced` class weights enter as sample weights of the gradients;
 //! - early stopping watches the weighted log loss on a seeded slice of whole
 //!   customers held out from boosting.
@@ -25,102 +27,42 @@
 //! a 2-core build. The booster needed here is a few hundred lines we can test
 //! for thread-count independence and tune for this data shape.
 
+mod binning;
+mod grow;
+mod hist;
+
+use std::time::{Duration, Instant};
+
 use rayon::prelude::*;
-use revspend_core::model::{FeatureMatrix, Gbm, GbmNode, GbmTree, sigmoid};
+use revspend_core::model::{FeatureMatrix, Gbm, GbmTree, sigmoid};
 use revspend_core::params::{ClassWeight, GbmConfig};
 
-/// Rows per histogram chunk: fixed, so the floating-point summation order
-/// (and so the model) does not depend on how many threads run.
+pub use binning::bin_edges;
+use binning::{Binned, bin_matrix};
+use grow::Grower;
+use hist::{GradPair, Hist};
+
+/// Rows per chunk of the per-row passes (gradients, validation loss):
+/// fixed, so sums over chunks do not depend on the thread count.
 const CHUNK: usize = 16_384;
 /// Rows sampled per feature to find the bin edges.
 const BIN_SAMPLE: usize = 200_000;
-/// Stride of the histogram of one feature (bins are `u8`).
-const STRIDE: usize = 256;
 /// Hessians are floored here so a leaf's Newton step stays finite.
 const MIN_HESSIAN: f64 = 1e-16;
-/// Smallest hessian sum a leaf may have.
-const MIN_LEAF_HESSIAN: f64 = 1e-3;
 
+/// Where a fit's rounds spent their time (wall clock, summed over rounds).
 #[derive(Debug, Clone, Copy, Default)]
-struct Bin {
-    g: f64,
-    h: f64,
-    n: u64,
-}
-
-impl Bin {
-    fn add(&mut self, o: &Bin) {
-        self.g += o.g;
-        self.h += o.h;
-        self.n += o.n;
-    }
-
-    fn sub(&self, o: &Bin) -> Bin {
-        Bin {
-            g: self.g - o.g,
-            h: self.h - o.h,
-            n: self.n - o.n,
-        }
-    }
-}
-
-/// Upper bin edges of one feature's values: midpoints between distinct
-/// values when there are few, else quantiles; at most `max_bins − 1` edges.
-pub fn bin_edges(mut values: Vec<f64>, max_bins: usize) -> Vec<f64> {
-    values.retain(|v| !v.is_nan());
-    values.sort_by(f64::total_cmp);
-    values.dedup_by(|a, b| a == b);
-    let max_bins = max_bins.clamp(2, 255);
-    if values.len() <= max_bins {
-        return values.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect();
-    }
-    let n = values.len();
-    let mut edges: Vec<f64> = (1..max_bins)
-        .map(|q| {
-            let i = q * n / max_bins;
-            values[i - 1] + (values[i] - values[i - 1]) / 2.0
-        })
-        .collect();
-    edges.dedup();
-    edges
-}
-
-/// The bin of `x`: the number of edges below it (NaN: bin 0).
-fn bin_of(edges: &[f64], x: f64) -> u8 {
-    u8::try_from(edges.partition_point(|&e| e < x)).unwrap_or(u8::MAX)
-}
-
-/// Binned features, row-major for histograms (a row's bins share a cache
-/// line) and column-major for partitioning a node on one feature (dense
-/// reads where a row-major read would touch a cache line per row).
-struct Binned {
-    p: usize,
-    n: usize,
-    bins: Vec<u8>,
-    columns: Vec<u8>,
-}
-
-fn bin_matrix(x: &FeatureMatrix, edges: &[Vec<f64>]) -> Binned {
-    let p = x.cols;
-    let mut bins = vec![0u8; x.rows * p];
-    bins.par_chunks_mut(p.max(1) * 1024)
-        .enumerate()
-        .for_each(|(c, out)| {
-            for (k, row_out) in out.chunks_mut(p.max(1)).enumerate() {
-                let row = x.row(c * 1024 + k);
-                for f in 0..p {
-                    row_out[f] = bin_of(&edges[f], row[f]);
-                }
-            }
-        });
-    let n = x.rows;
-    let mut columns = vec![0u8; n * p];
-    columns.par_chunks_mut(n.max(1)).enumerate().for_each(|(f, col)| {
-        for (r, c) in col.iter_mut().enumerate() {
-            *c = bins[r * p + f];
-        }
-    });
-    Binned { p, n, bins, columns }
+pub struct PhaseTimes {
+    /// Gradients and hessians of every row.
+    pub gradients: Duration,
+    /// Building and subtracting histograms.
+    pub histograms: Duration,
+    /// Partitioning row ids at splits.
+    pub partition: Duration,
+    /// Finding each leaf's best split.
+    pub splits: Duration,
+    /// Adding the tree to the scores, validation loss, the rest.
+    pub update: Duration,
 }
 
 /// Deterministic hash of (seed, group) for the validation slice.
@@ -129,230 +71,6 @@ fn mix(seed: u64, v: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Split {
-    feature: usize,
-    bin: u8,
-    gain: f64,
-}
-
-/// One histogram per feature; a `u8` bin always indexes inside its array,
-/// so the hot loop needs no bounds checks.
-type Hist = Vec<[Bin; STRIDE]>;
-
-struct Leaf {
-    node: usize,
-    start: usize,
-    end: usize,
-    depth: u16,
-    hist: Hist,
-    total: Bin,
-    split: Option<Split>,
-}
-
-struct Grower<'a> {
-    cfg: &'a GbmConfig,
-    binned: &'a Binned,
-    n_bins: Vec<usize>,
-    g: &'a [f64],
-    h: &'a [f64],
-}
-
-impl Grower<'_> {
-    fn histogram(&self, rows: &[u32]) -> Hist {
-        let p = self.binned.p;
-        let build = |rows: &[u32]| {
-            let mut hist: Hist = vec![[Bin::default(); STRIDE]; p];
-            for &r in rows {
-                let r = r as usize;
-                let (gr, hr) = (self.g[r], self.h[r]);
-                let row = &self.binned.bins[r * p..(r + 1) * p];
-                for (feature, &b) in hist.iter_mut().zip(row) {
-                    let cell = &mut feature[b as usize];
-                    cell.g += gr;
-                    cell.h += hr;
-                    cell.n += 1;
-                }
-            }
-            hist
-        };
-        if rows.len() <= CHUNK {
-            return build(rows);
-        }
-        let parts: Vec<Hist> = rows.par_chunks(CHUNK).map(build).collect();
-        let mut parts = parts.into_iter();
-        let mut hist = parts.next().unwrap_or_else(|| vec![[Bin::default(); STRIDE]; p]);
-        for part in parts {
-            for (a, b) in hist.iter_mut().zip(&part) {
-                for (x, y) in a.iter_mut().zip(b) {
-                    x.add(y);
-                }
-            }
-        }
-        hist
-    }
-
-    fn best_split(&self, hist: &Hist, total: &Bin, depth: u16) -> Option<Split> {
-        let cfg = self.cfg;
-        if cfg.max_depth.is_some_and(|d| depth >= d) {
-            return None;
-        }
-        let min_n = cfg.min_samples_leaf as u64;
-        if total.n < 2 * min_n {
-            return None;
-        }
-        let score = |b: &Bin| b.g * b.g / (b.h + cfg.l2);
-        let parent = score(total);
-        let mut best: Option<Split> = None;
-        for (f, (feature, &n_bins)) in hist.iter().zip(&self.n_bins).enumerate() {
-            let mut left = Bin::default();
-            // The last bin cannot be a left side: nothing would go right.
-            for (b, cell) in feature.iter().enumerate().take(n_bins.saturating_sub(1)) {
-                left.add(cell);
-                if left.n < min_n || left.h < MIN_LEAF_HESSIAN {
-                    continue;
-                }
-                let right = total.sub(&left);
-                if right.n < min_n || right.h < MIN_LEAF_HESSIAN {
-                    break;
-                }
-                let gain = score(&left) + score(&right) - parent;
-                if gain > 1e-12 && best.is_none_or(|s| gain > s.gain) {
-                    best = Some(Split {
-                        feature: f,
-                        bin: u8::try_from(b).unwrap_or(u8::MAX),
-                        gain,
-                    });
-                }
-            }
-        }
-        best
-    }
-
-    fn leaf(&self, node: usize, start: usize, end: usize, depth: u16, hist: Hist) -> Leaf {
-        let mut total = Bin::default();
-        // Every row is in exactly one bin of the first feature.
-        for b in hist.first().map_or(&[][..], |h| &h[..]) {
-            total.add(b);
-        }
-        let split = self.best_split(&hist, &total, depth);
-        Leaf {
-            node,
-            start,
-            end,
-            depth,
-            hist,
-            total,
-            split,
-        }
-    }
-
-    /// Grows one tree on `rows` (reordered in place into leaves); returns
-    /// the tree and, per leaf, its row range and value.
-    fn grow(
-        &self,
-        rows: &mut [u32],
-        edges: &[Vec<f64>],
-        scratch: &mut Vec<u32>,
-    ) -> (GbmTree, Vec<(usize, usize, f64)>) {
-        let cfg = self.cfg;
-        let leaf_node = GbmNode {
-            feature: 0,
-            threshold: 0.0,
-            bin: 0,
-            left: 0,
-            right: 0,
-            value: 0.0,
-        };
-        let mut nodes = vec![leaf_node.clone()];
-        let root_hist = self.histogram(rows);
-        let mut open = vec![self.leaf(0, 0, rows.len(), 0, root_hist)];
-        let mut done: Vec<Leaf> = Vec::new();
-        while open.len() + done.len() < cfg.max_leaves as usize {
-            // Best gain first; ties go to the earliest leaf (deterministic).
-            let Some(k) = open
-                .iter()
-                .enumerate()
-                .filter_map(|(k, l)| l.split.map(|s| (k, s.gain)))
-                .fold(None, |best: Option<(usize, f64)>, (k, g)| match best {
-                    Some((_, bg)) if bg >= g => best,
-                    _ => Some((k, g)),
-                })
-                .map(|(k, _)| k)
-            else {
-                break;
-            };
-            let leaf = open.swap_remove(k);
-            let Some(split) = leaf.split else { break };
-            // Stable partition of the leaf's rows: left (bin <= split) first.
-            let range = &mut rows[leaf.start..leaf.end];
-            let column =
-                &self.binned.columns[split.feature * self.binned.n..(split.feature + 1) * self.binned.n];
-            scratch.clear();
-            let mut w = 0;
-            for i in 0..range.len() {
-                let r = range[i];
-                if column[r as usize] <= split.bin {
-                    range[w] = r;
-                    w += 1;
-                } else {
-                    scratch.push(r);
-                }
-            }
-            range[w..].copy_from_slice(scratch);
-            let mid = leaf.start + w;
-            let (left_id, right_id) = (nodes.len(), nodes.len() + 1);
-            nodes.push(leaf_node.clone());
-            nodes.push(leaf_node.clone());
-            nodes[leaf.node] = GbmNode {
-                feature: u32::try_from(split.feature).unwrap_or(u32::MAX),
-                threshold: edges[split.feature][split.bin as usize],
-                bin: split.bin,
-                left: u32::try_from(left_id).unwrap_or(u32::MAX),
-                right: u32::try_from(right_id).unwrap_or(u32::MAX),
-                value: 0.0,
-            };
-            let left_small = w <= leaf.end - leaf.start - w;
-            let small_rows = if left_small {
-                &rows[leaf.start..mid]
-            } else {
-                &rows[mid..leaf.end]
-            };
-            let small = self.histogram(small_rows);
-            let large: Hist = leaf
-                .hist
-                .iter()
-                .zip(&small)
-                .map(|(a, b)| std::array::from_fn(|i| a[i].sub(&b[i])))
-                .collect();
-            let (lh, rh) = if left_small {
-                (small, large)
-            } else {
-                (large, small)
-            };
-            let depth = leaf.depth + 1;
-            for child in [
-                self.leaf(left_id, leaf.start, mid, depth, lh),
-                self.leaf(right_id, mid, leaf.end, depth, rh),
-            ] {
-                if child.split.is_some() {
-                    open.push(child);
-                } else {
-                    done.push(child);
-                }
-            }
-        }
-        done.extend(open);
-        let mut leaves = Vec::with_capacity(done.len());
-        for l in done {
-            let value = -cfg.learning_rate * l.total.g / (l.total.h + cfg.l2);
-            nodes[l.node].value = value;
-            leaves.push((l.start, l.end, value));
-        }
-        (GbmTree { nodes }, leaves)
-    }
 }
 
 /// Score of a tree for a binned row: core's walk, deciding by the split's
@@ -400,13 +118,14 @@ pub struct Booster<'a> {
     w_neg: f64,
     base_score: f64,
     raw: Vec<f64>,
-    g: Vec<f64>,
-    h: Vec<f64>,
+    gh: Vec<GradPair>,
     rows: Vec<u32>,
     scratch: Vec<u32>,
+    pool: Vec<Hist>,
     trees: Vec<GbmTree>,
     best: Option<(f64, usize)>,
     round: usize,
+    times: PhaseTimes,
 }
 
 impl std::fmt::Debug for Booster<'_> {
@@ -477,30 +196,60 @@ impl<'a> Booster<'a> {
             w_neg,
             base_score,
             raw: vec![base_score; n],
-            g: vec![0f64; n],
-            h: vec![0f64; n],
+            gh: vec![[0.0; 2]; n],
             rows,
             scratch,
+            pool: Vec::new(),
             trees: Vec::new(),
             best: None,
             round: 0,
+            times: PhaseTimes::default(),
         }
     }
 
-    fn weight(&self, r: usize) -> f64 {
-        if self.y[r] { self.w_pos } else { self.w_neg }
+    /// Where the rounds so far spent their time.
+    pub fn phase_times(&self) -> PhaseTimes {
+        self.times
     }
 
     fn val_loss(&self) -> f64 {
-        let (mut loss, mut wsum) = (0.0, 0.0);
-        for &r in &self.val {
-            let r = r as usize;
-            let pr = sigmoid(self.raw[r]).clamp(1e-15, 1.0 - 1e-15);
-            let w = self.weight(r);
-            loss -= w * if self.y[r] { pr.ln() } else { (1.0 - pr).ln() };
-            wsum += w;
-        }
+        let (y, raw) = (self.y, &self.raw);
+        let (w_pos, w_neg) = (self.w_pos, self.w_neg);
+        // Partial sums per fixed chunk, added in chunk order.
+        let parts: Vec<(f64, f64)> = self
+            .val
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let (mut loss, mut wsum) = (0.0, 0.0);
+                for &r in chunk {
+                    let r = r as usize;
+                    let pr = sigmoid(raw[r]).clamp(1e-15, 1.0 - 1e-15);
+                    let w = if y[r] { w_pos } else { w_neg };
+                    loss -= w * if y[r] { pr.ln() } else { (1.0 - pr).ln() };
+                    wsum += w;
+                }
+                (loss, wsum)
+            })
+            .collect();
+        let (loss, wsum) = parts.iter().fold((0.0, 0.0), |(l, w), (a, b)| (l + a, w + b));
         loss / wsum.max(f64::MIN_POSITIVE)
+    }
+
+    fn gradients(&mut self) {
+        let started = Instant::now();
+        let (raw, y) = (&self.raw, self.y);
+        let (w_pos, w_neg) = (self.w_pos, self.w_neg);
+        self.gh.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+            for (k, pair) in out.iter_mut().enumerate() {
+                let r = c * CHUNK + k;
+                let pr = sigmoid(raw[r]);
+                let w = if y[r] { w_pos } else { w_neg };
+                let g = w * (pr - f64::from(u8::from(y[r])));
+                let h = (w * pr * (1.0 - pr)).max(MIN_HESSIAN);
+                *pair = [g as f32, h as f32];
+            }
+        });
+        self.times.gradients += started.elapsed();
     }
 
     /// Grows one tree; false when boosting is over (no round left, no split
@@ -512,30 +261,15 @@ impl<'a> Booster<'a> {
         let round = self.round;
         self.round += 1;
         let p = self.binned.p;
-        {
-            let (raw, y) = (&self.raw, self.y);
-            let (w_pos, w_neg) = (self.w_pos, self.w_neg);
-            self.g
-                .par_chunks_mut(CHUNK)
-                .zip(self.h.par_chunks_mut(CHUNK))
-                .enumerate()
-                .for_each(|(c, (gc, hc))| {
-                    for k in 0..gc.len() {
-                        let r = c * CHUNK + k;
-                        let pr = sigmoid(raw[r]);
-                        let w = if y[r] { w_pos } else { w_neg };
-                        gc[k] = w * (pr - f64::from(u8::from(y[r])));
-                        hc[k] = (w * pr * (1.0 - pr)).max(MIN_HESSIAN);
-                    }
-                });
-        }
+        self.gradients();
         self.rows.copy_from_slice(&self.train);
-        let grower = Grower {
+        let mut grower = Grower {
             cfg: &self.cfg,
             binned: &self.binned,
-            n_bins: self.n_bins.clone(),
-            g: &self.g,
-            h: &self.h,
+            n_bins: &self.n_bins,
+            gh: &self.gh,
+            pool: &mut self.pool,
+            times: &mut self.times,
         };
         let (tree, leaves) = grower.grow(&mut self.rows, &self.edges, &mut self.scratch);
         if tree.nodes.len() == 1 {
@@ -543,16 +277,26 @@ impl<'a> Booster<'a> {
             self.round = self.cfg.max_iter as usize;
             return false;
         }
-        for (start, end, value) in leaves {
-            for &r in &self.rows[start..end] {
-                self.raw[r as usize] += value;
+        let started = Instant::now();
+        for leaf in leaves {
+            for &r in &self.rows[leaf.start..leaf.end] {
+                self.raw[r as usize] += leaf.value;
             }
         }
-        for &r in &self.val {
-            let r = r as usize;
-            self.raw[r] += score_binned(&tree, &self.binned.bins[r * p..(r + 1) * p]);
+        let bins = &self.binned.bins;
+        let scores: Vec<f64> = self
+            .val
+            .par_iter()
+            .map(|&r| {
+                let r = r as usize;
+                score_binned(&tree, &bins[r * p..(r + 1) * p])
+            })
+            .collect();
+        for (&r, s) in self.val.iter().zip(scores) {
+            self.raw[r as usize] += s;
         }
         self.trees.push(tree);
+        let mut more = self.round < self.cfg.max_iter as usize;
         if !self.val.is_empty() {
             let loss = self.val_loss();
             match self.best {
@@ -564,10 +308,11 @@ impl<'a> Booster<'a> {
                 .is_some_and(|(_, at)| round - at >= self.cfg.patience as usize)
             {
                 self.round = self.cfg.max_iter as usize;
-                return false;
+                more = false;
             }
         }
-        self.round < self.cfg.max_iter as usize
+        self.times.update += started.elapsed();
+        more
     }
 
     /// The model (cut back to the best validation round) and what the fit
@@ -594,6 +339,8 @@ impl<'a> Booster<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use binning::bin_of;
+    use revspend_core::model::GbmNode;
 
     #[test]
     fn few_distinct_values_get_one_bin_each() {
