@@ -92,11 +92,13 @@ fn main() -> Result<()> {
         let setup = started.elapsed().as_secs_f64() * 1e3;
         let mut times = Vec::with_capacity(args.rounds);
         let mut before = booster.phase_times();
+        let mut cpu_before = cpu_seconds();
         for k in 0..args.warmup + args.rounds {
             let t = Instant::now();
             let more = booster.round();
             if k + 1 == args.warmup {
                 before = booster.phase_times();
+                cpu_before = cpu_seconds();
             }
             if k >= args.warmup {
                 times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -106,6 +108,12 @@ fn main() -> Result<()> {
             }
         }
         let timed = times.len().max(1) as f64;
+        if let (Some(a), Some(b)) = (cpu_before, cpu_seconds()) {
+            eprintln!(
+                "CPU time of all threads: {:.2} ms per timed round (robust to other load, unlike wall time)",
+                (b - a) * 1e3 / timed
+            );
+        }
         let (now, ms) = (booster.phase_times(), |d: std::time::Duration| d.as_secs_f64() * 1e3 / timed);
         eprintln!(
             "per timed round: gradients {:.2} ms, histograms {:.2}, partition {:.2}, split search {:.2}, update {:.2}",
@@ -145,6 +153,21 @@ fn main() -> Result<()> {
         sorted.len()
     );
     Ok(())
+}
+
+/// User + system CPU time of the whole process so far (Linux), from
+/// `/proc/self/stat`, in seconds; clock-tick resolution, so only sums over
+/// many rounds are meaningful.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses); utime and
+    // stime are fields 14 and 15 of the whole line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some((utime + stime) / 100.0)
 }
 
 /// `n` rows of 24 features shaped like the pipeline's: continuous,

@@ -121,20 +121,23 @@ impl Hist {
                 let mut touched = 0u32;
                 for &r in block {
                     let r = r as usize;
-                    touched ^= u32::from(bins[r * p + f0]) ^ gh[r][0].to_bits();
+                    touched ^= u32::from(bins[r.wrapping_mul(p) + f0]) ^ gh[r][0].to_bits();
                 }
                 std::hint::black_box(touched);
                 for &r in block {
                     let r = r as usize;
                     let [g, h] = gh[r];
                     let (g, h) = (f64::from(g), f64::from(h));
-                    let row = &bins[r * p + f0..r * p + f1];
+                    let at = r.wrapping_mul(p);
+                    let row = &bins[at + f0..at + f1];
                     for ((hist, &b), _) in group.iter_mut().zip(row).zip(on).filter(|(_, on)| **on) {
                         let b = b as usize;
                         let cell = &mut hist.gh[b];
                         cell[0] += g;
                         cell[1] += h;
-                        hist.n[b] += 1;
+                        // A bin cannot overflow (it counts at most the rows of
+                        // a u32-indexed matrix); skip the overflow check.
+                        hist.n[b] = hist.n[b].wrapping_add(1);
                     }
                 }
             }
