@@ -17,7 +17,7 @@ use rayon::prelude::*;
 pub(super) const STRIDE: usize = 256;
 
 /// Rows whose cache lines are fetched together before they are summed.
-const TOUCH: usize = 64;
+const TOUCH: usize = 32;
 
 /// Gradient and hessian of one row, stored compactly (half the bytes of two
 /// `f64`); sums are taken in `f64`.
@@ -113,17 +113,23 @@ impl Hist {
             if !on.contains(&true) {
                 return;
             }
+            // Rows of a small node are scattered over the matrix (a dense
+            // node's rows, like the root's, stream from memory in order).
+            let span = rows.last().map_or(0, |&l| l as usize + 1) - rows.first().map_or(0, |&f| f as usize);
+            let scattered = rows.len() * 2 < span;
             for block in rows.chunks(TOUCH) {
-                // Rows of a small node are scattered over the matrix: load a
-                // byte of each row of the block first, in a loop short enough
-                // for all those cache misses to be in flight at once, so the
-                // long update loop below finds the rows in cache.
-                let mut touched = 0u32;
-                for &r in block {
-                    let r = r as usize;
-                    touched ^= u32::from(bins[r.wrapping_mul(p) + f0]) ^ gh[r][0].to_bits();
+                if scattered {
+                    // Load a byte of each row of the block first, in a loop
+                    // short enough for all those cache misses to be in flight
+                    // at once, so the long update loop below finds the rows
+                    // in cache.
+                    let mut touched = 0u32;
+                    for &r in block {
+                        let r = r as usize;
+                        touched ^= u32::from(bins[r.wrapping_mul(p) + f0]) ^ gh[r][0].to_bits();
+                    }
+                    std::hint::black_box(touched);
                 }
-                std::hint::black_box(touched);
                 for &r in block {
                     let r = r as usize;
                     let [g, h] = gh[r];
