@@ -113,6 +113,9 @@ pub struct Booster<'a> {
     binned: Binned,
     n_bins: Vec<usize>,
     val: Vec<u32>,
+    /// The early-stopping rows' bins, row-major in `val` order (scoring
+    /// them in place would miss the cache once per row).
+    val_bins: Vec<u8>,
     train: Vec<u32>,
     w_pos: f64,
     w_neg: f64,
@@ -182,6 +185,11 @@ impl<'a> Booster<'a> {
         let prior = (w_pos * positives / (w_pos * positives + w_neg * negatives)).clamp(1e-6, 1.0 - 1e-6);
         let base_score = (prior / (1.0 - prior)).ln();
         let n_bins: Vec<usize> = edges.iter().map(|e| e.len() + 1).collect();
+        let val_bins: Vec<u8> = val
+            .iter()
+            .flat_map(|&r| &binned.bins[r as usize * p..(r as usize + 1) * p])
+            .copied()
+            .collect();
         let rows = train.clone();
         let scratch = Vec::with_capacity(rows.len());
         Booster {
@@ -191,6 +199,7 @@ impl<'a> Booster<'a> {
             binned,
             n_bins,
             val,
+            val_bins,
             train,
             w_pos,
             w_neg,
@@ -283,14 +292,10 @@ impl<'a> Booster<'a> {
                 self.raw[r as usize] += leaf.value;
             }
         }
-        let bins = &self.binned.bins;
         let scores: Vec<f64> = self
-            .val
-            .par_iter()
-            .map(|&r| {
-                let r = r as usize;
-                score_binned(&tree, &bins[r * p..(r + 1) * p])
-            })
+            .val_bins
+            .par_chunks(p.max(1))
+            .map(|row| score_binned(&tree, row))
             .collect();
         for (&r, s) in self.val.iter().zip(scores) {
             self.raw[r as usize] += s;
