@@ -48,7 +48,7 @@ const CHUNK: usize = 16_384;
 /// Rows sampled per feature to find the bin edges.
 const BIN_SAMPLE: usize = 200_000;
 /// Hessians are floored here so a leaf's Newton step stays finite.
-const MIN_HESSIAN: f64 = 1e-16;
+const MIN_HESSIAN: f32 = 1e-16;
 
 /// Where a fit's rounds spent their time (wall clock, summed over rounds).
 #[derive(Debug, Clone, Copy, Default)]
@@ -251,11 +251,18 @@ impl<'a> Booster<'a> {
         self.gh.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
             for (k, pair) in out.iter_mut().enumerate() {
                 let r = c * CHUNK + k;
-                let pr = sigmoid(raw[r]);
-                let w = if y[r] { w_pos } else { w_neg };
-                let g = w * (pr - f64::from(u8::from(y[r])));
-                let h = (w * pr * (1.0 - pr)).max(MIN_HESSIAN);
-                *pair = [g as f32, h as f32];
+                // In f32 (the pair is stored in f32): sigmoid(x) and
+                // 1 − sigmoid(x) from one exp(−|x|), each accurate in its
+                // tail, where 1 − p would cancel.
+                let x = raw[r] as f32;
+                let e = (-x.abs()).exp();
+                let big = 1.0 / (1.0 + e);
+                let small = e * big;
+                let (p, q) = if x >= 0.0 { (big, small) } else { (small, big) };
+                let w = if y[r] { w_pos } else { w_neg } as f32;
+                let g = if y[r] { -w * q } else { w * p };
+                let h = (w * p * q).max(MIN_HESSIAN);
+                *pair = [g, h];
             }
         });
         self.times.gradients += started.elapsed();
