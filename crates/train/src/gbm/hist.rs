@@ -165,3 +165,56 @@ impl Hist {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_is_the_row_order_sum_whatever_the_thread_count() {
+        let (n, p) = (5_000usize, 7usize);
+        let bins: Vec<u8> = (0..n * p)
+            .map(|i| ((i * 2_654_435_761) >> 7) as u8 % 40)
+            .collect();
+        let gh: Vec<GradPair> = (0..n)
+            .map(|r| [(r as f32 * 0.37).sin(), 0.1 + (r % 13) as f32 * 0.01])
+            .collect();
+        // Scattered rows (every third), and one feature left out.
+        let rows: Vec<u32> = (0..n as u32).filter(|r| r % 3 == 1).collect();
+        let active = [true, true, false, true, true, true, true];
+        // What a plain loop in row order gives, bit for bit.
+        let mut want = Hist::new(p);
+        for h in &mut want.features {
+            h.clear();
+        }
+        for &r in &rows {
+            let r = r as usize;
+            for (f, h) in want.features.iter_mut().enumerate() {
+                let b = bins[r * p + f] as usize;
+                h.gh[b][0] += f64::from(gh[r][0]);
+                h.gh[b][1] += f64::from(gh[r][1]);
+                h.n[b] += 1;
+            }
+        }
+        for threads in [1, 2, 3, 5] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            let mut got = Hist::new(p);
+            pool.install(|| got.build(&rows, &bins, p, &gh, &active));
+            for (f, (g, w)) in got.features.iter().zip(&want.features).enumerate() {
+                if !active[f] {
+                    continue;
+                }
+                let bits = |h: &FeatureHist| -> Vec<u64> {
+                    h.gh.iter()
+                        .flat_map(|c| [c[0].to_bits(), c[1].to_bits()])
+                        .collect()
+                };
+                assert_eq!(bits(g), bits(w), "feature {f}, {threads} threads");
+                assert_eq!(g.n, w.n, "feature {f}, {threads} threads");
+            }
+        }
+    }
+}
