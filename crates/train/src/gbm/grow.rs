@@ -15,10 +15,14 @@ use revspend_core::params::GbmConfig;
 
 use super::PhaseTimes;
 use super::binning::Binned;
-use super::hist::{GradPair, Hist, Totals};
+use super::hist::{CHUNK_ROWS, GradPair, Hist, Totals};
 
 /// Smallest hessian sum a leaf may have.
 const MIN_LEAF_HESSIAN: f64 = 1e-3;
+/// Nodes of this many rows or more have their histograms summed in chunks
+/// of rows (each row fetched by one thread), smaller ones by groups of
+/// features (both threads busy however small the node).
+const CHUNKED_FROM: usize = 4 * CHUNK_ROWS;
 /// Rows per block of a parallel partition: fixed, though the result would
 /// not depend on it (a stable partition has one answer).
 const PART_BLOCK: usize = 16_384;
@@ -68,7 +72,12 @@ impl Grower<'_> {
     fn build(&mut self, rows: &[u32], active: &[bool]) -> Hist {
         let started = Instant::now();
         let mut hist = self.take_hist();
-        hist.build(rows, &self.binned.bins, self.binned.p, self.gh, active);
+        let (bins, p) = (&self.binned.bins, self.binned.p);
+        if rows.len() >= CHUNKED_FROM {
+            hist.build_chunked(rows, bins, p, self.gh, active, self.n_bins, self.pool);
+        } else {
+            hist.build(rows, bins, p, self.gh, active);
+        }
         self.times.histograms += started.elapsed();
         hist
     }
