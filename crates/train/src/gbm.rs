@@ -2,16 +2,17 @@
 //! (tens of dense numeric features, up to millions of rows, 2 cores):
 //!
 //! - every feature is binned once into at most 255 quantile bins (`u8`)
-//!   ([`binning`]);
+//!   (`binning`);
 //! - trees grow leaf-wise (best gain first) up to `max_leaves`, with an
 //!   optional depth limit, L2 on leaf values, minimum rows and hessian per
 //!   leaf; row ids are partitioned in place, only the smaller child's
 //!   histogram is built and the larger one is the parent's minus it, and a
-//!   feature that cannot split a node is skipped below it ([`grow`]);
-//! - gradients and hessians are stored as `f32` pairs and summed in `f64`;
-//!   a histogram is built with its features split across the threads, so
-//!   every bin is summed in row order and the model is bit-identical
-//!   whatever the thread count ([`hist`]);
+//!   feature that cannot split a node is skipped below it (`grow`);
+//! - gradients and hessians are computed and stored as `f32` pairs and
+//!   summed in `f64`; a histogram is built over fixed chunks of rows (large
+//!   nodes) or with its features split across the threads (small ones), so
+//!   the order of every sum is fixed by the rows and the model is
+//!   bit-identical whatever the thread count (`hist`);
 //! - `balanced` class weights enter as sample weights of the gradients;
 //! - early stopping watches the weighted log loss on a seeded slice of whole
 //!   customers held out from boosting.

@@ -2,13 +2,20 @@
 //! hessian) sums in `f64` and a row count.
 //!
 //! A node's histogram is built row-wise (a row's bins are one short slice of
-//! the row-major matrix) but split by *features* across the worker threads:
-//! each task owns a group of features and streams every row of the node, so
-//! each bin is summed in the node's row order whatever the grouping. That is
-//! what keeps the model bit-identical for any thread count, with no
-//! per-chunk partial histograms to allocate and merge, and it uses both
-//! cores on small nodes too (a row-chunked build runs a node smaller than
-//! one chunk on a single core).
+//! the row-major matrix), in one of two ways, both giving the same model for
+//! any thread count because the order of every sum is fixed by the node's
+//! rows, never by the threads:
+//!
+//! - a node of many rows is cut into fixed chunks of rows, each summed on
+//!   one thread into its own histogram (pooled buffers), then added up in
+//!   chunk order ([`Hist::build_chunked`]): each row is fetched by one thread;
+//! - a smaller node is split by *features*: each thread owns a group of
+//!   features and streams every row of the node, summing each bin in row
+//!   order ([`Hist::build`]), so both cores work on nodes smaller than a few
+//!   chunks too.
+//!
+//! The rows of a small node are scattered over the matrix, so their cache
+//! lines are fetched a block of rows ahead of the sums.
 
 use rayon::prelude::*;
 
