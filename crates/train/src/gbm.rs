@@ -74,6 +74,7 @@ fn mix(seed: u64, v: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+#[cfg(test)]
 /// Score of a tree for a binned row: core's walk, deciding by the split's
 /// bin instead of its raw threshold (the same routing: the threshold is the
 /// bin's upper edge).
@@ -114,9 +115,8 @@ pub struct Booster<'a> {
     binned: Binned,
     n_bins: Vec<usize>,
     val: Vec<u32>,
-    /// The early-stopping rows' bins, row-major in `val` order (scoring
-    /// them in place would miss the cache once per row).
-    val_bins: Vec<u8>,
+    /// `val`, reordered by each tree into its leaves.
+    val_rows: Vec<u32>,
     train: Vec<u32>,
     w_pos: f64,
     w_neg: f64,
@@ -186,11 +186,7 @@ impl<'a> Booster<'a> {
         let prior = (w_pos * positives / (w_pos * positives + w_neg * negatives)).clamp(1e-6, 1.0 - 1e-6);
         let base_score = (prior / (1.0 - prior)).ln();
         let n_bins: Vec<usize> = edges.iter().map(|e| e.len() + 1).collect();
-        let val_bins: Vec<u8> = val
-            .iter()
-            .flat_map(|&r| &binned.bins[r as usize * p..(r as usize + 1) * p])
-            .copied()
-            .collect();
+        let val_rows = val.clone();
         let rows = train.clone();
         let scratch = Vec::with_capacity(rows.len());
         Booster {
@@ -200,7 +196,7 @@ impl<'a> Booster<'a> {
             binned,
             n_bins,
             val,
-            val_bins,
+            val_rows,
             train,
             w_pos,
             w_neg,
@@ -277,7 +273,6 @@ impl<'a> Booster<'a> {
         }
         let round = self.round;
         self.round += 1;
-        let p = self.binned.p;
         self.gradients();
         self.rows.copy_from_slice(&self.train);
         let mut grower = Grower {
@@ -288,7 +283,8 @@ impl<'a> Booster<'a> {
             pool: &mut self.pool,
             times: &mut self.times,
         };
-        let (tree, leaves) = grower.grow(&mut self.rows, &self.edges, &mut self.scratch);
+        self.val_rows.copy_from_slice(&self.val);
+        let (tree, leaves) = grower.grow(&mut self.rows, &mut self.val_rows, &self.edges, &mut self.scratch);
         if tree.nodes.len() == 1 {
             // No split left worth making: further rounds would repeat it.
             self.round = self.cfg.max_iter as usize;
@@ -299,14 +295,9 @@ impl<'a> Booster<'a> {
             for &r in &self.rows[leaf.start..leaf.end] {
                 self.raw[r as usize] += leaf.value;
             }
-        }
-        let scores: Vec<f64> = self
-            .val_bins
-            .par_chunks(p.max(1))
-            .map(|row| score_binned(&tree, row))
-            .collect();
-        for (&r, s) in self.val.iter().zip(scores) {
-            self.raw[r as usize] += s;
+            for &r in &self.val_rows[leaf.vstart..leaf.vend] {
+                self.raw[r as usize] += leaf.value;
+            }
         }
         self.trees.push(tree);
         let mut more = self.round < self.cfg.max_iter as usize;

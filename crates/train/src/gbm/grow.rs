@@ -38,6 +38,9 @@ struct Leaf {
     node: usize,
     start: usize,
     end: usize,
+    /// The early-stopping rows routed here: `val_rows[vstart..vend]`.
+    vstart: usize,
+    vend: usize,
     depth: u16,
     /// Only kept while the leaf can still split.
     hist: Option<Hist>,
@@ -47,10 +50,13 @@ struct Leaf {
     split: Option<Split>,
 }
 
-/// One leaf of a grown tree: its rows `rows[start..end]` and its value.
+/// One leaf of a grown tree: its rows `rows[start..end]`, its early-stopping
+/// rows `val_rows[vstart..vend]` and its value.
 pub(super) struct GrownLeaf {
     pub start: usize,
     pub end: usize,
+    pub vstart: usize,
+    pub vend: usize,
     pub value: f64,
 }
 
@@ -88,6 +94,7 @@ impl Grower<'_> {
         &mut self,
         node: usize,
         range: (usize, usize),
+        vrange: (usize, usize),
         depth: u16,
         hist: Hist,
         built: &[bool],
@@ -111,6 +118,8 @@ impl Grower<'_> {
             node,
             start: range.0,
             end: range.1,
+            vstart: vrange.0,
+            vend: vrange.1,
             depth,
             hist,
             active,
@@ -171,6 +180,7 @@ impl Grower<'_> {
     pub fn grow(
         &mut self,
         rows: &mut [u32],
+        val_rows: &mut [u32],
         edges: &[Vec<f64>],
         scratch: &mut Vec<u32>,
     ) -> (GbmTree, Vec<GrownLeaf>) {
@@ -191,7 +201,8 @@ impl Grower<'_> {
         };
         let root_hist = self.build(rows, &usable);
         let root_total = root_hist.features[first].totals();
-        let root = self.leaf(0, (0, rows.len()), 0, root_hist, &usable, root_total);
+        let all = ((0, rows.len()), (0, val_rows.len()));
+        let root = self.leaf(0, all.0, all.1, 0, root_hist, &usable, root_total);
         let mut open = vec![root];
         let mut done: Vec<Leaf> = Vec::new();
         while open.len() + done.len() < cfg.max_leaves as usize {
@@ -216,6 +227,9 @@ impl Grower<'_> {
             let n = self.binned.n;
             let column = &self.binned.columns[split.feature * n..(split.feature + 1) * n];
             let w = partition(&mut rows[leaf.start..leaf.end], column, split.bin, scratch);
+            // Routed as the fitted tree routes them (bin <= split bin: left).
+            let val_here = &mut val_rows[leaf.vstart..leaf.vend];
+            let vmid = leaf.vstart + partition(val_here, column, split.bin, scratch);
             self.times.partition += started.elapsed();
             let mid = leaf.start + w;
             let (left_id, right_id) = (nodes.len(), nodes.len() + 1);
@@ -249,8 +263,9 @@ impl Grower<'_> {
                 ((parent_hist, large_total), (small_hist, small_total))
             };
             let depth = leaf.depth + 1;
-            let left = self.leaf(left_id, (leaf.start, mid), depth, lh, &leaf.active, lt);
-            let right = self.leaf(right_id, (mid, leaf.end), depth, rh, &leaf.active, rt);
+            let (lv, rv) = ((leaf.vstart, vmid), (vmid, leaf.vend));
+            let left = self.leaf(left_id, (leaf.start, mid), lv, depth, lh, &leaf.active, lt);
+            let right = self.leaf(right_id, (mid, leaf.end), rv, depth, rh, &leaf.active, rt);
             for child in [left, right] {
                 if child.split.is_some() {
                     open.push(child);
@@ -270,6 +285,8 @@ impl Grower<'_> {
             leaves.push(GrownLeaf {
                 start: l.start,
                 end: l.end,
+                vstart: l.vstart,
+                vend: l.vend,
                 value,
             });
         }
