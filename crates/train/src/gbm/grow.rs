@@ -88,13 +88,13 @@ impl Grower<'_> {
         hist
     }
 
-    /// A leaf from its histogram (built on `built` features): its totals,
+    /// A leaf (its training and early-stopping row ranges) from its
+    /// histogram (built on `built` features): its totals,
     /// the features that can still split it and its best split.
     fn leaf(
         &mut self,
         node: usize,
-        range: (usize, usize),
-        vrange: (usize, usize),
+        [range, vrange]: [(usize, usize); 2],
         depth: u16,
         hist: Hist,
         built: &[bool],
@@ -202,7 +202,7 @@ impl Grower<'_> {
         let root_hist = self.build(rows, &usable);
         let root_total = root_hist.features[first].totals();
         let all = ((0, rows.len()), (0, val_rows.len()));
-        let root = self.leaf(0, all.0, all.1, 0, root_hist, &usable, root_total);
+        let root = self.leaf(0, [all.0, all.1], 0, root_hist, &usable, root_total);
         let mut open = vec![root];
         let mut done: Vec<Leaf> = Vec::new();
         while open.len() + done.len() < cfg.max_leaves as usize {
@@ -264,8 +264,8 @@ impl Grower<'_> {
             };
             let depth = leaf.depth + 1;
             let (lv, rv) = ((leaf.vstart, vmid), (vmid, leaf.vend));
-            let left = self.leaf(left_id, (leaf.start, mid), lv, depth, lh, &leaf.active, lt);
-            let right = self.leaf(right_id, (mid, leaf.end), rv, depth, rh, &leaf.active, rt);
+            let left = self.leaf(left_id, [(leaf.start, mid), lv], depth, lh, &leaf.active, lt);
+            let right = self.leaf(right_id, [(mid, leaf.end), rv], depth, rh, &leaf.active, rt);
             for child in [left, right] {
                 if child.split.is_some() {
                     open.push(child);
