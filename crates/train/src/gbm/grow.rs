@@ -243,6 +243,41 @@ impl Grower<'_> {
                 right: u32::try_from(right_id).unwrap_or(u32::MAX),
                 value: 0.0,
             };
+            let depth = leaf.depth + 1;
+            let (lv, rv) = ((leaf.vstart, vmid), (vmid, leaf.vend));
+            // After this split the tree has all its leaves (or the children
+            // are as deep as allowed): neither child will be split, so only
+            // their totals are needed, and the parent's histogram has them.
+            let last = open.len() + done.len() + 2 >= cfg.max_leaves as usize;
+            if last || cfg.max_depth.is_some_and(|d| depth >= d) {
+                let cells = &parent_hist.features[split.feature];
+                let mut lt = Totals::default();
+                for (gh, &n) in cells.gh.iter().zip(&cells.n).take(split.bin as usize + 1) {
+                    lt.g += gh[0];
+                    lt.h += gh[1];
+                    lt.n += u64::from(n);
+                }
+                let rt = leaf.total.sub(&lt);
+                self.pool.push(parent_hist);
+                for (node, (start, end), (vstart, vend), total) in [
+                    (left_id, (leaf.start, mid), lv, lt),
+                    (right_id, (mid, leaf.end), rv, rt),
+                ] {
+                    done.push(Leaf {
+                        node,
+                        start,
+                        end,
+                        vstart,
+                        vend,
+                        depth,
+                        hist: None,
+                        active: Vec::new(),
+                        total,
+                        split: None,
+                    });
+                }
+                continue;
+            }
             let left_small = w <= leaf.end - leaf.start - w;
             let small_rows = if left_small {
                 &rows[leaf.start..mid]
@@ -262,8 +297,6 @@ impl Grower<'_> {
             } else {
                 ((parent_hist, large_total), (small_hist, small_total))
             };
-            let depth = leaf.depth + 1;
-            let (lv, rv) = ((leaf.vstart, vmid), (vmid, leaf.vend));
             let left = self.leaf(left_id, [(leaf.start, mid), lv], depth, lh, &leaf.active, lt);
             let right = self.leaf(right_id, [(mid, leaf.end), rv], depth, rh, &leaf.active, rt);
             for child in [left, right] {
