@@ -58,7 +58,7 @@ pub struct PhaseTimes {
     pub gradients: Duration,
     /// Building and subtracting histograms.
     pub histograms: Duration,
-    /// Partitioning row ids at splits.
+    /// Partitioning row ids (training and early-stopping) at splits.
     pub partition: Duration,
     /// Finding each leaf's best split.
     pub splits: Duration,
