@@ -9,45 +9,11 @@ use std::process::Output;
 use build_features::Outputs;
 use revspend_core::artifact::{self, FeatureList, run_output};
 
-use crate::support::{Project, shipped_suite, stderr};
+use crate::support::{Project, stderr};
 
 fn ok(out: Output) -> Output {
     assert!(out.status.success(), "{}", stderr(&out));
     out
-}
-
-/// Runs build-features with every output at `out`'s paths.
-fn run_into(p: &Project, out: &Outputs) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_build-features"))
-        .current_dir(p.dir.path())
-        .env("REVSPEND_PSEUDONYM_KEY", "test-key")
-        .args(["--params", "params.yaml"])
-        .arg("--quality-suite")
-        .arg(shipped_suite())
-        .arg("--staged-dir")
-        .arg(&out.staged_dir)
-        .arg("--features-dir")
-        .arg(&out.features_dir)
-        .arg("--splits-dir")
-        .arg(&out.splits_dir)
-        .arg("--feature-list")
-        .arg(&out.feature_list)
-        .arg("--snapshot")
-        .arg(&out.snapshot)
-        .arg("--quarantine")
-        .arg(&out.quarantine)
-        .arg("--report")
-        .arg(&out.report)
-        .arg("--leakage-report")
-        .arg(&out.leakage_report)
-        .arg("--selection-report")
-        .arg(&out.selection_report)
-        .arg("--profile")
-        .arg(&out.profile)
-        .arg("--quality-report")
-        .arg(&out.quality_report)
-        .output()
-        .expect("run build-features")
 }
 
 /// Every file below `dir`, sorted, with its bytes.
@@ -194,7 +160,7 @@ fn a_staged_dir_pointed_at_the_raw_folder_is_refused_and_nothing_is_deleted() {
     let before = tree(&p.path("raw"));
     let mut out = p.out();
     out.staged_dir = p.path("raw");
-    let run = run_into(&p, &out);
+    let run = p.build_features_into(&out);
     assert!(
         !run.status.success(),
         "the raw folder was taken as the staged layer"
@@ -224,7 +190,7 @@ fn a_features_dir_holding_an_unrelated_file_is_refused_and_nothing_is_deleted() 
     let before = tree(&p.path("out"));
     let mut out = p.out();
     out.features_dir = shared.clone();
-    let run = run_into(&p, &out);
+    let run = p.build_features_into(&out);
     assert!(
         !run.status.success(),
         "an unrelated folder was taken as the feature layer"

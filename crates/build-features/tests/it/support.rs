@@ -87,8 +87,17 @@ impl Project {
         self.build_features_cmd(&[], &shipped_suite(), key)
     }
 
+    /// Runs build-features with the layout `out` (e.g. a directory flag
+    /// pointed somewhere else).
+    pub fn build_features_into(&self, out: &Outputs) -> Output {
+        self.build_features_cmd_into(&[], &shipped_suite(), "test-key", out)
+    }
+
     fn build_features_cmd(&self, command: &[&str], suite: &Path, key: &str) -> Output {
-        let out = self.out();
+        self.build_features_cmd_into(command, suite, key, &self.out())
+    }
+
+    fn build_features_cmd_into(&self, command: &[&str], suite: &Path, key: &str, out: &Outputs) -> Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_build-features"))
             .current_dir(self.dir.path())
             .env("REVSPEND_PSEUDONYM_KEY", key)
