@@ -83,6 +83,107 @@ fn score_binned(tree: &GbmTree, row: &[u8]) -> f64 {
     tree.score_by(|n| row.get(n.feature as usize).is_some_and(|&b| b > n.bin))
 }
 
+/// Features cut into bins once, to be shared by many fits: the search's
+/// folds select their rows from the train split's bins, and the final fit
+/// takes them whole, so every fit splits at the same edges and nothing is
+/// binned twice.
+pub struct Bins {
+    max_bins: u16,
+    edges: Vec<Vec<f64>>,
+    binned: Binned,
+}
+
+impl std::fmt::Debug for Bins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bins")
+            .field("rows", &self.binned.n)
+            .field("features", &self.binned.p)
+            .field("max_bins", &self.max_bins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bins {
+    /// At most `max_bins` quantile bins per feature of `x`, edges from an
+    /// evenly strided sample of its rows (deterministic and cheap).
+    pub fn new(x: &FeatureMatrix, max_bins: u16) -> Bins {
+        let (n, p) = (x.rows, x.cols);
+        let stride = n.div_ceil(BIN_SAMPLE).max(1);
+        let edges: Vec<Vec<f64>> = (0..p)
+            .into_par_iter()
+            .map(|f| {
+                let sample: Vec<f64> = (0..n).step_by(stride).map(|r| x.values[r * p + f]).collect();
+                bin_edges(sample, max_bins as usize)
+            })
+            .collect();
+        let binned = bin_matrix(x, &edges);
+        Bins {
+            max_bins,
+            edges,
+            binned,
+        }
+    }
+
+    /// The rows `rows` (in that order), with the same edges.
+    pub fn select(&self, rows: &[usize]) -> Bins {
+        Bins {
+            max_bins: self.max_bins,
+            edges: self.edges.clone(),
+            binned: select_binned(&self.binned, rows),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.binned.n
+    }
+
+    pub fn max_bins(&self) -> u16 {
+        self.max_bins
+    }
+}
+
+/// The rows `rows` of `b`, row-major and column-major.
+fn select_binned(b: &Binned, rows: &[usize]) -> Binned {
+    let p = b.p;
+    let mut bins = Vec::with_capacity(rows.len() * p);
+    for &r in rows {
+        bins.extend_from_slice(&b.bins[r * p..(r + 1) * p]);
+    }
+    let mut columns = vec![0u8; rows.len() * p];
+    if !rows.is_empty() {
+        columns
+            .par_chunks_mut(rows.len())
+            .enumerate()
+            .for_each(|(f, col)| {
+                let from = &b.columns[f * b.n..(f + 1) * b.n];
+                for (c, &r) in col.iter_mut().zip(rows) {
+                    *c = from[r];
+                }
+            });
+    }
+    Binned {
+        p,
+        n: rows.len(),
+        bins,
+        columns,
+    }
+}
+
+/// Fits boosted trees on binned features (see [`Bins`]); as [`fit`]
+/// otherwise.
+pub fn fit_binned(
+    bins: Bins,
+    y: &[bool],
+    groups: &[u64],
+    cfg: &GbmConfig,
+    class_weight: ClassWeight,
+    seed: u64,
+) -> (Gbm, FitStats) {
+    let mut booster = Booster::from_bins(bins, y, groups, cfg, class_weight, seed);
+    while booster.round() {}
+    booster.finish()
+}
+
 /// What one fit did, for logs and the experiment record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FitStats {
@@ -151,19 +252,21 @@ impl<'a> Booster<'a> {
         class_weight: ClassWeight,
         seed: u64,
     ) -> Booster<'a> {
-        let n = x.rows;
-        let p = x.cols;
-        // Bin edges from an evenly strided sample: deterministic and cheap.
-        let stride = n.div_ceil(BIN_SAMPLE).max(1);
-        let edges: Vec<Vec<f64>> = (0..p)
-            .into_par_iter()
-            .map(|f| {
-                let sample: Vec<f64> = (0..n).step_by(stride).map(|r| x.values[r * p + f]).collect();
-                bin_edges(sample, cfg.max_bins as usize)
-            })
-            .collect();
-        let binned = bin_matrix(x, &edges);
+        Booster::from_bins(Bins::new(x, cfg.max_bins), y, groups, cfg, class_weight, seed)
+    }
 
+    /// As [`Booster::new`] on features binned beforehand (`bins` has one row
+    /// per row of `y`; its `max_bins` wins over the config's).
+    pub fn from_bins(
+        bins: Bins,
+        y: &'a [bool],
+        groups: &[u64],
+        cfg: &GbmConfig,
+        class_weight: ClassWeight,
+        seed: u64,
+    ) -> Booster<'a> {
+        let Bins { edges, binned, .. } = bins;
+        let n = binned.n;
         let threshold = (cfg.validation_fraction * u64::MAX as f64) as u64;
         let is_val = |r: usize| cfg.validation_fraction > 0.0 && mix(seed, groups[r]) < threshold;
         let (val, train): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|&r| is_val(r as usize));

@@ -1,40 +1,19 @@
-//! Hyper-parameter search: every candidate configuration scored by grouped
-//! K-fold cross-validation, folds fitted in parallel.
+//! The search spaces: the candidate configurations (scored by successive
+//! halving, [`crate::halving`]) and the selection score.
 //!
 //! A space is a list of values per hyper-parameter; `grid` takes every
 //! combination, `random` draws `draws` distinct combinations with a seeded
 //! RNG (all of them when the grid is smaller). The train-wide budgets
 //! (`train.n_trees`, `train.max_depth`) cap the values.
 
-use std::time::Instant;
-
-use anyhow::{Context, Result};
+use crate::fit::sub_seed;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use revspend_core::metrics::{Curve, brier, log_loss};
-use revspend_core::model::FeatureMatrix;
 use revspend_core::params::{
     Algorithm, ForestConfig, GbmConfig, ModelSpec, SelectionMetric, Strategy, TrainParams,
 };
-use serde::Serialize;
-
-use crate::fit::{self, Data, sub_seed};
-
-/// One scored configuration.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Trial {
-    pub algorithm: &'static str,
-    pub spec: ModelSpec,
-    pub fold_scores: Vec<f64>,
-    pub mean: f64,
-    pub std: f64,
-    /// Wall time of fitting all folds (not deterministic; kept out of the
-    /// model and the metrics).
-    #[serde(skip)]
-    pub fit_seconds: f64,
-}
 
 /// Every combination of list indices for lists of the given lengths, in
 /// odometer order (last list fastest).
@@ -206,137 +185,6 @@ pub fn score(metric: SelectionMetric, scores: &[f64], y: &[bool]) -> f64 {
         SelectionMetric::Brier => brier(scores, y),
         SelectionMetric::LogLoss => log_loss(scores, y),
     }
-}
-
-/// Scores every spec by K-fold CV over `folds` (fold index per row).
-pub fn run(
-    specs: &[ModelSpec],
-    data: Data<'_>,
-    folds: &[usize],
-    k: usize,
-    params: &TrainParams,
-) -> Result<Vec<Trial>> {
-    // Fold data once: every trial uses the same splits.
-    let split: Vec<(FoldData, Vec<usize>)> = (0..k)
-        .map(|f| {
-            let train_rows: Vec<usize> = (0..folds.len()).filter(|&r| folds[r] != f).collect();
-            let test_rows: Vec<usize> = (0..folds.len()).filter(|&r| folds[r] == f).collect();
-            (FoldData::new(data, &train_rows), test_rows)
-        })
-        .collect();
-    let mut trials = Vec::with_capacity(specs.len());
-    for (t, spec) in specs.iter().enumerate() {
-        let started = Instant::now();
-        let fold_scores: Vec<f64> = split
-            .par_iter()
-            .enumerate()
-            .map(|(f, (train, test_rows))| -> Result<f64> {
-                let model = fit::fit(
-                    spec,
-                    train.data(),
-                    params.class_weight,
-                    sub_seed(params.seed, f as u64),
-                )
-                .with_context(|| format!("trial {t} ({}), fold {f}", spec.algorithm().name()))?;
-                let x = data.x.select_rows(test_rows);
-                let y: Vec<bool> = test_rows.iter().map(|&r| data.y[r]).collect();
-                let p = model.predict_proba(&x, x.cols)?;
-                Ok(score(params.cv.metric, &p, &y))
-            })
-            .collect::<Result<_>>()?;
-        let n = fold_scores.len() as f64;
-        let mean = fold_scores.iter().sum::<f64>() / n;
-        let std = (fold_scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let trial = Trial {
-            algorithm: spec.algorithm().name(),
-            spec: spec.clone(),
-            fold_scores,
-            mean,
-            std,
-            fit_seconds: started.elapsed().as_secs_f64(),
-        };
-        log::info!(
-            "trial {:>2}: {:<11} {} = {:.4} ± {:.4} ({:.1} s) {}",
-            t,
-            trial.algorithm,
-            params.cv.metric.name(),
-            trial.mean,
-            trial.std,
-            trial.fit_seconds,
-            spec.params_json()
-        );
-        trials.push(trial);
-    }
-    Ok(trials)
-}
-
-/// The index of the best trial by the metric (ties: the earlier trial).
-pub fn best(trials: &[Trial], metric: SelectionMetric) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (i, t) in trials.iter().enumerate() {
-        let better = match best {
-            None => true,
-            Some(b) if metric.maximise() => t.mean > trials[b].mean,
-            Some(b) => t.mean < trials[b].mean,
-        };
-        if better && t.mean.is_finite() {
-            best = Some(i);
-        }
-    }
-    best
-}
-
-/// A fold's training rows, copied out once.
-struct FoldData {
-    x: FeatureMatrix,
-    y: Vec<bool>,
-    groups: Vec<u64>,
-}
-
-impl FoldData {
-    fn new(data: Data<'_>, rows: &[usize]) -> FoldData {
-        FoldData {
-            x: data.x.select_rows(rows),
-            y: rows.iter().map(|&r| data.y[r]).collect(),
-            groups: rows.iter().map(|&r| data.groups[r]).collect(),
-        }
-    }
-
-    fn data(&self) -> Data<'_> {
-        Data {
-            x: &self.x,
-            y: &self.y,
-            groups: &self.groups,
-        }
-    }
-}
-
-/// `reports/search.csv`: one line per trial. Wall times are left out so the
-/// file (a DVC output) is identical across reruns; they are in the
-/// experiment log.
-pub fn to_csv(trials: &[Trial], metric: SelectionMetric) -> String {
-    let folds = trials.first().map_or(0, |t| t.fold_scores.len());
-    let mut out = String::from("trial,algorithm,metric,mean,std");
-    for f in 0..folds {
-        out.push_str(&format!(",fold_{f}"));
-    }
-    out.push_str(",params\n");
-    for (i, t) in trials.iter().enumerate() {
-        out.push_str(&format!(
-            "{i},{},{},{:.6},{:.6}",
-            t.algorithm,
-            metric.name(),
-            t.mean,
-            t.std
-        ));
-        for s in &t.fold_scores {
-            out.push_str(&format!(",{s:.6}"));
-        }
-        // JSON params in one quoted CSV field (quotes doubled).
-        let params = t.spec.params_json().to_string().replace('"', "\"\"");
-        out.push_str(&format!(",\"{params}\"\n"));
-    }
-    out
 }
 
 #[cfg(test)]

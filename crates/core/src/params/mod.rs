@@ -27,8 +27,8 @@ pub use build_features::{
 };
 pub use train::{
     Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
-    LogisticSpace, ModelSpec, NaiveBayesSpace, SearchSpaces, SelectionMetric, Strategy, ThresholdObjective,
-    ThresholdParams, TrainParams, TreeSpace,
+    HalvingParams, LogisticSpace, ModelSpec, NaiveBayesSpace, SearchSpaces, SelectionMetric, Strategy,
+    ThresholdObjective, ThresholdParams, TrainParams, TreeSpace,
 };
 
 /// Why params could not be used.

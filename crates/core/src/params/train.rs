@@ -21,6 +21,7 @@ pub struct TrainParams {
     /// 1..=64 (default 16).
     pub max_depth: u16,
     pub cv: CvParams,
+    pub halving: HalvingParams,
     /// `balanced` weights each class by `n / (2 · n_class)` (boosting:
     /// sample weights; logistic, tree, forest: a class-balanced bootstrap),
     /// `none` fits on the data as it is (default `balanced`).
@@ -35,19 +36,42 @@ pub struct TrainParams {
     pub search: SearchSpaces,
 }
 
-/// `train.cv`: grouped, stratified K-fold on a sample of the train split.
+/// `train.cv`: grouped, stratified K-fold at every rung of the search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CvParams {
-    /// Folds, 2..=20 (default 4).
+    /// Folds, 2..=20 (default 3).
     pub folds: usize,
-    /// Rows of the train split the search runs on (a stratified sample of
-    /// whole customers), >= 100 (default 20,000); the whole split when it is
-    /// smaller.
-    pub sample_rows: usize,
     /// Selection metric: `pr_auc` (default), `roc_auc` (maximised),
     /// `brier`, `log_loss` (minimised).
     pub metric: SelectionMetric,
+}
+
+/// `train.halving`: successive halving over the candidates (as
+/// scikit-learn's `HalvingRandomSearchCV`, the resource being rows of whole
+/// customers). Every candidate is scored on the first rung's customers; the
+/// best `1/factor` go on to `factor` times the rows, until the finalists are
+/// scored on the last rung: `final_share` of the train split's rows, at most
+/// `final_max_rows`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HalvingParams {
+    /// Share of the candidates kept and growth of the rows per rung,
+    /// 2..=10 (default 3).
+    pub factor: usize,
+    /// Fewest rows a rung is scored on, >= 100 (default 3,000): caps the
+    /// number of rungs on small data.
+    pub min_rows: usize,
+    /// Share of the train split's rows (whole customers) the last rung
+    /// scores the finalists on, (0, 1] (default 1).
+    pub final_share: f64,
+    /// At most this many rows at the last rung, >= `min_rows`, or `null`
+    /// for no cap (default 200,000).
+    pub final_max_rows: Option<usize>,
+    /// A candidate whose mean score is more than this many of the rung
+    /// leader's fold standard deviations worse than the leader's stops at
+    /// that rung whatever its rank, > 0 (default 3).
+    pub drop_below_std: f64,
 }
 
 /// How trials are ranked.
@@ -311,7 +335,24 @@ impl TrainParams {
         in_range("train.n_trees", self.n_trees, 1, 5000)?;
         in_range("train.max_depth", self.max_depth, 1, 64)?;
         in_range("train.cv.folds", self.cv.folds, 2, 20)?;
-        in_range("train.cv.sample_rows", self.cv.sample_rows, 100, usize::MAX)?;
+        let h = &self.halving;
+        in_range("train.halving.factor", h.factor, 2, 10)?;
+        in_range("train.halving.min_rows", h.min_rows, 100, usize::MAX)?;
+        if !(h.final_share > 0.0 && h.final_share <= 1.0) {
+            return Err(invalid(
+                "train.halving.final_share",
+                format!("{} is outside (0, 1]", h.final_share),
+            ));
+        }
+        if let Some(max) = h.final_max_rows {
+            in_range("train.halving.final_max_rows", max, h.min_rows, usize::MAX)?;
+        }
+        if !(h.drop_below_std > 0.0 && h.drop_below_std.is_finite()) {
+            return Err(invalid(
+                "train.halving.drop_below_std",
+                format!("{} must be a positive number", h.drop_below_std),
+            ));
+        }
         let t = &self.threshold;
         for (field, v) in [
             ("train.threshold.fp_cost", t.fp_cost),

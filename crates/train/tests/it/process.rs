@@ -95,11 +95,13 @@ fn the_artifact_is_selected_calibrated_registered_and_beats_the_prior() {
         model.test_metrics.pr_auc
     );
 
-    // Every trial is in the search table; the prior baseline among them.
+    // Every candidate is in the search table at the first rung; the prior
+    // baseline among them.
     let csv = std::fs::read_to_string(dir.path().join("reports/search.csv")).expect("search.csv");
     for algorithm in ["prior", "logistic", "naive_bayes", "tree", "forest", "gbm"] {
         assert!(
-            csv.lines().any(|l| l.split(',').nth(1) == Some(algorithm)),
+            csv.lines()
+                .any(|l| l.starts_with("0,") && l.split(',').nth(4) == Some(algorithm)),
             "{algorithm} missing"
         );
     }
