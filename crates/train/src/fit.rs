@@ -94,6 +94,30 @@ pub fn fit(spec: &ModelSpec, data: Data<'_>, class_weight: ClassWeight, seed: u6
     })
 }
 
+/// Rows per chunk of a parallel prediction.
+const PREDICT_ROWS: usize = 8_192;
+
+/// The classifier's probabilities for every row of `x`, chunks of rows in
+/// parallel on the current pool (each row's probability depends on that row
+/// alone, so the result does not depend on the thread count).
+pub fn predict(model: &Classifier, x: &FeatureMatrix) -> Result<Vec<f64>> {
+    let cols = x.cols;
+    if x.rows <= PREDICT_ROWS || cols == 0 {
+        return Ok(model.predict_proba(x, cols)?);
+    }
+    let parts: Vec<Vec<f64>> = x
+        .values
+        .par_chunks(PREDICT_ROWS * cols)
+        .map(|chunk| {
+            model.predict_proba(
+                &FeatureMatrix::new(chunk.len() / cols, cols, chunk.to_vec()),
+                cols,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(parts.concat())
+}
+
 /// Every row once, plus the positives repeated so both classes weigh about
 /// the same (deterministic: no sampling noise in a single model).
 fn balanced_resample(y: &[bool]) -> Vec<usize> {

@@ -231,6 +231,8 @@ pub struct Booster<'a> {
     best: Option<(f64, usize)>,
     round: usize,
     times: PhaseTimes,
+    /// Seeds each round's row sample (`subsample` < 1).
+    seed: u64,
 }
 
 impl std::fmt::Debug for Booster<'_> {
@@ -313,6 +315,7 @@ impl<'a> Booster<'a> {
             best: None,
             round: 0,
             times: PhaseTimes::default(),
+            seed,
         }
     }
 
@@ -368,6 +371,31 @@ impl<'a> Booster<'a> {
         self.times.gradients += started.elapsed();
     }
 
+    /// The rows this round's tree is grown on (`rows`) and the rows it only
+    /// routes to their leaves (`val_rows`: the early-stopping slice, and
+    /// under `subsample` < 1 the training rows not drawn this round, so that
+    /// every row's score is updated). The draw hashes (seed, round, row): it
+    /// does not depend on the thread count.
+    fn sample_rows(&mut self, round: usize) {
+        self.val_rows.clear();
+        self.val_rows.extend_from_slice(&self.val);
+        if self.cfg.subsample >= 1.0 {
+            self.rows.clear();
+            self.rows.extend_from_slice(&self.train);
+            return;
+        }
+        let threshold = (self.cfg.subsample * u64::MAX as f64) as u64;
+        let salt = mix(self.seed, round as u64 + 1);
+        self.rows.clear();
+        for &r in &self.train {
+            if mix(salt, u64::from(r)) < threshold {
+                self.rows.push(r);
+            } else {
+                self.val_rows.push(r);
+            }
+        }
+    }
+
     /// Grows one tree; false when boosting is over (no round left, no split
     /// worth making, or early stopping).
     pub fn round(&mut self) -> bool {
@@ -377,7 +405,7 @@ impl<'a> Booster<'a> {
         let round = self.round;
         self.round += 1;
         self.gradients();
-        self.rows.copy_from_slice(&self.train);
+        self.sample_rows(round);
         let mut grower = Grower {
             cfg: &self.cfg,
             binned: &self.binned,
@@ -386,7 +414,6 @@ impl<'a> Booster<'a> {
             pool: &mut self.pool,
             times: &mut self.times,
         };
-        self.val_rows.copy_from_slice(&self.val);
         let (tree, leaves) = grower.grow(&mut self.rows, &mut self.val_rows, &self.edges, &mut self.scratch);
         if tree.nodes.len() == 1 {
             // No split left worth making: further rounds would repeat it.
@@ -486,6 +513,7 @@ mod tests {
             min_samples_leaf: 5,
             l2: 1.0,
             max_bins: 16,
+            subsample: 1.0,
             validation_fraction: 0.0,
             patience: 5,
         };

@@ -403,7 +403,7 @@ fn fit_and_score(
             (fit::fit(spec, data, params.class_weight, seed)?, None)
         }
     };
-    let p = model.predict_proba(&fold.x_test, fold.x_test.cols)?;
+    let p = fit::predict(&model, &fold.x_test)?;
     Ok(FoldResult {
         score: score(params.cv.metric, &p, &fold.y_test),
         rounds,

@@ -284,9 +284,8 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
     drop(bins);
     mark("refit", &mut timings);
 
-    let n_features = features.len();
-    let test_raw = classifier.predict_proba(&test.x, n_features)?;
-    let cal_raw = classifier.predict_proba(&calib.x, n_features)?;
+    let test_raw = fit::predict(&classifier, &test.x)?;
+    let cal_raw = fit::predict(&classifier, &calib.x)?;
     let calibrator = calibrate::choose(params.calibration, &cal_raw, &calib.y, &test_raw, &test.y);
     let test_scores: Vec<f64> = test_raw.iter().map(|&p| calibrator.apply(p)).collect();
     let (threshold, threshold_source) = choose_threshold(params, &test_scores, &test.y);
@@ -596,7 +595,7 @@ pub fn fit_once(
             _ => None,
         };
         let p = train.x.cols;
-        let cal_raw = classifier.predict_proba(&calib.x, p)?;
+        let cal_raw = fit::predict(&classifier, &calib.x)?;
         let calibrator = match params.calibration {
             CalibrationChoice::Platt => calibrate::fit_platt(&cal_raw, &calib.y),
             CalibrationChoice::None => Calibrator::Identity,
@@ -604,7 +603,7 @@ pub fn fit_once(
                 calibrate::fit_isotonic(&cal_raw, &calib.y)
             }
         };
-        let raw = classifier.predict_proba(&holdout.x, p)?;
+        let raw = fit::predict(&classifier, &holdout.x)?;
         let calibrated: Vec<f64> = raw.iter().map(|&s| calibrator.apply(s)).collect();
         let threshold = Curve::new(&calibrated, &holdout.y)
             .best_f1_threshold()

@@ -123,6 +123,7 @@ pub fn candidates(params: &TrainParams) -> Vec<ModelSpec> {
                     sp.min_samples_leaf.len(),
                     sp.l2.len(),
                     sp.max_bins.len(),
+                    sp.subsample.len(),
                 ];
                 pick(&lengths, sp.strategy, sp.draws, seed)
                     .into_iter()
@@ -149,6 +150,7 @@ fn gbm_config(params: &TrainParams, i: &[usize]) -> GbmConfig {
         min_samples_leaf: sp.min_samples_leaf[i[4]],
         l2: sp.l2[i[5]],
         max_bins: sp.max_bins[i[6]],
+        subsample: sp.subsample[i[7]],
         validation_fraction: sp.validation_fraction,
         patience: sp.patience,
     }
@@ -172,7 +174,7 @@ pub fn default_spec(params: &TrainParams, algorithm: Algorithm) -> ModelSpec {
     s.forest.min_samples_leaf.truncate(1);
     s.forest.feature_fraction.truncate(1);
     if algorithm == Algorithm::Gbm {
-        return ModelSpec::Gbm(gbm_config(&one, &[0; 7]));
+        return ModelSpec::Gbm(gbm_config(&one, &[0; 8]));
     }
     candidates(&one).into_iter().next().unwrap_or(ModelSpec::Prior)
 }

@@ -246,6 +246,11 @@ pub struct GbmSpace {
     pub l2: Vec<f64>,
     /// Histogram bins per feature, 2..=255.
     pub max_bins: Vec<u16>,
+    /// Share of the training rows each tree is grown on (stochastic gradient
+    /// boosting; a seeded draw per round), (0, 1]; 1 grows every tree on
+    /// every row (default `[1.0]`).
+    #[serde(default = "all_rows")]
+    pub subsample: Vec<f64>,
     /// Share of the rows (whole customers) held out for early stopping,
     /// [0, 0.5); 0 disables early stopping.
     pub validation_fraction: f64,
@@ -284,8 +289,19 @@ pub struct GbmConfig {
     pub min_samples_leaf: usize,
     pub l2: f64,
     pub max_bins: u16,
+    /// Share of the training rows each tree is grown on, (0, 1].
+    #[serde(default = "one")]
+    pub subsample: f64,
     pub validation_fraction: f64,
     pub patience: u32,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn all_rows() -> Vec<f64> {
+    vec![1.0]
 }
 
 impl ModelSpec {
@@ -449,6 +465,9 @@ impl TrainParams {
         each("train.search.gbm.l2", &g.l2, |v| *v >= 0.0 && v.is_finite())?;
         each("train.search.gbm.max_bins", &g.max_bins, |v| {
             (2..=255).contains(v)
+        })?;
+        each("train.search.gbm.subsample", &g.subsample, |v| {
+            *v > 0.0 && *v <= 1.0
         })?;
         if !(0.0..0.5).contains(&g.validation_fraction) {
             return Err(invalid(

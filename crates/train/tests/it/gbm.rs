@@ -20,6 +20,7 @@ fn config() -> GbmConfig {
         min_samples_leaf: 20,
         l2: 1.0,
         max_bins: 255,
+        subsample: 1.0,
         validation_fraction: 0.1,
         patience: 10,
     }
@@ -188,4 +189,33 @@ fn issue_13_histogram_booster_keeps_its_accuracy_on_the_fixtures() {
         let auc = Curve::new(&p, &test.y).roc_auc();
         assert!(auc > floor, "case {k}: ROC-AUC {auc} (floor {floor})");
     }
+}
+
+/// Issue 13: row subsampling grows each tree on a seeded share of the rows;
+/// the model is still the same for any thread count, differs from the full
+/// one, and learns as well on this problem.
+#[test]
+fn issue_13_subsampled_boosting_is_seeded_thread_independent_and_learns() {
+    let train = wide_problem(40_000, 5);
+    let test = wide_problem(10_000, 6);
+    let mut cfg = config();
+    cfg.subsample = 0.5;
+    let fit = |threads, cfg: &GbmConfig, seed| {
+        pool(threads)
+            .install(|| train::gbm::fit(&train.x, &train.y, &train.groups, cfg, ClassWeight::None, seed).0)
+    };
+    let one = fit(1, &cfg, 5);
+    assert_eq!(bits(&fit(2, &cfg, 5)), bits(&one), "1 and 2 threads differ");
+    assert_eq!(bits(&fit(3, &cfg, 5)), bits(&one), "1 and 3 threads differ");
+    assert_ne!(
+        bits(&fit(2, &cfg, 6)),
+        bits(&one),
+        "another seed draws other rows"
+    );
+    assert_ne!(bits(&fit(2, &config(), 5)), bits(&one), "the full fit differs");
+    let p = Classifier::Gbm(one)
+        .predict_proba(&test.x, test.x.cols)
+        .expect("predict");
+    let auc = Curve::new(&p, &test.y).roc_auc();
+    assert!(auc > 0.8243, "ROC-AUC {auc}");
 }

@@ -83,6 +83,7 @@ fn gbm(learning_rate: f64, max_iter: u32, max_leaves: u32) -> ModelSpec {
         min_samples_leaf: 20,
         l2: 1.0,
         max_bins: 64,
+        subsample: 1.0,
         validation_fraction: 0.1,
         patience: 10,
     })
