@@ -13,17 +13,47 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 /// Dense group ids: the rank of each row's customer among the distinct
-/// customers in sorted order (independent of the row order).
+/// customers in sorted order (independent of the row order). Hashes each
+/// row once and sorts only the distinct customers.
 pub fn group_ids(customers: &[String]) -> Vec<u64> {
-    let mut distinct: Vec<&str> = customers.iter().map(String::as_str).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let id: HashMap<&str, u64> = distinct.iter().enumerate().map(|(i, c)| (*c, i as u64)).collect();
-    customers.iter().map(|c| id[c.as_str()]).collect()
+    let mut first: HashMap<&str, u64> = HashMap::new();
+    let provisional: Vec<u64> = customers
+        .iter()
+        .map(|c| {
+            let next = first.len() as u64;
+            *first.entry(c.as_str()).or_insert(next)
+        })
+        .collect();
+    let mut distinct: Vec<(&str, u64)> = first.into_iter().collect();
+    distinct.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut rank = vec![0u64; distinct.len()];
+    for (r, (_, p)) in distinct.iter().enumerate() {
+        rank[*p as usize] = r as u64;
+    }
+    provisional.into_iter().map(|p| rank[p as usize]).collect()
 }
 
-/// Each group's rows and whether any of them is positive, groups in id order.
+/// Each group's rows (ascending) and whether any of them is positive,
+/// groups in id order.
 fn groups_of(groups: &[u64], y: &[bool]) -> Vec<(u64, Vec<usize>, bool)> {
+    let Some(&max) = groups.iter().max() else {
+        return Vec::new();
+    };
+    if max as usize <= 4 * groups.len() {
+        // Dense ids (as `group_ids` makes them): one bucket per id.
+        let mut buckets: Vec<(Vec<usize>, bool)> = vec![(Vec::new(), false); max as usize + 1];
+        for (r, (&g, &label)) in groups.iter().zip(y).enumerate() {
+            let b = &mut buckets[g as usize];
+            b.0.push(r);
+            b.1 |= label;
+        }
+        return buckets
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (rows, _))| !rows.is_empty())
+            .map(|(g, (rows, pos))| (g as u64, rows, pos))
+            .collect();
+    }
     let mut by: std::collections::BTreeMap<u64, (Vec<usize>, bool)> = Default::default();
     for (r, (&g, &label)) in groups.iter().zip(y).enumerate() {
         let e = by.entry(g).or_default();
@@ -50,28 +80,55 @@ fn strata(groups: &[u64], y: &[bool], seed: u64) -> [Vec<(u64, Vec<usize>)>; 2] 
     [with, without]
 }
 
+/// The customers of a split in a seeded, stratified order, from which
+/// samples of any size are drawn: each sample takes the same leading
+/// customers of each stratum, so a smaller sample is part of a larger one.
+#[derive(Debug, Clone)]
+pub struct GroupSampler {
+    strata: [Vec<(u64, Vec<usize>)>; 2],
+    rows: usize,
+}
+
+impl GroupSampler {
+    pub fn new(groups: &[u64], y: &[bool], seed: u64) -> GroupSampler {
+        GroupSampler {
+            strata: strata(groups, y, seed),
+            rows: y.len(),
+        }
+    }
+
+    /// Rows of whole customers, about `target_rows` of them, drawn from
+    /// each stratum in proportion; sorted. All rows when there are no more.
+    pub fn sample(&self, target_rows: usize) -> Vec<usize> {
+        if target_rows >= self.rows {
+            return (0..self.rows).collect();
+        }
+        let share = target_rows as f64 / self.rows as f64;
+        let mut rows = Vec::with_capacity(target_rows + 1024);
+        for stratum in &self.strata {
+            let total: usize = stratum.iter().map(|(_, r)| r.len()).sum();
+            let want = (total as f64 * share).round() as usize;
+            let mut taken = 0;
+            for (_, group_rows) in stratum {
+                if taken >= want {
+                    break;
+                }
+                taken += group_rows.len();
+                rows.extend(group_rows);
+            }
+        }
+        rows.sort_unstable();
+        rows
+    }
+}
+
 /// Rows of whole customers, about `target_rows` of them, drawn from each
 /// stratum in proportion; sorted. All rows when there are no more.
 pub fn stratified_group_sample(groups: &[u64], y: &[bool], target_rows: usize, seed: u64) -> Vec<usize> {
     if target_rows >= y.len() {
         return (0..y.len()).collect();
     }
-    let share = target_rows as f64 / y.len() as f64;
-    let mut rows = Vec::with_capacity(target_rows + 1024);
-    for stratum in strata(groups, y, seed) {
-        let total: usize = stratum.iter().map(|(_, r)| r.len()).sum();
-        let want = (total as f64 * share).round() as usize;
-        let mut taken = 0;
-        for (_, group_rows) in stratum {
-            if taken >= want {
-                break;
-            }
-            taken += group_rows.len();
-            rows.extend(group_rows);
-        }
-    }
-    rows.sort_unstable();
-    rows
+    GroupSampler::new(groups, y, seed).sample(target_rows)
 }
 
 /// The fold (0..k) of every row: within each stratum, customers (largest

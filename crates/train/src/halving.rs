@@ -188,9 +188,10 @@ pub fn run(
     let mut alive: Vec<usize> = (0..specs.len()).collect();
     let mut trials: Vec<Trial> = Vec::new();
     let mut rungs: Vec<Rung> = Vec::new();
+    let sampler = cv::GroupSampler::new(groups, y, params.seed);
     let mut rung = 0;
     loop {
-        let sample = cv::stratified_group_sample(groups, y, plan[rung], params.seed);
+        let sample = sampler.sample(plan[rung]);
         let sy: Vec<bool> = sample.iter().map(|&r| y[r]).collect();
         let sg: Vec<u64> = sample.iter().map(|&r| groups[r]).collect();
         let customers = distinct(&sg);
