@@ -124,15 +124,20 @@ fn main() -> Result<()> {
             ms(now.splits - before.splits),
             ms(now.update - before.update),
         );
-        let (model, _) = booster.finish();
+        let (model, stats) = booster.finish();
         // A fingerprint of the model, to see whether a change altered it.
         let fingerprint = format!("{model:?}")
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             });
+        // The early-stopping slice's loss: a change that alters the model
+        // should not make it worse.
+        let val_loss = stats
+            .best_validation_loss
+            .map_or_else(|| "none".to_owned(), |l| format!("{l:.9}"));
         eprintln!(
-            "setup (binning) {setup:.1} ms; {} trees; model fingerprint {fingerprint:016x}",
+            "setup (binning) {setup:.1} ms; {} trees; validation loss {val_loss}; model fingerprint {fingerprint:016x}",
             model.trees.len()
         );
         times
