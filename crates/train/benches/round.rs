@@ -3,7 +3,10 @@
 //! the default configuration of `params.yaml` (31 leaves, depth 16, 255
 //! bins, a 10% early-stopping slice whose loss is computed every round).
 //!
-//!     cargo bench --offline --workspace --bench round
+//!     cargo bench --offline --workspace --bench round --profile dev
+//!
+//! (The dev profile builds train at opt-level 3 already; the default bench
+//! profile would first build every dependency, polars included, in release.)
 //!
 //! Each timed iteration is one `Booster::round`: rounds 6 to 35 of a fit,
 //! as `examples/bench_round.rs` times them (that example also splits the
