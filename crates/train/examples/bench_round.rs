@@ -2,11 +2,10 @@
 //! spread) of N timed rounds of the default GBM configuration (the first
 //! value of each `train.search.gbm` list in the params file).
 //!
-//! A criterion benchmark is what the style guide asks for, but `criterion`
-//! and several of its dependencies (ciborium, oorandom, tinytemplate, anes,
-//! cast) are not in the offline registry cache the build uses, so this is a
-//! plain example binary with the same discipline (warm-up, median of N, no
-//! timed asserts anywhere).
+//! The criterion benchmark `benches/round.rs` times the same round on the
+//! same synthetic data; this example also runs on a pipeline's real split,
+//! breaks the round into phases and prints a model fingerprint (warm-up,
+//! median of N, no timed asserts anywhere).
 //!
 //! Build it with the whole workspace (`-p train` alone would resolve other
 //! features and rebuild polars), then run it on the train split of a
@@ -31,12 +30,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use rand::RngExt;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use revspend_core::artifact::FeatureList;
-use revspend_core::model::FeatureMatrix;
 use revspend_core::params::{Algorithm, Check, ModelSpec, Params};
+
+#[path = "../benches/synthetic/mod.rs"]
+mod synthetic;
+use synthetic::synthetic;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -125,15 +124,20 @@ fn main() -> Result<()> {
             ms(now.splits - before.splits),
             ms(now.update - before.update),
         );
-        let (model, _) = booster.finish();
+        let (model, stats) = booster.finish();
         // A fingerprint of the model, to see whether a change altered it.
         let fingerprint = format!("{model:?}")
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             });
+        // The early-stopping slice's loss: a change that alters the model
+        // should not make it worse.
+        let val_loss = stats
+            .best_validation_loss
+            .map_or_else(|| "none".to_owned(), |l| format!("{l:.9}"));
         eprintln!(
-            "setup (binning) {setup:.1} ms; {} trees; model fingerprint {fingerprint:016x}",
+            "setup (binning) {setup:.1} ms; {} trees; validation loss {val_loss}; model fingerprint {fingerprint:016x}",
             model.trees.len()
         );
         times
@@ -170,31 +174,4 @@ fn cpu_seconds() -> Option<f64> {
     let stime: f64 = fields.get(12)?.parse().ok()?;
     // USER_HZ is 100 on Linux.
     Some((utime + stime) / 100.0)
-}
-
-/// `n` rows of 24 features shaped like the pipeline's: continuous,
-/// small-integer and binary columns, about 10% positives, 150 rows per group.
-fn synthetic(n: usize, seed: u64) -> (FeatureMatrix, Vec<bool>, Vec<u64>) {
-    const P: usize = 24;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut values = Vec::with_capacity(n * P);
-    let mut y = Vec::with_capacity(n);
-    for _ in 0..n {
-        let row: [f64; P] = std::array::from_fn(|f| {
-            let u: f64 = rng.random_range(0.0..1.0);
-            match f % 4 {
-                0 => u,
-                1 => (u * 30.0).floor(),
-                2 => f64::from(u8::from(u < 0.3)),
-                _ => (u * 1e4).ln(),
-            }
-        });
-        let z = 3.0 * row[0] - 2.0 * row[4] + 1.5 * row[2] + 0.1 * row[1] - 0.05 * row[5] - 3.5
-            + 0.4 * (row[3] - 7.0);
-        let p = 1.0 / (1.0 + (-z).exp());
-        y.push(rng.random_range(0.0..1.0) < p);
-        values.extend(row);
-    }
-    let groups = (0..n as u64).map(|r| r / 150).collect();
-    (FeatureMatrix::new(n, P, values), y, groups)
 }
