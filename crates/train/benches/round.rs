@@ -41,6 +41,7 @@ fn round(c: &mut Criterion) {
         min_samples_leaf: 20,
         l2: 0.0,
         max_bins: 255,
+        subsample: 1.0,
         validation_fraction: 0.1,
         patience: u32::MAX,
     };
