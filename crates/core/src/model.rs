@@ -206,8 +206,81 @@ impl GbmTree {
     /// The leaf score for one row of raw feature values; 0 for a malformed
     /// tree.
     pub fn score(&self, row: &[f64]) -> f64 {
-        // NaN compares false and goes left, like bin 0 in training.
-        self.score_by(|n| value(row, n.feature as usize) > n.threshold)
+        // `walk` with `value` inlined by hand (this loop is most of a batch
+        // prediction: 10 % faster at 1.5M rows x 285 trees, the same bits).
+        // NaN compares false and goes left, like bin 0 in training; a
+        // feature the row lacks reads as NaN; a cycle or a child out of
+        // range scores 0, as `walk` does.
+        let nodes = &self.nodes;
+        let mut i = 0usize;
+        for _ in 0..=nodes.len() {
+            let Some(n) = nodes.get(i) else {
+                return 0.0;
+            };
+            if n.left == 0 {
+                return n.value;
+            }
+            let v = row.get(n.feature as usize).copied().unwrap_or(f64::NAN);
+            i = if v > n.threshold { n.right } else { n.left } as usize;
+        }
+        0.0
+    }
+
+    /// The longest root-to-leaf path, when every split's children come
+    /// after it in the node list and every feature is below `width` (as
+    /// training writes trees); `None` otherwise.
+    fn checked_depth(&self, width: usize) -> Option<usize> {
+        let len = self.nodes.len();
+        let mut depth = vec![0usize; len];
+        let mut deepest = 0;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.left == 0 {
+                continue;
+            }
+            let (l, r) = (n.left as usize, n.right as usize);
+            if l <= i || r <= i || l >= len || r >= len || n.feature as usize >= width {
+                return None;
+            }
+            let d = depth[i] + 1;
+            depth[l] = depth[l].max(d);
+            depth[r] = depth[r].max(d);
+            deepest = deepest.max(d);
+        }
+        (len > 0).then_some(deepest)
+    }
+
+    /// Adds this tree's score of rows `start..start + acc.len()` of `x` to
+    /// `acc`, for a tree [`checked_depth`](Self::checked_depth) passed:
+    /// eight rows walk side by side for exactly `depth` steps (a row at its
+    /// leaf stays there), so the walks overlap instead of each waiting on
+    /// its own comparisons. The same leaves as [`score`](Self::score).
+    fn add_scores(&self, x: &FeatureMatrix, start: usize, acc: &mut [f64], depth: usize) {
+        const LANES: usize = 8;
+        let nodes = &self.nodes;
+        let mut lanes = acc.chunks_exact_mut(LANES);
+        let mut first = start;
+        for group in lanes.by_ref() {
+            let rows: [&[f64]; LANES] = std::array::from_fn(|l| x.row(first + l));
+            let mut at = [0usize; LANES];
+            for _ in 0..depth {
+                for (i, row) in at.iter_mut().zip(&rows) {
+                    let n = &nodes[*i];
+                    let next = if row[n.feature as usize] > n.threshold {
+                        n.right
+                    } else {
+                        n.left
+                    };
+                    *i = if n.left == 0 { *i } else { next as usize };
+                }
+            }
+            for (a, i) in group.iter_mut().zip(at) {
+                *a += nodes[i].value;
+            }
+            first += LANES;
+        }
+        for (k, a) in lanes.into_remainder().iter_mut().enumerate() {
+            *a += self.score(x.row(first + k));
+        }
     }
 
     /// The leaf score of the row that `goes_right` describes (e.g. by its
@@ -334,14 +407,20 @@ impl Classifier {
                 // are megabytes). Each row's tree scores are added in tree
                 // order, as `raw_score` adds them: the same bits.
                 const BLOCK: usize = 256;
+                let depths: Vec<Option<usize>> = m.trees.iter().map(|t| t.checked_depth(x.cols)).collect();
                 let mut out = Vec::with_capacity(x.rows);
                 let mut acc = [0f64; BLOCK];
                 for start in (0..x.rows).step_by(BLOCK) {
                     let acc = &mut acc[..BLOCK.min(x.rows - start)];
                     acc.fill(0.0);
-                    for tree in &m.trees {
-                        for (k, a) in acc.iter_mut().enumerate() {
-                            *a += tree.score(x.row(start + k));
+                    for (tree, depth) in m.trees.iter().zip(&depths) {
+                        match depth {
+                            Some(depth) => tree.add_scores(x, start, acc, *depth),
+                            None => {
+                                for (k, a) in acc.iter_mut().enumerate() {
+                                    *a += tree.score(x.row(start + k));
+                                }
+                            }
                         }
                     }
                     out.extend(acc.iter().map(|a| sigmoid(m.base_score + a)));
@@ -493,22 +572,47 @@ mod tests {
     /// each row the bits of its own walk, across block edges.
     #[test]
     fn boosted_batch_probabilities_are_the_row_by_row_ones() {
-        let trees: Vec<GbmTree> = (0..7)
+        let mut trees: Vec<GbmTree> = (0..7)
             .map(|t| GbmTree {
                 nodes: vec![
                     gbm_split(t % 2, 0.1 * f64::from(t), 0, 1, 2),
                     gbm_leaf(-0.3 + 0.01 * f64::from(t)),
+                    gbm_split(1 - t % 2, 0.5, 0, 3, 4),
                     gbm_leaf(0.7 / f64::from(t + 1)),
+                    gbm_split(0, 0.8, 0, 5, 6),
+                    gbm_leaf(0.11),
+                    gbm_leaf(-0.05 * f64::from(t)),
                 ],
             })
             .collect();
+        // Trees the side-by-side walk must not take: a child before its
+        // parent (a cycle), and a feature the rows do not have (read as NaN).
+        trees.push(GbmTree {
+            nodes: vec![
+                gbm_split(0, 0.5, 0, 1, 2),
+                gbm_split(1, 0.5, 0, 0, 2),
+                gbm_leaf(0.2),
+            ],
+        });
+        trees.push(GbmTree {
+            nodes: vec![gbm_split(5, 0.5, 0, 1, 2), gbm_leaf(-0.4), gbm_leaf(0.4)],
+        });
         let model = Gbm {
             base_score: -1.25,
             trees,
             bin_edges: vec![],
         };
-        let n = 600;
-        let values: Vec<f64> = (0..2 * n).map(|i| ((i * 37) % 101) as f64 / 101.0).collect();
+        // Blocks of 256 rows, groups of 8 and a remainder; a few NaN.
+        let n = 605;
+        let values: Vec<f64> = (0..2 * n)
+            .map(|i| {
+                if i % 97 == 0 {
+                    f64::NAN
+                } else {
+                    ((i * 37) % 101) as f64 / 101.0
+                }
+            })
+            .collect();
         let x = FeatureMatrix::new(n, 2, values);
         let batch = Classifier::Gbm(model.clone())
             .predict_proba(&x, 2)

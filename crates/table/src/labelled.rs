@@ -39,7 +39,8 @@ pub fn read_labelled_hashed(path: &Path, features: &[Feature]) -> Result<(Labell
         source,
     };
     let rows = df.height();
-    let mut cols = Vec::with_capacity(features.len());
+    let p = features.len();
+    let mut columns = Vec::with_capacity(p);
     for f in features {
         let c = df.column(f.name()).map_err(pq)?.f64().map_err(pq)?;
         if c.null_count() > 0 {
@@ -50,11 +51,21 @@ pub fn read_labelled_hashed(path: &Path, features: &[Feature]) -> Result<(Labell
                 got: format!("{} nulls", c.null_count()),
             });
         }
-        cols.push(c.into_no_null_iter().collect::<Vec<f64>>());
+        columns.push(c.into_no_null_iter());
     }
-    let mut values = Vec::with_capacity(rows * features.len());
-    for r in 0..rows {
-        values.extend(cols.iter().map(|c| c[r]));
+    // Row-major, straight from the columns, a block of rows at a time (the
+    // block stays in cache while every column writes its stripe): no
+    // column-major copy in between, which at 6M rows was another 1.1 GB of
+    // fresh pages.
+    const BLOCK: usize = 4_096;
+    let mut values = vec![0f64; rows * p];
+    for block in values.chunks_mut(BLOCK * p.max(1)) {
+        let n = block.len() / p.max(1);
+        for (j, column) in columns.iter_mut().enumerate() {
+            for (slot, v) in block.iter_mut().skip(j).step_by(p).zip(column.by_ref().take(n)) {
+                *slot = v;
+            }
+        }
     }
     let y = df
         .column(TARGET_COLUMN)
