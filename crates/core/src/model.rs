@@ -263,6 +263,7 @@ impl GbmTree {
             let rows: [&[f64]; LANES] = std::array::from_fn(|l| x.row(first + l));
             let mut at = [0usize; LANES];
             for _ in 0..depth {
+                let mut moving = false;
                 for (i, row) in at.iter_mut().zip(&rows) {
                     let n = &nodes[*i];
                     let next = if row[n.feature as usize] > n.threshold {
@@ -270,7 +271,12 @@ impl GbmTree {
                     } else {
                         n.left
                     };
+                    moving |= n.left != 0;
                     *i = if n.left == 0 { *i } else { next as usize };
+                }
+                // All eight at their leaves: the rest of the depth is moot.
+                if !moving {
+                    break;
                 }
             }
             for (a, i) in group.iter_mut().zip(at) {

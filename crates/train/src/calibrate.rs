@@ -177,9 +177,11 @@ pub fn choose(
                 let p: Vec<f64> = test_scores.iter().map(|&s| c.apply(s)).collect();
                 brier(&p, test_y)
             };
-            let platt = fit_platt(cal_scores, cal_y);
-            let iso = fit_isotonic(cal_scores, cal_y);
-            let (bp, bi) = (test_brier(&platt), test_brier(&iso));
+            let (platt, iso) = rayon::join(
+                || fit_platt(cal_scores, cal_y),
+                || fit_isotonic(cal_scores, cal_y),
+            );
+            let (bp, bi) = rayon::join(|| test_brier(&platt), || test_brier(&iso));
             log::info!("calibration: test Brier Platt {bp:.5}, isotonic {bi:.5}");
             if bi < bp { iso } else { platt }
         }

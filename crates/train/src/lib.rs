@@ -289,10 +289,21 @@ fn run_on_pool(params: &Checked<TrainParams>, inputs: &Inputs, outputs: &Outputs
     let calibrator = calibrate::choose(params.calibration, &cal_raw, &calib.y, &test_raw, &test.y);
     let test_scores: Vec<f64> = test_raw.iter().map(|&p| calibrator.apply(p)).collect();
     let (threshold, threshold_source) = choose_threshold(params, &test_scores, &test.y);
-    let test_metrics = BinaryMetrics::compute(&test_scores, &test.y, threshold);
-    let test_metrics_uncalibrated = BinaryMetrics::compute(&test_raw, &test.y, threshold);
-    let before = reliability(&test_raw, &test.y, ECE_BINS);
-    let after = reliability(&test_scores, &test.y, ECE_BINS);
+    // Four independent passes over the test split, two at a time.
+    let ((test_metrics, test_metrics_uncalibrated), (before, after)) = rayon::join(
+        || {
+            rayon::join(
+                || BinaryMetrics::compute(&test_scores, &test.y, threshold),
+                || BinaryMetrics::compute(&test_raw, &test.y, threshold),
+            )
+        },
+        || {
+            rayon::join(
+                || reliability(&test_raw, &test.y, ECE_BINS),
+                || reliability(&test_scores, &test.y, ECE_BINS),
+            )
+        },
+    );
     let reliability = Reliability {
         ece_before: ece(&before),
         ece_after: ece(&after),
