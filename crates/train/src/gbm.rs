@@ -201,9 +201,7 @@ pub fn fit(
     class_weight: ClassWeight,
     seed: u64,
 ) -> (Gbm, FitStats) {
-    let mut booster = Booster::new(x, y, groups, cfg, class_weight, seed);
-    while booster.round() {}
-    booster.finish()
+    fit_binned(Bins::new(x, cfg.max_bins), y, groups, cfg, class_weight, seed)
 }
 
 /// A fit in progress, one boosting round at a time: [`fit`] is `new`,
