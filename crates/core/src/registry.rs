@@ -545,6 +545,18 @@ impl Registry {
     /// Points `alias` at the version `name` (a version id or an alias) and
     /// returns the change.
     pub fn promote(&self, name: &str, alias: &str, who: &str) -> Result<AliasChange, RegistryError> {
+        self.promote_because(name, alias, who, "promote")
+    }
+
+    /// [`Registry::promote`], logging `reason` (e.g. the promotion gate's
+    /// verdict) as the change's reason.
+    pub fn promote_because(
+        &self,
+        name: &str,
+        alias: &str,
+        who: &str,
+        reason: &str,
+    ) -> Result<AliasChange, RegistryError> {
         check_alias(alias)?;
         let _lock = self.lock()?;
         let mut index = self.index()?;
@@ -555,7 +567,7 @@ impl Registry {
         // A server restarted on a missing or garbage file would be down:
         // check the target first and leave the alias alone if it fails.
         self.verify_target(&index, alias, &to)?;
-        index.set_alias(alias, &to, "promote", who, &now_rfc3339());
+        index.set_alias(alias, &to, reason, who, &now_rfc3339());
         self.write_index(&index)?;
         Ok(index
             .alias_log

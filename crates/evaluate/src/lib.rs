@@ -10,6 +10,11 @@
 //! reliability before/after calibration) drawn with plotters and a vendored
 //! font (no system fonts needed).
 
+pub mod bootstrap;
+pub mod gate;
+pub mod promotion;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -33,6 +38,10 @@ pub struct Inputs {
     /// The feature list of the `build-features` run the holdout comes
     /// from: it records the SHA-256 of each split of the run.
     pub feature_list: PathBuf,
+    /// The registry: its `production` model is the champion the gate
+    /// compares with, and `promotion: auto` moves that alias. `None`, or a
+    /// directory without an index, means no champion.
+    pub registry: Option<PathBuf>,
 }
 
 impl Inputs {
@@ -43,6 +52,7 @@ impl Inputs {
             model: root.join("models/model.bin"),
             holdout: root.join("data/splits/holdout.parquet"),
             feature_list: root.join("data/features.json"),
+            registry: Some(root.join("models/registry")),
         }
     }
 }
@@ -51,6 +61,8 @@ impl Inputs {
 #[derive(Debug, Clone)]
 pub struct Outputs {
     pub metrics: PathBuf,
+    /// The promotion decision with every check of the gate.
+    pub promotion: PathBuf,
     /// Directory for curve data (JSON/CSV) and PNG plots.
     pub plots_dir: PathBuf,
 }
@@ -60,6 +72,7 @@ impl Outputs {
     pub fn under(root: &Path) -> Outputs {
         Outputs {
             metrics: root.join("reports/metrics.json"),
+            promotion: root.join("reports/promotion.json"),
             plots_dir: root.join("reports/plots"),
         }
     }
@@ -97,6 +110,26 @@ struct RocPoint {
     tpr: f64,
 }
 
+/// `metrics.json`: the evaluation, the champion on the same rows and the
+/// intervals.
+#[derive(Debug, Serialize)]
+struct HoldoutReport<'a> {
+    #[serde(flatten)]
+    evaluation: &'a EvaluationReport,
+    champion: Option<&'a promotion::Champion>,
+    intervals: &'a Intervals,
+}
+
+/// Percentile bootstrap intervals over the holdout's customers.
+#[derive(Debug, Serialize)]
+struct Intervals {
+    resamples: usize,
+    confidence: f64,
+    customers: usize,
+    model: BTreeMap<&'static str, bootstrap::Interval>,
+    baseline_prior: BTreeMap<&'static str, bootstrap::Interval>,
+}
+
 #[derive(Debug, Serialize)]
 struct PrPoint {
     recall: f64,
@@ -106,7 +139,11 @@ struct PrPoint {
 /// Runs the stage.
 pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs) -> Result<EvaluationReport> {
     // What a killed run left half-written beside the outputs goes first.
-    artifact::remove_temp_files_beside([outputs.metrics.as_path(), &outputs.plots_dir.join("roc.png")])?;
+    artifact::remove_temp_files_beside([
+        outputs.metrics.as_path(),
+        outputs.promotion.as_path(),
+        &outputs.plots_dir.join("roc.png"),
+    ])?;
     let model = artifact::read_model(&inputs.model).context("reading the model")?;
     let list = FeatureList::read(&inputs.feature_list).context("reading the feature list")?;
     let (holdout, sha256) = revspend_table::read_labelled_hashed(&inputs.holdout, &model.features)
@@ -133,7 +170,47 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         model_uncalibrated: BinaryMetrics::compute(&raw, y, model.threshold),
         baseline_prior: BinaryMetrics::compute(&vec![model.training_prior; y.len()], y, model.threshold),
     };
-    artifact::write_json(&outputs.metrics, &report)?;
+
+    // Intervals from customer resamples, the champion on the same rows, and
+    // the gate.
+    let groups = bootstrap::rows_by_customer(&holdout.customers);
+    let b = &params.bootstrap;
+    let interval = |s: &[f64], threshold: f64| {
+        bootstrap::intervals(s, y, &groups, threshold, b.resamples, b.confidence, params.seed)
+    };
+    let prior_scores = vec![model.training_prior; y.len()];
+    let champion = promotion::champion(inputs.registry.as_deref(), &model, &inputs.holdout)?;
+    let intervals = Intervals {
+        resamples: b.resamples,
+        confidence: b.confidence,
+        customers: groups.len(),
+        model: interval(&scores, model.threshold),
+        baseline_prior: interval(&prior_scores, model.threshold),
+    };
+    let decision = promotion::decide(
+        params,
+        inputs.registry.as_deref(),
+        &model,
+        &report.model,
+        &report.baseline_prior,
+        champion.clone(),
+    )?;
+    log::info!(
+        "promotion gate ({} mode): {} ({})\n{}",
+        decision.mode,
+        decision.decision,
+        decision.reason,
+        gate::table(&decision.checks)
+    );
+    artifact::write_json(
+        &outputs.metrics,
+        &HoldoutReport {
+            evaluation: &report,
+            champion: champion.as_ref(),
+            intervals: &intervals,
+        },
+    )?;
+    artifact::write_json(&outputs.promotion, &decision)?;
 
     let curve = Curve::new(&scores, y);
     let roc: Vec<RocPoint> = thin(&curve.roc(), params.curve_points)

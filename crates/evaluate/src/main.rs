@@ -21,8 +21,14 @@ struct Args {
     /// (it records each split's SHA-256).
     #[arg(long, default_value_os_t = Inputs::under(Path::new("")).feature_list)]
     feature_list: PathBuf,
+    /// The model registry: its `production` model is the champion; `none`
+    /// for no registry.
+    #[arg(long, default_value = "models/registry")]
+    registry: PathBuf,
     #[arg(long, default_value_os_t = Outputs::under(Path::new("")).metrics)]
     metrics: PathBuf,
+    #[arg(long, default_value_os_t = Outputs::under(Path::new("")).promotion)]
+    promotion: PathBuf,
     #[arg(long, default_value_os_t = Outputs::under(Path::new("")).plots_dir)]
     plots_dir: PathBuf,
 }
@@ -44,9 +50,11 @@ fn run(args: Args) -> Result<()> {
         model: args.model,
         holdout: args.holdout,
         feature_list: args.feature_list,
+        registry: (args.registry.as_os_str() != "none").then_some(args.registry),
     };
     let outputs = Outputs {
         metrics: args.metrics,
+        promotion: args.promotion,
         plots_dir: args.plots_dir,
     };
     let r = evaluate::run(&params, &inputs, &outputs)?;

@@ -19,12 +19,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 mod build_features;
+mod evaluate;
 mod train;
 
 pub use build_features::{
     Acknowledgement, BuildFeaturesConfig, BuildFeaturesParams, LeakageParams, SelectionParams, SplitParams,
     TargetParams,
 };
+pub use evaluate::{BootstrapParams, EvaluateParams, GateMetric, GateParams, MetricThreshold, Promotion};
 pub use train::{
     Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
     HalvingParams, LogisticSpace, ModelSpec, NaiveBayesSpace, SearchSpaces, SelectionMetric, Strategy,
@@ -151,24 +153,6 @@ impl Check for GenerateParams {
     }
 }
 
-/// `evaluate`: report settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvaluateParams {
-    /// Points kept on the ROC and PR curves written for plotting,
-    /// 10..=10,000 (default 200).
-    pub curve_points: usize,
-}
-
-impl Check for EvaluateParams {
-    type Checked = Checked<EvaluateParams>;
-
-    fn check(self) -> Result<Checked<EvaluateParams>, ParamsError> {
-        in_range("evaluate.curve_points", self.curve_points, 10, 10_000)?;
-        Ok(Checked(self))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +268,61 @@ mod tests {
         assert_eq!(c.features, vec![Feature::Valor, Feature::Idade]);
         assert_eq!(c.rule.vital_groups, vec!["SERVICO", "SUPERMERCADOS"]);
         assert_eq!(c.rule.threshold_pct, 20.0);
+    }
+
+    /// Issue 14: the gate's limits are checked as MLflow checks them, the
+    /// error naming the metric and the field.
+    #[test]
+    fn evaluate_check_refuses_gate_limits_mlflow_refuses() {
+        let e = fixture().evaluate;
+        e.clone().check().expect("fixture valid");
+        let mut bad = e.clone();
+        if let Some(t) = bad.gate.thresholds.get_mut(&GateMetric::PrAuc) {
+            t.min_absolute_change = Some(0.0);
+        }
+        let err = bad.check().expect_err("zero change").to_string();
+        assert!(
+            err.contains("evaluate.gate.thresholds.pr_auc.min_absolute_change"),
+            "{err}"
+        );
+        let mut bad = e.clone();
+        if let Some(t) = bad.gate.thresholds.get_mut(&GateMetric::PrAuc) {
+            t.min_relative_change = Some(1.5);
+        }
+        assert!(
+            bad.check()
+                .expect_err("relative")
+                .to_string()
+                .contains("min_relative_change")
+        );
+        let mut bad = e.clone();
+        bad.gate.thresholds.insert(
+            GateMetric::Recall,
+            MetricThreshold {
+                threshold: None,
+                min_absolute_change: None,
+                min_relative_change: None,
+                greater_is_better: true,
+            },
+        );
+        assert!(
+            bad.check()
+                .expect_err("empty")
+                .to_string()
+                .contains("thresholds.recall")
+        );
+        let mut bad = e;
+        bad.bootstrap.confidence = 1.0;
+        assert!(
+            bad.check()
+                .expect_err("coverage")
+                .to_string()
+                .contains("confidence")
+        );
+        let yaml = "pr_auc: {threshold: 0.5, greater_is_better: true}\nauc: {threshold: 0.5, greater_is_better: true}\n";
+        let unknown: Result<std::collections::BTreeMap<GateMetric, MetricThreshold>, _> =
+            serde_norway::from_str(yaml);
+        assert!(unknown.is_err(), "an unknown metric name is refused");
     }
 
     #[test]
