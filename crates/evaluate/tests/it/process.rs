@@ -182,3 +182,137 @@ fn temporary_files_of_a_killed_run_are_removed_by_the_next_run() {
     }
     assert!(dir.path().join("reports/plots/keep.txt").exists());
 }
+
+/// A variant of the fixture model: its own version name and coefficients.
+fn variant(name: &str, coefficients: [f64; 3]) -> revspend_core::model::ModelArtifact {
+    let mut m = fixture::model();
+    m.model_version = name.into();
+    m.classifier = revspend_core::model::Classifier::Logistic(revspend_core::model::Logistic {
+        mean: vec![0.0; 3],
+        scale: vec![1.0; 3],
+        coefficients: coefficients.to_vec(),
+        intercept: -coefficients[0] * 0.6 - 1.5,
+    });
+    m
+}
+
+/// Registers `model` (the first becomes production, later ones candidate)
+/// and makes it the stage's `models/model.bin`.
+fn register(dir: &Path, model: &revspend_core::model::ModelArtifact) {
+    let bytes = artifact::encode_model(model).expect("encode");
+    revspend_core::registry::Registry::new(dir.join("models/registry"))
+        .register(
+            &bytes,
+            revspend_core::registry::NewVersion {
+                model_version: model.model_version.clone(),
+                algorithm: model.algorithm.clone(),
+                hyperparameters: serde_json::json!({}),
+                calibration: model.calibrator.name().into(),
+                threshold: model.threshold,
+                params_hash: model.params_hash.clone(),
+                data_hash: model.data_hash.clone(),
+                git_commit: None,
+                test_metrics: model.test_metrics.clone(),
+            },
+            "tester",
+        )
+        .expect("register");
+    artifact::write_atomic(&dir.join("models/model.bin"), &bytes).expect("model.bin");
+}
+
+fn promotion(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("reports/promotion.json")).expect("promotion.json"))
+        .expect("json")
+}
+
+/// Issue 14: with `promotion: auto`, a crippled candidate is rejected by
+/// the gate, naming the failed checks, and production stays; a better one
+/// is promoted, and the alias log says why. Both runs succeed. The
+/// champion is scored on the same holdout rows.
+#[test]
+fn issue_14_the_gate_rejects_a_worse_candidate_and_promotes_a_better_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let params = std::fs::read_to_string(dir.path().join("params.yaml")).expect("params");
+    std::fs::write(
+        dir.path().join("params.yaml"),
+        params.replace("promotion: manual", "promotion: auto"),
+    )
+    .expect("params");
+    let registry = revspend_core::registry::Registry::new(dir.path().join("models/registry"));
+    // Production: a weaker model than the truth.
+    register(dir.path(), &variant("logistic-champion00", [3.0, 1.0, 0.0]));
+
+    // A crippled candidate: it ignores every feature.
+    register(dir.path(), &variant("logistic-crippled00", [0.0, 0.0, 0.0]));
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(
+        out.status.success(),
+        "a rejection is not a failure: {}",
+        stderr(&out)
+    );
+    let p = promotion(dir.path());
+    assert_eq!(p["decision"], "keep", "{p:#}");
+    assert_eq!(p["promoted"], false);
+    assert_eq!(p["champion"]["model_version"], "logistic-champion00");
+    let failed: Vec<&str> = p["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .filter_map(|c| c["check"].as_str())
+        .collect();
+    assert!(failed.contains(&"pr_auc threshold"), "{failed:?}");
+    assert!(failed.contains(&"pr_auc min_relative_change"), "{failed:?}");
+    assert!(
+        p["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("pr_auc threshold")),
+        "{p:#}"
+    );
+    let index = registry.index().expect("index");
+    assert_eq!(index.aliases["production"], "v0001");
+    assert_eq!(index.aliases["candidate"], "v0002");
+    // The champion was scored on the candidate's rows.
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("reports/metrics.json")).expect("metrics"))
+            .expect("json");
+    assert_eq!(metrics["champion"]["version"], "v0001");
+    assert!(
+        metrics["champion"]["metrics"]["pr_auc"]
+            .as_f64()
+            .is_some_and(|v| v > 0.5)
+    );
+    assert_eq!(metrics["intervals"]["customers"], 150);
+    let ci = &metrics["intervals"]["model"]["pr_auc"];
+    assert!(ci["low"].as_f64() <= metrics["model"]["pr_auc"].as_f64(), "{ci}");
+
+    // The true model beats the champion: promoted, with the reason logged.
+    register(dir.path(), &variant("logistic-better0000", [7.0, 2.5, 0.0]));
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = promotion(dir.path());
+    assert_eq!(p["decision"], "promote", "{p:#}");
+    assert_eq!(p["promoted"], true);
+    let index = registry.index().expect("index");
+    assert_eq!(index.aliases["production"], "v0003");
+    let last = index.alias_log.last().expect("a change");
+    assert_eq!((last.alias.as_str(), last.to.as_str()), ("production", "v0003"));
+    assert!(
+        last.reason.starts_with("promote: evaluate gate, all"),
+        "{}",
+        last.reason
+    );
+
+    // Evaluated again, the candidate is production already: kept, no change.
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        promotion(dir.path())["reason"],
+        "the candidate is already production"
+    );
+    assert_eq!(
+        registry.index().expect("index").alias_log.len(),
+        index.alias_log.len()
+    );
+}
