@@ -24,6 +24,9 @@ pub fn sigmoid(z: f64) -> f64 {
     }
 }
 
+/// How far from 0 and 1 a calibrated probability stays (issue 14).
+pub const PROB_EPS: f64 = 1e-6;
+
 /// Maps a classifier's probability to a calibrated one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Calibrator {
@@ -46,13 +49,22 @@ impl Calibrator {
         }
     }
 
-    /// The calibrated probability of `p`.
+    /// The calibrated probability of `p`, never exactly 0 or 1: bounded to
+    /// `[PROB_EPS, 1 − PROB_EPS]`. A hard 0 says a purchase can never be
+    /// revenge spending (isotonic regression maps its lowest block of
+    /// scores to the share of positives in it, often none; a steep Platt
+    /// sigmoid rounds to 0 or 1 in `f64`), which no finite calibration set
+    /// can show.
     pub fn apply(&self, p: f64) -> f64 {
-        match self {
+        let q = match self {
             Calibrator::Identity => p,
             Calibrator::Platt { a, b } => sigmoid(a * logit(p) + b),
             Calibrator::Isotonic { x, y } => interpolate(x, y, p),
+        };
+        if q.is_nan() {
+            return q;
         }
+        q.clamp(PROB_EPS, 1.0 - PROB_EPS)
     }
 }
 
@@ -83,16 +95,36 @@ fn interpolate(x: &[f64], y: &[f64], p: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Issue 14: no calibrator returns exactly 0 or 1.
+    #[test]
+    fn calibrated_probabilities_are_never_exactly_0_or_1() {
+        let steep = Calibrator::Platt { a: 50.0, b: 0.0 };
+        let iso = Calibrator::Isotonic {
+            x: vec![0.1, 0.9],
+            y: vec![0.0, 1.0],
+        };
+        for c in [Calibrator::Identity, steep, iso] {
+            for p in [0.0, 1e-12, 0.05, 0.5, 0.95, 1.0 - 1e-12, 1.0] {
+                let q = c.apply(p);
+                assert!(q > 0.0 && q < 1.0, "{} maps {p} to {q}", c.name());
+                assert!((PROB_EPS..=1.0 - PROB_EPS).contains(&q));
+            }
+        }
+        // Inside the bounds nothing moves.
+        assert_eq!(Calibrator::Identity.apply(0.3), 0.3);
+    }
+
     #[test]
     fn isotonic_interpolates_and_clips() {
         let c = Calibrator::Isotonic {
             x: vec![0.1, 0.5, 0.9],
             y: vec![0.0, 0.2, 1.0],
         };
-        assert_eq!(c.apply(0.0), 0.0);
+        // Clipped to the end knots, then bounded away from 0 and 1.
+        assert_eq!(c.apply(0.0), PROB_EPS);
         assert!((c.apply(0.3) - 0.1).abs() < 1e-12);
         assert!((c.apply(0.7) - 0.6).abs() < 1e-12);
-        assert_eq!(c.apply(0.95), 1.0);
+        assert_eq!(c.apply(0.95), 1.0 - PROB_EPS);
         assert_eq!(c.apply(0.5), 0.2);
     }
 
