@@ -11,6 +11,7 @@
 //! font (no system fonts needed).
 
 pub mod bootstrap;
+pub mod competition;
 pub mod gate;
 pub mod promotion;
 
@@ -63,6 +64,8 @@ pub struct Outputs {
     pub metrics: PathBuf,
     /// The promotion decision with every check of the gate.
     pub promotion: PathBuf,
+    /// Every registered version on the holdout rows.
+    pub competition: PathBuf,
     /// Directory for curve data (JSON/CSV) and PNG plots.
     pub plots_dir: PathBuf,
 }
@@ -73,6 +76,7 @@ impl Outputs {
         Outputs {
             metrics: root.join("reports/metrics.json"),
             promotion: root.join("reports/promotion.json"),
+            competition: root.join("reports/competition.json"),
             plots_dir: root.join("reports/plots"),
         }
     }
@@ -142,6 +146,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     artifact::remove_temp_files_beside([
         outputs.metrics.as_path(),
         outputs.promotion.as_path(),
+        outputs.competition.as_path(),
         &outputs.plots_dir.join("roc.png"),
     ])?;
     let model = artifact::read_model(&inputs.model).context("reading the model")?;
@@ -179,7 +184,14 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         bootstrap::intervals(s, y, &groups, threshold, b.resamples, b.confidence, params.seed)
     };
     let prior_scores = vec![model.training_prior; y.len()];
-    let champion = promotion::champion(inputs.registry.as_deref(), &model, &inputs.holdout)?;
+    let competition = competition::compete(
+        inputs.registry.as_deref(),
+        &model.model_version,
+        &report.model,
+        &inputs.holdout,
+        y.len(),
+    )?;
+    let champion = promotion::champion(competition.as_ref());
     let intervals = Intervals {
         resamples: b.resamples,
         confidence: b.confidence,
@@ -211,6 +223,15 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         },
     )?;
     artifact::write_json(&outputs.promotion, &decision)?;
+    artifact::write_json(
+        &outputs.competition,
+        &competition.unwrap_or_else(|| competition::Competition {
+            holdout_rows: y.len(),
+            candidate_model_version: model.model_version.clone(),
+            champion: None,
+            versions: Vec::new(),
+        }),
+    )?;
 
     let curve = Curve::new(&scores, y);
     let roc: Vec<RocPoint> = thin(&curve.roc(), params.curve_points)

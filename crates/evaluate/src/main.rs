@@ -29,6 +29,8 @@ struct Args {
     metrics: PathBuf,
     #[arg(long, default_value_os_t = Outputs::under(Path::new("")).promotion)]
     promotion: PathBuf,
+    #[arg(long, default_value_os_t = Outputs::under(Path::new("")).competition)]
+    competition: PathBuf,
     #[arg(long, default_value_os_t = Outputs::under(Path::new("")).plots_dir)]
     plots_dir: PathBuf,
 }
@@ -55,6 +57,7 @@ fn run(args: Args) -> Result<()> {
     let outputs = Outputs {
         metrics: args.metrics,
         promotion: args.promotion,
+        competition: args.competition,
         plots_dir: args.plots_dir,
     };
     let r = evaluate::run(&params, &inputs, &outputs)?;

@@ -1,10 +1,9 @@
 //! The champion and the promotion decision.
 //!
 //! The champion is the version the registry's `production` alias points
-//! to, scored on the same holdout rows as the candidate (the holdout file
-//! is read again with the champion's own feature list, so a champion whose
-//! features the master table no longer has is reported as unscorable, with
-//! the reason). The gate ([`crate::gate`]) decides; under
+//! to, scored on the same holdout rows as the candidate in the competition
+//! table ([`crate::competition`]; a champion whose features the master
+//! table no longer has is reported as unscorable, with the reason). The gate ([`crate::gate`]) decides; under
 //! `evaluate.promotion: auto` a passed gate moves `production` to the
 //! candidate through the registry (under its lock, logged with the reason);
 //! a rejected candidate keeps its `candidate` alias. A rejection is a
@@ -19,6 +18,7 @@ use revspend_core::params::{EvaluateParams, Promotion};
 use revspend_core::registry::{self, Registry};
 use serde::Serialize;
 
+use crate::competition::Competition;
 use crate::gate::{self, Check};
 
 /// The `production` model, as far as it could be scored.
@@ -33,58 +33,28 @@ pub struct Champion {
     pub note: Option<String>,
 }
 
-/// Finds and scores the champion; `None` when there is no registry or no
-/// `production` alias.
-pub fn champion(
-    registry: Option<&Path>,
-    candidate: &ModelArtifact,
-    holdout: &Path,
-) -> Result<Option<Champion>> {
-    let Some(dir) = registry.filter(|d| d.join("index.json").exists()) else {
-        return Ok(None);
-    };
-    let reg = Registry::new(dir);
-    let index = reg.index().context("reading the registry index")?;
-    let Some(entry) = index.resolve("production") else {
-        return Ok(None);
-    };
-    let (version, model_version) = (entry.version.clone(), entry.model_version.clone());
-    if model_version == candidate.model_version {
-        return Ok(Some(Champion {
-            version,
-            model_version,
+/// The champion from the competition table: the `production` version,
+/// with its metrics on the same rows (none when it is the candidate
+/// itself, or could not be scored, with the reason).
+pub fn champion(competition: Option<&Competition>) -> Option<Champion> {
+    let c = competition?;
+    let version = c.champion.as_ref()?;
+    let entry = c.versions.iter().find(|e| &e.version == version)?;
+    Some(if entry.is_candidate {
+        Champion {
+            version: entry.version.clone(),
+            model_version: entry.model_version.clone(),
             metrics: None,
             note: Some("the candidate itself".into()),
-        }));
-    }
-    let unscorable = |why: String| Champion {
-        version: version.clone(),
-        model_version: model_version.clone(),
-        metrics: None,
-        note: Some(why),
-    };
-    let loaded = match reg.load("production") {
-        Ok(l) => l,
-        Err(e) => return Ok(Some(unscorable(format!("cannot be loaded: {e}")))),
-    };
-    let rows = match revspend_table::read_labelled(holdout, &loaded.model.features) {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(Some(unscorable(format!(
-                "its features cannot be read from the holdout: {e}"
-            ))));
         }
-    };
-    let scores = match loaded.model.predict_proba(&rows.x) {
-        Ok(s) => s,
-        Err(e) => return Ok(Some(unscorable(format!("cannot score the holdout: {e}")))),
-    };
-    Ok(Some(Champion {
-        version,
-        model_version,
-        metrics: Some(BinaryMetrics::compute(&scores, &rows.y, loaded.model.threshold)),
-        note: None,
-    }))
+    } else {
+        Champion {
+            version: entry.version.clone(),
+            model_version: entry.model_version.clone(),
+            metrics: entry.metrics.clone(),
+            note: entry.note.clone(),
+        }
+    })
 }
 
 /// `reports/promotion.json`.

@@ -304,6 +304,27 @@ fn issue_14_the_gate_rejects_a_worse_candidate_and_promotes_a_better_one() {
         last.reason
     );
 
+    // The competition: every version on the same rows; the candidate's
+    // metrics are the stage's own; identical scoring for the champion.
+    let competition: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("reports/competition.json")).expect("competition.json"),
+    )
+    .expect("json");
+    let versions = competition["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 3);
+    assert_eq!(competition["holdout_rows"], 1500);
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("reports/metrics.json")).expect("metrics"))
+            .expect("json");
+    assert_eq!(versions[2]["is_candidate"], true);
+    assert_eq!(versions[2]["metrics"]["pr_auc"], metrics["model"]["pr_auc"]);
+    let pr = |v: &serde_json::Value| v["metrics"]["pr_auc"].as_f64().expect("scored");
+    assert!(pr(&versions[2]) > pr(&versions[0]) && pr(&versions[0]) > pr(&versions[1]));
+    // The aliases as they were when the versions were scored, before the
+    // promotion.
+    assert_eq!(versions[2]["aliases"], serde_json::json!(["candidate"]));
+    assert_eq!(versions[0]["aliases"], serde_json::json!(["production"]));
+
     // Evaluated again, the candidate is production already: kept, no change.
     let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -315,4 +336,45 @@ fn issue_14_the_gate_rejects_a_worse_candidate_and_promotes_a_better_one() {
         registry.index().expect("index").alias_log.len(),
         index.alias_log.len()
     );
+}
+
+/// Issue 14: a registered version whose features the holdout does not
+/// have is listed in the competition with the reason, not scored, and the
+/// stage still succeeds.
+#[test]
+fn issue_14_a_version_that_cannot_be_scored_is_listed_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let mut foreign = variant("logistic-foreign000", [7.0, 2.5, 0.0]);
+    foreign.features = vec![
+        revspend_core::features::Feature::Idade,
+        fixture::FEATURES[1],
+        fixture::FEATURES[2],
+    ];
+    register(dir.path(), &foreign);
+    register(dir.path(), &fixture::model());
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let competition: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("reports/competition.json")).expect("competition.json"),
+    )
+    .expect("json");
+    let first = &competition["versions"][0];
+    assert!(first["metrics"].is_null());
+    assert!(
+        first["note"].as_str().is_some_and(|n| n.contains("idade")),
+        "{first}"
+    );
+    // The champion could not be scored: its change limits are skipped and
+    // say so, the thresholds still apply.
+    let p = promotion(dir.path());
+    assert_eq!(p["champion"]["version"], "v0001");
+    assert!(
+        p["champion"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("cannot be read")),
+        "{p:#}"
+    );
+    assert_eq!(p["decision"], "promote", "{p:#}");
+    assert_eq!(p["promoted"], false, "manual mode records only");
 }
