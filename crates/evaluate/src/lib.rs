@@ -13,6 +13,7 @@
 pub mod bootstrap;
 pub mod competition;
 pub mod gate;
+pub mod lift;
 pub mod promotion;
 
 use std::collections::BTreeMap;
@@ -122,6 +123,8 @@ struct HoldoutReport<'a> {
     evaluation: &'a EvaluationReport,
     champion: Option<&'a promotion::Champion>,
     intervals: &'a Intervals,
+    /// Cumulative gain and lift of the calibrated model by decile.
+    gain_lift: &'a [lift::Decile],
 }
 
 /// Percentile bootstrap intervals over the holdout's customers.
@@ -199,6 +202,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         model: interval(&scores, model.threshold),
         baseline_prior: interval(&prior_scores, model.threshold),
     };
+    let gain_lift = lift::by_decile(&scores, y);
     let decision = promotion::decide(
         params,
         inputs.registry.as_deref(),
@@ -220,6 +224,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
             evaluation: &report,
             champion: champion.as_ref(),
             intervals: &intervals,
+            gain_lift: &gain_lift,
         },
     )?;
     artifact::write_json(&outputs.promotion, &decision)?;
@@ -245,6 +250,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     let dir = &outputs.plots_dir;
     artifact::write_json(&dir.join("roc.json"), &serde_json::json!({ "roc": roc }))?;
     artifact::write_json(&dir.join("pr.json"), &serde_json::json!({ "pr": pr }))?;
+    artifact::write_json(&dir.join("gain.json"), &serde_json::json!({ "gain": gain_lift }))?;
     let mut confusion_rows = String::from("actual,predicted\n");
     for (s, t) in scores.iter().zip(y) {
         confusion_rows.push_str(&format!("{},{}\n", u8::from(*t), u8::from(*s >= model.threshold)));
