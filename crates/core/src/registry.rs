@@ -5,6 +5,7 @@
 //! ```text
 //! index.json                 versions, aliases and the alias log (one atomic file)
 //! versions/<id>/model.bin    each registered artifact, byte-for-byte
+//! versions/<id>/evaluation/  what `evaluate` wrote for it (metrics, gate, plots)
 //! experiments.jsonl          one JSON line per training run
 //! .lock                      flock()ed while the index is read-modified-written
 //! ```
@@ -340,6 +341,80 @@ impl Registry {
     /// the registry directory (see [`Registry::artifact_path`]).
     pub fn model_path(&self, name: &str) -> Result<PathBuf, RegistryError> {
         self.artifact_path(&self.resolve(name)?)
+    }
+
+    /// The directory holding the evaluation of version `name` (an id or an
+    /// alias): `versions/<id>/evaluation/`, beside its artifact.
+    pub fn evaluation_dir(&self, name: &str) -> Result<PathBuf, RegistryError> {
+        let entry = self.resolve(name)?;
+        let artifact = self.artifact_path(&entry)?;
+        Ok(artifact
+            .parent()
+            .map_or_else(
+                || self.dir.join("versions").join(&entry.version),
+                Path::to_path_buf,
+            )
+            .join("evaluation"))
+    }
+
+    /// Stores the evaluation files of version `name` (relative names such
+    /// as `metrics.json` or `plots/roc.png`, each written atomically; a
+    /// name that is absolute or goes up is refused), replacing the files of
+    /// the same names; returns the directory.
+    pub fn store_evaluation(
+        &self,
+        name: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<PathBuf, RegistryError> {
+        let dir = self.evaluation_dir(name)?;
+        for (file, bytes) in files {
+            let relative = Path::new(file);
+            if file.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+                return Err(RegistryError::Io {
+                    path: dir.join(relative),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "evaluation file name {file:?} must be relative and stay inside {}",
+                            dir.display()
+                        ),
+                    ),
+                });
+            }
+            let path = dir.join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            artifact::write_atomic(&path, bytes)?;
+        }
+        Ok(dir)
+    }
+
+    /// The evaluation files stored with version `name`, relative and sorted
+    /// (empty when it was never evaluated).
+    pub fn evaluation_files(&self, name: &str) -> Result<Vec<String>, RegistryError> {
+        let dir = self.evaluation_dir(name)?;
+        let mut out = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries {
+                let path = e.map_err(io_err(&d))?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&dir)
+                    && !rel
+                        .file_name()
+                        .is_some_and(|n| artifact::is_temp_name(&n.to_string_lossy()))
+                {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The artifact file of an entry. Its recorded path must be relative,

@@ -115,6 +115,43 @@ struct RocPoint {
     tpr: f64,
 }
 
+/// Copies the stage's reports and plots into the candidate's registry
+/// version (`versions/<id>/evaluation/`), so any past version's evaluation
+/// can be opened (`registry show <id>` lists the files).
+fn store_with_version(inputs: &Inputs, outputs: &Outputs, version: Option<&str>) -> Result<()> {
+    let (Some(dir), Some(version)) = (inputs.registry.as_deref(), version) else {
+        return Ok(());
+    };
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("metrics.json".into(), read(&outputs.metrics)?),
+        ("promotion.json".into(), read(&outputs.promotion)?),
+        ("competition.json".into(), read(&outputs.competition)?),
+    ];
+    let mut plots: Vec<PathBuf> = std::fs::read_dir(&outputs.plots_dir)
+        .with_context(|| format!("listing {}", outputs.plots_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| !artifact::is_temp_name(&n.to_string_lossy()))
+        })
+        .collect();
+    plots.sort();
+    for p in plots {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        files.push((format!("plots/{name}"), read(&p)?));
+    }
+    let stored = revspend_core::registry::Registry::new(dir)
+        .store_evaluation(version, &files)
+        .with_context(|| format!("storing the evaluation with {version}"))?;
+    log::info!("evaluation stored with {version} in {}", stored.display());
+    Ok(())
+}
+
 /// `metrics.json`: the evaluation, the champion on the same rows and the
 /// intervals.
 #[derive(Debug, Serialize)]
@@ -286,6 +323,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     render_png(&dir.join("reliability.png"), |area| {
         draw_reliability(area, &before, &after, &report, &title)
     })?;
+    store_with_version(inputs, outputs, decision.candidate_version.as_deref())?;
     Ok(report)
 }
 

@@ -82,6 +82,13 @@ pub fn show(reg: &Registry, name: &str) -> Result<String> {
             "aliases".into(),
             serde_json::json!(index.aliases_of(&entry.version)),
         );
+        map.insert(
+            "evaluation".into(),
+            serde_json::json!({
+                "dir": reg.evaluation_dir(&entry.version)?,
+                "files": reg.evaluation_files(&entry.version)?,
+            }),
+        );
     }
     Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
 }

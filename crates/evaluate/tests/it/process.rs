@@ -304,6 +304,22 @@ fn issue_14_the_gate_rejects_a_worse_candidate_and_promotes_a_better_one() {
         last.reason
     );
 
+    // The evaluation is stored with the version.
+    let stored = registry.evaluation_files("v0003").expect("files");
+    for f in [
+        "competition.json",
+        "metrics.json",
+        "plots/roc.png",
+        "promotion.json",
+    ] {
+        assert!(stored.iter().any(|s| s == f), "{f} missing from {stored:?}");
+    }
+    let stored_dir = registry.evaluation_dir("v0003").expect("dir");
+    assert_eq!(
+        std::fs::read(stored_dir.join("promotion.json")).expect("stored"),
+        std::fs::read(dir.path().join("reports/promotion.json")).expect("report")
+    );
+
     // The competition: every version on the same rows; the candidate's
     // metrics are the stage's own; identical scoring for the champion.
     let competition: serde_json::Value = serde_json::from_slice(
