@@ -317,6 +317,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     let title = format!("holdout, model {}", model.model_version);
     render_png(&dir.join("roc.png"), |area| draw_roc(area, &roc, &report, &title))?;
     render_png(&dir.join("pr.png"), |area| draw_pr(area, &pr, &report, &title))?;
+    render_png(&dir.join("gain.png"), |area| draw_gain(area, &gain_lift, &title))?;
     render_png(&dir.join("confusion.png"), |area| {
         draw_confusion(area, &report.model.confusion, model.threshold, &title)
     })?;
@@ -382,6 +383,35 @@ struct CurveChart<'a> {
     baseline: [(f64, f64); 2],
     baseline_label: String,
     legend: SeriesLabelPosition,
+}
+
+fn draw_gain(area: &Area<'_>, table: &[lift::Decile], title: &str) -> Result<()> {
+    let mut model = vec![(0.0, 0.0)];
+    model.extend(table.iter().map(|d| (d.share, d.gain)));
+    let first = table.first();
+    draw_curve(
+        area,
+        CurveChart {
+            caption: format!("Cumulative gain by decile ({title})"),
+            x_desc: "share of purchases, highest scores first",
+            y_desc: "share of revenge purchases caught",
+            model,
+            model_label: first.map_or_else(
+                || "model".to_owned(),
+                |d| {
+                    format!(
+                        "model, top 10 %: {:.0} % caught (lift {:.1})",
+                        100.0 * d.gain,
+                        d.lift
+                    )
+                },
+            ),
+            model_colour: BLUE,
+            baseline: [(0.0, 0.0), (1.0, 1.0)],
+            baseline_label: "random pick (lift 1)".into(),
+            legend: SeriesLabelPosition::LowerRight,
+        },
+    )
 }
 
 fn draw_roc(area: &Area<'_>, roc: &[RocPoint], report: &EvaluationReport, title: &str) -> Result<()> {

@@ -67,7 +67,13 @@ fn metrics_plots_and_plot_data_are_written() {
             .iter()
             .all(|p| p["mean_predicted"].is_number() && p["observed_rate"].is_number())
     );
-    for png in ["roc.png", "pr.png", "confusion.png", "reliability.png"] {
+    for png in [
+        "roc.png",
+        "pr.png",
+        "gain.png",
+        "confusion.png",
+        "reliability.png",
+    ] {
         let bytes = std::fs::read(plots.join(png)).expect(png);
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{png} is not a PNG");
     }
