@@ -15,6 +15,7 @@ pub mod competition;
 pub mod gate;
 pub mod lift;
 pub mod promotion;
+pub mod threshold;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -288,6 +289,12 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     artifact::write_json(&dir.join("roc.json"), &serde_json::json!({ "roc": roc }))?;
     artifact::write_json(&dir.join("pr.json"), &serde_json::json!({ "pr": pr }))?;
     artifact::write_json(&dir.join("gain.json"), &serde_json::json!({ "gain": gain_lift }))?;
+    let (fp_cost, fn_cost) = threshold::costs(&model.train_params).unwrap_or((1.0, 1.0));
+    let sweep = thin(&threshold::sweep(&curve, fp_cost, fn_cost), params.curve_points);
+    artifact::write_json(
+        &dir.join("threshold.json"),
+        &serde_json::json!({ "threshold": sweep }),
+    )?;
     let mut confusion_rows = String::from("actual,predicted\n");
     for (s, t) in scores.iter().zip(y) {
         confusion_rows.push_str(&format!("{},{}\n", u8::from(*t), u8::from(*s >= model.threshold)));
@@ -318,6 +325,9 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     render_png(&dir.join("roc.png"), |area| draw_roc(area, &roc, &report, &title))?;
     render_png(&dir.join("pr.png"), |area| draw_pr(area, &pr, &report, &title))?;
     render_png(&dir.join("gain.png"), |area| draw_gain(area, &gain_lift, &title))?;
+    render_png(&dir.join("threshold.png"), |area| {
+        draw_threshold(area, &sweep, model.threshold, (fp_cost, fn_cost), &title)
+    })?;
     render_png(&dir.join("confusion.png"), |area| {
         draw_confusion(area, &report.model.confusion, model.threshold, &title)
     })?;
@@ -412,6 +422,79 @@ fn draw_gain(area: &Area<'_>, table: &[lift::Decile], title: &str) -> Result<()>
             legend: SeriesLabelPosition::LowerRight,
         },
     )
+}
+
+/// One quantity of a threshold point, for a chart's series.
+type PointValue = fn(&threshold::ThresholdPoint) -> f64;
+
+/// Precision, recall, F1 and the cost (scaled to its largest value) against
+/// the threshold, the model's threshold marked.
+fn draw_threshold(
+    area: &Area<'_>,
+    sweep: &[threshold::ThresholdPoint],
+    chosen: f64,
+    (fp_cost, fn_cost): (f64, f64),
+    title: &str,
+) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("Metrics against the threshold ({title})"), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("decision threshold (calibrated probability)")
+        .y_desc("value (cost: share of its maximum)")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(plot_err)?;
+    let max_cost = sweep
+        .iter()
+        .map(|p| p.cost)
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let series: [(String, RGBColor, PointValue); 4] = [
+        ("precision".into(), BLUE, |p| p.precision),
+        ("recall".into(), RED, |p| p.recall),
+        ("F1".into(), GREEN, |p| p.f1),
+        (format!("cost ({fp_cost} x FP + {fn_cost} x FN)"), BLACK, |p| {
+            p.cost
+        }),
+    ];
+    for (k, (label, colour, value)) in series.into_iter().enumerate() {
+        // The cost (the last series) is drawn as a share of its maximum.
+        let scale = if k == 3 { max_cost } else { 1.0 };
+        let points: Vec<(f64, f64)> = sweep
+            .iter()
+            .filter(|p| p.threshold.is_finite())
+            .map(|p| (p.threshold.clamp(0.0, 1.0), value(p) / scale))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    let marker = MAGENTA.mix(0.8);
+    chart
+        .draw_series(LineSeries::new(
+            [(chosen, 0.0), (chosen, 1.02)],
+            marker.stroke_width(1),
+        ))
+        .map_err(plot_err)?
+        .label(format!("model threshold {chosen:.3}"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], marker.stroke_width(1)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::MiddleMiddle)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
 }
 
 fn draw_roc(area: &Area<'_>, roc: &[RocPoint], report: &EvaluationReport, title: &str) -> Result<()> {

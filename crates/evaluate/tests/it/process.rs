@@ -71,6 +71,7 @@ fn metrics_plots_and_plot_data_are_written() {
         "roc.png",
         "pr.png",
         "gain.png",
+        "threshold.png",
         "confusion.png",
         "reliability.png",
     ] {
