@@ -42,18 +42,28 @@ pub struct Competition {
     pub versions: Vec<Entry>,
 }
 
-/// Scores one version on `holdout`, or says why it cannot be.
-pub fn score(reg: &Registry, entry: &VersionEntry, holdout: &Path) -> Result<BinaryMetrics, String> {
-    let loaded = reg
-        .load(&entry.version)
-        .map_err(|e| format!("cannot be loaded: {e}"))?;
+/// One version's calibrated probabilities for the rows of `holdout`, in
+/// file order, its decision threshold and the labels; or why it cannot be
+/// scored.
+pub fn probabilities(
+    reg: &Registry,
+    version: &str,
+    holdout: &Path,
+) -> Result<(Vec<f64>, f64, Vec<bool>), String> {
+    let loaded = reg.load(version).map_err(|e| format!("cannot be loaded: {e}"))?;
     let rows = revspend_table::read_labelled(holdout, &loaded.model.features)
         .map_err(|e| format!("its features cannot be read from the holdout: {e}"))?;
     let scores = loaded
         .model
         .predict_proba(&rows.x)
         .map_err(|e| format!("cannot score the holdout: {e}"))?;
-    Ok(BinaryMetrics::compute(&scores, &rows.y, loaded.model.threshold))
+    Ok((scores, loaded.model.threshold, rows.y))
+}
+
+/// Scores one version on `holdout`, or says why it cannot be.
+pub fn score(reg: &Registry, entry: &VersionEntry, holdout: &Path) -> Result<BinaryMetrics, String> {
+    let (scores, threshold, y) = probabilities(reg, &entry.version, holdout)?;
+    Ok(BinaryMetrics::compute(&scores, &y, threshold))
 }
 
 /// Every version of the registry at `dir` on `holdout`; `None` without a

@@ -171,8 +171,33 @@ struct Intervals {
     resamples: usize,
     confidence: f64,
     customers: usize,
-    model: BTreeMap<&'static str, bootstrap::Interval>,
-    baseline_prior: BTreeMap<&'static str, bootstrap::Interval>,
+    model: MetricIntervals,
+    baseline_prior: MetricIntervals,
+    /// The champion's, on the same resamples of the same rows (when it was
+    /// scored).
+    champion: Option<MetricIntervals>,
+}
+
+/// A metric's name and its interval.
+type MetricIntervals = BTreeMap<&'static str, bootstrap::Interval>;
+
+/// The champion's intervals: its probabilities again (the competition keeps
+/// only metrics), resampled by the same customers and seed as the model's.
+fn champion_intervals(
+    inputs: &Inputs,
+    champion: Option<&promotion::Champion>,
+    interval: &dyn Fn(&[f64], f64) -> MetricIntervals,
+) -> Result<Option<MetricIntervals>> {
+    let (Some(dir), Some(c)) = (inputs.registry.as_deref(), champion) else {
+        return Ok(None);
+    };
+    if c.metrics.is_none() {
+        return Ok(None);
+    }
+    let reg = revspend_core::registry::Registry::new(dir);
+    let (scores, threshold, _) = competition::probabilities(&reg, &c.version, &inputs.holdout)
+        .map_err(|why| anyhow!("scoring the champion {} again: {why}", c.version))?;
+    Ok(Some(interval(&scores, threshold)))
 }
 
 #[derive(Debug, Serialize)]
@@ -239,6 +264,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         customers: groups.len(),
         model: interval(&scores, model.threshold),
         baseline_prior: interval(&prior_scores, model.threshold),
+        champion: champion_intervals(inputs, champion.as_ref(), &interval)?,
     };
     let gain_lift = lift::by_decile(&scores, y);
     let decision = promotion::decide(

@@ -291,6 +291,12 @@ fn issue_14_the_gate_rejects_a_worse_candidate_and_promotes_a_better_one() {
             .is_some_and(|v| v > 0.5)
     );
     assert_eq!(metrics["intervals"]["customers"], 150);
+    let champion_ci = &metrics["intervals"]["champion"]["pr_auc"];
+    let champion_pr = metrics["champion"]["metrics"]["pr_auc"].as_f64();
+    assert!(
+        champion_ci["low"].as_f64() <= champion_pr && champion_pr <= champion_ci["high"].as_f64(),
+        "{champion_ci}"
+    );
     let ci = &metrics["intervals"]["model"]["pr_auc"];
     assert!(ci["low"].as_f64() <= metrics["model"]["pr_auc"].as_f64(), "{ci}");
 
