@@ -381,6 +381,49 @@ fn register_font() -> Result<()> {
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type UnitChart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A chart over the unit square (probabilities, rates, shares), with the
+/// layout every plot of the stage shares.
+fn unit_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: impl AsRef<str>,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<UnitChart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption.as_ref(), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(plot_err)?;
+    Ok(chart)
+}
+
+/// The legend of the series drawn, boxed, at `position`.
+fn legend<'a, 'b: 'a>(chart: &mut UnitChart<'a, 'b>, position: SeriesLabelPosition) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
 
 /// Draws a PNG into a scratch file (plotters' encoder writes to a path),
 /// then writes its bytes to `path` atomically.
@@ -462,20 +505,12 @@ fn draw_threshold(
     (fp_cost, fn_cost): (f64, f64),
     title: &str,
 ) -> Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("Metrics against the threshold ({title})"), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(52)
-        .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("decision threshold (calibrated probability)")
-        .y_desc("value (cost: share of its maximum)")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = unit_chart(
+        area,
+        format!("Metrics against the threshold ({title})"),
+        "decision threshold (calibrated probability)",
+        "value (cost: share of its maximum)",
+    )?;
     let max_cost = sweep
         .iter()
         .map(|p| p.cost)
@@ -512,15 +547,7 @@ fn draw_threshold(
         .map_err(plot_err)?
         .label(format!("model threshold {chosen:.3}"))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], marker.stroke_width(1)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::MiddleMiddle)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::MiddleMiddle)
 }
 
 fn draw_roc(area: &Area<'_>, roc: &[RocPoint], report: &EvaluationReport, title: &str) -> Result<()> {
@@ -558,20 +585,7 @@ fn draw_pr(area: &Area<'_>, pr: &[PrPoint], report: &EvaluationReport, title: &s
 }
 
 fn draw_curve(area: &Area<'_>, c: CurveChart<'_>) -> Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(c.caption, (FONT, 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(52)
-        .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(c.x_desc)
-        .y_desc(c.y_desc)
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = unit_chart(area, c.caption, c.x_desc, c.y_desc)?;
     let colour = c.model_colour;
     chart
         .draw_series(LineSeries::new(c.model, colour.stroke_width(2)))
@@ -583,15 +597,7 @@ fn draw_curve(area: &Area<'_>, c: CurveChart<'_>) -> Result<()> {
         .map_err(plot_err)?
         .label(c.baseline_label)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
-    chart
-        .configure_series_labels()
-        .position(c.legend)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
+    legend(&mut chart, c.legend)
 }
 
 fn draw_reliability(
@@ -601,20 +607,12 @@ fn draw_reliability(
     report: &EvaluationReport,
     title: &str,
 ) -> Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("Reliability ({title})"), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(52)
-        .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("mean predicted probability")
-        .y_desc("observed share of revenge spending")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = unit_chart(
+        area,
+        format!("Reliability ({title})"),
+        "mean predicted probability",
+        "observed share of revenge spending",
+    )?;
     chart
         .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5)))
         .map_err(plot_err)?
@@ -647,15 +645,7 @@ fn draw_reliability(
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
             .map_err(plot_err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn draw_confusion(area: &Area<'_>, c: &Confusion, threshold: f64, title: &str) -> Result<()> {
