@@ -21,6 +21,43 @@ pub struct EvaluateParams {
     /// passes; `manual` (default) only records the decision.
     pub promotion: Promotion,
     pub gate: GateParams,
+    pub slices: SliceParams,
+    pub learning_curve: LearningCurveParams,
+    pub importance: ImportanceParams,
+}
+
+/// `evaluate.slices`: metrics by month, merchant group, age band, sex and
+/// cold start against known customers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliceParams {
+    /// A slice's PR-AUC below this is named in the report (and fails the
+    /// gate when `gate.slices_above_floor`), [0, 1] (default 0.5).
+    pub pr_auc_floor: f64,
+    /// Slices with fewer rows or fewer positives are reported but not held
+    /// to the floor: their PR-AUC is noise (defaults 200 and 10).
+    pub min_rows: usize,
+    pub min_positives: usize,
+}
+
+/// `evaluate.learning_curve`: the candidate's configuration refitted on
+/// growing shares of the train split's customers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearningCurveParams {
+    /// Shares of the train split's customers, strictly increasing in
+    /// (0, 1]; empty for no curve (default 0.1, 0.25, 0.5, 0.75, 1.0).
+    pub shares: Vec<f64>,
+    /// Customer-grouped folds per share, 2..=10 (default 3).
+    pub folds: usize,
+}
+
+/// `evaluate.importance`: permutation importance on the holdout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportanceParams {
+    /// Seeded shuffles per feature, 0..=50 (0: none; default 5).
+    pub repeats: usize,
 }
 
 /// `evaluate.bootstrap`: confidence intervals of the headline metrics from
@@ -122,6 +159,14 @@ pub struct GateParams {
     /// Hard limit: the candidate's PR-AUC above the training-prior
     /// baseline's (default true).
     pub beat_prior: bool,
+    /// Hard limit: ROC-AUC on the cold-start slice (customers with no
+    /// earlier purchase) at least this, [0.5, 1] (`null`: none; default
+    /// 0.6). A model that ignores new customers scores 0.5 there.
+    #[serde(default)]
+    pub cold_start_min_roc_auc: Option<f64>,
+    /// Hard limit: no slice held to the floor has a PR-AUC below
+    /// `slices.pr_auc_floor` (default true).
+    pub slices_above_floor: bool,
 }
 
 impl Check for EvaluateParams {
@@ -177,6 +222,36 @@ impl Check for EvaluateParams {
         {
             return Err(invalid("evaluate.gate.max_ece", format!("{v} is outside (0, 1]")));
         }
+        if let Some(v) = self.gate.cold_start_min_roc_auc
+            && !(0.5..=1.0).contains(&v)
+        {
+            return Err(invalid(
+                "evaluate.gate.cold_start_min_roc_auc",
+                format!("{v} is outside [0.5, 1]"),
+            ));
+        }
+        let floor = self.slices.pr_auc_floor;
+        if !(0.0..=1.0).contains(&floor) {
+            return Err(invalid(
+                "evaluate.slices.pr_auc_floor",
+                format!("{floor} is outside [0, 1]"),
+            ));
+        }
+        let shares = &self.learning_curve.shares;
+        if let Some(bad) = shares.iter().find(|s| !(**s > 0.0 && **s <= 1.0)) {
+            return Err(invalid(
+                "evaluate.learning_curve.shares",
+                format!("{bad} is outside (0, 1]"),
+            ));
+        }
+        if shares.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(invalid(
+                "evaluate.learning_curve.shares",
+                format!("{shares:?} is not strictly increasing"),
+            ));
+        }
+        in_range("evaluate.learning_curve.folds", self.learning_curve.folds, 2, 10)?;
+        in_range("evaluate.importance.repeats", self.importance.repeats, 0, 50)?;
         Ok(Checked(self))
     }
 }
