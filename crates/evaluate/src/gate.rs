@@ -9,6 +9,8 @@ use revspend_core::metrics::BinaryMetrics;
 use revspend_core::params::{GateMetric, GateParams, MetricThreshold};
 use serde::Serialize;
 
+use crate::slices::SliceReport;
+
 /// Against a champion of exactly 0, a relative change is undefined: the
 /// candidate must then be better by this much (as MLflow does).
 const ZERO_BASELINE_MARGIN: f64 = 1e-10;
@@ -177,6 +179,59 @@ pub fn checks(
     out
 }
 
+/// The gate's limits on slices: the cold-start slice's ROC-AUC (a model
+/// that ignores new customers scores 0.5 there) and no held slice below
+/// the PR-AUC floor.
+pub fn slice_checks(gate: &GateParams, slices: &SliceReport) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(min) = gate.cold_start_min_roc_auc {
+        let cold = slices.cold_start();
+        let value = cold.and_then(|s| s.roc_auc);
+        out.push(Check {
+            check: "cold_start roc_auc".into(),
+            value: value.unwrap_or(f64::NAN),
+            limit: min,
+            op: ">=",
+            champion: None,
+            passed: value.is_some_and(|v| v >= min),
+            note: match (cold, value) {
+                (_, Some(_)) => None,
+                (None, _) => {
+                    Some("the holdout has no cold-start row: new customers cannot be checked".into())
+                }
+                (Some(s), None) => Some(format!(
+                    "the cold-start slice has {} rows and {} positives: its ROC-AUC is undefined, so the \
+                     model's behaviour on new customers cannot be checked (gate.cold_start_min_roc_auc: null \
+                     waives it)",
+                    s.rows, s.positives
+                )),
+            },
+        });
+    }
+    if gate.slices_above_floor {
+        let below = &slices.below_floor;
+        out.push(Check {
+            check: "slices below the pr_auc floor".into(),
+            value: below.len() as f64,
+            limit: 0.0,
+            op: "<=",
+            champion: None,
+            passed: below.is_empty(),
+            note: Some(if below.is_empty() {
+                format!(
+                    "{} of {} slices held to pr_auc >= {}",
+                    slices.slices.iter().filter(|s| s.held_to_floor).count(),
+                    slices.slices.len(),
+                    slices.pr_auc_floor
+                )
+            } else {
+                format!("below {}: {}", slices.pr_auc_floor, below.join(", "))
+            }),
+        });
+    }
+    out
+}
+
 /// A short fixed-width table of the checks, for the log.
 pub fn table(checks: &[Check]) -> String {
     let mut out = format!(
@@ -302,6 +357,8 @@ mod tests {
             thresholds,
             max_ece: Some(0.02),
             beat_prior: true,
+            cold_start_min_roc_auc: Some(0.6),
+            slices_above_floor: true,
         };
         let prior = metrics(0.1, 0.0);
         let good = checks(&gate, &metrics(0.9, 0.01), Some(&metrics(0.85, 0.01)), &prior);
@@ -324,5 +381,87 @@ mod tests {
             ]
         );
         assert!(table(&bad).contains("FAIL"));
+    }
+
+    fn slice_report(cold: Option<(usize, usize, Option<f64>)>, below: &[&str]) -> SliceReport {
+        let slice = |rows, positives, roc_auc| crate::slices::Slice {
+            dimension: crate::slices::HISTORY,
+            slice: crate::slices::COLD_START.into(),
+            rows,
+            positives,
+            prevalence: 0.1,
+            pr_auc: roc_auc,
+            roc_auc,
+            brier: 0.1,
+            ece: 0.01,
+            precision: 0.5,
+            recall: 0.5,
+            held_to_floor: true,
+            below_floor: false,
+        };
+        SliceReport {
+            pr_auc_floor: 0.5,
+            min_rows: 10,
+            min_positives: 2,
+            slices: cold.map(|(r, p, a)| slice(r, p, a)).into_iter().collect(),
+            below_floor: below.iter().map(|s| (*s).to_owned()).collect(),
+            cold_start_reliability: Vec::new(),
+        }
+    }
+
+    /// Issue 14: a model that ignores new customers (cold-start ROC-AUC
+    /// 0.5), a cold-start slice that cannot be judged, and a slice below
+    /// the floor each fail the gate, named; a waived limit is not checked.
+    #[test]
+    fn the_cold_start_and_slice_limits_fail_by_name() {
+        let mut gate = GateParams {
+            thresholds: std::collections::BTreeMap::new(),
+            max_ece: None,
+            beat_prior: false,
+            cold_start_min_roc_auc: Some(0.6),
+            slices_above_floor: true,
+        };
+        let outcome = |report: &SliceReport, gate: &GateParams| -> Vec<(String, bool)> {
+            slice_checks(gate, report)
+                .into_iter()
+                .map(|c| (c.check, c.passed))
+                .collect()
+        };
+        let good = slice_report(Some((300, 20, Some(0.8))), &[]);
+        let both = |a, b| {
+            vec![
+                ("cold_start roc_auc".to_owned(), a),
+                ("slices below the pr_auc floor".to_owned(), b),
+            ]
+        };
+        assert_eq!(outcome(&good, &gate), both(true, true));
+        let ignores_new = slice_report(Some((300, 20, Some(0.5))), &[]);
+        assert_eq!(outcome(&ignores_new, &gate), both(false, true));
+        let undefined = slice_report(Some((300, 0, None)), &[]);
+        let checks = slice_checks(&gate, &undefined);
+        assert!(!checks[0].passed);
+        assert!(
+            checks[0]
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("300 rows and 0 positives")),
+            "{:?}",
+            checks[0].note
+        );
+        assert_eq!(outcome(&slice_report(None, &[]), &gate), both(false, true));
+        let below = slice_report(Some((300, 20, Some(0.8))), &["month=2020-03", "sex=F"]);
+        let checks = slice_checks(&gate, &below);
+        assert!(!checks[1].passed && checks[1].value == 2.0);
+        assert!(
+            checks[1]
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("month=2020-03, sex=F")),
+            "{:?}",
+            checks[1].note
+        );
+        gate.cold_start_min_roc_auc = None;
+        gate.slices_above_floor = false;
+        assert!(slice_checks(&gate, &below).is_empty());
     }
 }

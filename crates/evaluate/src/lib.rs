@@ -16,6 +16,7 @@ pub mod gate;
 pub mod lift;
 mod plot;
 pub mod promotion;
+pub mod slices;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use revspend_core::artifact::{self, FeatureList, run_output};
-use revspend_core::metrics::{BinaryMetrics, Curve, ECE_BINS, EvaluationReport, reliability};
+use revspend_core::metrics::{BinaryMetrics, Curve, ECE_BINS, EvaluationReport, ReliabilityBin, reliability};
 use revspend_core::params::{Checked, EvaluateParams};
 use serde::Serialize;
 
@@ -157,6 +158,8 @@ struct HoldoutReport<'a> {
     intervals: &'a Intervals,
     /// Cumulative gain and lift of the calibrated model by decile.
     gain_lift: &'a [lift::Decile],
+    /// Metrics by month, merchant group, age band, sex and cold start.
+    slices: &'a slices::SliceReport,
 }
 
 /// Percentile bootstrap intervals over the holdout's customers.
@@ -214,6 +217,9 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     let (holdout, sha256) = revspend_table::read_labelled_hashed(&inputs.holdout, &model.features)
         .context("reading the holdout split")?;
     check_same_run(&list, inputs, &model.data_hash, &sha256)?;
+    let slice_columns: Vec<&str> = slices::COLUMNS.iter().map(|f| f.name()).collect();
+    let described = revspend_table::read_row_descriptions(&inputs.holdout, &slice_columns, &sha256)
+        .context("reading the holdout's slice columns")?;
     let raw = model.predict_uncalibrated(&holdout.x)?;
     let scores: Vec<f64> = raw.iter().map(|&p| model.calibrator.apply(p)).collect();
     let y = &holdout.y;
@@ -261,6 +267,14 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         champion: champion_intervals(inputs, champion.as_ref(), &interval)?,
     };
     let gain_lift = lift::by_decile(&scores, y);
+    let by_slice = slices::by_slice(&scores, y, model.threshold, &described, &params.slices);
+    if !by_slice.below_floor.is_empty() {
+        log::warn!(
+            "slices below the PR-AUC floor {}: {}",
+            params.slices.pr_auc_floor,
+            by_slice.below_floor.join(", ")
+        );
+    }
     let decision = promotion::decide(
         params,
         inputs.registry.as_deref(),
@@ -268,6 +282,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         &report.model,
         &report.baseline_prior,
         champion.clone(),
+        &by_slice,
     )?;
     log::info!(
         "promotion gate ({} mode): {} ({})\n{}",
@@ -283,6 +298,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
             champion: champion.as_ref(),
             intervals: &intervals,
             gain_lift: &gain_lift,
+            slices: &by_slice,
         },
     )?;
     artifact::write_json(&outputs.promotion, &decision)?;
@@ -322,22 +338,35 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     artifact::write_atomic(&dir.join("confusion.csv"), confusion_rows.as_bytes())?;
     let before = reliability(&raw, y, ECE_BINS);
     let after = reliability(&scores, y, ECE_BINS);
-    // The calibrated model's bins for `dvc plots` (one series, so DVC's
-    // default template draws it); the PNG shows before and after.
-    let rel: Vec<serde_json::Value> = after
+    // The calibrated model's bins for `dvc plots` (one series per file, so
+    // DVC's default template draws it); the PNG shows before, after and the
+    // cold-start rows.
+    artifact::write_json(
+        &dir.join("reliability.json"),
+        &serde_json::json!({ "reliability": reliability_points(&after) }),
+    )?;
+    artifact::write_json(
+        &dir.join("reliability_cold_start.json"),
+        &serde_json::json!({ "reliability": reliability_points(&by_slice.cold_start_reliability) }),
+    )?;
+    let slice_bars: Vec<serde_json::Value> = by_slice
+        .slices
         .iter()
-        .filter(|b| b.count > 0)
-        .map(|b| {
-            serde_json::json!({
-                "mean_predicted": b.mean_predicted,
-                "observed_rate": b.observed_rate,
-                "count": b.count,
+        .filter_map(|s| {
+            s.pr_auc.map(|v| {
+                serde_json::json!({
+                    "slice": s.name(),
+                    "pr_auc": v,
+                    "rows": s.rows,
+                    "positives": s.positives,
+                    "held_to_floor": s.held_to_floor,
+                })
             })
         })
         .collect();
     artifact::write_json(
-        &dir.join("reliability.json"),
-        &serde_json::json!({ "reliability": rel }),
+        &dir.join("slices.json"),
+        &serde_json::json!({ "slices": slice_bars }),
     )?;
 
     plot::register_font()?;
@@ -358,10 +387,28 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         plot::draw_confusion(area, &report.model.confusion, model.threshold, &title)
     })?;
     plot::render_png(&dir.join("reliability.png"), |area| {
-        plot::draw_reliability(area, &before, &after, &report, &title)
+        plot::draw_reliability(area, &before, &after, &by_slice, &report, &title)
+    })?;
+    let height = 140 + 18 * by_slice.slices.len() as u32;
+    plot::render_png_sized(&dir.join("slices.png"), (800, height), |area| {
+        plot::draw_slices(area, &by_slice, &title)
     })?;
     store_with_version(inputs, outputs, decision.candidate_version.as_deref())?;
     Ok(report)
+}
+
+/// The non-empty bins of a reliability diagram, for `dvc plots`.
+fn reliability_points(bins: &[ReliabilityBin]) -> Vec<serde_json::Value> {
+    bins.iter()
+        .filter(|b| b.count > 0)
+        .map(|b| {
+            serde_json::json!({
+                "mean_predicted": b.mean_predicted,
+                "observed_rate": b.observed_rate,
+                "count": b.count,
+            })
+        })
+        .collect()
 }
 
 /// Keeps at most `n` points, evenly spaced, always the first and the last.

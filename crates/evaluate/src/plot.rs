@@ -10,6 +10,7 @@ use plotters::style::FontStyle;
 use revspend_core::artifact;
 use revspend_core::metrics::{Confusion, EvaluationReport, ReliabilityBin};
 
+use crate::slices::SliceReport;
 use crate::{PrPoint, RocPoint, lift, threshold};
 
 const FONT: &str = "sans-serif";
@@ -68,6 +69,15 @@ pub(crate) fn legend<'a, 'b: 'a>(chart: &mut UnitChart<'a, 'b>, position: Series
 /// Draws a PNG into a scratch file (plotters' encoder writes to a path),
 /// then writes its bytes to `path` atomically.
 pub(crate) fn render_png(path: &Path, draw: impl FnOnce(&Area<'_>) -> Result<()>) -> Result<()> {
+    render_png_sized(path, (720, 540), draw)
+}
+
+/// [`render_png`] at `size` pixels (width, height).
+pub(crate) fn render_png_sized(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&Area<'_>) -> Result<()>,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let scratch = tempfile::Builder::new()
@@ -76,7 +86,7 @@ pub(crate) fn render_png(path: &Path, draw: impl FnOnce(&Area<'_>) -> Result<()>
         .tempfile_in(dir)
         .with_context(|| format!("creating a scratch file in {}", dir.display()))?;
     {
-        let area = BitMapBackend::new(scratch.path(), (720, 540)).into_drawing_area();
+        let area = BitMapBackend::new(scratch.path(), size).into_drawing_area();
         area.fill(&WHITE).map_err(plot_err)?;
         draw(&area).with_context(|| format!("drawing {}", path.display()))?;
         area.present().map_err(plot_err)?;
@@ -249,6 +259,7 @@ pub(crate) fn draw_reliability(
     area: &Area<'_>,
     before: &[ReliabilityBin],
     after: &[ReliabilityBin],
+    slices: &SliceReport,
     report: &EvaluationReport,
     title: &str,
 ) -> Result<()> {
@@ -273,6 +284,15 @@ pub(crate) fn draw_reliability(
             after,
             BLUE,
             format!("after ({}), ECE {:.4}", report.calibration, report.model.ece),
+        ),
+        (
+            &slices.cold_start_reliability,
+            GREEN,
+            format!(
+                "after, cold-start rows only ({}), ECE {:.4}",
+                slices.cold_start().map_or(0, |s| s.rows),
+                slices.cold_start().map_or(f64::NAN, |s| s.ece)
+            ),
         ),
     ];
     for (bins, colour, label) in series {
@@ -338,5 +358,78 @@ pub(crate) fn draw_confusion(area: &Area<'_>, c: &Confusion, threshold: f64, tit
         cell.draw(&Text::new(label.to_string(), (8, 8), small))
             .map_err(plot_err)?;
     }
+    Ok(())
+}
+
+/// PR-AUC by slice as horizontal bars, the floor marked; slices too small
+/// to be held to the floor are drawn pale.
+pub(crate) fn draw_slices(area: &Area<'_>, slices: &SliceReport, title: &str) -> Result<()> {
+    let bars: Vec<(String, f64, bool, bool)> = slices
+        .slices
+        .iter()
+        .filter_map(|s| {
+            s.pr_auc.map(|v| {
+                (
+                    format!("{} ({} rows)", s.name(), s.rows),
+                    v,
+                    s.held_to_floor,
+                    s.below_floor,
+                )
+            })
+        })
+        .collect();
+    let n = bars.len().max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("PR-AUC by slice ({title})"), (FONT, 18))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(250)
+        .build_cartesian_2d(0f64..1f64, (0..n).into_segmented())
+        .map_err(plot_err)?;
+    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("PR-AUC of the calibrated model (pale: too few rows or positives to be judged)")
+        .label_style((FONT, if n > 30 { 10 } else { 12 }))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, (_, v, held, below))| {
+            let colour = match (held, below) {
+                (_, true) => RED.mix(0.85),
+                (true, false) => BLUE.mix(0.75),
+                (false, _) => BLUE.mix(0.25),
+            };
+            let mut bar = Rectangle::new(
+                [(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))],
+                colour.filled(),
+            );
+            bar.set_margin(2, 2, 0, 0);
+            bar
+        }))
+        .map_err(plot_err)?;
+    let floor = slices.pr_auc_floor;
+    chart
+        .draw_series(LineSeries::new(
+            [(floor, SegmentValue::Exact(0)), (floor, SegmentValue::Exact(n))],
+            RED.stroke_width(2),
+        ))
+        .map_err(plot_err)?
+        .label(format!("floor {floor} (below: red)"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
     Ok(())
 }

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::competition::Competition;
 use crate::gate::{self, Check};
+use crate::slices::SliceReport;
 
 /// The `production` model, as far as it could be scored.
 #[derive(Debug, Clone, Serialize)]
@@ -82,9 +83,11 @@ pub fn decide(
     metrics: &BinaryMetrics,
     prior: &BinaryMetrics,
     champion: Option<Champion>,
+    slices: &SliceReport,
 ) -> Result<PromotionReport> {
     let champion_metrics = champion.as_ref().and_then(|c| c.metrics.as_ref());
-    let checks = gate::checks(&params.gate, metrics, champion_metrics, prior);
+    let mut checks = gate::checks(&params.gate, metrics, champion_metrics, prior);
+    checks.extend(gate::slice_checks(&params.gate, slices));
     let failed: Vec<&str> = checks
         .iter()
         .filter(|c| !c.passed)

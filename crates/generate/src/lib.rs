@@ -8,7 +8,9 @@
 //! Behaviour, so that the target is learnable but not trivial: each customer
 //! has a constant profile, a payer type and an impulsivity. Their available
 //! limit evolves: purchases consume it and a monthly payment on the due day
-//! restores part of the balance. Impulsive customers buy more in
+//! restores part of the balance; accounts predate the window, so customers
+//! enter it with the balance their payer type leaves (young customers and
+//! recent accounts stretch payments more often). Impulsive customers buy more in
 //! superfluous groups when their limit is nearly used up, so revenge
 //! spending is an imbalanced class that past behaviour partly predicts.
 //!
@@ -203,7 +205,7 @@ const GROUPS: [Group; 22] = [
 const EMPTY_GROUP: u8 = u8::MAX;
 
 /// How a customer pays the monthly bill.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Payer {
     /// Pays the whole balance.
     Full,
@@ -314,10 +316,19 @@ pub fn run(params: &Checked<GenerateParams>, out_dir: &Path) -> Result<Summary> 
 }
 
 fn customer(rng: &mut impl Rng, i: u64, start: NaiveDate) -> Customer {
+    // Eleven-digit ids, unique by construction.
+    let id = 10_000_000_000 + i * 104_729 + rng.random_range(0..104_729);
+    let year = rng.random_range(2010..start.year());
+    let cohort = year as u32 * 100 + rng.random_range(1..=12);
+    let age = 18 + rng.random_range(0..32) + rng.random_range(0..32);
+    // Young customers and recent accounts stretch their payments more
+    // often, so the profile says something about a customer the history
+    // cannot yet (a cold start).
+    let stretched = 5 + if age < 30 { 8 } else { 0 } + if start.year() - year <= 3 { 8 } else { 0 };
     let payer = match rng.random_range(0..100) {
-        0..55 => Payer::Full,
-        55..92 => Payer::Partial,
-        _ => Payer::Stretched,
+        p if p < stretched => Payer::Stretched,
+        p if p < stretched + 37 => Payer::Partial,
+        _ => Payer::Full,
     };
     let impulsivity = match payer {
         Payer::Stretched => rng.random_range(0.3..1.0),
@@ -326,13 +337,11 @@ fn customer(rng: &mut impl Rng, i: u64, start: NaiveDate) -> Customer {
     let limit_dist: LogNormal<f64> =
         LogNormal::new(8.0, 0.7).unwrap_or_else(|_| unreachable!("valid lognormal"));
     let limit = (limit_dist.sample(rng) / 100.0).round().clamp(3.0, 500.0) * 100.0;
-    let year = rng.random_range(2010..start.year());
     Customer {
-        // Eleven-digit ids, unique by construction.
-        id: 10_000_000_000 + i * 104_729 + rng.random_range(0..104_729),
-        cohort: year as u32 * 100 + rng.random_range(1..=12),
+        id,
+        cohort,
         city: rng.random_range(0..CITIES.len()),
-        age: 18 + rng.random_range(0..32) + rng.random_range(0..32),
+        age,
         female: rng.random_bool(0.5),
         limit,
         payer,
@@ -401,7 +410,15 @@ fn simulate(
 ) {
     let mut purchase_days: Vec<u32> = (0..n).map(|_| rng.random_range(0..days)).collect();
     purchase_days.sort_unstable();
-    let mut available = c.limit * rng.random_range(0.3..1.0);
+    // Every account was opened before the window, so a customer enters it
+    // with the balance their paying habits leave: even a first purchase
+    // can be made on a nearly used-up limit, and be revenge spending.
+    let used = match c.payer {
+        Payer::Full => rng.random_range(0.0..0.6),
+        Payer::Partial => rng.random_range(0.1..0.9),
+        Payer::Stretched => rng.random_range(0.4..1.0),
+    };
+    let mut available = c.limit * (1.0 - used);
     let mut day = 0u32;
     for d in purchase_days {
         // Monthly payments between the previous purchase and this one.
@@ -541,5 +558,30 @@ mod tests {
         // FLORIANÓPOLIS is 13 characters; SÃO JOSÉ DOS CAMPOS is cut.
         assert!(cities.iter().any(|c| c.len() > MERCHANT_CITY_LEN));
         assert!(cities.iter().all(|c| !c.contains(&b'?')));
+    }
+
+    /// Issue 14: accounts predate the window, so some customers' first
+    /// purchase is made on a nearly used-up limit (a new customer can be
+    /// flagged), and more often for those who stretch their payments.
+    #[test]
+    fn some_first_purchases_are_made_on_a_nearly_used_up_limit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let start = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+        let (mut tight, mut tight_stretched, mut stretched) = (0, 0, 0);
+        for i in 0..4_000u32 {
+            let c = customer(&mut rng, u64::from(i), start);
+            let mut rows = Vec::new();
+            simulate(&mut rng, i, &c, 1, 30, start, &mut rows);
+            let first = rows[0].available < 0.2 * c.limit;
+            tight += usize::from(first);
+            if c.payer == Payer::Stretched {
+                stretched += 1;
+                tight_stretched += usize::from(first);
+            }
+        }
+        let share = tight as f64 / 4_000.0;
+        assert!((0.03..0.2).contains(&share), "{share}");
+        let share_stretched = tight_stretched as f64 / stretched as f64;
+        assert!(share_stretched > 2.0 * share, "{share_stretched} vs {share}");
     }
 }

@@ -8,7 +8,7 @@ use revspend_core::features::Feature;
 use revspend_core::model::FeatureMatrix;
 
 use crate::error::TableError;
-use crate::parquet::read_table_hashed;
+use crate::parquet::{read_table_hashed, read_table_verified};
 
 /// A split read for modelling: features in the requested order, labels and
 /// the customer of each row.
@@ -91,6 +91,53 @@ pub fn read_labelled_hashed(path: &Path, features: &[Feature]) -> Result<(Labell
         },
         sha256,
     ))
+}
+
+/// What a split's rows are besides the model's inputs, for metrics by
+/// slice: the month of each row (`yyyy-mm`, from the lineage date) and
+/// named Float64 columns of the master table (nulls read as NaN).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowDescriptions {
+    pub months: Vec<String>,
+    /// One vector per requested column, in the requested order.
+    pub columns: Vec<Vec<f64>>,
+}
+
+/// Reads [`RowDescriptions`] from a split table whose bytes must still hash
+/// to `sha256` (the hash [`read_labelled_hashed`] returned), so the
+/// descriptions belong to the rows scored.
+pub fn read_row_descriptions(
+    path: &Path,
+    columns: &[&str],
+    sha256: &str,
+) -> Result<RowDescriptions, TableError> {
+    let mut expected: Vec<(&str, DataType)> = vec![(revspend_core::schema::DATE, DataType::Date)];
+    expected.extend(columns.iter().map(|c| (*c, DataType::Float64)));
+    let df = read_table_verified(path, &expected, sha256)?;
+    let pq = |source| TableError::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    // Days since 1970-01-01 (polars' Date), as chrono's days since 0001-01-01.
+    const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+    let months = df
+        .column(revspend_core::schema::DATE)
+        .map_err(pq)?
+        .date()
+        .map_err(pq)?
+        .physical()
+        .iter()
+        .map(|d| {
+            d.and_then(|d| chrono::NaiveDate::from_num_days_from_ce_opt(d + UNIX_EPOCH_FROM_CE))
+                .map_or_else(|| "unknown".to_owned(), |d| d.format("%Y-%m").to_string())
+        })
+        .collect();
+    let mut out = Vec::with_capacity(columns.len());
+    for c in columns {
+        let values = df.column(c).map_err(pq)?.f64().map_err(pq)?;
+        out.push(values.iter().map(|v| v.unwrap_or(f64::NAN)).collect());
+    }
+    Ok(RowDescriptions { months, columns: out })
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ pub mod quarantine;
 mod error;
 
 pub use error::TableError;
-pub use labelled::{LabelledRows, read_labelled, read_labelled_hashed};
+pub use labelled::{
+    LabelledRows, RowDescriptions, read_labelled, read_labelled_hashed, read_row_descriptions,
+};
 pub use parquet::{
     SCHEMA_VERSION_KEY, TABLE_SCHEMA_VERSION, TableWriter, check_columns, read_table, read_table_hashed,
     read_table_verified, write_table,

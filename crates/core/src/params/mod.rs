@@ -26,7 +26,10 @@ pub use build_features::{
     Acknowledgement, BuildFeaturesConfig, BuildFeaturesParams, LeakageParams, SelectionParams, SplitParams,
     TargetParams,
 };
-pub use evaluate::{BootstrapParams, EvaluateParams, GateMetric, GateParams, MetricThreshold, Promotion};
+pub use evaluate::{
+    BootstrapParams, EvaluateParams, GateMetric, GateParams, ImportanceParams, LearningCurveParams,
+    MetricThreshold, Promotion, SliceParams,
+};
 pub use train::{
     Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
     HalvingParams, LogisticSpace, ModelSpec, NaiveBayesSpace, SearchSpaces, SelectionMetric, Strategy,

@@ -5,13 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use polars::prelude::{Column, DataFrame};
+use polars::prelude::{Column, DataFrame, DataType};
 use revspend_core::artifact::{self, CUSTOMER_COLUMN, TARGET_COLUMN};
 use revspend_core::calibration::Calibrator;
 use revspend_core::features::Feature;
 use revspend_core::metrics::BinaryMetrics;
 use revspend_core::model::{Classifier, Logistic, ModelArtifact, Reliability};
 use revspend_core::params::Params;
+use revspend_core::schema::DATE;
 use revspend_core::target::TargetRule;
 
 /// The fixture params file.
@@ -93,6 +94,37 @@ pub fn holdout(customers: usize) -> DataFrame {
         Column::new(TARGET_COLUMN.into(), target),
     ];
     for (f, v) in FEATURES.iter().zip(values) {
+        columns.push(Column::new(f.name().into(), v));
+    }
+    // What the slices are cut by: two months, every merchant group code,
+    // ages 20..70, both sexes, and each customer's first row a cold start.
+    let days: Vec<i32> = (0..n).map(|i| 18_262 + (i % 60) as i32).collect();
+    columns.push(
+        Column::new(DATE.into(), days)
+            .cast(&DataType::Date)
+            .expect("date column"),
+    );
+    let described = [
+        (
+            Feature::GroupCode,
+            (0..n).map(|i| (i % 22) as f64).collect::<Vec<_>>(),
+        ),
+        (
+            Feature::Idade,
+            (0..n)
+                .map(|i| 20.0 + (i / ROWS_PER_CUSTOMER % 50) as f64)
+                .collect(),
+        ),
+        (
+            Feature::SexoM,
+            (0..n).map(|i| (i / ROWS_PER_CUSTOMER % 2) as f64).collect(),
+        ),
+        (
+            Feature::PurchasesBefore,
+            (0..n).map(|i| (i % ROWS_PER_CUSTOMER) as f64).collect(),
+        ),
+    ];
+    for (f, v) in described {
         columns.push(Column::new(f.name().into(), v));
     }
     DataFrame::new(n, columns).expect("holdout table")

@@ -376,7 +376,7 @@ fn issue_14_a_version_that_cannot_be_scored_is_listed_with_the_reason() {
     fixture::write(dir.path());
     let mut foreign = variant("logistic-foreign000", [7.0, 2.5, 0.0]);
     foreign.features = vec![
-        revspend_core::features::Feature::Idade,
+        revspend_core::features::Feature::Count7d,
         fixture::FEATURES[1],
         fixture::FEATURES[2],
     ];
@@ -391,7 +391,7 @@ fn issue_14_a_version_that_cannot_be_scored_is_listed_with_the_reason() {
     let first = &competition["versions"][0];
     assert!(first["metrics"].is_null());
     assert!(
-        first["note"].as_str().is_some_and(|n| n.contains("idade")),
+        first["note"].as_str().is_some_and(|n| n.contains("count_7d")),
         "{first}"
     );
     // The champion could not be scored: its change limits are skipped and
@@ -406,4 +406,56 @@ fn issue_14_a_version_that_cannot_be_scored_is_listed_with_the_reason() {
     );
     assert_eq!(p["decision"], "promote", "{p:#}");
     assert_eq!(p["promoted"], false, "manual mode records only");
+}
+
+/// Issue 14: metrics by slice reach the report, the cold-start slice (each
+/// customer's first purchase) has its own metrics and reliability, and the
+/// gate has a line for it and for the slice floor.
+#[test]
+fn issue_14_slices_and_the_cold_start_line_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let metrics: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("reports/metrics.json")).expect("metrics.json"),
+    )
+    .expect("json");
+    let slices = metrics["slices"]["slices"].as_array().expect("slices");
+    let dimensions: std::collections::BTreeSet<&str> =
+        slices.iter().filter_map(|s| s["dimension"].as_str()).collect();
+    assert_eq!(
+        dimensions.into_iter().collect::<Vec<_>>(),
+        ["age_band", "customer_history", "merchant_group", "month", "sex"]
+    );
+    for dimension in ["month", "sex", "customer_history"] {
+        let rows: u64 = slices
+            .iter()
+            .filter(|s| s["dimension"] == dimension)
+            .filter_map(|s| s["rows"].as_u64())
+            .sum();
+        assert_eq!(rows, 1500, "{dimension} slices cover every holdout row once");
+    }
+    let cold = slices
+        .iter()
+        .find(|s| s["slice"] == "cold_start")
+        .expect("cold-start slice");
+    assert_eq!(cold["rows"], 150, "one first purchase per customer");
+    assert!(cold["roc_auc"].as_f64().is_some_and(|v| v > 0.6), "{cold}");
+    let bins = metrics["slices"]["cold_start_reliability"]
+        .as_array()
+        .expect("cold-start reliability");
+    assert_eq!(bins.iter().filter_map(|b| b["count"].as_u64()).sum::<u64>(), 150);
+    let checks = promotion(dir.path())["checks"].clone();
+    let check = |name: &str| {
+        checks
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["check"] == name).cloned())
+            .unwrap_or_else(|| panic!("no {name} check in {checks}"))
+    };
+    assert_eq!(check("cold_start roc_auc")["passed"], true);
+    assert_eq!(check("slices below the pr_auc floor")["passed"], true);
+    for plot in ["slices.png", "slices.json", "reliability_cold_start.json"] {
+        assert!(dir.path().join("reports/plots").join(plot).is_file(), "{plot}");
+    }
 }
