@@ -40,6 +40,18 @@ pub struct Competition {
     /// The version `production` points to, if any.
     pub champion: Option<String>,
     pub versions: Vec<Entry>,
+    /// The champion's calibrated probabilities on the holdout rows (when it
+    /// is not the candidate and could be scored), kept for its intervals
+    /// and curves so it is scored once.
+    #[serde(skip)]
+    pub champion_scores: Option<ChampionScores>,
+}
+
+/// The champion's probabilities, in holdout file order, and its threshold.
+#[derive(Debug, Clone)]
+pub struct ChampionScores {
+    pub scores: Vec<f64>,
+    pub threshold: f64,
 }
 
 /// One version's calibrated probabilities for the rows of `holdout`, in
@@ -82,6 +94,20 @@ pub fn compete(
     let index = reg.index().context("reading the registry index")?;
     let mut scored: HashMap<String, Result<BinaryMetrics, String>> = HashMap::new();
     scored.insert(candidate_model_version.to_owned(), Ok(candidate.clone()));
+    // The champion first, keeping its probabilities.
+    let mut champion_scores = None;
+    let production = index
+        .aliases
+        .get("production")
+        .and_then(|v| index.versions.iter().find(|e| &e.version == v));
+    if let Some(entry) = production.filter(|e| e.model_version != candidate_model_version) {
+        let result = probabilities(&reg, &entry.version, holdout).map(|(scores, threshold, y)| {
+            let metrics = BinaryMetrics::compute(&scores, &y, threshold);
+            champion_scores = Some(ChampionScores { scores, threshold });
+            metrics
+        });
+        scored.insert(entry.model_version.clone(), result);
+    }
     let mut versions = Vec::with_capacity(index.versions.len());
     for entry in &index.versions {
         let result = scored
@@ -114,5 +140,6 @@ pub fn compete(
         candidate_model_version: candidate_model_version.to_owned(),
         champion: index.aliases.get("production").cloned(),
         versions,
+        champion_scores,
     }))
 }

@@ -12,8 +12,10 @@
 
 pub mod bootstrap;
 pub mod competition;
+pub mod distribution;
 pub mod gate;
 pub mod lift;
+pub mod page;
 mod plot;
 pub mod promotion;
 pub mod slices;
@@ -22,7 +24,7 @@ pub mod threshold;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use revspend_core::artifact::{self, FeatureList, run_output};
 use revspend_core::metrics::{BinaryMetrics, Curve, ECE_BINS, EvaluationReport, ReliabilityBin, reliability};
 use revspend_core::params::{Checked, EvaluateParams};
@@ -65,6 +67,8 @@ pub struct Outputs {
     pub competition: PathBuf,
     /// Directory for curve data (JSON/CSV) and PNG plots.
     pub plots_dir: PathBuf,
+    /// `index.html`: the reports and every plot on one self-contained page.
+    pub page: PathBuf,
 }
 
 impl Outputs {
@@ -75,6 +79,7 @@ impl Outputs {
             promotion: root.join("reports/promotion.json"),
             competition: root.join("reports/competition.json"),
             plots_dir: root.join("reports/plots"),
+            page: root.join("reports/index.html"),
         }
     }
 }
@@ -123,6 +128,7 @@ fn store_with_version(inputs: &Inputs, outputs: &Outputs, version: Option<&str>)
         ("metrics.json".into(), read(&outputs.metrics)?),
         ("promotion.json".into(), read(&outputs.promotion)?),
         ("competition.json".into(), read(&outputs.competition)?),
+        ("index.html".into(), read(&outputs.page)?),
     ];
     let mut plots: Vec<PathBuf> = std::fs::read_dir(&outputs.plots_dir)
         .with_context(|| format!("listing {}", outputs.plots_dir.display()))?
@@ -178,25 +184,6 @@ struct Intervals {
 /// A metric's name and its interval.
 type MetricIntervals = BTreeMap<&'static str, bootstrap::Interval>;
 
-/// The champion's intervals: its probabilities again (the competition keeps
-/// only metrics), resampled by the same customers and seed as the model's.
-fn champion_intervals(
-    inputs: &Inputs,
-    champion: Option<&promotion::Champion>,
-    interval: &dyn Fn(&[f64], f64) -> MetricIntervals,
-) -> Result<Option<MetricIntervals>> {
-    let (Some(dir), Some(c)) = (inputs.registry.as_deref(), champion) else {
-        return Ok(None);
-    };
-    if c.metrics.is_none() {
-        return Ok(None);
-    }
-    let reg = revspend_core::registry::Registry::new(dir);
-    let (scores, threshold, _) = competition::probabilities(&reg, &c.version, &inputs.holdout)
-        .map_err(|why| anyhow!("scoring the champion {} again: {why}", c.version))?;
-    Ok(Some(interval(&scores, threshold)))
-}
-
 #[derive(Debug, Serialize)]
 pub(crate) struct PrPoint {
     pub(crate) recall: f64,
@@ -210,6 +197,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         outputs.metrics.as_path(),
         outputs.promotion.as_path(),
         outputs.competition.as_path(),
+        outputs.page.as_path(),
         &outputs.plots_dir.join("roc.png"),
     ])?;
     let model = artifact::read_model(&inputs.model).context("reading the model")?;
@@ -257,6 +245,8 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         &inputs.holdout,
         y.len(),
     )?;
+    let mut competition = competition;
+    let champion_scores = competition.as_mut().and_then(|c| c.champion_scores.take());
     let champion = promotion::champion(competition.as_ref());
     let intervals = Intervals {
         resamples: b.resamples,
@@ -264,7 +254,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         customers: groups.len(),
         model: interval(&scores, model.threshold),
         baseline_prior: interval(&prior_scores, model.threshold),
-        champion: champion_intervals(inputs, champion.as_ref(), &interval)?,
+        champion: champion_scores.as_ref().map(|c| interval(&c.scores, c.threshold)),
     };
     let gain_lift = lift::by_decile(&scores, y);
     let by_slice = slices::by_slice(&scores, y, model.threshold, &described, &params.slices);
@@ -302,15 +292,14 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         },
     )?;
     artifact::write_json(&outputs.promotion, &decision)?;
-    artifact::write_json(
-        &outputs.competition,
-        &competition.unwrap_or_else(|| competition::Competition {
-            holdout_rows: y.len(),
-            candidate_model_version: model.model_version.clone(),
-            champion: None,
-            versions: Vec::new(),
-        }),
-    )?;
+    let competition = competition.unwrap_or_else(|| competition::Competition {
+        holdout_rows: y.len(),
+        candidate_model_version: model.model_version.clone(),
+        champion: None,
+        versions: Vec::new(),
+        champion_scores: None,
+    });
+    artifact::write_json(&outputs.competition, &competition)?;
 
     let curve = Curve::new(&scores, y);
     let roc: Vec<RocPoint> = thin(&curve.roc(), params.curve_points)
@@ -321,8 +310,48 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         .into_iter()
         .map(|(recall, precision, _)| PrPoint { recall, precision })
         .collect();
+    let champion_curves = champion_scores.as_ref().zip(champion.as_ref()).map(|(c, who)| {
+        let curve = Curve::new(&c.scores, y);
+        let m = who.metrics.as_ref();
+        plot::ChampionCurves {
+            version: who.version.clone(),
+            roc: thin(&curve.roc(), params.curve_points)
+                .into_iter()
+                .map(|(fpr, tpr, _)| RocPoint { fpr, tpr })
+                .collect(),
+            pr: thin(&curve.precision_recall(), params.curve_points)
+                .into_iter()
+                .map(|(recall, precision, _)| PrPoint { recall, precision })
+                .collect(),
+            roc_auc: m.map_or(f64::NAN, |m| m.roc_auc),
+            pr_auc: m.map_or(f64::NAN, |m| m.pr_auc),
+        }
+    });
     let dir = &outputs.plots_dir;
     artifact::write_json(&dir.join("roc.json"), &serde_json::json!({ "roc": roc }))?;
+    let score_bins = distribution::per_class(&scores, y);
+    artifact::write_json(
+        &dir.join("score_distribution.json"),
+        &serde_json::json!({ "score_distribution": score_bins }),
+    )?;
+    let versions: Vec<serde_json::Value> = competition
+        .versions
+        .iter()
+        .filter_map(|e| {
+            e.metrics.as_ref().map(|m| {
+                serde_json::json!({
+                    "version": format!("{} {}", e.version, e.algorithm),
+                    "pr_auc": m.pr_auc,
+                    "roc_auc": m.roc_auc,
+                    "is_candidate": e.is_candidate,
+                })
+            })
+        })
+        .collect();
+    artifact::write_json(
+        &dir.join("competition.json"),
+        &serde_json::json!({ "competition": versions }),
+    )?;
     artifact::write_json(&dir.join("pr.json"), &serde_json::json!({ "pr": pr }))?;
     artifact::write_json(&dir.join("gain.json"), &serde_json::json!({ "gain": gain_lift }))?;
     let (fp_cost, fn_cost) = threshold::costs(&model.train_params).unwrap_or((1.0, 1.0));
@@ -372,10 +401,10 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     plot::register_font()?;
     let title = format!("holdout, model {}", model.model_version);
     plot::render_png(&dir.join("roc.png"), |area| {
-        plot::draw_roc(area, &roc, &report, &title)
+        plot::draw_roc(area, &roc, champion_curves.as_ref(), &report, &title)
     })?;
     plot::render_png(&dir.join("pr.png"), |area| {
-        plot::draw_pr(area, &pr, &report, &title)
+        plot::draw_pr(area, &pr, champion_curves.as_ref(), &report, &title)
     })?;
     plot::render_png(&dir.join("gain.png"), |area| {
         plot::draw_gain(area, &gain_lift, &title)
@@ -393,6 +422,14 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
     plot::render_png_sized(&dir.join("slices.png"), (800, height), |area| {
         plot::draw_slices(area, &by_slice, &title)
     })?;
+    plot::render_png(&dir.join("score_distribution.png"), |area| {
+        plot::draw_score_distribution(area, &score_bins, model.threshold, &title)
+    })?;
+    let height = 160 + 34 * competition.versions.len() as u32;
+    plot::render_png_sized(&dir.join("competition.png"), (800, height), |area| {
+        plot::draw_competition(area, &competition, &title)
+    })?;
+    page::write(&outputs.page, outputs)?;
     store_with_version(inputs, outputs, decision.candidate_version.as_deref())?;
     Ok(report)
 }

@@ -33,6 +33,9 @@ struct Args {
     competition: PathBuf,
     #[arg(long, default_value_os_t = Outputs::under(Path::new("")).plots_dir)]
     plots_dir: PathBuf,
+    /// The self-contained HTML page of the whole evaluation.
+    #[arg(long, default_value_os_t = Outputs::under(Path::new("")).page)]
+    page: PathBuf,
 }
 
 fn main() {
@@ -59,6 +62,7 @@ fn run(args: Args) -> Result<()> {
         promotion: args.promotion,
         competition: args.competition,
         plots_dir: args.plots_dir,
+        page: args.page,
     };
     let r = evaluate::run(&params, &inputs, &outputs)?;
     log::info!(

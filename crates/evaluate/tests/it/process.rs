@@ -459,3 +459,44 @@ fn issue_14_slices_and_the_cold_start_line_are_reported() {
         assert!(dir.path().join("reports/plots").join(plot).is_file(), "{plot}");
     }
 }
+
+/// Issue 14: `reports/index.html` is one self-contained page: every plot
+/// the stage drew is embedded as a PNG, nothing refers outside the file,
+/// there is no script, and the decision and headline table are on it.
+#[test]
+fn issue_14_the_report_page_embeds_every_plot_and_needs_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture::write(dir.path());
+    let out = evaluate(dir.path(), "models/model.bin", "data/splits/holdout.parquet");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(dir.path().join("reports/index.html")).expect("index.html");
+    let pngs = std::fs::read_dir(dir.path().join("reports/plots"))
+        .expect("plots")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
+        })
+        .count();
+    assert!(pngs >= 9, "{pngs} plots");
+    // "iVBORw0KGgo" is the PNG signature in base64.
+    assert_eq!(
+        html.matches("src=\"data:image/png;base64,iVBORw0KGgo").count(),
+        pngs
+    );
+    for outside in ["http:", "https:", "src=\"//", "href=\"//", "file:", "<script"] {
+        assert!(!html.contains(outside), "the page contains {outside}");
+    }
+    for section in [
+        "Promotion decision",
+        "Headline metrics",
+        "Model competition",
+        "Metrics by slice",
+    ] {
+        assert!(html.contains(section), "no {section} section");
+    }
+    let decision = promotion(dir.path())["decision"]
+        .as_str()
+        .expect("decision")
+        .to_owned();
+    assert!(html.contains(&format!("<b>{decision}</b>")));
+}

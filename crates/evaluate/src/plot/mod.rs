@@ -13,8 +13,11 @@ use revspend_core::metrics::{Confusion, EvaluationReport, ReliabilityBin};
 use crate::slices::SliceReport;
 use crate::{PrPoint, RocPoint, lift, threshold};
 
-const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+mod bars;
+pub(crate) use bars::{draw_competition, draw_score_distribution, draw_slices};
+
+pub(crate) const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 pub(crate) fn register_font() -> Result<()> {
     plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES)
@@ -111,7 +114,18 @@ pub(crate) struct CurveChart<'a> {
     model_colour: RGBColor,
     baseline: [(f64, f64); 2],
     baseline_label: String,
+    /// The champion's curve on the same rows, and its label.
+    champion: Option<(Vec<(f64, f64)>, String)>,
     legend: SeriesLabelPosition,
+}
+
+/// The champion's curves on the candidate's rows, for the ROC and PR charts.
+pub(crate) struct ChampionCurves {
+    pub(crate) version: String,
+    pub(crate) roc: Vec<RocPoint>,
+    pub(crate) pr: Vec<PrPoint>,
+    pub(crate) roc_auc: f64,
+    pub(crate) pr_auc: f64,
 }
 
 pub(crate) fn draw_gain(area: &Area<'_>, table: &[lift::Decile], title: &str) -> Result<()> {
@@ -138,6 +152,7 @@ pub(crate) fn draw_gain(area: &Area<'_>, table: &[lift::Decile], title: &str) ->
             model_colour: BLUE,
             baseline: [(0.0, 0.0), (1.0, 1.0)],
             baseline_label: "random pick (lift 1)".into(),
+            champion: None,
             legend: SeriesLabelPosition::LowerRight,
         },
     )
@@ -203,6 +218,7 @@ pub(crate) fn draw_threshold(
 pub(crate) fn draw_roc(
     area: &Area<'_>,
     roc: &[RocPoint],
+    champion: Option<&ChampionCurves>,
     report: &EvaluationReport,
     title: &str,
 ) -> Result<()> {
@@ -217,12 +233,24 @@ pub(crate) fn draw_roc(
             model_colour: BLUE,
             baseline: [(0.0, 0.0), (1.0, 1.0)],
             baseline_label: format!("training prior, AUC {:.3}", report.baseline_prior.roc_auc),
+            champion: champion.map(|c| {
+                (
+                    c.roc.iter().map(|p| (p.fpr, p.tpr)).collect(),
+                    format!("champion {}, AUC {:.3}", c.version, c.roc_auc),
+                )
+            }),
             legend: SeriesLabelPosition::LowerRight,
         },
     )
 }
 
-pub(crate) fn draw_pr(area: &Area<'_>, pr: &[PrPoint], report: &EvaluationReport, title: &str) -> Result<()> {
+pub(crate) fn draw_pr(
+    area: &Area<'_>,
+    pr: &[PrPoint],
+    champion: Option<&ChampionCurves>,
+    report: &EvaluationReport,
+    title: &str,
+) -> Result<()> {
     draw_curve(
         area,
         CurveChart {
@@ -234,6 +262,12 @@ pub(crate) fn draw_pr(area: &Area<'_>, pr: &[PrPoint], report: &EvaluationReport
             model_colour: RED,
             baseline: [(0.0, report.prevalence), (1.0, report.prevalence)],
             baseline_label: format!("training prior, PR-AUC {:.3}", report.baseline_prior.pr_auc),
+            champion: champion.map(|c| {
+                (
+                    c.pr.iter().map(|p| (p.recall, p.precision)).collect(),
+                    format!("champion {}, PR-AUC {:.3}", c.version, c.pr_auc),
+                )
+            }),
             legend: SeriesLabelPosition::LowerLeft,
         },
     )
@@ -241,6 +275,14 @@ pub(crate) fn draw_pr(area: &Area<'_>, pr: &[PrPoint], report: &EvaluationReport
 
 pub(crate) fn draw_curve(area: &Area<'_>, c: CurveChart<'_>) -> Result<()> {
     let mut chart = unit_chart(area, c.caption, c.x_desc, c.y_desc)?;
+    if let Some((points, label)) = c.champion {
+        let colour = RGBColor(230, 140, 0);
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
     let colour = c.model_colour;
     chart
         .draw_series(LineSeries::new(c.model, colour.stroke_width(2)))
@@ -323,7 +365,8 @@ pub(crate) fn draw_confusion(area: &Area<'_>, c: &Confusion, threshold: f64, tit
     .map_err(plot_err)?;
     top.draw(&Text::new(
         format!(
-            "threshold {threshold:.3}: precision {:.3}, recall {:.3}, F1 {:.3}",
+            "counts, shaded by share of the actual class; threshold {threshold:.3}: precision {:.3}, \
+             recall {:.3}, F1 {:.3}",
             c.precision(),
             c.recall(),
             c.f1()
@@ -332,104 +375,44 @@ pub(crate) fn draw_confusion(area: &Area<'_>, c: &Confusion, threshold: f64, tit
         (FONT, 15).into_font(),
     ))
     .map_err(plot_err)?;
-    let body = body.margin(10, 30, 130, 130);
+    let body = body.margin(10, 30, 110, 110);
     let cells = body.split_evenly((2, 2));
-    let max = [c.tn, c.fp, c.fn_, c.tp].into_iter().max().unwrap_or(1).max(1) as f64;
-    // Rows: actual negative, actual positive; columns: predicted negative, positive.
+    // Rows: actual negative, actual positive; columns: predicted negative,
+    // positive. Each cell is shaded by its share of the actual class, so
+    // the rare class reads as clearly as the common one.
+    let actual = [c.tn + c.fp, c.fn_ + c.tp];
     let entries = [
-        ("actual 0, predicted 0", c.tn),
-        ("actual 0, predicted 1", c.fp),
-        ("actual 1, predicted 0", c.fn_),
-        ("actual 1, predicted 1", c.tp),
+        ("actual 0, predicted 0", c.tn, actual[0]),
+        ("actual 0, predicted 1", c.fp, actual[0]),
+        ("actual 1, predicted 0", c.fn_, actual[1]),
+        ("actual 1, predicted 1", c.tp, actual[1]),
     ];
-    for (cell, (label, count)) in cells.iter().zip(entries) {
-        let shade = 0.15 + 0.75 * (count as f64 / max);
+    for (cell, (label, count, class)) in cells.iter().zip(entries) {
+        let share = if class == 0 {
+            0.0
+        } else {
+            count as f64 / class as f64
+        };
+        let shade = 0.1 + 0.8 * share;
         cell.fill(&BLUE.mix(shade)).map_err(plot_err)?;
         let (w, h) = cell.dim_in_pixel();
         let ink = if shade > 0.5 { &WHITE } else { &BLACK };
-        let style = TextStyle::from((FONT, 28).into_font()).color(ink);
+        let big = TextStyle::from((FONT, 28).into_font()).color(ink);
         cell.draw(&Text::new(
             count.to_string(),
-            (w as i32 / 2 - 30, h as i32 / 2 - 20),
-            style,
+            (w as i32 / 2 - 40, h as i32 / 2 - 30),
+            big,
         ))
         .map_err(plot_err)?;
         let small = TextStyle::from((FONT, 14).into_font()).color(ink);
+        cell.draw(&Text::new(
+            format!("{:.1} % of actual {}", 100.0 * share, &label[7..8]),
+            (w as i32 / 2 - 60, h as i32 / 2 + 10),
+            small.clone(),
+        ))
+        .map_err(plot_err)?;
         cell.draw(&Text::new(label.to_string(), (8, 8), small))
             .map_err(plot_err)?;
     }
-    Ok(())
-}
-
-/// PR-AUC by slice as horizontal bars, the floor marked; slices too small
-/// to be held to the floor are drawn pale.
-pub(crate) fn draw_slices(area: &Area<'_>, slices: &SliceReport, title: &str) -> Result<()> {
-    let bars: Vec<(String, f64, bool, bool)> = slices
-        .slices
-        .iter()
-        .filter_map(|s| {
-            s.pr_auc.map(|v| {
-                (
-                    format!("{} ({} rows)", s.name(), s.rows),
-                    v,
-                    s.held_to_floor,
-                    s.below_floor,
-                )
-            })
-        })
-        .collect();
-    let n = bars.len().max(1);
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("PR-AUC by slice ({title})"), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(250)
-        .build_cartesian_2d(0f64..1f64, (0..n).into_segmented())
-        .map_err(plot_err)?;
-    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(n)
-        .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
-        .x_desc("PR-AUC of the calibrated model (pale: too few rows or positives to be judged)")
-        .label_style((FONT, if n > 30 { 10 } else { 12 }))
-        .draw()
-        .map_err(plot_err)?;
-    chart
-        .draw_series(bars.iter().enumerate().map(|(i, (_, v, held, below))| {
-            let colour = match (held, below) {
-                (_, true) => RED.mix(0.85),
-                (true, false) => BLUE.mix(0.75),
-                (false, _) => BLUE.mix(0.25),
-            };
-            let mut bar = Rectangle::new(
-                [(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))],
-                colour.filled(),
-            );
-            bar.set_margin(2, 2, 0, 0);
-            bar
-        }))
-        .map_err(plot_err)?;
-    let floor = slices.pr_auc_floor;
-    chart
-        .draw_series(LineSeries::new(
-            [(floor, SegmentValue::Exact(0)), (floor, SegmentValue::Exact(n))],
-            RED.stroke_width(2),
-        ))
-        .map_err(plot_err)?
-        .label(format!("floor {floor} (below: red)"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
     Ok(())
 }
