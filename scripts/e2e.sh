@@ -5,9 +5,12 @@
 #     original params are restored and DVC's run cache restores the outputs);
 #  3. `dvc metrics show` and `dvc plots show` work; the honest model beats
 #     the prior baseline on holdout PR-AUC and its ECE is reported;
-#  4. the registry lists the versions train registered, and promote /
+#  4. reports/index.html renders in headless Chromium with every image; the
+#     gate promotes a better model and rejects a worse one on real runs
+#     (scripts/check-report-page.sh, scripts/demo-gate.sh);
+#  5. the registry lists the versions train registered, and promote /
 #     rollback / alias log work (on a copy, so the real registry is untouched);
-#  5. the server starts on a free loopback port, loads the model the
+#  6. the server starts on a free loopback port, loads the model the
 #     registry's `production` alias points to, and answers one real
 #     prediction (examples/predict.json, the README's curl example) and /health.
 set -euo pipefail
@@ -68,6 +71,12 @@ jq -e '.algorithm != "prior"' reports/train.json >/dev/null || fail "the prior b
 [ "$(wc -l < reports/search.csv)" -gt 6 ] || fail "reports/search.csv has too few trials"
 "$DVC" plots show -o "$log/plots" >/dev/null
 [ -s "$log/plots/index.html" ] || fail "dvc plots show wrote no index.html"
+
+step "the evaluation page in headless Chromium: self-contained, every image rendered"
+scripts/check-report-page.sh reports/index.html "$log/index.png"
+
+step "the promotion gate on real runs: a better model promoted, a worse one rejected"
+scripts/demo-gate.sh
 
 step "registry: list, show, promote, rollback, alias log, experiments"
 # The binaries scripts/stage built for the pipeline, serve and registry included.
