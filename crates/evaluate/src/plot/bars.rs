@@ -4,7 +4,7 @@
 use anyhow::Result;
 use plotters::prelude::*;
 
-use super::{Area, FONT, plot_err};
+use super::{Area, FONT, legend, plot_err};
 use crate::competition::Competition;
 use crate::distribution::ScoreBin;
 use crate::slices::SliceReport;
@@ -26,27 +26,13 @@ pub(crate) fn draw_slices(area: &Area<'_>, slices: &SliceReport, title: &str) ->
             })
         })
         .collect();
-    let n = bars.len().max(1);
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("PR-AUC by slice ({title})"), (FONT, 18))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(250)
-        .build_cartesian_2d(0f64..1f64, (0..n - 1).into_segmented())
-        .map_err(plot_err)?;
     let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(n)
-        .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
-        .x_desc("PR-AUC of the calibrated model (pale: too few rows or positives to be judged)")
-        .label_style((FONT, if n > 30 { 10 } else { 12 }))
-        .draw()
-        .map_err(plot_err)?;
+    let mut chart = bar_chart(
+        area,
+        format!("PR-AUC by slice ({title})"),
+        &names,
+        "PR-AUC of the calibrated model (pale: too few rows or positives to be judged)",
+    )?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, (_, v, held, below))| {
             let colour = match (held, below) {
@@ -65,49 +51,38 @@ pub(crate) fn draw_slices(area: &Area<'_>, slices: &SliceReport, title: &str) ->
     let floor = slices.pr_auc_floor;
     chart
         .draw_series(LineSeries::new(
-            [(floor, SegmentValue::Exact(0)), (floor, SegmentValue::Exact(n))],
+            [
+                (floor, SegmentValue::Exact(0)),
+                (floor, SegmentValue::Exact(names.len())),
+            ],
             RED.stroke_width(2),
         ))
         .map_err(plot_err)?
         .label(format!("floor {floor} (below: red)"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)
 }
 
-/// Every registered version's holdout PR-AUC on the same rows, the
-/// candidate and the champion marked; versions that could not be scored
-/// are named with a zero-length bar and the reason cut short.
-pub(crate) fn draw_competition(area: &Area<'_>, c: &Competition, title: &str) -> Result<()> {
-    let n = c.versions.len().max(1);
-    let label = |e: &crate::competition::Entry| {
-        let mut roles: Vec<&str> = e.aliases.iter().map(String::as_str).collect();
-        if e.is_candidate && !roles.contains(&"candidate") {
-            roles.insert(0, "this run");
-        }
-        let roles = if roles.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", roles.join(", "))
-        };
-        format!("{} {}{roles}", e.version, e.algorithm)
-    };
-    let names: Vec<String> = c.versions.iter().map(label).collect();
+/// Horizontal bars over [0, 1], one row per name (labelled on the left).
+type BarChart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<
+        plotters::coord::types::RangedCoordf64,
+        plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordusize>,
+    >,
+>;
+
+/// The horizontal bar layout both bar charts share.
+fn bar_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: String,
+    names: &[String],
+    x_desc: &str,
+) -> Result<BarChart<'a, 'b>> {
+    let n = names.len().max(1);
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!(
-                "Model competition: PR-AUC on the same {} rows ({title})",
-                c.holdout_rows
-            ),
-            (FONT, 17),
-        )
+        .caption(caption, (FONT, 17))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(260)
@@ -121,10 +96,39 @@ pub(crate) fn draw_competition(area: &Area<'_>, c: &Competition, title: &str) ->
             SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .x_desc("holdout PR-AUC (calibrated)")
-        .label_style((FONT, 12))
+        .x_desc(x_desc)
+        .label_style((FONT, if n > 30 { 10 } else { 12 }))
         .draw()
         .map_err(plot_err)?;
+    Ok(chart)
+}
+
+/// Every registered version's holdout PR-AUC on the same rows, the
+/// candidate and the champion marked; versions that could not be scored
+/// are named with a zero-length bar and the reason cut short.
+pub(crate) fn draw_competition(area: &Area<'_>, c: &Competition, title: &str) -> Result<()> {
+    let label = |e: &crate::competition::Entry| {
+        let mut roles: Vec<&str> = e.aliases.iter().map(String::as_str).collect();
+        if e.is_candidate && !roles.contains(&"candidate") {
+            roles.insert(0, "this run");
+        }
+        let roles = if roles.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", roles.join(", "))
+        };
+        format!("{} {}{roles}", e.version, e.algorithm)
+    };
+    let names: Vec<String> = c.versions.iter().map(label).collect();
+    let mut chart = bar_chart(
+        area,
+        format!(
+            "Model competition: PR-AUC on the same {} rows ({title})",
+            c.holdout_rows
+        ),
+        &names,
+        "holdout PR-AUC (calibrated)",
+    )?;
     let champion = c.champion.as_deref();
     chart
         .draw_series(c.versions.iter().enumerate().map(|(i, e)| {
@@ -218,13 +222,5 @@ pub(crate) fn draw_score_distribution(
         .map_err(plot_err)?
         .label(format!("threshold {threshold:.3}"))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], marker.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperMiddle)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperMiddle)
 }

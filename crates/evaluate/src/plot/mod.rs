@@ -57,7 +57,10 @@ pub(crate) fn unit_chart<'a, 'b>(
 }
 
 /// The legend of the series drawn, boxed, at `position`.
-pub(crate) fn legend<'a, 'b: 'a>(chart: &mut UnitChart<'a, 'b>, position: SeriesLabelPosition) -> Result<()> {
+pub(crate) fn legend<'a, 'b: 'a, C: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, C>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
     chart
         .configure_series_labels()
         .position(position)
