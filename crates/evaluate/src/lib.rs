@@ -13,6 +13,7 @@
 pub mod bootstrap;
 pub mod competition;
 pub mod gate;
+pub mod learning;
 pub mod lift;
 mod plot;
 pub mod promotion;
@@ -32,6 +33,9 @@ use serde::Serialize;
 pub struct Inputs {
     pub model: PathBuf,
     pub holdout: PathBuf,
+    /// The train split the model was trained on (its SHA-256 is the model's
+    /// `data_hash`): the learning curve refits on it.
+    pub train: PathBuf,
     /// The feature list of the `build-features` run the holdout comes
     /// from: it records the SHA-256 of each split of the run.
     pub feature_list: PathBuf,
@@ -48,6 +52,7 @@ impl Inputs {
         Inputs {
             model: root.join("models/model.bin"),
             holdout: root.join("data/splits/holdout.parquet"),
+            train: root.join("data/splits/train.parquet"),
             feature_list: root.join("data/features.json"),
             registry: Some(root.join("models/registry")),
         }
@@ -157,6 +162,9 @@ struct HoldoutReport<'a> {
     intervals: &'a Intervals,
     /// Cumulative gain and lift of the calibrated model by decile.
     gain_lift: &'a [lift::Decile],
+    /// The configuration refitted on growing shares of the train split
+    /// (`null` when `evaluate.learning_curve.shares` is empty).
+    learning_curve: Option<&'a learning::LearningCurve>,
 }
 
 /// Percentile bootstrap intervals over the holdout's customers.
@@ -261,6 +269,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         champion: champion_intervals(inputs, champion.as_ref(), &interval)?,
     };
     let gain_lift = lift::by_decile(&scores, y);
+    let learning_curve = learning::run(params, &model, &inputs.model, &inputs.train, &outputs.plots_dir)?;
     let decision = promotion::decide(
         params,
         inputs.registry.as_deref(),
@@ -283,6 +292,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
             champion: champion.as_ref(),
             intervals: &intervals,
             gain_lift: &gain_lift,
+            learning_curve: learning_curve.as_ref(),
         },
     )?;
     artifact::write_json(&outputs.promotion, &decision)?;
