@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod competition;
 pub mod distribution;
 pub mod gate;
+pub mod learning;
 pub mod lift;
 pub mod page;
 mod plot;
@@ -35,6 +36,9 @@ use serde::Serialize;
 pub struct Inputs {
     pub model: PathBuf,
     pub holdout: PathBuf,
+    /// The train split the model was trained on (its SHA-256 is the model's
+    /// `data_hash`): the learning curve refits on it.
+    pub train: PathBuf,
     /// The feature list of the `build-features` run the holdout comes
     /// from: it records the SHA-256 of each split of the run.
     pub feature_list: PathBuf,
@@ -51,6 +55,7 @@ impl Inputs {
         Inputs {
             model: root.join("models/model.bin"),
             holdout: root.join("data/splits/holdout.parquet"),
+            train: root.join("data/splits/train.parquet"),
             feature_list: root.join("data/features.json"),
             registry: Some(root.join("models/registry")),
         }
@@ -166,6 +171,9 @@ struct HoldoutReport<'a> {
     gain_lift: &'a [lift::Decile],
     /// Metrics by month, merchant group, age band, sex and cold start.
     slices: &'a slices::SliceReport,
+    /// The configuration refitted on growing shares of the train split
+    /// (`null` when `evaluate.learning_curve.shares` is empty).
+    learning_curve: Option<&'a learning::LearningCurve>,
 }
 
 /// Percentile bootstrap intervals over the holdout's customers.
@@ -265,6 +273,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
             by_slice.below_floor.join(", ")
         );
     }
+    let learning_curve = learning::run(params, &model, &inputs.model, &inputs.train, &outputs.plots_dir)?;
     let decision = promotion::decide(
         params,
         inputs.registry.as_deref(),
@@ -289,6 +298,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
             intervals: &intervals,
             gain_lift: &gain_lift,
             slices: &by_slice,
+            learning_curve: learning_curve.as_ref(),
         },
     )?;
     artifact::write_json(&outputs.promotion, &decision)?;

@@ -17,6 +17,10 @@ struct Args {
     model: PathBuf,
     #[arg(long, default_value_os_t = Inputs::under(Path::new("")).holdout)]
     holdout: PathBuf,
+    /// The train split the model was trained on (the learning curve refits
+    /// on it; its SHA-256 must be the model's data hash).
+    #[arg(long, default_value_os_t = Inputs::under(Path::new("")).train)]
+    train: PathBuf,
     /// The feature list of the build-features run the holdout comes from
     /// (it records each split's SHA-256).
     #[arg(long, default_value_os_t = Inputs::under(Path::new("")).feature_list)]
@@ -54,6 +58,7 @@ fn run(args: Args) -> Result<()> {
     let inputs = Inputs {
         model: args.model,
         holdout: args.holdout,
+        train: args.train,
         feature_list: args.feature_list,
         registry: (args.registry.as_os_str() != "none").then_some(args.registry),
     };

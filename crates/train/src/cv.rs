@@ -120,6 +120,24 @@ impl GroupSampler {
         rows.sort_unstable();
         rows
     }
+
+    /// Rows of `share` of the customers of each stratum (rounded, at least
+    /// one of a stratum that has any), the same leading customers as every
+    /// other sample; sorted. All rows when `share` is 1 or more.
+    pub fn customer_share(&self, share: f64) -> Vec<usize> {
+        if share >= 1.0 {
+            return (0..self.rows).collect();
+        }
+        let mut rows = Vec::new();
+        for stratum in &self.strata {
+            let want = ((stratum.len() as f64 * share).round() as usize).clamp(1, stratum.len().max(1));
+            for (_, group_rows) in stratum.iter().take(want) {
+                rows.extend(group_rows);
+            }
+        }
+        rows.sort_unstable();
+        rows
+    }
 }
 
 /// Rows of whole customers, about `target_rows` of them, drawn from each

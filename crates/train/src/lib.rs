@@ -34,6 +34,7 @@ pub mod cv;
 pub mod fit;
 pub mod gbm;
 pub mod halving;
+pub mod learning;
 pub mod search;
 
 use std::path::{Path, PathBuf};

@@ -1,9 +1,11 @@
 //! What `evaluate` reads, written directly: a logistic model with fixed
 //! coefficients (built in code, written with the real artifact writer), a
-//! synthetic holdout table whose labels follow that model, and the fixture
-//! params (`tests/it/params.yaml`, not the live one).
+//! synthetic holdout table whose labels follow that model, the train split
+//! the model is recorded as trained on (same law, other customers), and the
+//! fixture params (`tests/it/params.yaml`, not the live one).
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use polars::prelude::{Column, DataFrame, DataType};
 use revspend_core::artifact::{self, CUSTOMER_COLUMN, TARGET_COLUMN};
@@ -23,7 +25,10 @@ pub fn params_path() -> PathBuf {
 /// The model's features, in its order.
 pub const FEATURES: [Feature; 3] = [Feature::PrevUtilisation, Feature::GroupNonVital, Feature::Valor];
 
-/// Purchases per customer in the holdout.
+/// Customers of the train split.
+pub const TRAIN_CUSTOMERS: usize = 300;
+
+/// Purchases per customer in the holdout and the train split.
 const ROWS_PER_CUSTOMER: usize = 10;
 
 /// The log-odds of the holdout's labels and of the model alike:
@@ -59,7 +64,7 @@ pub fn model() -> ModelArtifact {
         training_prior: 0.15,
         train_params,
         params_hash,
-        data_hash: "b".repeat(64),
+        data_hash: train_sha256(),
         test_metrics: BinaryMetrics::compute(&[0.1, 0.9], &[false, true], 0.3),
         reliability: Reliability {
             before: Vec::new(),
@@ -72,18 +77,41 @@ pub fn model() -> ModelArtifact {
     }
 }
 
-/// `customers` customers of the holdout. Draws are low-discrepancy
-/// sequences, so the table is deterministic without an RNG.
+/// `customers` customers of the holdout.
 pub fn holdout(customers: usize) -> DataFrame {
+    split("h", 0, customers)
+}
+
+/// The train split: customers `t-…`, drawn after 100,000 holdout rows.
+pub fn train(customers: usize) -> DataFrame {
+    split("t", 100_000, customers)
+}
+
+/// The SHA-256 of the train split's file, as [`write`] writes it: what the
+/// model records as its `data_hash`.
+pub fn train_sha256() -> String {
+    static SHA: OnceLock<String> = OnceLock::new();
+    SHA.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        revspend_table::write_table(&dir.path().join("train.parquet"), &mut train(TRAIN_CUSTOMERS))
+            .expect("write train split")
+    })
+    .clone()
+}
+
+/// `customers` customers named `<prefix>-…`, rows `skip + 1…` of the
+/// draws. Draws are low-discrepancy sequences, so the table is
+/// deterministic without an RNG.
+fn split(prefix: &str, skip: usize, customers: usize) -> DataFrame {
     let n = customers * ROWS_PER_CUSTOMER;
-    let draw = |i: usize, a: f64| (i as f64 * a).fract();
+    let draw = |i: usize, a: f64| ((i + skip) as f64 * a).fract();
     let (mut customer, mut target) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut values: [Vec<f64>; 3] = std::array::from_fn(|_| Vec::with_capacity(n));
     for i in 0..n {
         let u = draw(i + 1, 0.618_033_988_749_895);
         let g = f64::from(u8::from(draw(i + 1, 0.754_877_666_246_693) < 0.6));
         let p = 1.0 / (1.0 + (-log_odds(u, g)).exp());
-        customer.push(format!("h-{:04}", i / ROWS_PER_CUSTOMER));
+        customer.push(format!("{prefix}-{:04}", i / ROWS_PER_CUSTOMER));
         target.push(draw(i + 1, 0.569_840_290_998_053) < p);
         values[0].push(u);
         values[1].push(g);
@@ -127,13 +155,13 @@ pub fn holdout(customers: usize) -> DataFrame {
     for (f, v) in described {
         columns.push(Column::new(f.name().into(), v));
     }
-    DataFrame::new(n, columns).expect("holdout table")
+    DataFrame::new(n, columns).expect("split table")
 }
 
 /// Writes `params.yaml`, `models/model.bin`,
-/// `data/splits/holdout.parquet` and `data/features.json` (recording the
-/// holdout's hash and, as the train split's, the model's data hash) under
-/// `dir`.
+/// `data/splits/holdout.parquet`, `data/splits/train.parquet` (the model's
+/// data hash) and `data/features.json` (recording both splits' hashes)
+/// under `dir`.
 pub fn write(dir: &Path) {
     std::fs::copy(params_path(), dir.join("params.yaml")).expect("copy params");
     let model = model();
@@ -141,6 +169,15 @@ pub fn write(dir: &Path) {
     let holdout_sha =
         revspend_table::write_table(&dir.join("data/splits/holdout.parquet"), &mut holdout(150))
             .expect("write holdout");
+    let train_sha = revspend_table::write_table(
+        &dir.join("data/splits/train.parquet"),
+        &mut train(TRAIN_CUSTOMERS),
+    )
+    .expect("write train split");
+    assert_eq!(
+        train_sha, model.data_hash,
+        "the train split is written byte for byte alike"
+    );
     let list = artifact::FeatureList {
         version: artifact::FEATURE_LIST_VERSION,
         features: FEATURES.iter().map(|f| f.name().to_owned()).collect(),
@@ -148,7 +185,7 @@ pub fn write(dir: &Path) {
         key_fingerprint: model.key_fingerprint.clone(),
         run_outputs: [
             (artifact::run_output::split("holdout"), holdout_sha),
-            (artifact::run_output::split("train"), model.data_hash.clone()),
+            (artifact::run_output::split("train"), train_sha),
         ]
         .into_iter()
         .collect(),

@@ -3,4 +3,5 @@
 //! is compiled or run.
 
 mod fixture;
+mod learning;
 mod process;
