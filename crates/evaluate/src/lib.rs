@@ -8,11 +8,13 @@
 //! curve data, per-row confusion data and the reliability diagram data for
 //! `dvc plots`, and PNG plots (ROC, precision-recall, confusion matrix,
 //! reliability before/after calibration) drawn with plotters and a vendored
-//! font (no system fonts needed).
+//! font (no system fonts needed). Feature importance (gain and permutation,
+//! `importance.json` and `.png`) is [`importance`]'s.
 
 pub mod bootstrap;
 pub mod competition;
 pub mod gate;
+pub mod importance;
 pub mod lift;
 mod plot;
 pub mod promotion;
@@ -157,6 +159,8 @@ struct HoldoutReport<'a> {
     intervals: &'a Intervals,
     /// Cumulative gain and lift of the calibrated model by decile.
     gain_lift: &'a [lift::Decile],
+    /// Gain and permutation importance of each feature.
+    importance: &'a importance::Importance,
 }
 
 /// Percentile bootstrap intervals over the holdout's customers.
@@ -261,6 +265,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         champion: champion_intervals(inputs, champion.as_ref(), &interval)?,
     };
     let gain_lift = lift::by_decile(&scores, y);
+    let importance = importance::write(params, &model, &holdout, &outputs.plots_dir)?;
     let decision = promotion::decide(
         params,
         inputs.registry.as_deref(),
@@ -283,6 +288,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
             champion: champion.as_ref(),
             intervals: &intervals,
             gain_lift: &gain_lift,
+            importance: &importance,
         },
     )?;
     artifact::write_json(&outputs.promotion, &decision)?;

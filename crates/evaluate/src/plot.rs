@@ -12,7 +12,7 @@ use revspend_core::metrics::{Confusion, EvaluationReport, ReliabilityBin};
 
 use crate::{PrPoint, RocPoint, lift, threshold};
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 pub(crate) fn register_font() -> Result<()> {
