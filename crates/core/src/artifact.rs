@@ -26,7 +26,8 @@ use crate::target::TargetRule;
 /// Version of the model file: the envelope layout and the payload types
 /// inside ([`ModelArtifact`]). Bump it whenever the payload changes shape
 /// (the golden-hash test in this module fails until you do), and keep a
-/// fixture of the old version in `tests/fixtures/`.
+/// fixture of the old version in `tests/fixtures/` with a test of its
+/// refusal in `artifact/old_versions.rs`.
 ///
 /// 2: the model gained calibrator, reliability, chosen spec and the new
 /// classifiers (issue 4).
@@ -40,7 +41,11 @@ use crate::target::TargetRule;
 /// training data was made with (issue 12), so the server can refuse a
 /// different key. Version 3 files are refused with the version error:
 /// retrain to get a version 4 file.
-pub const MODEL_FORMAT_VERSION: u32 = 4;
+/// 5: each split of a boosted tree records the gain it was chosen with
+/// (`GbmNode::gain`), the model's gain importance (issue 14). Version 4
+/// files are refused with the version error: retrain to get a version 5
+/// file.
+pub const MODEL_FORMAT_VERSION: u32 = 5;
 
 /// Version of the online snapshot file ([`OnlineSnapshot`]), bumped on its
 /// own: the model and the snapshot change shape independently.
@@ -545,6 +550,9 @@ pub fn read_snapshot(path: &Path) -> Result<OnlineSnapshot, ArtifactError> {
 }
 
 #[cfg(test)]
+mod old_versions;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::features::History;
@@ -636,85 +644,6 @@ mod tests {
         assert!(matches!(err, ArtifactError::Checksum { .. }), "{err}");
     }
 
-    /// Issue 11: a model written by the last version-2 build is refused by
-    /// its version, naming the file and both versions, never misread.
-    #[test]
-    fn a_version_2_model_is_refused_with_the_version_error() {
-        let bytes = include_bytes!("../tests/fixtures/model-v2.bin");
-        let err = decode_model(Path::new("models/model-v2.bin"), bytes).expect_err("version 2");
-        assert!(
-            matches!(
-                err,
-                ArtifactError::Version {
-                    kind: Kind::Model,
-                    expected: MODEL_FORMAT_VERSION,
-                    got: 2,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let message = err.to_string();
-        assert!(message.contains("models/model-v2.bin"), "{message}");
-        assert!(
-            message.contains("version 2") && message.contains("version 4"),
-            "{message}"
-        );
-    }
-
-    /// Issue 12: a model written before the key fingerprint was stored
-    /// (format 3, `tests/fixtures/model-v3.bin`) is refused by its version,
-    /// with what to do, never read as a model without a key.
-    #[test]
-    fn a_version_3_model_without_a_key_fingerprint_is_refused() {
-        let bytes = include_bytes!("../tests/fixtures/model-v3.bin");
-        let err = decode_model(Path::new("models/model-v3.bin"), bytes).expect_err("version 3");
-        assert!(
-            matches!(
-                err,
-                ArtifactError::Version {
-                    kind: Kind::Model,
-                    expected: MODEL_FORMAT_VERSION,
-                    got: 3,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let message = err.to_string();
-        assert!(
-            message.contains("models/model-v3.bin") && message.contains("retrain"),
-            "{message}"
-        );
-    }
-
-    /// Issue 12: a snapshot written before the key fingerprint was stored
-    /// (format 2, `tests/fixtures/snapshot-v2.bin`) is refused by its
-    /// version, with what to do.
-    #[test]
-    fn a_version_2_snapshot_without_a_key_fingerprint_is_refused() {
-        let bytes = include_bytes!("../tests/fixtures/snapshot-v2.bin");
-        let path = Path::new("data/online/snapshot-v2.bin");
-        let err = decode::<OnlineSnapshot>(path, Kind::Snapshot, bytes).expect_err("version 2");
-        assert!(
-            matches!(
-                err,
-                ArtifactError::Version {
-                    kind: Kind::Snapshot,
-                    expected: SNAPSHOT_FORMAT_VERSION,
-                    got: 2,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let message = err.to_string();
-        assert!(
-            message.contains("snapshot-v2.bin") && message.contains("build-features"),
-            "{message}"
-        );
-    }
-
     /// One artifact per classifier and calibrator kind, every field set.
     fn sample_models() -> Vec<ModelArtifact> {
         use crate::calibration::Calibrator;
@@ -729,7 +658,14 @@ mod tests {
         let gbm = Gbm {
             base_score: -1.5,
             trees: vec![GbmTree {
-                nodes: vec![gbm_split(0, 3.0, 7, 1, 2), gbm_leaf(-0.25), gbm_leaf(0.5)],
+                nodes: vec![
+                    crate::model::GbmNode {
+                        gain: 12.5,
+                        ..gbm_split(0, 3.0, 7, 1, 2)
+                    },
+                    gbm_leaf(-0.25),
+                    gbm_leaf(0.5),
+                ],
             }],
             bin_edges: vec![vec![1.0, 3.0, 9.0], vec![0.5]],
         };
@@ -843,9 +779,9 @@ mod tests {
                 sha256_hex(&bytes).as_str()
             ),
             (
-                4,
+                5,
                 3,
-                "cf7305558024a9698e8cdfc7f1f4c47464628e28da8c0d5a2cfe8a4533e17784"
+                "874ca9cb8898b6bb97c86fdb6f90573d1be3512422b4130c03ef6d098efec43d"
             ),
             "a payload type changed shape: bump its format version (see the comment above)"
         );

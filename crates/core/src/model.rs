@@ -189,6 +189,10 @@ pub struct GbmNode {
     pub right: u32,
     /// Leaf score (learning rate included); 0 for a split node.
     pub value: f64,
+    /// The loss reduction the split was chosen with (LightGBM's split
+    /// gain: `G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)`); 0 for a leaf.
+    /// Summed per feature, it is the model's gain importance.
+    pub gain: f64,
 }
 
 impl TreeNode for GbmNode {
@@ -308,6 +312,19 @@ pub struct Gbm {
 }
 
 impl Gbm {
+    /// Gain importance: the summed gain of the splits on each of the
+    /// `n_features` features (LightGBM's `importance_type='gain'`). A split
+    /// on a feature beyond `n_features` counts for none.
+    pub fn gain_importance(&self, n_features: usize) -> Vec<f64> {
+        let mut gain = vec![0.0; n_features];
+        for node in self.trees.iter().flat_map(|t| &t.nodes) {
+            if let (Some(_), Some(g)) = (node.children(), gain.get_mut(node.feature as usize)) {
+                *g += node.gain;
+            }
+        }
+        gain
+    }
+
     /// Log-odds for one row.
     pub fn raw_score(&self, row: &[f64]) -> f64 {
         let mut sum = 0.0;
@@ -344,6 +361,17 @@ pub enum Classifier {
 }
 
 impl Classifier {
+    /// The per-feature gain importance of a model whose splits record their
+    /// gain (boosting); `None` for every other classifier (smartcore's CART
+    /// trees keep no impurity decrease, and the linear models split
+    /// nothing).
+    pub fn gain_importance(&self, n_features: usize) -> Option<Vec<f64>> {
+        match self {
+            Classifier::Gbm(m) => Some(m.gain_importance(n_features)),
+            _ => None,
+        }
+    }
+
     /// Uncalibrated probability of revenge spending for each row of `x`.
     pub fn predict_proba(&self, x: &FeatureMatrix, n_features: usize) -> Result<Vec<f64>, ModelError> {
         if x.cols != n_features {
@@ -558,6 +586,7 @@ pub(crate) mod test_nodes {
             left,
             right,
             value: 0.0,
+            gain: 0.0,
         }
     }
 
@@ -631,6 +660,43 @@ mod tests {
                 "row {r}"
             );
         }
+    }
+
+    /// Issue 14: gain importance is the sum of the split gains per
+    /// feature, across trees; leaves (whose `feature` is 0) add nothing.
+    #[test]
+    fn gain_importance_sums_the_split_gains_per_feature() {
+        let split = |feature, gain| GbmNode {
+            gain,
+            ..gbm_split(feature, 0.5, 0, 1, 2)
+        };
+        let leaf = |value| GbmNode {
+            gain: 99.0,
+            ..gbm_leaf(value)
+        };
+        let mut deep = split(1, 4.0);
+        deep.left = 3;
+        deep.right = 4;
+        let model = Gbm {
+            base_score: 0.0,
+            trees: vec![
+                GbmTree {
+                    nodes: vec![split(2, 10.0), leaf(-0.1), leaf(0.1)],
+                },
+                GbmTree {
+                    nodes: vec![split(2, 2.5), leaf(0.2), deep, leaf(-0.3), leaf(0.4)],
+                },
+            ],
+            bin_edges: vec![],
+        };
+        assert_eq!(model.gain_importance(4), vec![0.0, 4.0, 12.5, 0.0]);
+        let c = Classifier::Gbm(model);
+        assert_eq!(c.gain_importance(3), Some(vec![0.0, 4.0, 12.5]));
+        let tree = CartTree {
+            nodes: vec![cart_split(0, 0.5, 1, 2), cart_leaf(0.0), cart_leaf(1.0)],
+        };
+        assert_eq!(Classifier::Tree { tree }.gain_importance(3), None);
+        assert_eq!(Classifier::Prior { probability: 0.1 }.gain_importance(3), None);
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! curve data, per-row confusion data and the reliability diagram data for
 //! `dvc plots`, and PNG plots (ROC, precision-recall, confusion matrix,
 //! reliability before/after calibration) drawn with plotters and a vendored
-//! font (no system fonts needed).
+//! font (no system fonts needed). Feature importance (gain and permutation,
+//! `importance.json` and `.png`) is [`importance`]'s.
 
 pub mod bootstrap;
 pub mod competition;
 pub mod distribution;
 pub mod gate;
+pub mod importance;
 pub mod learning;
 pub mod lift;
 pub mod page;
@@ -174,6 +176,8 @@ struct HoldoutReport<'a> {
     /// The configuration refitted on growing shares of the train split
     /// (`null` when `evaluate.learning_curve.shares` is empty).
     learning_curve: Option<&'a learning::LearningCurve>,
+    /// Gain and permutation importance of each feature.
+    importance: &'a importance::Importance,
 }
 
 /// Percentile bootstrap intervals over the holdout's customers.
@@ -274,6 +278,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
         );
     }
     let learning_curve = learning::run(params, &model, &inputs.model, &inputs.train, &outputs.plots_dir)?;
+    let importance = importance::write(params, &model, &holdout, &outputs.plots_dir)?;
     let decision = promotion::decide(
         params,
         inputs.registry.as_deref(),
@@ -299,6 +304,7 @@ pub fn run(params: &Checked<EvaluateParams>, inputs: &Inputs, outputs: &Outputs)
             gain_lift: &gain_lift,
             slices: &by_slice,
             learning_curve: learning_curve.as_ref(),
+            importance: &importance,
         },
     )?;
     artifact::write_json(&outputs.promotion, &decision)?;

@@ -533,6 +533,7 @@ mod tests {
             left: 1,
             right: 1,
             value: 0.0,
+            gain: 1.0,
         };
         let looping = GbmTree {
             nodes: vec![split.clone(), split],
@@ -542,6 +543,76 @@ mod tests {
             0.0,
             "a cycle ends instead of hanging"
         );
+    }
+
+    /// Issue 14: every split records the loss reduction it was chosen
+    /// with: positive, the root's equal to the gain recomputed from the
+    /// first round's gradients, and the feature carrying the signal
+    /// gathering more of it than the noise.
+    #[test]
+    fn splits_record_the_gain_they_were_chosen_with() {
+        let n = 2_000;
+        let mut values = Vec::with_capacity(2 * n);
+        let mut y = Vec::with_capacity(n);
+        for i in 0..n {
+            let signal = (i % 100) as f64;
+            let noise = ((i * 7919) % 53) as f64;
+            values.extend([noise, signal]);
+            y.push(signal >= 70.0 || i.is_multiple_of(17));
+        }
+        let x = FeatureMatrix::new(n, 2, values);
+        let groups: Vec<u64> = (0..n as u64).collect();
+        let cfg = GbmConfig {
+            learning_rate: 0.3,
+            max_iter: 3,
+            max_leaves: 8,
+            max_depth: None,
+            min_samples_leaf: 5,
+            l2: 1.0,
+            max_bins: 32,
+            subsample: 1.0,
+            validation_fraction: 0.0,
+            patience: 5,
+        };
+        let (model, _) = fit(&x, &y, &groups, &cfg, ClassWeight::None, 1);
+        let splits: Vec<&GbmNode> = model
+            .trees
+            .iter()
+            .flat_map(|t| &t.nodes)
+            .filter(|node| node.left != 0)
+            .collect();
+        assert!(splits.len() > 3, "{} splits", splits.len());
+        assert!(splits.iter().all(|node| node.gain > 0.0), "{splits:?}");
+        let leaves = model
+            .trees
+            .iter()
+            .flat_map(|t| &t.nodes)
+            .filter(|node| node.left == 0);
+        assert!(leaves.into_iter().all(|node| node.gain == 0.0));
+
+        // The first root, from the gradients at the starting score.
+        let root = &model.trees[0].nodes[0];
+        let p0 = sigmoid(model.base_score);
+        let (mut left, mut right) = ([0.0f64; 2], [0.0f64; 2]);
+        for (r, &label) in y.iter().enumerate() {
+            let side = if x.row(r)[root.feature as usize] > root.threshold {
+                &mut right
+            } else {
+                &mut left
+            };
+            side[0] += p0 - f64::from(u8::from(label));
+            side[1] += p0 * (1.0 - p0);
+        }
+        let score = |g: f64, h: f64| g * g / (h + cfg.l2);
+        let expected = score(left[0], left[1]) + score(right[0], right[1])
+            - score(left[0] + right[0], left[1] + right[1]);
+        assert!(
+            (root.gain - expected).abs() <= 1e-4 * expected,
+            "recorded {}, recomputed {expected}",
+            root.gain
+        );
+        let gain = model.gain_importance(2);
+        assert!(gain[1] > 10.0 * gain[0], "{gain:?}");
     }
 
     #[test]

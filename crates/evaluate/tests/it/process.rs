@@ -74,6 +74,7 @@ fn metrics_plots_and_plot_data_are_written() {
         "threshold.png",
         "confusion.png",
         "reliability.png",
+        "importance.png",
     ] {
         let bytes = std::fs::read(plots.join(png)).expect(png);
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{png} is not a PNG");
@@ -83,6 +84,22 @@ fn metrics_plots_and_plot_data_are_written() {
     let points = roc["roc"].as_array().expect("points");
     assert_eq!(points[0]["fpr"], 0.0);
     assert_eq!(points[points.len() - 1]["tpr"], 1.0);
+    // Issue 14: the importance table, in the report and for `dvc plots`
+    // (its list first); a logistic model has no gain importance.
+    let importance: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plots.join("importance.json")).expect("importance.json"))
+            .expect("json");
+    assert_eq!(importance, metrics["importance"]);
+    assert_eq!(importance["shuffle"], "rows");
+    let rows = importance["features"].as_array().expect("rows");
+    assert_eq!(rows.len(), fixture::model().features.len());
+    for row in rows {
+        assert!(
+            row["feature"].is_string() && row["permutation_mean"].is_number(),
+            "{row}"
+        );
+        assert!(row["gain"].is_null() && row["gain_share"].is_null(), "{row}");
+    }
     let confusion = std::fs::read_to_string(plots.join("confusion.csv")).expect("confusion.csv");
     assert_eq!(
         confusion.lines().count() as u64 - 1,

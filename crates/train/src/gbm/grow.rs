@@ -194,6 +194,7 @@ impl Grower<'_> {
             left: 0,
             right: 0,
             value: 0.0,
+            gain: 0.0,
         };
         let mut nodes = vec![leaf_node.clone()];
         let usable: Vec<bool> = self.n_bins.iter().map(|&b| b > 1).collect();
@@ -244,6 +245,7 @@ impl Grower<'_> {
                 left: u32::try_from(left_id).unwrap_or(u32::MAX),
                 right: u32::try_from(right_id).unwrap_or(u32::MAX),
                 value: 0.0,
+                gain: split.gain,
             };
             let depth = leaf.depth + 1;
             let (lv, rv) = ((leaf.vstart, vmid), (vmid, leaf.vend));

@@ -112,6 +112,7 @@ fn tree() -> impl Strategy<Value = GbmTree> {
                         left: if split { (2 * i + 1) as u32 } else { 0 },
                         right: if split { (2 * i + 2) as u32 } else { 0 },
                         value: if split { 0.0 } else { value },
+                        gain: if split { value.abs() } else { 0.0 },
                     }
                 })
                 .collect();

@@ -1,0 +1,112 @@
+//! Files of earlier formats (`tests/fixtures/`) are refused by their
+//! version with what to do, never misread: one test per format bump.
+
+use std::path::Path;
+
+use super::*;
+use crate::features::OnlineSnapshot;
+
+/// Issue 11: a model written by the last version-2 build is refused by
+/// its version, naming the file and both versions, never misread.
+#[test]
+fn a_version_2_model_is_refused_with_the_version_error() {
+    let bytes = include_bytes!("../../tests/fixtures/model-v2.bin");
+    let err = decode_model(Path::new("models/model-v2.bin"), bytes).expect_err("version 2");
+    assert!(
+        matches!(
+            err,
+            ArtifactError::Version {
+                kind: Kind::Model,
+                expected: MODEL_FORMAT_VERSION,
+                got: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("models/model-v2.bin"), "{message}");
+    assert!(
+        message.contains("version 2") && message.contains(&format!("version {MODEL_FORMAT_VERSION}")),
+        "{message}"
+    );
+}
+
+/// Issue 12: a model written before the key fingerprint was stored
+/// (format 3, `tests/fixtures/model-v3.bin`) is refused by its version,
+/// with what to do, never read as a model without a key.
+#[test]
+fn a_version_3_model_without_a_key_fingerprint_is_refused() {
+    let bytes = include_bytes!("../../tests/fixtures/model-v3.bin");
+    let err = decode_model(Path::new("models/model-v3.bin"), bytes).expect_err("version 3");
+    assert!(
+        matches!(
+            err,
+            ArtifactError::Version {
+                kind: Kind::Model,
+                expected: MODEL_FORMAT_VERSION,
+                got: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("models/model-v3.bin") && message.contains("retrain"),
+        "{message}"
+    );
+}
+
+/// Issue 14: a model written before the boosted splits recorded their
+/// gain (format 4, `tests/fixtures/model-v4.bin`) is refused by its
+/// version, with what to do, never read with gains it does not have.
+#[test]
+fn a_version_4_model_without_split_gains_is_refused() {
+    let bytes = include_bytes!("../../tests/fixtures/model-v4.bin");
+    let err = decode_model(Path::new("models/model-v4.bin"), bytes).expect_err("version 4");
+    assert!(
+        matches!(
+            err,
+            ArtifactError::Version {
+                kind: Kind::Model,
+                expected: MODEL_FORMAT_VERSION,
+                got: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("models/model-v4.bin") && message.contains("retrain"),
+        "{message}"
+    );
+}
+
+/// Issue 12: a snapshot written before the key fingerprint was stored
+/// (format 2, `tests/fixtures/snapshot-v2.bin`) is refused by its
+/// version, with what to do.
+#[test]
+fn a_version_2_snapshot_without_a_key_fingerprint_is_refused() {
+    let bytes = include_bytes!("../../tests/fixtures/snapshot-v2.bin");
+    let path = Path::new("data/online/snapshot-v2.bin");
+    let err = decode::<OnlineSnapshot>(path, Kind::Snapshot, bytes).expect_err("version 2");
+    assert!(
+        matches!(
+            err,
+            ArtifactError::Version {
+                kind: Kind::Snapshot,
+                expected: SNAPSHOT_FORMAT_VERSION,
+                got: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("snapshot-v2.bin") && message.contains("build-features"),
+        "{message}"
+    );
+}
