@@ -1,15 +1,23 @@
-//! `evaluate`: scores the holdout split and writes what a person reads.
+//! `evaluate`: the gate to production. Scores the holdout split, writes
+//! what a risk team reads and decides whether the candidate is promoted.
 //!
-//! Reads the model artifact and the holdout table (every model feature is
-//! checked by name and type; the holdout and the model's train split are
-//! checked against the hashes the feature list records), computes the metrics of the calibrated model,
-//! of its classifier before calibration and of the training-prior baseline
-//! (ECE included), and writes `metrics.json`, the ROC and precision-recall
-//! curve data, per-row confusion data and the reliability diagram data for
-//! `dvc plots`, and PNG plots (ROC, precision-recall, confusion matrix,
-//! reliability before/after calibration) drawn with plotters and a vendored
-//! font (no system fonts needed). Feature importance (gain and permutation,
-//! `importance.json` and `.png`) is [`importance`]'s.
+//! Reads the model artifact, the holdout and the train split (every model
+//! feature checked by name and type; both splits checked against the hashes
+//! the feature list and the model record), and the registry. Its phases:
+//!
+//! - the metrics of the calibrated model, its classifier before calibration
+//!   and the training-prior baseline, with customer-bootstrap intervals
+//!   ([`bootstrap`]);
+//! - every registered version on the same rows, the champion among them
+//!   ([`competition`]);
+//! - gain and lift ([`lift`]), the threshold sweep ([`threshold`]), the
+//!   score distribution ([`distribution`]), metrics by slice and for cold
+//!   starts ([`slices`]), the learning curve ([`learning`]) and feature
+//!   importance ([`importance`]);
+//! - the gate and the promotion ([`gate`], [`promotion`]);
+//! - `metrics.json`, `promotion.json`, `competition.json`, plot data and
+//!   PNGs (drawn with plotters and a vendored font), the one-page report
+//!   ([`page`]), and a copy of it all with the registry version.
 
 pub mod bootstrap;
 pub mod competition;
