@@ -219,13 +219,20 @@ pub fn slice_checks(gate: &GateParams, slices: &SliceReport) -> Vec<Check> {
             passed: below.is_empty(),
             note: Some(if below.is_empty() {
                 format!(
-                    "{} of {} slices held to pr_auc >= {}",
+                    "{} of {} slices held to their floor (pr_auc >= {} unless set per slice)",
                     slices.slices.iter().filter(|s| s.held_to_floor).count(),
                     slices.slices.len(),
                     slices.pr_auc_floor
                 )
             } else {
-                format!("below {}: {}", slices.pr_auc_floor, below.join(", "))
+                let named: Vec<String> = below
+                    .iter()
+                    .map(|name| match slices.slices.iter().find(|s| &s.name() == name) {
+                        Some(s) => format!("{name} ({:.3} < {})", s.pr_auc.unwrap_or(f64::NAN), s.floor),
+                        None => name.clone(),
+                    })
+                    .collect();
+                format!("below their floor: {}", named.join(", "))
             }),
         });
     }
@@ -397,6 +404,7 @@ mod tests {
             precision: 0.5,
             recall: 0.5,
             held_to_floor: true,
+            floor: 0.5,
             below_floor: false,
         };
         SliceReport {

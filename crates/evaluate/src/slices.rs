@@ -9,7 +9,7 @@
 
 use revspend_core::features::{Feature, KNOWN_GROUPS};
 use revspend_core::metrics::{BinaryMetrics, ECE_BINS, ReliabilityBin, reliability};
-use revspend_core::params::SliceParams;
+use revspend_core::params::{SLICE_DIMENSIONS, SliceParams};
 use revspend_table::RowDescriptions;
 use serde::Serialize;
 
@@ -23,7 +23,7 @@ pub const COLUMNS: [Feature; 4] = [
 ];
 
 /// The dimension of the cold-start slice and its two values.
-pub const HISTORY: &str = "customer_history";
+pub const HISTORY: &str = SLICE_DIMENSIONS[4];
 pub const COLD_START: &str = "cold_start";
 const KNOWN: &str = "known";
 
@@ -43,6 +43,9 @@ pub struct Slice {
     pub recall: f64,
     /// Enough rows and of both classes to be held to the floor.
     pub held_to_floor: bool,
+    /// The PR-AUC floor of this slice (`slices.floors`, else
+    /// `slices.pr_auc_floor`).
+    pub floor: f64,
     pub below_floor: bool,
 }
 
@@ -127,15 +130,17 @@ pub fn by_slice(
     rows: &RowDescriptions,
     params: &SliceParams,
 ) -> SliceReport {
+    // In the order of SLICE_DIMENSIONS, which names them for params.
+    let [month, group, age, sex_dimension, history_dimension] = SLICE_DIMENSIONS;
     let keys: [(&'static str, Vec<String>); 5] = [
-        ("month", rows.months.clone()),
+        (month, rows.months.clone()),
+        (group, rows.columns[0].iter().map(|&c| group_name(c)).collect()),
+        (age, rows.columns[1].iter().map(|&a| age_band(a)).collect()),
+        (sex_dimension, rows.columns[2].iter().map(|&s| sex(s)).collect()),
         (
-            "merchant_group",
-            rows.columns[0].iter().map(|&c| group_name(c)).collect(),
+            history_dimension,
+            rows.columns[3].iter().map(|&p| history(p)).collect(),
         ),
-        ("age_band", rows.columns[1].iter().map(|&a| age_band(a)).collect()),
-        ("sex", rows.columns[2].iter().map(|&s| sex(s)).collect()),
-        (HISTORY, rows.columns[3].iter().map(|&p| history(p)).collect()),
     ];
     let mut slices = Vec::new();
     let mut cold_start_reliability = Vec::new();
@@ -177,6 +182,7 @@ fn slice(
     let both = positives > 0 && positives < rows;
     let m = BinaryMetrics::compute(scores, y, threshold);
     let held = both && rows >= params.min_rows && positives >= params.min_positives;
+    let floor = params.floor(&format!("{dimension}={value}"));
     Slice {
         dimension,
         slice: value,
@@ -194,12 +200,15 @@ fn slice(
         precision: m.precision,
         recall: m.recall,
         held_to_floor: held,
-        below_floor: held && m.pr_auc < params.pr_auc_floor,
+        floor,
+        below_floor: held && m.pr_auc < floor,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn params() -> SliceParams {
@@ -207,6 +216,7 @@ mod tests {
             pr_auc_floor: 0.6,
             min_rows: 4,
             min_positives: 2,
+            floors: BTreeMap::new(),
         }
     }
 
@@ -255,6 +265,18 @@ mod tests {
         assert_eq!(known.pr_auc, Some(1.0));
         assert!(!known.below_floor);
         assert_eq!(report.below_floor, vec!["sex=F", "customer_history=cold_start"]);
+        // A slice's own floor replaces the general one.
+        let mut own = params();
+        own.floors.insert("sex=F".into(), 0.0);
+        own.floors.insert("sex=M".into(), 1.0);
+        let report_own = by_slice(&scores, &y, 0.5, &rows, &own);
+        assert_eq!(report_own.below_floor, vec!["customer_history=cold_start"]);
+        let m = report_own
+            .slices
+            .iter()
+            .find(|s| s.slice == "M")
+            .expect("M slice");
+        assert_eq!((m.floor, m.pr_auc, m.below_floor), (1.0, Some(1.0), false));
         // One row: too small to judge, and no positive at all.
         let jan = report
             .slices

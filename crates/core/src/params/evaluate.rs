@@ -38,6 +38,22 @@ pub struct SliceParams {
     /// to the floor: their PR-AUC is noise (defaults 200 and 10).
     pub min_rows: usize,
     pub min_positives: usize,
+    /// Per-slice floors replacing `pr_auc_floor`, keyed `dimension=slice`
+    /// (e.g. `customer_history=cold_start`; dimensions are
+    /// [`SLICE_DIMENSIONS`]), each in [0, 1]. PR-AUC starts at the slice's
+    /// prevalence, so a rare-class slice may need its own floor.
+    #[serde(default)]
+    pub floors: BTreeMap<String, f64>,
+}
+
+/// The dimensions the holdout is sliced by, as slice names spell them.
+pub const SLICE_DIMENSIONS: [&str; 5] = ["month", "merchant_group", "age_band", "sex", "customer_history"];
+
+impl SliceParams {
+    /// The PR-AUC floor of the slice `name` (`dimension=slice`).
+    pub fn floor(&self, name: &str) -> f64 {
+        self.floors.get(name).copied().unwrap_or(self.pr_auc_floor)
+    }
 }
 
 /// `evaluate.learning_curve`: the candidate's configuration refitted on
@@ -236,6 +252,22 @@ impl Check for EvaluateParams {
                 "evaluate.slices.pr_auc_floor",
                 format!("{floor} is outside [0, 1]"),
             ));
+        }
+        for (name, floor) in &self.slices.floors {
+            let field = format!("evaluate.slices.floors.{name}");
+            let dimension = name.split_once('=').map(|(d, _)| d);
+            if !dimension.is_some_and(|d| SLICE_DIMENSIONS.contains(&d)) {
+                return Err(invalid(
+                    &field,
+                    format!(
+                        "is not `dimension=slice` with a dimension among {}",
+                        SLICE_DIMENSIONS.join(", ")
+                    ),
+                ));
+            }
+            if !(0.0..=1.0).contains(floor) {
+                return Err(invalid(&field, format!("{floor} is outside [0, 1]")));
+            }
         }
         let shares = &self.learning_curve.shares;
         if let Some(bad) = shares.iter().find(|s| !(**s > 0.0 && **s <= 1.0)) {

@@ -28,7 +28,7 @@ pub use build_features::{
 };
 pub use evaluate::{
     BootstrapParams, EvaluateParams, GateMetric, GateParams, ImportanceParams, LearningCurveParams,
-    MetricThreshold, Promotion, SliceParams,
+    MetricThreshold, Promotion, SLICE_DIMENSIONS, SliceParams,
 };
 pub use train::{
     Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
@@ -208,6 +208,42 @@ mod tests {
             let err = bf.clone().check().expect_err("refused");
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
+    }
+
+    /// Issue 14: the evaluate section's new limits are checked at the edge,
+    /// naming the field.
+    #[test]
+    fn evaluate_slices_learning_curve_and_cold_start_limits_are_checked() {
+        let base = fixture().evaluate;
+        base.clone().check().expect("fixture");
+        let refused = |e: EvaluateParams, field: &str| {
+            let err = e.check().expect_err(field);
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        };
+        let mut e = base.clone();
+        e.slices.floors.insert("colour=red".into(), 0.1);
+        refused(e, "evaluate.slices.floors.colour=red");
+        let mut e = base.clone();
+        e.slices.floors.insert("sex=F".into(), 1.5);
+        refused(e, "evaluate.slices.floors.sex=F");
+        let mut e = base.clone();
+        e.learning_curve.shares = vec![0.5, 0.25];
+        refused(e, "evaluate.learning_curve.shares");
+        let mut e = base.clone();
+        e.learning_curve.shares = vec![0.0, 0.5];
+        refused(e, "evaluate.learning_curve.shares");
+        let mut e = base.clone();
+        e.learning_curve.folds = 1;
+        refused(e, "evaluate.learning_curve.folds");
+        let mut e = base.clone();
+        e.gate.cold_start_min_roc_auc = Some(0.4);
+        refused(e, "evaluate.gate.cold_start_min_roc_auc");
+        let mut e = base.clone();
+        e.importance.repeats = 51;
+        refused(e, "evaluate.importance.repeats");
+        let mut e = base;
+        e.learning_curve.shares = Vec::new();
+        e.check().expect("no learning curve is allowed");
     }
 
     #[test]
