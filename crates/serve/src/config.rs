@@ -1,0 +1,65 @@
+//! Server settings from flags and environment, and where the model comes
+//! from.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use revspend_core::artifact;
+use revspend_core::model::ModelArtifact;
+
+/// Default request body limit: a transaction is a few hundred bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Server settings, from flags and environment (never `params.yaml`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: String,
+    /// Where the model artifact comes from.
+    pub model: ModelSource,
+    /// Online snapshot file; `None` serves every request as a cold start.
+    pub snapshot: Option<PathBuf>,
+    /// HTTP worker threads, >= 1.
+    pub workers: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Use the public development pseudonymisation key when
+    /// `REVSPEND_PSEUDONYM_KEY` is unset (otherwise that is a start-up error).
+    pub allow_development_key: bool,
+}
+
+/// Where the server's model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A model artifact file.
+    File(PathBuf),
+    /// The version `alias` points to in the registry at `dir`.
+    Registry { dir: PathBuf, alias: String },
+}
+
+impl ModelSource {
+    /// Reads the model, with the path it came from. From a registry, the
+    /// file is checked against the alias's index entry (path inside the
+    /// registry, SHA-256, model version) before it is used.
+    pub fn load(&self) -> anyhow::Result<(PathBuf, ModelArtifact)> {
+        match self {
+            ModelSource::File(path) => {
+                let model = artifact::read_model(path).context("cannot load the model")?;
+                Ok((path.clone(), model))
+            }
+            ModelSource::Registry { dir, alias } => {
+                let registry = revspend_core::registry::Registry::new(dir);
+                let loaded = registry
+                    .load(alias)
+                    .with_context(|| format!("cannot load the model of registry alias {alias:?}"))?;
+                log::info!(
+                    "registry {}: {alias} -> {} ({}, SHA-256 as registered)",
+                    dir.display(),
+                    loaded.entry.version,
+                    loaded.entry.model_version
+                );
+                Ok((loaded.path, loaded.model))
+            }
+        }
+    }
+}

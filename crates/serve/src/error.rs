@@ -1,0 +1,150 @@
+//! The one API error type: 4xx carry a message a client can act on, 5xx
+//! are opaque to the client and logged in full.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+
+/// Every way a request can fail. 4xx carry a message a client can act on
+/// (and the offending field when there is one); 5xx are opaque to the client
+/// and logged in full.
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest { message: String, field: Option<String> },
+    UnsupportedMediaType { got: Option<String> },
+    PayloadTooLarge { limit: usize },
+    NotFound { path: String },
+    MethodNotAllowed { allow: &'static str },
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A 400 about one request field.
+    pub fn field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
+    }
+
+    /// The request field at fault, when there is one.
+    pub fn field_name(&self) -> Option<&str> {
+        match self {
+            ApiError::BadRequest { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::BadRequest { message, .. } => f.write_str(message),
+            ApiError::UnsupportedMediaType { got } => write!(
+                f,
+                "expected Content-Type: application/json, got {}",
+                got.as_deref().unwrap_or("no Content-Type")
+            ),
+            ApiError::PayloadTooLarge { limit } => {
+                write!(f, "the request body is larger than the limit of {limit} bytes")
+            }
+            ApiError::NotFound { path } => {
+                write!(f, "no route {path}; the routes are POST /predict and GET /health")
+            }
+            ApiError::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
+            ApiError::Internal(_) => f.write_str("internal error"),
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(source) = self {
+            log::error!("internal error: {source:#}");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
+        response.json(ErrorBody {
+            error: self.to_string(),
+            field: self.field_name().map(str::to_owned),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(error: &ApiError) -> (StatusCode, ErrorBody) {
+        let response = error.error_response();
+        let status = response.status();
+        let bytes = response.into_body().try_into_bytes().expect("sized body");
+        (status, serde_json::from_slice(&bytes).expect("JSON error body"))
+    }
+
+    #[test]
+    fn internal_errors_are_opaque_to_the_client() {
+        let error = ApiError::Internal(anyhow::anyhow!("secret detail").context("reading /etc/model"));
+        let (status, body) = body_of(&error);
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            ErrorBody {
+                error: "internal error".into(),
+                field: None
+            }
+        );
+    }
+
+    #[test]
+    fn client_errors_carry_message_and_field() {
+        let (status, body) = body_of(&ApiError::field("valor", "field `valor`: bad"));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body.field.as_deref(), Some("valor"));
+        assert_eq!(body.error, "field `valor`: bad");
+
+        let (status, body) = body_of(&ApiError::PayloadTooLarge { limit: 10 });
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(body.error.contains("10 bytes"), "{}", body.error);
+        assert_eq!(body.field, None);
+
+        let response = ApiError::MethodNotAllowed { allow: "POST" }.error_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            response.headers().get(header::ALLOW).map(|v| v.as_bytes()),
+            Some(&b"POST"[..])
+        );
+    }
+}

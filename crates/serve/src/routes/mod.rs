@@ -1,0 +1,79 @@
+//! The routes, one module per endpoint, and what they share: the JSON
+//! content-type check and the size-limited body read.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::ApiError;
+
+pub(crate) mod health;
+mod predict;
+
+/// Registers the routes; `main` and the tests build their apps with it.
+/// The app must carry a `web::Data<AppState>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/predict")
+            .route(web::post().to(predict::predict))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "POST" })
+            })),
+    )
+    .service(
+        web::resource("/health")
+            .route(web::get().to(health::health))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "GET" })
+            })),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound {
+        path: req.path().to_owned(),
+    })
+}
+
+/// Accepts `application/json` and `application/<anything>+json`, with any
+/// parameters (`; charset=utf-8`).
+pub(crate) fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let got = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = got
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some(m) if m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")) => {
+            Ok(())
+        }
+        _ => Err(ApiError::UnsupportedMediaType { got }),
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes before reading
+/// them when the client announces the length.
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    body: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match body.to_bytes_limited(limit).await {
+        Err(_) => Err(ApiError::PayloadTooLarge { limit }),
+        Ok(Err(e)) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}

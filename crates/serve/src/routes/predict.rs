@@ -1,0 +1,20 @@
+//! `POST /predict`: one transaction in the raw field names of the data
+//! contract.
+
+use actix_web::{HttpRequest, web};
+
+use super::{check_json_content_type, read_body};
+use crate::{ApiError, AppState, Prediction, request};
+
+pub(crate) async fn predict(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Prediction>, ApiError> {
+    check_json_content_type(&req)?;
+    let bytes = read_body(&req, body, state.max_body_bytes).await?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+    let txn = request::transaction(&value)?;
+    Ok(web::Json(state.predict(&txn)?))
+}

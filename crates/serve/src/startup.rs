@@ -1,0 +1,51 @@
+//! Build and bind the server (returning the port actually bound), and run
+//! it until stopped.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+use revspend_core::pseudonym::Pseudonymiser;
+
+use crate::{AppState, Config, configure};
+
+/// Binds `bind` and builds the server over `state`, returning it (not yet
+/// polled) with the address actually bound, which tells the port when
+/// `bind` asked for port 0.
+pub fn build_server(state: AppState, bind: &str, workers: usize) -> anyhow::Result<(Server, SocketAddr)> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::Logger::default())
+            .app_data(data.clone())
+            .configure(configure)
+    })
+    .workers(workers.max(1))
+    .bind(bind)
+    .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .with_context(|| format!("{bind} resolved to no address"))?;
+    Ok((server.run(), addr))
+}
+
+/// Loads the state, binds, announces `listening on http://ADDR` (log and
+/// stdout, so scripts can read the port) and serves until stopped.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let pseudonymiser = Pseudonymiser::from_env(
+        config.allow_development_key,
+        "`serve --allow-development-key` (or REVSPEND_ALLOW_DEVELOPMENT_KEY=true)",
+    )?;
+    let state = AppState::load(&config, pseudonymiser)?;
+    let (server, addr) = build_server(state, &config.bind, config.workers)?;
+    log::info!("listening on http://{addr}");
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{addr}").context("cannot write to stdout")?;
+    stdout.flush().context("cannot write to stdout")?;
+    drop(stdout);
+    server.await.context("the HTTP server failed")
+}
