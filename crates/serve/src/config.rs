@@ -10,6 +10,13 @@ use revspend_core::model::ModelArtifact;
 /// Default request body limit: a transaction is a few hundred bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Default row limit of `POST /predict/batch`.
+pub const DEFAULT_MAX_BATCH_ROWS: usize = 10_000;
+
+/// Default body limit of `POST /predict/batch`: room for the row limit at
+/// about 400 bytes a row.
+pub const DEFAULT_MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 /// Server settings, from flags and environment (never `params.yaml`).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,6 +30,8 @@ pub struct Config {
     pub workers: usize,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// The limits of `POST /predict/batch`.
+    pub batch: crate::BatchLimits,
     /// Use the public development pseudonymisation key when
     /// `REVSPEND_PSEUDONYM_KEY` is unset (otherwise that is a start-up error).
     pub allow_development_key: bool,
@@ -38,14 +47,15 @@ pub enum ModelSource {
 }
 
 impl ModelSource {
-    /// Reads the model, with the path it came from. From a registry, the
-    /// file is checked against the alias's index entry (path inside the
-    /// registry, SHA-256, model version) before it is used.
-    pub fn load(&self) -> anyhow::Result<(PathBuf, ModelArtifact)> {
+    /// Reads the model, with the path it came from and, from a registry,
+    /// the version the alias points to. From a registry, the file is
+    /// checked against the alias's index entry (path inside the registry,
+    /// SHA-256, model version) before it is used.
+    pub fn load(&self) -> anyhow::Result<(PathBuf, ModelArtifact, Option<String>)> {
         match self {
             ModelSource::File(path) => {
                 let model = artifact::read_model(path).context("cannot load the model")?;
-                Ok((path.clone(), model))
+                Ok((path.clone(), model, None))
             }
             ModelSource::Registry { dir, alias } => {
                 let registry = revspend_core::registry::Registry::new(dir);
@@ -58,7 +68,7 @@ impl ModelSource {
                     loaded.entry.version,
                     loaded.entry.model_version
                 );
-                Ok((loaded.path, loaded.model))
+                Ok((loaded.path, loaded.model, Some(loaded.entry.version)))
             }
         }
     }

@@ -13,11 +13,27 @@ use serde::{Deserialize, Serialize};
 /// and logged in full.
 #[derive(Debug)]
 pub enum ApiError {
-    BadRequest { message: String, field: Option<String> },
-    UnsupportedMediaType { got: Option<String> },
-    PayloadTooLarge { limit: usize },
-    NotFound { path: String },
-    MethodNotAllowed { allow: &'static str },
+    BadRequest {
+        message: String,
+        field: Option<String>,
+    },
+    UnsupportedMediaType {
+        got: Option<String>,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    /// A batch with more rows than the server takes.
+    TooManyRows {
+        rows: usize,
+        limit: usize,
+    },
+    NotFound {
+        path: String,
+    },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     Internal(anyhow::Error),
 }
 
@@ -58,9 +74,14 @@ impl fmt::Display for ApiError {
             ApiError::PayloadTooLarge { limit } => {
                 write!(f, "the request body is larger than the limit of {limit} bytes")
             }
-            ApiError::NotFound { path } => {
-                write!(f, "no route {path}; the routes are POST /predict and GET /health")
+            ApiError::TooManyRows { rows, limit } => {
+                write!(f, "the batch has {rows} rows, more than the limit of {limit}")
             }
+            ApiError::NotFound { path } => write!(
+                f,
+                "no route {path}; the routes are POST /predict, POST /predict/batch, GET /health, \
+                 GET /health/live, GET /health/ready and GET /version"
+            ),
             ApiError::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
             ApiError::Internal(_) => f.write_str("internal error"),
         }
@@ -80,7 +101,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

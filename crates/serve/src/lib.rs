@@ -28,9 +28,13 @@ mod routes;
 mod startup;
 mod state;
 
-pub use config::{Config, DEFAULT_MAX_BODY_BYTES, ModelSource};
+pub use config::{
+    Config, DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, ModelSource,
+};
 pub use error::{ApiError, ErrorBody};
+pub use routes::batch::{BatchItem, BatchResponse};
 pub use routes::configure;
-pub use routes::health::Health;
+pub use routes::health::{Health, Readiness};
+pub use routes::version::Version;
 pub use startup::{build_server, run};
-pub use state::{AppState, Prediction, check_keys};
+pub use state::{AppState, BatchLimits, ModelOrigin, Prediction, check_keys};

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Serves the revenge-spending model over HTTP: `POST /predict`, `GET /health`.
+/// Serves the revenge-spending model over HTTP: `POST /predict`, `POST
+/// /predict/batch`, `GET /health/live`, `GET /health/ready`, `GET /version`.
 ///
 /// The pseudonymisation key comes from REVSPEND_PSEUDONYM_KEY (the same key
 /// build-features used for the snapshot); it is never logged. Without it the
@@ -46,6 +47,14 @@ struct Args {
     #[arg(long, env = "REVSPEND_MAX_BODY_BYTES", default_value_t = serve::DEFAULT_MAX_BODY_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     max_body_bytes: u64,
+    /// Most rows in one `POST /predict/batch` (more get 413).
+    #[arg(long, env = "REVSPEND_MAX_BATCH_ROWS", default_value_t = serve::DEFAULT_MAX_BATCH_ROWS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_batch_rows: u64,
+    /// Largest accepted `POST /predict/batch` body, in bytes.
+    #[arg(long, env = "REVSPEND_MAX_BATCH_BODY_BYTES", default_value_t = serve::DEFAULT_MAX_BATCH_BODY_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    max_batch_body_bytes: u64,
     /// Use the public development pseudonymisation key when
     /// REVSPEND_PSEUDONYM_KEY is unset (generated data only; `make serve`
     /// and docker/compose.yaml set it for the default pipeline). A key in
@@ -69,6 +78,11 @@ impl Args {
             workers: usize::from(self.workers),
             // Range-checked to at most 1 GiB above.
             max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            batch: serve::BatchLimits {
+                // Range-checked above.
+                max_rows: usize::try_from(self.max_batch_rows).unwrap_or(usize::MAX),
+                max_body_bytes: usize::try_from(self.max_batch_body_bytes).unwrap_or(usize::MAX),
+            },
             allow_development_key: self.allow_development_key,
         }
     }

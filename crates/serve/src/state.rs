@@ -22,6 +22,40 @@ pub struct AppState {
     pub(crate) snapshot: OnlineSnapshot,
     pseudonymiser: Pseudonymiser,
     pub(crate) max_body_bytes: usize,
+    pub(crate) limits: BatchLimits,
+    /// Where the model came from, for `/version`.
+    pub(crate) origin: ModelOrigin,
+}
+
+/// The limits of `POST /predict/batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most rows in one batch (more: 413 naming the limit).
+    pub max_rows: usize,
+    /// Largest batch body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> BatchLimits {
+        BatchLimits {
+            max_rows: crate::config::DEFAULT_MAX_BATCH_ROWS,
+            max_body_bytes: crate::config::DEFAULT_MAX_BATCH_BODY_BYTES,
+        }
+    }
+}
+
+/// Where the served model was read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelOrigin {
+    /// The artifact file.
+    pub path: String,
+    /// The registry version and the alias followed, when served from a
+    /// registry.
+    pub registry_version: Option<String>,
+    pub registry_alias: Option<String>,
+    /// When the model was loaded (RFC 3339, UTC).
+    pub loaded_at: String,
 }
 
 impl fmt::Debug for AppState {
@@ -55,18 +89,61 @@ impl AppState {
                 model.rule
             );
         }
-        Ok(AppState {
+        let state = AppState {
             model,
             snapshot,
             pseudonymiser,
             max_body_bytes,
-        })
+            limits: BatchLimits::default(),
+            origin: ModelOrigin {
+                loaded_at: revspend_core::registry::now_rfc3339(),
+                ..ModelOrigin::default()
+            },
+        };
+        state.smoke_test()?;
+        Ok(state)
+    }
+
+    /// Scores one synthetic purchase of a customer no snapshot knows: a
+    /// model that cannot score a row, or scores it outside [0, 1], is
+    /// refused before it serves (readiness means this passed).
+    fn smoke_test(&self) -> anyhow::Result<()> {
+        let txn = crate::request::transaction(&serde_json::json!({
+            "id": "0",
+            "limite_total": "1.000,00",
+            "limite_disp": "500,00",
+            "data": "01.01.2020",
+            "valor": "10,00",
+            "grupo_estabelecimento": "VESTUARIO",
+        }))
+        .map_err(|e| anyhow::anyhow!("the smoke-test purchase does not parse: {e}"))?;
+        let p = self.predict(&txn).map_err(|e| {
+            anyhow::anyhow!("model {} failed its smoke test: {e:?}", self.model.model_version)
+        })?;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&p.probability),
+            "model {} failed its smoke test: probability {}",
+            self.model.model_version,
+            p.probability
+        );
+        log::info!(
+            "smoke test passed: model {} scores a cold-start purchase {:.4}",
+            self.model.model_version,
+            p.probability
+        );
+        Ok(())
+    }
+
+    /// The same state with other batch limits.
+    pub fn with_batch_limits(mut self, limits: BatchLimits) -> AppState {
+        self.limits = limits;
+        self
     }
 
     /// Reads the model and the snapshot named in `config`. Without a
     /// snapshot every customer is a cold start.
     pub fn load(config: &Config, pseudonymiser: Pseudonymiser) -> anyhow::Result<AppState> {
-        let (path, model) = config.model.load()?;
+        let (path, model, registry_version) = config.model.load()?;
         log::info!(
             "model {} ({}, {} features, threshold {:.4}) from {}",
             model.model_version,
@@ -88,45 +165,82 @@ impl AppState {
                 }
             }
         };
-        AppState::new(model, snapshot, pseudonymiser, config.max_body_bytes)
+        let mut state = AppState::new(model, snapshot, pseudonymiser, config.max_body_bytes)?
+            .with_batch_limits(config.batch);
+        state.origin.path = path.display().to_string();
+        if let crate::ModelSource::Registry { alias, .. } = &config.model {
+            state.origin.registry_alias = Some(alias.clone());
+            state.origin.registry_version = registry_version;
+        }
+        Ok(state)
     }
 
     /// Scores one transaction.
     pub fn predict(&self, txn: &Transaction) -> Result<Prediction, ApiError> {
-        let pseudonym = self.pseudonymiser.pseudonym(&txn.id);
+        let mut out = self.predict_many(std::slice::from_ref(txn))?;
+        out.pop()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no prediction for one transaction")))
+    }
+
+    /// Scores transactions in one batch (one feature matrix, one model
+    /// call), each with its own prediction id, in order.
+    pub fn predict_many(&self, txns: &[Transaction]) -> Result<Vec<Prediction>, ApiError> {
         let cold = History::default();
-        let (history, cold_start) = match self.snapshot.history(&pseudonym) {
-            Some(h) => (h, false),
-            None => (&cold, true),
-        };
-        log::debug!("scoring customer {pseudonym} (cold start: {cold_start})");
-        let all = features::compute(history, txn, &self.model.rule);
-        let row = features::select(&all, &self.model.features);
-        let x = FeatureMatrix::new(1, row.len(), row);
-        let probability = self
+        let width = self.model.features.len();
+        let mut values = Vec::with_capacity(txns.len() * width);
+        let mut cold_starts = Vec::with_capacity(txns.len());
+        for txn in txns {
+            let pseudonym = self.pseudonymiser.pseudonym(&txn.id);
+            let (history, cold_start) = match self.snapshot.history(&pseudonym) {
+                Some(h) => (h, false),
+                None => (&cold, true),
+            };
+            log::debug!("scoring customer {pseudonym} (cold start: {cold_start})");
+            let all = features::compute(history, txn, &self.model.rule);
+            values.extend(features::select(&all, &self.model.features));
+            cold_starts.push(cold_start);
+        }
+        let x = FeatureMatrix::new(txns.len(), width, values);
+        let probabilities = self
             .model
             .predict_proba(&x)
             .with_context(|| format!("model {} failed to predict", self.model.model_version))
-            .map_err(ApiError::Internal)?
-            .first()
-            .copied()
-            .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("the model returned no probability for one row"))
-            })?;
-        if !probability.is_finite() {
+            .map_err(ApiError::Internal)?;
+        if probabilities.len() != txns.len() {
             return Err(ApiError::Internal(anyhow::anyhow!(
-                "model {} returned the probability {probability}",
-                self.model.model_version
+                "model {} returned {} probabilities for {} rows",
+                self.model.model_version,
+                probabilities.len(),
+                txns.len()
             )));
         }
-        Ok(Prediction {
-            model_version: self.model.model_version.clone(),
-            is_revenge_spending: probability >= self.model.threshold,
-            probability,
-            threshold: self.model.threshold,
-            cold_start,
-        })
+        probabilities
+            .into_iter()
+            .zip(cold_starts)
+            .map(|(probability, cold_start)| {
+                if !probability.is_finite() {
+                    return Err(ApiError::Internal(anyhow::anyhow!(
+                        "model {} returned the probability {probability}",
+                        self.model.model_version
+                    )));
+                }
+                Ok(Prediction {
+                    prediction_id: prediction_id(),
+                    model_version: self.model.model_version.clone(),
+                    is_revenge_spending: probability >= self.model.threshold,
+                    probability,
+                    threshold: self.model.threshold,
+                    cold_start,
+                })
+            })
+            .collect()
     }
+}
+
+/// A new prediction id: a UUID v7 (time-ordered, so ids sort as they were
+/// made and index well in the prediction log).
+fn prediction_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// Refuses to serve with a pseudonymisation key other than the one the
@@ -191,6 +305,9 @@ fn load_snapshot(path: &Path) -> anyhow::Result<OnlineSnapshot> {
 /// The `POST /predict` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
+    /// Unique per prediction (UUID v7): what feedback and the prediction
+    /// log refer to.
+    pub prediction_id: String,
     pub model_version: String,
     /// `probability >= threshold`.
     pub is_revenge_spending: bool,

@@ -6,27 +6,40 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::ApiError;
 
+pub(crate) mod batch;
 pub(crate) mod health;
 mod predict;
+pub(crate) mod version;
+
+/// A resource answering `method` with `handler`, and 405 naming the method
+/// otherwise.
+macro_rules! only {
+    ($path:expr, post, $handler:expr) => {
+        web::resource($path)
+            .route(web::post().to($handler))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "POST" })
+            }))
+    };
+    ($path:expr, get, $handler:expr) => {
+        web::resource($path)
+            .route(web::get().to($handler))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "GET" })
+            }))
+    };
+}
 
 /// Registers the routes; `main` and the tests build their apps with it.
 /// The app must carry a `web::Data<AppState>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/predict")
-            .route(web::post().to(predict::predict))
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "POST" })
-            })),
-    )
-    .service(
-        web::resource("/health")
-            .route(web::get().to(health::health))
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "GET" })
-            })),
-    )
-    .default_service(web::to(not_found));
+    cfg.service(only!("/predict", post, predict::predict))
+        .service(only!("/predict/batch", post, batch::batch))
+        .service(only!("/health", get, health::health))
+        .service(only!("/health/live", get, health::live))
+        .service(only!("/health/ready", get, health::ready))
+        .service(only!("/version", get, version::version))
+        .default_service(web::to(not_found));
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

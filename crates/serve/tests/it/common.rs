@@ -200,6 +200,7 @@ impl Fixture {
             snapshot: Some(self.snapshot.clone()),
             workers: 1,
             max_body_bytes: serve::DEFAULT_MAX_BODY_BYTES,
+            batch: serve::BatchLimits::default(),
             allow_development_key: false,
         }
     }

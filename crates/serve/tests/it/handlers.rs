@@ -9,7 +9,10 @@ use revspend_core::features::{Feature, OnlineSnapshot};
 use revspend_core::model::Classifier;
 use revspend_core::pseudonym::Pseudonymiser;
 use serde_json::{Value, json};
-use serve::{AppState, ErrorBody, Health, Prediction, configure};
+use serve::{
+    AppState, BatchItem, BatchLimits, BatchResponse, ErrorBody, Health, Prediction, Readiness, Version,
+    configure,
+};
 
 use crate::common::{self, Fixture, KNOWN_ID, MODEL_VERSION, THRESHOLD, UNKNOWN_ID, raw_request};
 
@@ -75,7 +78,12 @@ async fn iso_dates_and_json_numbers_score_like_the_raw_form() {
         "valor": 1234.56,
         "grupo_estabelecimento": "VESTUARIO",
     });
-    let numeric = prediction(fixture.state(), &body).await;
+    let mut numeric = prediction(fixture.state(), &body).await;
+    assert_ne!(
+        numeric.prediction_id, raw.prediction_id,
+        "every prediction has its own id"
+    );
+    numeric.prediction_id = raw.prediction_id.clone();
     assert_eq!(numeric, raw);
 }
 
@@ -316,4 +324,135 @@ async fn a_snapshot_built_under_another_rule_still_serves() {
     let model = revspend_core::artifact::read_model(&fixture.model).expect("read");
     let state = AppState::new(model, snapshot, common::pseudonymiser(), 1024).expect("state");
     assert!(!prediction(state, &raw_request(KNOWN_ID)).await.cold_start);
+}
+
+/// Issue 15: every prediction carries a UUID v7 id, distinct and
+/// time-ordered.
+#[actix_web::test]
+async fn every_prediction_has_its_own_time_ordered_id() {
+    let fixture = Fixture::new();
+    let a = prediction(fixture.state(), &raw_request(KNOWN_ID)).await;
+    let b = prediction(fixture.state(), &raw_request(KNOWN_ID)).await;
+    for id in [&a.prediction_id, &b.prediction_id] {
+        let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 7, "{id}");
+    }
+    assert!(
+        a.prediction_id < b.prediction_id,
+        "{} then {}",
+        a.prediction_id,
+        b.prediction_id
+    );
+}
+
+fn batch_post(body: &Value) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/predict/batch")
+        .insert_header(ContentType::json())
+        .set_payload(body.to_string())
+}
+
+/// Issue 15: a batch is scored row by row in order, each row as `/predict`
+/// scores it alone; a bad row gets its own error entry naming its index
+/// and field, and the other rows are still scored.
+#[actix_web::test]
+async fn a_batch_scores_each_row_in_order_and_refuses_only_the_bad_ones() {
+    let fixture = Fixture::new();
+    let mut bad = raw_request(KNOWN_ID);
+    bad["valor"] = json!("abc");
+    let body = json!([raw_request(KNOWN_ID), bad, raw_request(UNKNOWN_ID), {"id": "1"}]);
+    let response = send(fixture.state(), batch_post(&body)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let batch: BatchResponse = test::read_body_json(response).await;
+    assert_eq!((batch.rows, batch.scored, batch.refused), (4, 2, 2));
+    let alone = prediction(fixture.state(), &raw_request(KNOWN_ID)).await;
+    match &batch.results[0] {
+        BatchItem::Scored { index: 0, prediction } => {
+            assert_eq!(prediction.probability, alone.probability);
+            assert!(!prediction.cold_start);
+        }
+        other => panic!("row 0: {other:?}"),
+    }
+    match &batch.results[1] {
+        BatchItem::Refused {
+            index: 1,
+            field,
+            error,
+        } => {
+            assert_eq!(field.as_deref(), Some("[1].valor"), "{error}");
+            assert!(error.starts_with("row 1:"), "{error}");
+        }
+        other => panic!("row 1: {other:?}"),
+    }
+    match &batch.results[2] {
+        BatchItem::Scored { index: 2, prediction } => assert!(prediction.cold_start),
+        other => panic!("row 2: {other:?}"),
+    }
+    assert!(matches!(&batch.results[3], BatchItem::Refused { index: 3, .. }));
+}
+
+/// Issue 15: a batch over the row limit is refused whole with 413 naming
+/// the limit; a body that is not an array is a 400.
+#[actix_web::test]
+async fn a_batch_over_the_row_limit_or_not_an_array_is_refused() {
+    let fixture = Fixture::new();
+    let small = BatchLimits {
+        max_rows: 2,
+        ..BatchLimits::default()
+    };
+    let three = json!([
+        raw_request(KNOWN_ID),
+        raw_request(KNOWN_ID),
+        raw_request(KNOWN_ID)
+    ]);
+    let e = error(
+        fixture.state().with_batch_limits(small),
+        batch_post(&three),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert!(
+        e.error.contains("3 rows") && e.error.contains("limit of 2"),
+        "{}",
+        e.error
+    );
+    let e = error(
+        fixture.state(),
+        batch_post(&raw_request(KNOWN_ID)),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(e.error.contains("JSON array"), "{}", e.error);
+    let empty = send(fixture.state(), batch_post(&json!([]))).await;
+    assert_eq!(empty.status(), StatusCode::OK);
+}
+
+/// Issue 15: liveness, readiness (after the smoke prediction) and the
+/// version of what is serving, with no secret in it.
+#[actix_web::test]
+async fn live_ready_and_version_describe_the_server() {
+    let fixture = Fixture::new();
+    let live = send(fixture.state(), test::TestRequest::get().uri("/health/live")).await;
+    assert_eq!(live.status(), StatusCode::OK);
+    let ready = send(fixture.state(), test::TestRequest::get().uri("/health/ready")).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Readiness = test::read_body_json(ready).await;
+    assert_eq!(
+        (ready.status.as_str(), ready.model_version.as_str()),
+        ("ready", MODEL_VERSION)
+    );
+    let response = send(fixture.state(), test::TestRequest::get().uri("/version")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = test::read_body(response).await;
+    let v: Version = serde_json::from_slice(&body).expect("version");
+    assert_eq!(v.model_version, MODEL_VERSION);
+    assert_eq!(v.threshold, THRESHOLD);
+    assert!(!v.features.is_empty());
+    assert!(v.origin.path.ends_with("model.bin"), "{:?}", v.origin);
+    assert_eq!(v.origin.registry_version, None);
+    assert!(!v.git_commit.is_empty());
+    let text = String::from_utf8_lossy(&body);
+    assert!(!text.to_lowercase().contains("secret"), "{text}");
+    let post = send(fixture.state(), test::TestRequest::post().uri("/version")).await;
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -196,6 +196,17 @@ fn the_binary_serves_the_version_a_registry_alias_points_to() {
     );
     let (status, body) = http(addr, "GET", "/health", None);
     assert_eq!(status, 200, "{body}");
+    // Issue 15: /version names the registry version and the alias followed.
+    let (status, body) = http(addr, "GET", "/version", None);
+    assert_eq!(status, 200, "{body}");
+    let version: serde_json::Value = serde_json::from_str(&body).expect("version JSON");
+    assert_eq!(version["origin"]["registry_alias"], "production", "{body}");
+    assert!(
+        version["origin"]["registry_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('v')),
+        "{body}"
+    );
 
     let stderr = failed_start(
         &[
