@@ -80,7 +80,7 @@ impl fmt::Display for ApiError {
             ApiError::NotFound { path } => write!(
                 f,
                 "no route {path}; the routes are POST /predict, POST /predict/batch, GET /health, \
-                 GET /health/live, GET /health/ready and GET /version"
+                 GET /health/live, GET /health/ready, GET /version, POST /invocations and GET /ping"
             ),
             ApiError::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
             ApiError::Internal(_) => f.write_str("internal error"),

@@ -64,6 +64,12 @@ fn accepted_keys() -> String {
     (0..COLUMNS.len()).map(key).collect::<Vec<_>>().join(", ")
 }
 
+/// Whether `name` is a field of the contract (its raw header, or the header
+/// without surrounding spaces).
+pub fn is_field(name: &str) -> bool {
+    (0..COLUMNS.len()).any(|c| name == key(c) || name == COLUMNS[c])
+}
+
 /// Parses a request body already decoded as JSON.
 pub fn transaction(body: &Value) -> Result<Transaction, ApiError> {
     let Value::Object(object) = body else {
@@ -73,10 +79,7 @@ pub fn transaction(body: &Value) -> Result<Transaction, ApiError> {
             json_type(body)
         )));
     };
-    if let Some(unknown) = object
-        .keys()
-        .find(|k| !(0..COLUMNS.len()).any(|c| k.as_str() == key(c) || k.as_str() == COLUMNS[c]))
-    {
+    if let Some(unknown) = object.keys().find(|k| !is_field(k)) {
         return Err(ApiError::field(
             unknown,
             format!(

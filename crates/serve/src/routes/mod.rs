@@ -8,6 +8,7 @@ use crate::ApiError;
 
 pub(crate) mod batch;
 pub(crate) mod health;
+mod mlflow;
 mod predict;
 pub(crate) mod version;
 
@@ -39,6 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(only!("/health/live", get, health::live))
         .service(only!("/health/ready", get, health::ready))
         .service(only!("/version", get, version::version))
+        .service(only!("/invocations", post, mlflow::invocations))
+        .service(only!("/ping", get, mlflow::ping))
         .default_service(web::to(not_found));
 }
 

@@ -4,5 +4,6 @@
 
 mod common;
 mod handlers;
+mod mlflow;
 mod process;
 mod server;
