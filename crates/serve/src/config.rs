@@ -10,6 +10,9 @@ use revspend_core::model::ModelArtifact;
 /// Default request body limit: a transaction is a few hundred bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Default time a request body may take to arrive after its head.
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Default row limit of `POST /predict/batch`.
 pub const DEFAULT_MAX_BATCH_ROWS: usize = 10_000;
 
@@ -32,6 +35,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The limits of `POST /predict/batch`.
     pub batch: crate::BatchLimits,
+    /// How long a request body may take to arrive (then 408).
+    pub body_timeout: std::time::Duration,
     /// Use the public development pseudonymisation key when
     /// `REVSPEND_PSEUDONYM_KEY` is unset (otherwise that is a start-up error).
     pub allow_development_key: bool,

@@ -23,6 +23,10 @@ pub enum ApiError {
     PayloadTooLarge {
         limit: usize,
     },
+    /// The client did not send the body it announced in time.
+    BodyTimeout {
+        after: std::time::Duration,
+    },
     /// A batch with more rows than the server takes.
     TooManyRows {
         rows: usize,
@@ -74,6 +78,11 @@ impl fmt::Display for ApiError {
             ApiError::PayloadTooLarge { limit } => {
                 write!(f, "the request body is larger than the limit of {limit} bytes")
             }
+            ApiError::BodyTimeout { after } => write!(
+                f,
+                "the request body did not arrive within {} ms",
+                after.as_millis()
+            ),
             ApiError::TooManyRows { rows, limit } => {
                 write!(f, "the batch has {rows} rows, more than the limit of {limit}")
             }
@@ -103,6 +112,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } | ApiError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -29,7 +29,8 @@ mod startup;
 mod state;
 
 pub use config::{
-    Config, DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, ModelSource,
+    Config, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_MAX_BODY_BYTES, ModelSource,
 };
 pub use error::{ApiError, ErrorBody};
 pub use routes::batch::{BatchItem, BatchResponse};

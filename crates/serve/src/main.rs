@@ -47,6 +47,12 @@ struct Args {
     #[arg(long, env = "REVSPEND_MAX_BODY_BYTES", default_value_t = serve::DEFAULT_MAX_BODY_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     max_body_bytes: u64,
+    /// Milliseconds a request body may take to arrive after its head (then
+    /// 408): a client that announces a body and stalls frees its
+    /// connection.
+    #[arg(long, env = "REVSPEND_BODY_TIMEOUT_MS", default_value_t = serve::DEFAULT_BODY_TIMEOUT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    body_timeout_ms: u64,
     /// Most rows in one `POST /predict/batch` (more get 413).
     #[arg(long, env = "REVSPEND_MAX_BATCH_ROWS", default_value_t = serve::DEFAULT_MAX_BATCH_ROWS as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -83,6 +89,7 @@ impl Args {
                 max_rows: usize::try_from(self.max_batch_rows).unwrap_or(usize::MAX),
                 max_body_bytes: usize::try_from(self.max_batch_body_bytes).unwrap_or(usize::MAX),
             },
+            body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
             allow_development_key: self.allow_development_key,
         }
     }

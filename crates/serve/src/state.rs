@@ -23,6 +23,8 @@ pub struct AppState {
     pseudonymiser: Pseudonymiser,
     pub(crate) max_body_bytes: usize,
     pub(crate) limits: BatchLimits,
+    /// How long a request body may take to arrive.
+    pub(crate) body_timeout: std::time::Duration,
     /// Where the model came from, for `/version`.
     pub(crate) origin: ModelOrigin,
 }
@@ -95,6 +97,7 @@ impl AppState {
             pseudonymiser,
             max_body_bytes,
             limits: BatchLimits::default(),
+            body_timeout: crate::config::DEFAULT_BODY_TIMEOUT,
             origin: ModelOrigin {
                 loaded_at: revspend_core::registry::now_rfc3339(),
                 ..ModelOrigin::default()
@@ -134,6 +137,12 @@ impl AppState {
         Ok(())
     }
 
+    /// The same state with another body timeout.
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> AppState {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// The same state with other batch limits.
     pub fn with_batch_limits(mut self, limits: BatchLimits) -> AppState {
         self.limits = limits;
@@ -166,7 +175,8 @@ impl AppState {
             }
         };
         let mut state = AppState::new(model, snapshot, pseudonymiser, config.max_body_bytes)?
-            .with_batch_limits(config.batch);
+            .with_batch_limits(config.batch)
+            .with_body_timeout(config.body_timeout);
         state.origin.path = path.display().to_string();
         if let crate::ModelSource::Registry { alias, .. } = &config.model {
             state.origin.registry_alias = Some(alias.clone());

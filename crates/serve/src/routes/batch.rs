@@ -1,12 +1,13 @@
-//! `POST /predict/batch`: a JSON array of transactions, scored in one model
-//! call. One result per row, in order; a row that cannot be read gets its
+//! `POST /predict/batch`: a JSON array of transactions, or `text/csv` in the
+//! raw file's own format (`;`, cp1252 or UTF-8, header included) or as
+//! pandas writes it, scored in one model call. One result per row, in order; a row that cannot be read gets its
 //! own error entry (index, field, message) and the others are still scored.
 
 use actix_web::{HttpRequest, web};
 use revspend_core::contract::Transaction;
 use serde::{Deserialize, Serialize};
 
-use super::{check_json_content_type, read_body};
+use super::{check_json_content_type, csv_rows, read_body};
 use crate::{ApiError, AppState, Prediction, request};
 
 /// One row's result: its prediction, or why it was not scored.
@@ -40,15 +41,26 @@ pub(crate) async fn batch(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<web::Json<BatchResponse>, ApiError> {
-    check_json_content_type(&req)?;
+    let csv = is_csv(&req);
+    if !csv {
+        check_json_content_type(&req)?;
+    }
     let limits = state.limits;
-    let bytes = read_body(&req, body, limits.max_body_bytes).await?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    let serde_json::Value::Array(rows) = value else {
-        return Err(ApiError::bad_request(
-            "the body of /predict/batch is a JSON array of transactions",
-        ));
+    let bytes = read_body(&req, body, limits.max_body_bytes, state.body_timeout).await?;
+    let rows: Vec<serde_json::Value> = if csv {
+        csv_rows(&bytes)?
+            .into_iter()
+            .map(serde_json::Value::Object)
+            .collect()
+    } else {
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
+        let serde_json::Value::Array(rows) = value else {
+            return Err(ApiError::bad_request(
+                "the body of /predict/batch is a JSON array of transactions (or text/csv with a header)",
+            ));
+        };
+        rows
     };
     if rows.len() > limits.max_rows {
         return Err(ApiError::TooManyRows {
@@ -57,6 +69,25 @@ pub(crate) async fn batch(
         });
     }
     Ok(web::Json(score(&state, &rows)?))
+}
+
+/// The JSON path of a row's field: `[1].valor`, or `[1][" valor "]` for a
+/// key that is not a plain name.
+fn json_path(index: usize, field: &str) -> String {
+    if !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        format!("[{index}].{field}")
+    } else {
+        format!("[{index}][{}]", serde_json::Value::from(field))
+    }
+}
+
+/// Whether the body is declared `text/csv`.
+fn is_csv(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/csv"))
 }
 
 /// Reads every row, scores those that parse in one call, and puts the
@@ -72,7 +103,7 @@ pub(crate) fn score(state: &AppState, rows: &[serde_json::Value]) -> Result<Batc
                 at.push(index);
             }
             Err(e) => {
-                let field = e.field_name().map(|f| format!("[{index}].{f}"));
+                let field = e.field_name().map(|f| json_path(index, f));
                 results[index] = Some(BatchItem::Refused {
                     index,
                     error: format!("row {index}: {e}"),

@@ -16,7 +16,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Map, Value};
 
-use super::read_body;
+use super::{csv_rows, read_body};
 use crate::{ApiError, AppState, Prediction, request};
 
 /// The JSON shapes of an `/invocations` body.
@@ -85,7 +85,7 @@ pub(crate) async fn invocations(
         .unwrap_or_default()
         .to_owned();
     let limits = state.limits;
-    let bytes = read_body(&req, body, limits.max_body_bytes).await?;
+    let bytes = read_body(&req, body, limits.max_body_bytes, state.body_timeout).await?;
     let rows = match essence.as_str() {
         "application/json" => json_rows(
             serde_json::from_slice(&bytes)
@@ -243,40 +243,4 @@ fn from_columns(columns: Map<String, Value>) -> Result<Vec<Map<String, Value>>, 
     Ok((0..length.unwrap_or(0))
         .map(|i| named.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect())
         .collect())
-}
-
-/// The rows of a CSV body with a header: `,` (pandas' `to_csv`) or `;`
-/// (the raw file's own format, ` valor ` header included), UTF-8 or cp1252.
-/// Every value is read as the text a raw file would hold.
-pub(crate) fn csv_rows(bytes: &[u8]) -> Result<Vec<Map<String, Value>>, MlflowError> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => std::borrow::Cow::Borrowed(t),
-        Err(_) => revspend_core::contract::decode_cp1252(bytes),
-    };
-    let text = text.trim_start_matches('\u{feff}');
-    let header = text.lines().next().unwrap_or_default();
-    let delimiter = if header.contains(';') { b';' } else { b',' };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .from_reader(text.as_bytes());
-    let names: Vec<String> = reader
-        .headers()
-        .map_err(|e| bad(format!("the CSV header cannot be read: {e}")))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        // Line i + 2: the header is line 1.
-        let record = record.map_err(|e| bad(format!("CSV line {}: {e}", i + 2)))?;
-        rows.push(
-            names
-                .iter()
-                .zip(record.iter())
-                .map(|(n, v)| (n.clone(), Value::String(v.to_owned())))
-                .collect(),
-        );
-    }
-    Ok(rows)
 }

@@ -4,6 +4,8 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use serde_json::{Map, Value};
+
 use crate::ApiError;
 
 pub(crate) mod batch;
@@ -76,6 +78,7 @@ pub(crate) async fn read_body(
     req: &HttpRequest,
     body: web::Payload,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<web::Bytes, ApiError> {
     let announced = req
         .headers()
@@ -85,11 +88,53 @@ pub(crate) async fn read_body(
     if announced.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    match body.to_bytes_limited(limit).await {
+    // A client that announces a body and stalls must not hold a worker's
+    // connection open for ever.
+    let read = actix_web::rt::time::timeout(timeout, body.to_bytes_limited(limit)).await;
+    let Ok(read) = read else {
+        return Err(ApiError::BodyTimeout { after: timeout });
+    };
+    match read {
         Err(_) => Err(ApiError::PayloadTooLarge { limit }),
         Ok(Err(e)) => Err(ApiError::bad_request(format!(
             "cannot read the request body: {e}"
         ))),
         Ok(Ok(bytes)) => Ok(bytes),
     }
+}
+
+/// The rows of a CSV body with a header: `,` (pandas' `to_csv`) or `;`
+/// (the raw file's own format, ` valor ` header included), UTF-8 or cp1252.
+/// Every value is read as the text a raw file would hold.
+pub(crate) fn csv_rows(bytes: &[u8]) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => std::borrow::Cow::Borrowed(t),
+        Err(_) => revspend_core::contract::decode_cp1252(bytes),
+    };
+    let text = text.trim_start_matches('\u{feff}');
+    let header = text.lines().next().unwrap_or_default();
+    let delimiter = if header.contains(';') { b';' } else { b',' };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| ApiError::bad_request(format!("the CSV header cannot be read: {e}")))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        // Line i + 2: the header is line 1.
+        let record = record.map_err(|e| ApiError::bad_request(format!("CSV line {}: {e}", i + 2)))?;
+        rows.push(
+            names
+                .iter()
+                .zip(record.iter())
+                .map(|(n, v)| (n.clone(), Value::String(v.to_owned())))
+                .collect(),
+        );
+    }
+    Ok(rows)
 }

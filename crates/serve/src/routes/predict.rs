@@ -12,7 +12,7 @@ pub(crate) async fn predict(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Prediction>, ApiError> {
     check_json_content_type(&req)?;
-    let bytes = read_body(&req, body, state.max_body_bytes).await?;
+    let bytes = read_body(&req, body, state.max_body_bytes, state.body_timeout).await?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
     let txn = request::transaction(&value)?;

@@ -201,6 +201,7 @@ impl Fixture {
             workers: 1,
             max_body_bytes: serve::DEFAULT_MAX_BODY_BYTES,
             batch: serve::BatchLimits::default(),
+            body_timeout: serve::DEFAULT_BODY_TIMEOUT,
             allow_development_key: false,
         }
     }

@@ -456,3 +456,41 @@ async fn live_ready_and_version_describe_the_server() {
     let post = send(fixture.state(), test::TestRequest::post().uri("/version")).await;
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// Issue 15: a batch in the raw file's own format (`;`, ` valor `, cp1252),
+/// as a bank's export would be sent, is scored row by row; a bad row is
+/// refused alone.
+#[actix_web::test]
+async fn a_batch_in_the_raw_csv_format_is_scored() {
+    let fixture = Fixture::new();
+    let columns = revspend_core::contract::COLUMNS;
+    let line = |v: &Value| {
+        columns
+            .iter()
+            .map(|c| v.get(*c).and_then(Value::as_str).unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let mut bad = raw_request(KNOWN_ID);
+    bad[" valor "] = json!("abc");
+    let text = format!(
+        "{}\n{}\n{}\n{}\n",
+        columns.join(";"),
+        line(&raw_request(KNOWN_ID)),
+        line(&bad),
+        line(&raw_request(UNKNOWN_ID))
+    );
+    let request = test::TestRequest::post()
+        .uri("/predict/batch")
+        .insert_header(("content-type", "text/csv"))
+        .set_payload(revspend_core::contract::encode_cp1252(&text));
+    let response = send(fixture.state(), request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let batch: BatchResponse = test::read_body_json(response).await;
+    assert_eq!((batch.rows, batch.scored, batch.refused), (3, 2, 1));
+    assert!(
+        matches!(&batch.results[1], BatchItem::Refused { index: 1, field: Some(f), .. } if f == "[1][\" valor \"]"),
+        "{:?}",
+        batch.results[1]
+    );
+}

@@ -52,3 +52,39 @@ fn binding_a_used_address_names_it() {
     };
     assert!(format!("{err:#}").contains(&addr), "{err:#}");
 }
+
+/// Issue 15: a client that announces a body and stalls gets 408 and its
+/// connection back, instead of holding a worker's connection for ever.
+#[actix_web::test]
+async fn a_stalled_body_gets_408() {
+    use std::io::{Read, Write};
+    let fixture = Fixture::new();
+    let state = fixture
+        .state()
+        .with_body_timeout(std::time::Duration::from_millis(200));
+    let (server, addr) = build_server(state, "127.0.0.1:0", 1).expect("bind");
+    let handle = server.handle();
+    let running = actix_web::rt::spawn(server);
+    let answer = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        // A safety net for a broken server, far above the 200 ms limit.
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        stream
+            .write_all(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 100\r\nConnection: close\r\n\r\n{\"id\":",
+            )
+            .expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .expect("client thread");
+    handle.stop(true).await;
+    running.await.expect("server task").expect("server");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 200 ms"), "{answer}");
+}
