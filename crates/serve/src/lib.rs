@@ -36,6 +36,7 @@ pub use error::{ApiError, ErrorBody};
 pub use routes::batch::{BatchItem, BatchResponse};
 pub use routes::configure;
 pub use routes::health::{Health, Readiness};
+pub use routes::v2::{MODEL_NAME, ModelMetadata, TensorMetadata};
 pub use routes::version::Version;
 pub use startup::{build_server, run};
 pub use state::{AppState, BatchLimits, ModelOrigin, Prediction, check_keys};

@@ -12,6 +12,7 @@ pub(crate) mod batch;
 pub(crate) mod health;
 mod mlflow;
 mod predict;
+pub(crate) mod v2;
 pub(crate) mod version;
 
 /// A resource answering `method` with `handler`, and 405 naming the method
@@ -44,6 +45,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(only!("/version", get, version::version))
         .service(only!("/invocations", post, mlflow::invocations))
         .service(only!("/ping", get, mlflow::ping))
+        .service(only!("/v2", get, v2::server_metadata))
+        .service(only!("/v2/health/live", get, v2::live))
+        .service(only!("/v2/health/ready", get, v2::ready))
+        .service(only!("/v2/models/{name}", get, v2::model_metadata))
+        .service(only!("/v2/models/{name}/ready", get, v2::model_ready))
+        .service(only!("/v2/models/{name}/infer", post, v2::infer))
+        .service(only!(
+            "/v2/models/{name}/versions/{version}",
+            get,
+            v2::version_metadata
+        ))
+        .service(only!(
+            "/v2/models/{name}/versions/{version}/ready",
+            get,
+            v2::version_ready
+        ))
+        .service(only!(
+            "/v2/models/{name}/versions/{version}/infer",
+            post,
+            v2::version_infer
+        ))
         .default_service(web::to(not_found));
 }
 

@@ -7,3 +7,4 @@ mod handlers;
 mod mlflow;
 mod process;
 mod server;
+mod v2;
