@@ -37,6 +37,11 @@ pub struct Config {
     pub batch: crate::BatchLimits,
     /// How long a request body may take to arrive (then 408).
     pub body_timeout: std::time::Duration,
+    /// The bearer token of `/admin/*`; none disables those routes.
+    pub admin_token: Option<AdminToken>,
+    /// How often the server checks whether the registry alias moved or the
+    /// snapshot file changed; none: only `POST /admin/reload` reloads.
+    pub reload_interval: Option<std::time::Duration>,
     /// Use the public development pseudonymisation key when
     /// `REVSPEND_PSEUDONYM_KEY` is unset (otherwise that is a start-up error).
     pub allow_development_key: bool,
@@ -76,5 +81,56 @@ impl ModelSource {
                 Ok((loaded.path, loaded.model, Some(loaded.entry.version)))
             }
         }
+    }
+}
+
+/// The admin routes' bearer token. Never printed: `Debug` shows its length
+/// only, so a logged `Config` holds no secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// A token of at least 16 characters (a short one is guessable).
+    pub fn new(token: String) -> anyhow::Result<AdminToken> {
+        anyhow::ensure!(
+            token.chars().count() >= 16,
+            "REVSPEND_ADMIN_TOKEN is too short ({} characters): use at least 16",
+            token.chars().count()
+        );
+        Ok(AdminToken(token))
+    }
+
+    /// Compares in time that depends on the lengths only, never on where
+    /// the first differing byte is.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        let want = self.0.as_bytes();
+        let mut diff = u8::from(want.len() != given.len());
+        for (i, w) in want.iter().enumerate() {
+            diff |= w ^ given.get(i).copied().unwrap_or(0);
+        }
+        diff == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminToken(<{} characters>)", self.0.chars().count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_matches_itself_only_and_never_prints() {
+        let t = AdminToken::new("0123456789abcdef".into()).expect("token");
+        assert!(t.matches(b"0123456789abcdef"));
+        assert!(!t.matches(b"0123456789abcdeF"));
+        assert!(!t.matches(b"0123456789abcde"));
+        assert!(!t.matches(b"0123456789abcdef0"));
+        assert!(!t.matches(b""));
+        assert!(!format!("{t:?}").contains("0123"));
+        assert!(AdminToken::new("short".into()).is_err());
     }
 }

@@ -23,6 +23,13 @@ pub enum ApiError {
     PayloadTooLarge {
         limit: usize,
     },
+    /// No admin token was sent.
+    Unauthorized,
+    /// The admin token is wrong, or the admin routes are disabled.
+    Forbidden(String),
+    /// The request cannot be done in the server's state (a refused reload,
+    /// nothing to roll back).
+    Conflict(String),
     /// The client did not send the body it announced in time.
     BodyTimeout {
         after: std::time::Duration,
@@ -78,6 +85,8 @@ impl fmt::Display for ApiError {
             ApiError::PayloadTooLarge { limit } => {
                 write!(f, "the request body is larger than the limit of {limit} bytes")
             }
+            ApiError::Unauthorized => f.write_str("the admin routes need `Authorization: Bearer <token>`"),
+            ApiError::Forbidden(m) | ApiError::Conflict(m) => f.write_str(m),
             ApiError::BodyTimeout { after } => write!(
                 f,
                 "the request body did not arrive within {} ms",
@@ -88,8 +97,9 @@ impl fmt::Display for ApiError {
             }
             ApiError::NotFound { path } => write!(
                 f,
-                "no route {path}; the routes are POST /predict, POST /predict/batch, GET /health, \
-                 GET /health/live, GET /health/ready, GET /version, POST /invocations and GET /ping"
+                "no route {path}; the routes are POST /predict, /predict/batch, /invocations, \
+                 /v2/models/revspend/infer, /admin/reload, /admin/rollback and GET /health/live, \
+                 /health/ready, /version, /ping, /v2/..."
             ),
             ApiError::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
             ApiError::Internal(_) => f.write_str("internal error"),
@@ -113,6 +123,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } | ApiError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,6 +138,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
+        if let ApiError::Unauthorized = self {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(ErrorBody {
             error: self.to_string(),

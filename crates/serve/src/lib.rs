@@ -1,35 +1,39 @@
-//! `serve`: the HTTP API that scores one card purchase for revenge spending.
+//! `serve`: the HTTP API that scores card purchases for revenge spending.
 //!
-//! At start it reads the model artifact written by `train` (a file, or the
-//! version a registry alias points to: [`ModelSource`]) and the online
-//! feature snapshot written by `build-features` (per-customer history state,
-//! keyed by pseudonym); it writes nothing. Routes:
+//! It reads the model artifact written by `train` (a file, or the version a
+//! registry alias points to: [`ModelSource`]) and the online feature
+//! snapshot written by `build-features` (per-customer history state, keyed
+//! by pseudonym); it writes nothing. When it follows an alias it reloads
+//! without a restart when the alias moves or the snapshot file changes
+//! (`reload`: load, validate, smoke-predict, atomic swap; a refused model
+//! leaves the serving one in place). Routes, one module each under
+//! `routes/`: `/predict`, `/predict/batch`, MLflow's `/invocations` and
+//! `/ping`, the Open Inference Protocol's `/v2/...`, `/health/live`,
+//! `/health/ready`, `/version`, and `/admin/reload` and `/admin/rollback`
+//! behind a bearer token.
 //!
-//! - `POST /predict`: one transaction in the raw field names of the data
-//!   contract → `{model_version, is_revenge_spending, probability,
-//!   threshold, cold_start}`.
-//! - `GET /health` → `{status, model_version, snapshot_customers}`.
-//!
-//! The server refuses to start when its pseudonymisation key is not the one
-//! the snapshot and the model were made with (their key fingerprints differ,
-//! and every customer would silently be a cold start), and, when it follows
-//! a registry alias, when the artifact is not the file the registry
-//! recorded (SHA-256, model version, path inside the registry).
+//! The server refuses a model whose pseudonymisation key is not the one the
+//! snapshot was made with (their key fingerprints differ, and every
+//! customer would silently be a cold start), and, when it follows a
+//! registry alias, an artifact that is not the file the registry recorded
+//! (SHA-256, model version, path inside the registry).
 //!
 //! Features are computed by [`revspend_core::features::compute`], the same
 //! function the offline pipeline runs, from the customer's snapshot history
 //! (an empty history for an unknown customer: a cold start). Every error is
-//! an [`ApiError`] with a JSON body `{"error": ..., "field": ...}`.
+//! an [`ApiError`] with a JSON body `{"error": ..., "field": ...}` (MLflow's
+//! body on `/invocations`).
 
 mod config;
 mod error;
+mod reload;
 mod request;
 mod routes;
 mod startup;
 mod state;
 
 pub use config::{
-    Config, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS,
+    AdminToken, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS,
     DEFAULT_MAX_BODY_BYTES, ModelSource,
 };
 pub use error::{ApiError, ErrorBody};
@@ -38,5 +42,5 @@ pub use routes::configure;
 pub use routes::health::{Health, Readiness};
 pub use routes::v2::{MODEL_NAME, ModelMetadata, TensorMetadata};
 pub use routes::version::Version;
-pub use startup::{build_server, run};
-pub use state::{AppState, BatchLimits, ModelOrigin, Prediction, check_keys};
+pub use startup::{build_server, build_shared_server, run};
+pub use state::{AppState, BatchLimits, ModelOrigin, Prediction, ReloadOutcome, Serving, check_keys};

@@ -53,6 +53,12 @@ struct Args {
     #[arg(long, env = "REVSPEND_BODY_TIMEOUT_MS", default_value_t = serve::DEFAULT_BODY_TIMEOUT.as_millis() as u64,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     body_timeout_ms: u64,
+    /// Seconds between checks of whether the registry alias moved or the
+    /// snapshot file changed (then the server reloads without a restart);
+    /// 0: only `POST /admin/reload`.
+    #[arg(long, env = "REVSPEND_RELOAD_INTERVAL_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    reload_interval_secs: u64,
     /// Most rows in one `POST /predict/batch` (more get 413).
     #[arg(long, env = "REVSPEND_MAX_BATCH_ROWS", default_value_t = serve::DEFAULT_MAX_BATCH_ROWS as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -70,8 +76,13 @@ struct Args {
 }
 
 impl Args {
-    fn into_config(self) -> serve::Config {
-        serve::Config {
+    fn into_config(self) -> anyhow::Result<serve::Config> {
+        // From the environment only: a flag would show in `ps`.
+        let admin_token = match std::env::var("REVSPEND_ADMIN_TOKEN") {
+            Ok(t) if !t.is_empty() => Some(serve::AdminToken::new(t)?),
+            _ => None,
+        };
+        Ok(serve::Config {
             bind: self.bind,
             model: match self.registry {
                 Some(dir) => serve::ModelSource::Registry {
@@ -90,15 +101,24 @@ impl Args {
                 max_body_bytes: usize::try_from(self.max_batch_body_bytes).unwrap_or(usize::MAX),
             },
             body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            admin_token,
+            reload_interval: (self.reload_interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.reload_interval_secs)),
             allow_development_key: self.allow_development_key,
-        }
+        })
     }
 }
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = Args::parse().into_config();
+    let config = match Args::parse().into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     match serve::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

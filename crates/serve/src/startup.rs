@@ -15,7 +15,16 @@ use crate::{AppState, Config, configure};
 /// polled) with the address actually bound, which tells the port when
 /// `bind` asked for port 0.
 pub fn build_server(state: AppState, bind: &str, workers: usize) -> anyhow::Result<(Server, SocketAddr)> {
-    let data = web::Data::new(state);
+    build_shared_server(web::Data::new(state), bind, workers)
+}
+
+/// [`build_server`] over a state the caller keeps a handle to (the reload
+/// watcher, a test that swaps models under load).
+pub fn build_shared_server(
+    data: web::Data<AppState>,
+    bind: &str,
+    workers: usize,
+) -> anyhow::Result<(Server, SocketAddr)> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::Logger::default())
@@ -40,8 +49,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.allow_development_key,
         "`serve --allow-development-key` (or REVSPEND_ALLOW_DEVELOPMENT_KEY=true)",
     )?;
-    let state = AppState::load(&config, pseudonymiser)?;
-    let (server, addr) = build_server(state, &config.bind, config.workers)?;
+    let state =
+        web::Data::new(AppState::load(&config, pseudonymiser)?.with_admin_token(config.admin_token.clone()));
+    if let Some(every) = config.reload_interval {
+        crate::reload::watch(state.clone(), every);
+    }
+    let (server, addr) = build_shared_server(state, &config.bind, config.workers)?;
     log::info!("listening on http://{addr}");
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{addr}").context("cannot write to stdout")?;

@@ -1,11 +1,15 @@
-//! What every request handler shares: the model, the online feature store
-//! and the pseudonymisation key, and the one function that scores a
-//! transaction with them.
+//! What every request handler shares: the model being served (swapped
+//! whole, atomically, when the registry alias moves), the online feature
+//! store and the pseudonymisation key, and the one function that scores
+//! transactions with them.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use revspend_core::artifact;
 use revspend_core::contract::Transaction;
 use revspend_core::features::{self, History, OnlineSnapshot};
@@ -13,75 +17,43 @@ use revspend_core::model::{FeatureMatrix, ModelArtifact};
 use revspend_core::pseudonym::{self, Pseudonymiser};
 use serde::{Deserialize, Serialize};
 
-use crate::{ApiError, Config};
+use crate::{ApiError, Config, ModelSource};
 
-/// What every request handler shares: the model, the feature store and the
-/// key that maps request ids to the store's pseudonyms.
-pub struct AppState {
+/// A model with the snapshot it serves from: built whole, validated, then
+/// swapped in; requests in flight keep the one they started with.
+pub struct Serving {
     pub(crate) model: ModelArtifact,
-    pub(crate) snapshot: OnlineSnapshot,
-    pseudonymiser: Pseudonymiser,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) limits: BatchLimits,
-    /// How long a request body may take to arrive.
-    pub(crate) body_timeout: std::time::Duration,
+    pub(crate) snapshot: Arc<OnlineSnapshot>,
     /// Where the model came from, for `/version`.
     pub(crate) origin: ModelOrigin,
 }
 
-/// The limits of `POST /predict/batch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchLimits {
-    /// Most rows in one batch (more: 413 naming the limit).
-    pub max_rows: usize,
-    /// Largest batch body, in bytes.
-    pub max_body_bytes: usize,
-}
-
-impl Default for BatchLimits {
-    fn default() -> BatchLimits {
-        BatchLimits {
-            max_rows: crate::config::DEFAULT_MAX_BATCH_ROWS,
-            max_body_bytes: crate::config::DEFAULT_MAX_BATCH_BODY_BYTES,
-        }
-    }
-}
-
-/// Where the served model was read from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelOrigin {
-    /// The artifact file.
-    pub path: String,
-    /// The registry version and the alias followed, when served from a
-    /// registry.
-    pub registry_version: Option<String>,
-    pub registry_alias: Option<String>,
-    /// When the model was loaded (RFC 3339, UTC).
-    pub loaded_at: String,
-}
-
-impl fmt::Debug for AppState {
+impl fmt::Debug for Serving {
     // A summary: the snapshot can hold millions of customers.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppState")
+        f.debug_struct("Serving")
             .field("model_version", &self.model.model_version)
             .field("snapshot_customers", &self.snapshot.customers.len())
-            .field("pseudonymiser", &self.pseudonymiser)
-            .field("max_body_bytes", &self.max_body_bytes)
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
 
-impl AppState {
-    /// A state over an already loaded model and snapshot; refused when the
-    /// key is not the one both were made with ([`check_keys`]).
+impl Serving {
+    /// The model's version.
+    pub fn model_version(&self) -> &str {
+        &self.model.model_version
+    }
+
+    /// Validates a model against the snapshot and the key (fingerprints,
+    /// [`check_keys`]) and with a smoke prediction; refused otherwise.
     pub fn new(
         model: ModelArtifact,
-        snapshot: OnlineSnapshot,
-        pseudonymiser: Pseudonymiser,
-        max_body_bytes: usize,
-    ) -> anyhow::Result<AppState> {
-        check_keys(&pseudonymiser, &model, &snapshot)?;
+        snapshot: Arc<OnlineSnapshot>,
+        origin: ModelOrigin,
+        pseudonymiser: &Pseudonymiser,
+    ) -> anyhow::Result<Serving> {
+        check_keys(pseudonymiser, &model, &snapshot)?;
         if snapshot.rule != model.rule {
             log::warn!(
                 "the online snapshot was built with target rule {:?} but model {} with {:?}: \
@@ -91,26 +63,19 @@ impl AppState {
                 model.rule
             );
         }
-        let state = AppState {
+        let serving = Serving {
             model,
             snapshot,
-            pseudonymiser,
-            max_body_bytes,
-            limits: BatchLimits::default(),
-            body_timeout: crate::config::DEFAULT_BODY_TIMEOUT,
-            origin: ModelOrigin {
-                loaded_at: revspend_core::registry::now_rfc3339(),
-                ..ModelOrigin::default()
-            },
+            origin,
         };
-        state.smoke_test()?;
-        Ok(state)
+        serving.smoke_test(pseudonymiser)?;
+        Ok(serving)
     }
 
     /// Scores one synthetic purchase of a customer no snapshot knows: a
     /// model that cannot score a row, or scores it outside [0, 1], is
     /// refused before it serves (readiness means this passed).
-    fn smoke_test(&self) -> anyhow::Result<()> {
+    fn smoke_test(&self, pseudonymiser: &Pseudonymiser) -> anyhow::Result<()> {
         let txn = crate::request::transaction(&serde_json::json!({
             "id": "0",
             "limite_total": "1.000,00",
@@ -120,87 +85,37 @@ impl AppState {
             "grupo_estabelecimento": "VESTUARIO",
         }))
         .map_err(|e| anyhow::anyhow!("the smoke-test purchase does not parse: {e}"))?;
-        let p = self.predict(&txn).map_err(|e| {
-            anyhow::anyhow!("model {} failed its smoke test: {e:?}", self.model.model_version)
-        })?;
+        let p = self
+            .predict_many(pseudonymiser, std::slice::from_ref(&txn))
+            .map_err(|e| {
+                anyhow::anyhow!("model {} failed its smoke test: {e:?}", self.model.model_version)
+            })?;
+        let probability = p.first().map_or(f64::NAN, |p| p.probability);
         anyhow::ensure!(
-            (0.0..=1.0).contains(&p.probability),
-            "model {} failed its smoke test: probability {}",
+            (0.0..=1.0).contains(&probability),
+            "model {} failed its smoke test: probability {probability}",
             self.model.model_version,
-            p.probability
         );
         log::info!(
-            "smoke test passed: model {} scores a cold-start purchase {:.4}",
+            "smoke test passed: model {} scores a cold-start purchase {probability:.4}",
             self.model.model_version,
-            p.probability
         );
         Ok(())
     }
 
-    /// The same state with another body timeout.
-    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> AppState {
-        self.body_timeout = timeout;
-        self
-    }
-
-    /// The same state with other batch limits.
-    pub fn with_batch_limits(mut self, limits: BatchLimits) -> AppState {
-        self.limits = limits;
-        self
-    }
-
-    /// Reads the model and the snapshot named in `config`. Without a
-    /// snapshot every customer is a cold start.
-    pub fn load(config: &Config, pseudonymiser: Pseudonymiser) -> anyhow::Result<AppState> {
-        let (path, model, registry_version) = config.model.load()?;
-        log::info!(
-            "model {} ({}, {} features, threshold {:.4}) from {}",
-            model.model_version,
-            model.algorithm,
-            model.features.len(),
-            model.threshold,
-            path.display()
-        );
-        let snapshot = match &config.snapshot {
-            Some(path) => load_snapshot(path)?,
-            None => {
-                log::warn!("no online snapshot: every request is served as a cold start");
-                OnlineSnapshot {
-                    as_of: None,
-                    rule: model.rule.clone(),
-                    customers: Default::default(),
-                    // No customers to mismatch: only the model's key is checked.
-                    key_fingerprint: model.key_fingerprint.clone(),
-                }
-            }
-        };
-        let mut state = AppState::new(model, snapshot, pseudonymiser, config.max_body_bytes)?
-            .with_batch_limits(config.batch)
-            .with_body_timeout(config.body_timeout);
-        state.origin.path = path.display().to_string();
-        if let crate::ModelSource::Registry { alias, .. } = &config.model {
-            state.origin.registry_alias = Some(alias.clone());
-            state.origin.registry_version = registry_version;
-        }
-        Ok(state)
-    }
-
-    /// Scores one transaction.
-    pub fn predict(&self, txn: &Transaction) -> Result<Prediction, ApiError> {
-        let mut out = self.predict_many(std::slice::from_ref(txn))?;
-        out.pop()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no prediction for one transaction")))
-    }
-
     /// Scores transactions in one batch (one feature matrix, one model
     /// call), each with its own prediction id, in order.
-    pub fn predict_many(&self, txns: &[Transaction]) -> Result<Vec<Prediction>, ApiError> {
+    pub fn predict_many(
+        &self,
+        pseudonymiser: &Pseudonymiser,
+        txns: &[Transaction],
+    ) -> Result<Vec<Prediction>, ApiError> {
         let cold = History::default();
         let width = self.model.features.len();
         let mut values = Vec::with_capacity(txns.len() * width);
         let mut cold_starts = Vec::with_capacity(txns.len());
         for txn in txns {
-            let pseudonym = self.pseudonymiser.pseudonym(&txn.id);
+            let pseudonym = pseudonymiser.pseudonym(&txn.id);
             let (history, cold_start) = match self.snapshot.history(&pseudonym) {
                 Some(h) => (h, false),
                 None => (&cold, true),
@@ -245,6 +160,302 @@ impl AppState {
             })
             .collect()
     }
+}
+
+/// What every request handler shares: the model being served, the key that
+/// maps request ids to the store's pseudonyms, the limits, and what a reload
+/// reads.
+pub struct AppState {
+    current: ArcSwap<Serving>,
+    pseudonymiser: Pseudonymiser,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) limits: BatchLimits,
+    /// How long a request body may take to arrive.
+    pub(crate) body_timeout: std::time::Duration,
+    /// Where reloads read the model and the snapshot (none: a state built
+    /// in memory cannot reload).
+    source: Option<ModelSource>,
+    snapshot_path: Option<PathBuf>,
+    /// One reload at a time.
+    reloading: std::sync::Mutex<()>,
+    pub(crate) reloads: ReloadCounters,
+    /// The bearer token of `/admin/*` (none: disabled).
+    pub(crate) admin_token: Option<crate::AdminToken>,
+}
+
+/// How many reloads swapped a model in or were refused, and the last
+/// refusal.
+#[derive(Debug, Default)]
+pub struct ReloadCounters {
+    pub swapped: AtomicU64,
+    pub refused: AtomicU64,
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadOutcome {
+    /// `swapped` or `unchanged`.
+    pub outcome: String,
+    pub from: String,
+    pub to: String,
+    pub registry_version: Option<String>,
+}
+
+/// The limits of `POST /predict/batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most rows in one batch (more: 413 naming the limit).
+    pub max_rows: usize,
+    /// Largest batch body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> BatchLimits {
+        BatchLimits {
+            max_rows: crate::config::DEFAULT_MAX_BATCH_ROWS,
+            max_body_bytes: crate::config::DEFAULT_MAX_BATCH_BODY_BYTES,
+        }
+    }
+}
+
+/// Where the served model was read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelOrigin {
+    /// The artifact file.
+    pub path: String,
+    /// The registry version and the alias followed, when served from a
+    /// registry.
+    pub registry_version: Option<String>,
+    pub registry_alias: Option<String>,
+    /// When the model was loaded (RFC 3339, UTC).
+    pub loaded_at: String,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("serving", &self.current.load())
+            .field("pseudonymiser", &self.pseudonymiser)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// A state over an already loaded model and snapshot; refused when the
+    /// key is not the one both were made with ([`check_keys`]) or the model
+    /// fails its smoke prediction. It cannot reload (no source).
+    pub fn new(
+        model: ModelArtifact,
+        snapshot: OnlineSnapshot,
+        pseudonymiser: Pseudonymiser,
+        max_body_bytes: usize,
+    ) -> anyhow::Result<AppState> {
+        let origin = ModelOrigin {
+            loaded_at: revspend_core::registry::now_rfc3339(),
+            ..ModelOrigin::default()
+        };
+        let serving = Serving::new(model, Arc::new(snapshot), origin, &pseudonymiser)?;
+        Ok(AppState {
+            current: ArcSwap::from_pointee(serving),
+            pseudonymiser,
+            max_body_bytes,
+            limits: BatchLimits::default(),
+            body_timeout: crate::config::DEFAULT_BODY_TIMEOUT,
+            source: None,
+            snapshot_path: None,
+            reloading: std::sync::Mutex::new(()),
+            reloads: ReloadCounters::default(),
+            admin_token: None,
+        })
+    }
+
+    /// The model being served now; a request holds it to the end, whatever
+    /// a reload swaps in meanwhile.
+    pub fn serving(&self) -> Arc<Serving> {
+        self.current.load_full()
+    }
+
+    /// The same state with another body timeout.
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> AppState {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The same state with other batch limits.
+    pub fn with_batch_limits(mut self, limits: BatchLimits) -> AppState {
+        self.limits = limits;
+        self
+    }
+
+    /// Reads the model and the snapshot named in `config`. Without a
+    /// snapshot every customer is a cold start.
+    pub fn load(config: &Config, pseudonymiser: Pseudonymiser) -> anyhow::Result<AppState> {
+        let snapshot = match config.snapshot.as_deref() {
+            Some(path) => Some(Arc::new(load_snapshot(path)?)),
+            None => None,
+        };
+        let serving = load_serving(&config.model, snapshot, &pseudonymiser)?;
+        Ok(AppState {
+            current: ArcSwap::from_pointee(serving),
+            pseudonymiser,
+            max_body_bytes: config.max_body_bytes,
+            limits: config.batch,
+            body_timeout: config.body_timeout,
+            source: Some(config.model.clone()),
+            snapshot_path: config.snapshot.clone(),
+            reloading: std::sync::Mutex::new(()),
+            reloads: ReloadCounters::default(),
+            admin_token: None,
+        })
+    }
+
+    /// Loads the model the source names now (a registry alias may have
+    /// moved) and the snapshot file again when `snapshot` is set, validates
+    /// them ([`Serving::new`]) and swaps them in. A model or snapshot that
+    /// fails is refused, logged and counted, and the one serving stays.
+    pub fn reload(&self, snapshot: bool) -> anyhow::Result<ReloadOutcome> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a reload panicked earlier"))?;
+        let result = self.try_reload(snapshot);
+        match &result {
+            Ok(o) if o.outcome == "swapped" => {
+                self.reloads.swapped.fetch_add(1, Ordering::Relaxed);
+                log::info!("reload: model {} -> {}", o.from, o.to);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.reloads.refused.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut last) = self.reloads.last_error.lock() {
+                    *last = Some(format!("{e:#}"));
+                }
+                log::error!(
+                    "reload refused, the model {} keeps serving: {e:#}",
+                    self.serving().model.model_version
+                );
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self, snapshot: bool) -> anyhow::Result<ReloadOutcome> {
+        let source = self.source.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("this server was built from a model in memory: nothing to reload")
+        })?;
+        let current = self.serving();
+        let snapshot = match (&self.snapshot_path, snapshot) {
+            (None, _) => None,
+            (Some(path), true) => Some(Arc::new(load_snapshot(path)?)),
+            (Some(_), false) => Some(current.snapshot.clone()),
+        };
+        let next = load_serving(source, snapshot, &self.pseudonymiser)?;
+        let outcome = ReloadOutcome {
+            outcome: "swapped".into(),
+            from: current.model.model_version.clone(),
+            to: next.model.model_version.clone(),
+            registry_version: next.origin.registry_version.clone(),
+        };
+        self.current.store(Arc::new(next));
+        Ok(outcome)
+    }
+
+    /// The registry version the followed alias points to now (none for a
+    /// file source or an unreadable registry).
+    pub fn alias_target(&self) -> Option<String> {
+        let Some(ModelSource::Registry { dir, alias }) = &self.source else {
+            return None;
+        };
+        revspend_core::registry::Registry::new(dir)
+            .index()
+            .ok()
+            .and_then(|index| index.aliases.get(alias).cloned())
+    }
+
+    /// The registry and alias the server follows, when it follows one.
+    pub fn followed(&self) -> Option<(&Path, &str)> {
+        match &self.source {
+            Some(ModelSource::Registry { dir, alias }) => Some((dir.as_path(), alias.as_str())),
+            _ => None,
+        }
+    }
+
+    /// The same state with the admin routes' bearer token (none: the admin
+    /// routes are disabled).
+    pub fn with_admin_token(mut self, token: Option<crate::AdminToken>) -> AppState {
+        self.admin_token = token;
+        self
+    }
+
+    /// Reloads that swapped a model in, and reloads refused.
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (
+            self.reloads.swapped.load(Ordering::Relaxed),
+            self.reloads.refused.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The snapshot file's path, when there is one.
+    pub fn snapshot_path(&self) -> Option<&Path> {
+        self.snapshot_path.as_deref()
+    }
+
+    /// Scores one transaction with the model serving now.
+    pub fn predict(&self, txn: &Transaction) -> Result<Prediction, ApiError> {
+        let mut out = self.predict_many(std::slice::from_ref(txn))?;
+        out.pop()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no prediction for one transaction")))
+    }
+
+    /// Scores transactions in one model call with the model serving now.
+    pub fn predict_many(&self, txns: &[Transaction]) -> Result<Vec<Prediction>, ApiError> {
+        self.serving().predict_many(&self.pseudonymiser, txns)
+    }
+}
+
+/// Reads the model a source names and validates it against `snapshot`
+/// (none: every customer is a cold start).
+fn load_serving(
+    source: &ModelSource,
+    snapshot: Option<Arc<OnlineSnapshot>>,
+    pseudonymiser: &Pseudonymiser,
+) -> anyhow::Result<Serving> {
+    let (path, model, registry_version) = source.load()?;
+    let snapshot = snapshot.unwrap_or_else(|| {
+        log::warn!("no online snapshot: every request is served as a cold start");
+        Arc::new(OnlineSnapshot {
+            as_of: None,
+            rule: model.rule.clone(),
+            customers: Default::default(),
+            // No customers to mismatch: only the model's key is checked.
+            key_fingerprint: model.key_fingerprint.clone(),
+        })
+    });
+    log::info!(
+        "model {} ({}, {} features, threshold {:.4}) from {}",
+        model.model_version,
+        model.algorithm,
+        model.features.len(),
+        model.threshold,
+        path.display()
+    );
+    let origin = ModelOrigin {
+        path: path.display().to_string(),
+        registry_version,
+        registry_alias: match source {
+            ModelSource::Registry { alias, .. } => Some(alias.clone()),
+            ModelSource::File(_) => None,
+        },
+        loaded_at: revspend_core::registry::now_rfc3339(),
+    };
+    let named = match &origin.registry_version {
+        Some(v) => format!("registry version {v} (model {})", model.model_version),
+        None => format!("model {} ({})", model.model_version, origin.path),
+    };
+    Serving::new(model, snapshot, origin, pseudonymiser).with_context(|| format!("{named} refused"))
 }
 
 /// A new prediction id: a UUID v7 (time-ordered, so ids sort as they were

@@ -27,6 +27,7 @@ pub struct Readiness {
 }
 
 pub(crate) async fn health(state: web::Data<AppState>) -> web::Json<Health> {
+    let state = state.serving();
     web::Json(Health {
         status: "ok".to_owned(),
         model_version: state.model.model_version.clone(),
@@ -42,6 +43,7 @@ pub(crate) async fn live() -> web::Json<serde_json::Value> {
 /// the smoke prediction passed ([`AppState::new`]), so a server that
 /// answers is ready. (With hot reload, a failed load will answer 503 here.)
 pub(crate) async fn ready(state: web::Data<AppState>) -> web::Json<Readiness> {
+    let state = state.serving();
     web::Json(Readiness {
         status: "ready".to_owned(),
         model_version: state.model.model_version.clone(),

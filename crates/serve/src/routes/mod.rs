@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::ApiError;
 
+mod admin;
 pub(crate) mod batch;
 pub(crate) mod health;
 mod mlflow;
@@ -45,6 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(only!("/version", get, version::version))
         .service(only!("/invocations", post, mlflow::invocations))
         .service(only!("/ping", get, mlflow::ping))
+        .service(only!("/admin/reload", post, admin::reload))
+        .service(only!("/admin/rollback", post, admin::rollback))
         .service(only!("/v2", get, v2::server_metadata))
         .service(only!("/v2/health/live", get, v2::live))
         .service(only!("/v2/health/ready", get, v2::ready))

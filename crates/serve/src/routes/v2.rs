@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::read_body;
-use crate::{ApiError, AppState, Prediction, request};
+use crate::{ApiError, AppState, Prediction, Serving, request};
 
 /// The name the model is served under (`/v2/models/revspend`).
 pub const MODEL_NAME: &str = "revspend";
@@ -69,7 +69,7 @@ fn field_name(column: &str) -> &str {
 /// Checks the model name and version of the path: the name is
 /// [`MODEL_NAME`]; a version must be the served model's version or its
 /// registry version.
-fn check_model(state: &AppState, name: &str, version: Option<&str>) -> Result<(), ApiError> {
+fn check_model(state: &Serving, name: &str, version: Option<&str>) -> Result<(), ApiError> {
     if name != MODEL_NAME {
         return Err(ApiError::NotFound {
             path: format!("/v2/models/{name} (this server serves the model `{MODEL_NAME}`)"),
@@ -89,7 +89,7 @@ fn check_model(state: &AppState, name: &str, version: Option<&str>) -> Result<()
     Ok(())
 }
 
-fn served_versions(state: &AppState) -> Vec<String> {
+fn served_versions(state: &Serving) -> Vec<String> {
     let mut v = vec![state.model.model_version.clone()];
     v.extend(state.origin.registry_version.clone());
     v
@@ -114,7 +114,7 @@ pub(crate) async fn server_metadata() -> web::Json<Value> {
     }))
 }
 
-fn metadata(state: &AppState) -> ModelMetadata {
+fn metadata(state: &Serving) -> ModelMetadata {
     let inputs = COLUMNS
         .iter()
         .map(|c| {
@@ -149,23 +149,23 @@ pub(crate) async fn model_metadata(
     state: web::Data<AppState>,
     path: Named,
 ) -> Result<web::Json<ModelMetadata>, ApiError> {
-    check_model(&state, &path, None)?;
-    Ok(web::Json(metadata(&state)))
+    check_model(&state.serving(), &path, None)?;
+    Ok(web::Json(metadata(&state.serving())))
 }
 
 pub(crate) async fn version_metadata(
     state: web::Data<AppState>,
     path: NamedVersion,
 ) -> Result<web::Json<ModelMetadata>, ApiError> {
-    check_model(&state, &path.0, Some(&path.1))?;
-    Ok(web::Json(metadata(&state)))
+    check_model(&state.serving(), &path.0, Some(&path.1))?;
+    Ok(web::Json(metadata(&state.serving())))
 }
 
 pub(crate) async fn model_ready(
     state: web::Data<AppState>,
     path: Named,
 ) -> Result<web::Json<Value>, ApiError> {
-    check_model(&state, &path, None)?;
+    check_model(&state.serving(), &path, None)?;
     Ok(web::Json(json!({ "name": MODEL_NAME, "ready": true })))
 }
 
@@ -173,7 +173,7 @@ pub(crate) async fn version_ready(
     state: web::Data<AppState>,
     path: NamedVersion,
 ) -> Result<web::Json<Value>, ApiError> {
-    check_model(&state, &path.0, Some(&path.1))?;
+    check_model(&state.serving(), &path.0, Some(&path.1))?;
     Ok(web::Json(json!({ "name": MODEL_NAME, "ready": true })))
 }
 
@@ -209,7 +209,7 @@ pub(crate) async fn infer(
     path: Named,
     body: web::Payload,
 ) -> Result<web::Json<Value>, ApiError> {
-    check_model(&state, &path, None)?;
+    check_model(&state.serving(), &path, None)?;
     let bytes = read_body(&req, body, state.limits.max_body_bytes, state.body_timeout).await?;
     run(&state, &bytes).map(web::Json)
 }
@@ -220,7 +220,7 @@ pub(crate) async fn version_infer(
     path: NamedVersion,
     body: web::Payload,
 ) -> Result<web::Json<Value>, ApiError> {
-    check_model(&state, &path.0, Some(&path.1))?;
+    check_model(&state.serving(), &path.0, Some(&path.1))?;
     let bytes = read_body(&req, body, state.limits.max_body_bytes, state.body_timeout).await?;
     run(&state, &bytes).map(web::Json)
 }
@@ -357,7 +357,9 @@ fn run(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
         .collect();
     let mut answer = json!({
         "model_name": MODEL_NAME,
-        "model_version": state.model.model_version,
+        "model_version": predictions
+            .first()
+            .map_or_else(|| state.serving().model.model_version.clone(), |p| p.model_version.clone()),
         "outputs": outputs,
     });
     if let Some(id) = req.id {

@@ -28,6 +28,7 @@ pub struct Version {
 }
 
 pub(crate) async fn version(state: web::Data<AppState>) -> web::Json<Version> {
+    let state = state.serving();
     let m = &state.model;
     web::Json(Version {
         server_version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -202,6 +202,8 @@ impl Fixture {
             max_body_bytes: serve::DEFAULT_MAX_BODY_BYTES,
             batch: serve::BatchLimits::default(),
             body_timeout: serve::DEFAULT_BODY_TIMEOUT,
+            admin_token: None,
+            reload_interval: None,
             allow_development_key: false,
         }
     }

@@ -5,6 +5,7 @@
 mod common;
 mod handlers;
 mod mlflow;
-mod process;
+pub mod process;
+mod reload;
 mod server;
 mod v2;

@@ -27,6 +27,8 @@ fn serve(args: &[&str], cwd: &Path) -> Command {
         .env_remove("REVSPEND_SNAPSHOT")
         .env_remove("REVSPEND_NO_SNAPSHOT")
         .env_remove("REVSPEND_ALLOW_DEVELOPMENT_KEY")
+        .env_remove("REVSPEND_ADMIN_TOKEN")
+        .env_remove("REVSPEND_RELOAD_INTERVAL_SECS")
         .env("RUST_LOG", "info");
     command
 }
@@ -154,7 +156,7 @@ fn the_binary_serves_cold_starts_without_a_snapshot() {
     assert!(p.cold_start);
 }
 
-fn new_version(model_version: &str) -> NewVersion {
+pub fn new_version(model_version: &str) -> NewVersion {
     NewVersion {
         model_version: model_version.into(),
         algorithm: "forest".into(),
@@ -330,4 +332,53 @@ fn the_binary_refuses_a_registry_file_that_is_not_the_one_registered() {
         stderr.contains("v0001") && stderr.contains("../model.bin") && stderr.contains("inside"),
         "{stderr}"
     );
+}
+
+/// Issue 15: the binary follows its registry alias without a restart: a
+/// promotion on the host is served within a few reload intervals.
+#[test]
+fn the_binary_follows_a_promotion_without_a_restart() {
+    let fixture = Fixture::new();
+    let registry = Registry::new(fixture.dir.path().join("models/registry"));
+    for version in ["forest-test00000001", "forest-test00000002"] {
+        let mut model = common::history_model();
+        model.model_version = version.into();
+        let path = fixture.dir.path().join(format!("{version}.bin"));
+        revspend_core::artifact::write_model(&path, &model).expect("write model");
+        let bytes = std::fs::read(&path).expect("bytes");
+        registry
+            .register(&bytes, new_version(version), "test")
+            .expect("register");
+    }
+    let (_child, addr) = start(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--registry",
+            "models/registry",
+            "--reload-interval-secs",
+            "1",
+        ],
+        fixture.dir.path(),
+    );
+    let served = || {
+        let (status, body) = http(addr, "GET", "/version", None);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("version JSON");
+        v["model_version"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(served(), "forest-test00000001");
+    registry.promote("v0002", "production", "test").expect("promote");
+    // A generous bound for a loaded machine; it normally takes about 1 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while served() != "forest-test00000002" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not follow the promotion"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = http(addr, "POST", "/predict", Some(&raw_request(KNOWN_ID).to_string()));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("forest-test00000002"), "{body}");
 }
