@@ -382,3 +382,51 @@ fn the_binary_follows_a_promotion_without_a_restart() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("forest-test00000002"), "{body}");
 }
+
+/// Issue 15: SIGTERM stops the listener but lets a request in flight finish:
+/// a client halfway through sending its body still gets its prediction,
+/// new connections are refused, and the process exits 0.
+#[test]
+fn sigterm_finishes_requests_in_flight_then_exits() {
+    use std::io::{Read, Write};
+    let fixture = Fixture::new();
+    let (mut child, addr) = start(
+        &["--bind", "127.0.0.1:0", "--body-timeout-ms", "60000"],
+        fixture.dir.path(),
+    );
+    let body = raw_request(KNOWN_ID).to_string();
+    let (half, rest) = body.split_at(body.len() / 2);
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{half}",
+        body.len()
+    )
+    .expect("send the head and half the body");
+    stream.flush().expect("flush");
+    // The server has the request in flight before the signal.
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    // New connections are refused once the listener is closed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stream.write_all(rest.as_bytes()).expect("send the rest");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"prediction_id\""), "{answer}");
+    let status = child.0.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "a graceful stop exits 0");
+}
