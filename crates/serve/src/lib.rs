@@ -26,6 +26,7 @@
 
 mod config;
 mod error;
+mod metrics;
 mod reload;
 mod request;
 mod routes;

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service as _};
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
 use revspend_core::pseudonym::Pseudonymiser;
@@ -28,6 +28,26 @@ pub fn build_shared_server(
     let server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::Logger::default())
+            .wrap_fn(|req, srv| {
+                // Counted under the route pattern, never the raw path.
+                let start = std::time::Instant::now();
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                let method = req.method().as_str().to_owned();
+                let state = req.app_data::<web::Data<AppState>>().cloned();
+                let response = srv.call(req);
+                async move {
+                    let response = response.await?;
+                    if let Some(state) = state {
+                        state.metrics.request(
+                            &route,
+                            &method,
+                            response.status().as_u16(),
+                            start.elapsed().as_secs_f64(),
+                        );
+                    }
+                    Ok(response)
+                }
+            })
             .app_data(data.clone())
             .configure(configure)
     })

@@ -181,6 +181,7 @@ pub struct AppState {
     pub(crate) reloads: ReloadCounters,
     /// The bearer token of `/admin/*` (none: disabled).
     pub(crate) admin_token: Option<crate::AdminToken>,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// How many reloads swapped a model in or were refused, and the last
@@ -269,6 +270,7 @@ impl AppState {
             reloading: std::sync::Mutex::new(()),
             reloads: ReloadCounters::default(),
             admin_token: None,
+            metrics: crate::metrics::Metrics::new(),
         })
     }
 
@@ -309,6 +311,7 @@ impl AppState {
             reloading: std::sync::Mutex::new(()),
             reloads: ReloadCounters::default(),
             admin_token: None,
+            metrics: crate::metrics::Metrics::new(),
         })
     }
 
@@ -322,6 +325,8 @@ impl AppState {
             .lock()
             .map_err(|_| anyhow::anyhow!("a reload panicked earlier"))?;
         let result = self.try_reload(snapshot);
+        self.metrics
+            .reload(result.as_ref().is_ok_and(|o| o.outcome == "swapped"));
         match &result {
             Ok(o) if o.outcome == "swapped" => {
                 self.reloads.swapped.fetch_add(1, Ordering::Relaxed);
@@ -412,7 +417,14 @@ impl AppState {
 
     /// Scores transactions in one model call with the model serving now.
     pub fn predict_many(&self, txns: &[Transaction]) -> Result<Vec<Prediction>, ApiError> {
-        self.serving().predict_many(&self.pseudonymiser, txns)
+        let predictions = self.serving().predict_many(&self.pseudonymiser, txns)?;
+        self.metrics.predictions(&predictions);
+        Ok(predictions)
+    }
+
+    /// The metrics' text exposition.
+    pub fn metrics_text(&self) -> Result<String, std::fmt::Error> {
+        self.metrics.encode()
     }
 }
 

@@ -68,6 +68,7 @@ pub(crate) async fn batch(
             limit: limits.max_rows,
         });
     }
+    state.metrics.batch(rows.len());
     Ok(web::Json(score(&state, &rows)?))
 }
 

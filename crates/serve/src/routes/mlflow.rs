@@ -107,6 +107,7 @@ pub(crate) async fn invocations(
         }
         .into());
     }
+    state.metrics.batch(rows.len());
     let mut txns = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let known: Map<String, Value> = row

@@ -11,6 +11,7 @@ use crate::ApiError;
 mod admin;
 pub(crate) mod batch;
 pub(crate) mod health;
+mod metrics;
 mod mlflow;
 mod predict;
 pub(crate) mod v2;
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(only!("/version", get, version::version))
         .service(only!("/invocations", post, mlflow::invocations))
         .service(only!("/ping", get, mlflow::ping))
+        .service(only!("/metrics", get, metrics::metrics))
         .service(only!("/admin/reload", post, admin::reload))
         .service(only!("/admin/rollback", post, admin::rollback))
         .service(only!("/v2", get, v2::server_metadata))

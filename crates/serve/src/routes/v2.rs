@@ -314,6 +314,7 @@ fn run(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
         }
         columns.push((input.name.clone(), flat(&input.name, &input.data, rows)?));
     }
+    state.metrics.batch(rows);
     let mut txns = Vec::with_capacity(rows);
     for i in 0..rows {
         let row: Map<String, Value> = columns.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect();

@@ -88,3 +88,63 @@ async fn a_stalled_body_gets_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("did not arrive within 200 ms"), "{answer}");
 }
+
+/// Issue 15: `/metrics` counts requests by route pattern (never the raw
+/// path), predictions by model version and decision, cold starts and batch
+/// sizes, in the Prometheus text format.
+#[actix_web::test]
+async fn metrics_count_requests_predictions_and_batches() {
+    let fixture = Fixture::new();
+    let (server, addr) = build_server(fixture.state(), "127.0.0.1:0", 1).expect("bind");
+    let handle = server.handle();
+    let running = actix_web::rt::spawn(server);
+    let (metrics_status, text) = actix_web::rt::task::spawn_blocking(move || {
+        let known = raw_request(KNOWN_ID).to_string();
+        let unknown = raw_request(crate::common::UNKNOWN_ID).to_string();
+        assert_eq!(http(addr, "POST", "/predict", Some(&known)).0, 200);
+        assert_eq!(http(addr, "POST", "/predict", Some(&unknown)).0, 200);
+        let batch = format!("[{known},{unknown},{known}]");
+        assert_eq!(http(addr, "POST", "/predict/batch", Some(&batch)).0, 200);
+        assert_eq!(http(addr, "GET", "/no-such-route-7f3a", None).0, 404);
+        http(addr, "GET", "/metrics", None)
+    })
+    .await
+    .expect("client thread");
+    handle.stop(true).await;
+    running.await.expect("server task").expect("server");
+    assert_eq!(metrics_status, 200, "{text}");
+    let line = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}` line in\n{text}"))
+    };
+    assert_eq!(
+        line("revspend_http_requests_total{route=\"/predict\",method=\"POST\",status=\"200\"}"),
+        2.0
+    );
+    assert_eq!(
+        line("revspend_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}"),
+        1.0
+    );
+    assert!(!text.contains("no-such-route"), "raw paths never become labels");
+    let flagged = line(&format!(
+        "revspend_predictions_total{{model_version=\"{MODEL_VERSION}\",decision=\"flagged\"}}"
+    ));
+    let not_flagged = line(&format!(
+        "revspend_predictions_total{{model_version=\"{MODEL_VERSION}\",decision=\"not_flagged\"}}"
+    ));
+    assert_eq!(
+        flagged + not_flagged,
+        5.0,
+        "two single predictions and a batch of three"
+    );
+    assert_eq!(line("revspend_cold_starts_total"), 2.0);
+    assert_eq!(line("revspend_batch_rows_count"), 1.0);
+    assert_eq!(line("revspend_batch_rows_sum"), 3.0);
+    assert!(
+        text.contains("revspend_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
