@@ -222,7 +222,8 @@ fn named_error(error: &FieldError, found: &[Option<(&str, &Value)>]) -> ApiError
     ApiError::field(&name, format!("field `{name}`: {} (got {shown})", error.reason))
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// A JSON value's type, as error messages name it.
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -155,19 +155,8 @@ fn json_rows(body: Value) -> Result<Vec<Map<String, Value>>, MlflowError> {
                 "inputs" => "an array of records or an object of columns",
                 _ => "an array of records",
             },
-            kind(&other)
+            request::json_type(&other)
         ))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -178,7 +167,7 @@ fn records(shape: &str, rows: Vec<Value>) -> Result<Vec<Map<String, Value>>, Mlf
             Value::Object(o) => Ok(o),
             other => Err(bad(format!(
                 "`{shape}[{i}]` must be a record (an object of column to value), got {}",
-                kind(&other)
+                request::json_type(&other)
             ))),
         })
         .collect()
@@ -213,7 +202,7 @@ fn from_split(split: &Map<String, Value>) -> Result<Vec<Map<String, Value>>, Mlf
             ))),
             other => Err(bad(format!(
                 "`dataframe_split.data[{i}]` must be an array, got {}",
-                kind(other)
+                request::json_type(other)
             ))),
         })
         .collect()
@@ -226,7 +215,7 @@ fn from_columns(columns: Map<String, Value>) -> Result<Vec<Map<String, Value>>, 
         let Value::Array(values) = values else {
             return Err(bad(format!(
                 "`inputs.{name}` must be an array of the column's values, got {}",
-                kind(&values)
+                request::json_type(&values)
             )));
         };
         match length {
