@@ -203,3 +203,51 @@ async fn no_request_fails_while_models_are_swapped_under_load() {
     }
     assert_eq!(data.reload_counts(), (20, 0));
 }
+
+/// Issue 15: a new snapshot file (a build-features run) is picked up by a
+/// reload without a restart: a customer it adds is known from then on. A
+/// snapshot made under another key is refused, and the old one serves on.
+#[actix_web::test]
+async fn a_new_snapshot_is_reloaded_and_a_foreign_one_refused() {
+    let fixture = Fixture::new();
+    let (_registry, state) = registry_state(&fixture);
+    let state = web::Data::new(state);
+    let unknown = crate::common::UNKNOWN_ID;
+    let cold = |state: &AppState| {
+        let txn = revspend_core::contract::parse_fields(&[
+            unknown,
+            "201405",
+            "",
+            "",
+            "34",
+            "F",
+            "4700.0",
+            "350.0",
+            "07.03.2020",
+            " 10,00 ",
+            "VESTUARIO",
+            "",
+            "BR",
+        ])
+        .expect("transaction");
+        state.predict(&txn).expect("prediction").cold_start
+    };
+    assert!(cold(&state));
+
+    // The same snapshot with the unknown customer's history added.
+    let mut snapshot = crate::common::snapshot();
+    let key = pseudonymiser();
+    let known = snapshot.customers.values().next().cloned().expect("a customer");
+    snapshot.customers.insert(key.pseudonym(unknown), known);
+    artifact::write_snapshot(&fixture.snapshot, &snapshot).expect("write snapshot");
+    let (status, body) = admin(state.clone(), "/admin/reload", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!cold(&state), "the reloaded snapshot knows the customer");
+
+    let other = revspend_core::pseudonym::Pseudonymiser::new(b"another key");
+    artifact::write_snapshot(&fixture.snapshot, &crate::common::snapshot_keyed(&other))
+        .expect("write a foreign snapshot");
+    let (status, body) = admin(state.clone(), "/admin/reload", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(!cold(&state), "the refused snapshot did not replace the good one");
+}
