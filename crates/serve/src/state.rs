@@ -194,7 +194,7 @@ pub struct ReloadCounters {
 }
 
 /// What a reload did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReloadOutcome {
     /// `swapped` or `unchanged`.
     pub outcome: String,
@@ -222,7 +222,7 @@ impl Default for BatchLimits {
 }
 
 /// Where the served model was read from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelOrigin {
     /// The artifact file.
     pub path: String,
@@ -536,7 +536,7 @@ fn load_snapshot(path: &Path) -> anyhow::Result<OnlineSnapshot> {
 }
 
 /// The `POST /predict` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Prediction {
     /// Unique per prediction (UUID v7): what feedback and the prediction
     /// log refer to.

@@ -34,6 +34,18 @@ fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/reload",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Reloaded", body = crate::ReloadOutcome),
+        (status = 401, description = "No token", body = crate::ErrorBody),
+        (status = 403, description = "Wrong token, or admin routes disabled", body = crate::ErrorBody),
+        (status = 409, description = "The new model was refused; the serving one stays", body = crate::ErrorBody),
+    )
+)]
 pub(crate) async fn reload(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -46,6 +58,18 @@ pub(crate) async fn reload(
     Ok(web::Json(json!(outcome)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/rollback",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The alias moved back and the model reloaded"),
+        (status = 401, description = "No token", body = crate::ErrorBody),
+        (status = 403, description = "Wrong token, or admin routes disabled", body = crate::ErrorBody),
+        (status = 409, description = "Nothing to roll back, or the reload was refused", body = crate::ErrorBody),
+    )
+)]
 pub(crate) async fn rollback(
     req: HttpRequest,
     state: web::Data<AppState>,

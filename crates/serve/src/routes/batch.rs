@@ -11,7 +11,7 @@ use super::{check_json_content_type, csv_rows, read_body};
 use crate::{ApiError, AppState, Prediction, request};
 
 /// One row's result: its prediction, or why it was not scored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum BatchItem {
     Scored {
@@ -28,7 +28,7 @@ pub enum BatchItem {
 }
 
 /// The `POST /predict/batch` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     pub rows: usize,
     pub scored: usize,
@@ -36,6 +36,22 @@ pub struct BatchResponse {
     pub results: Vec<BatchItem>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/predict/batch",
+    tag = "predict",
+    request_body(
+        content = Vec<super::openapi::Transaction>,
+        description = "A JSON array of transactions, or text/csv with a header (the raw file's `;` \
+                       cp1252 format, or comma-separated)",
+        content_type = "application/json"
+    ),
+    responses(
+        (status = 200, description = "One result per row, in order: a prediction or the row's error", body = BatchResponse),
+        (status = 400, description = "Not a JSON array, or not readable CSV", body = crate::ErrorBody),
+        (status = 413, description = "More rows, or more bytes, than the limits", body = crate::ErrorBody),
+    )
+)]
 pub(crate) async fn batch(
     req: HttpRequest,
     body: web::Payload,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 
 /// The `GET /health` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: String,
     pub model_version: String,
@@ -17,7 +17,7 @@ pub struct Health {
 }
 
 /// The `GET /health/ready` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub status: String,
     pub model_version: String,
@@ -26,6 +26,7 @@ pub struct Readiness {
     pub loaded_at: String,
 }
 
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The summary earlier clients read", body = Health)))]
 pub(crate) async fn health(state: web::Data<AppState>) -> web::Json<Health> {
     let state = state.serving();
     web::Json(Health {
@@ -35,13 +36,15 @@ pub(crate) async fn health(state: web::Data<AppState>) -> web::Json<Health> {
     })
 }
 
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "The process answers")))]
 pub(crate) async fn live() -> web::Json<serde_json::Value> {
     web::Json(serde_json::json!({ "status": "live" }))
 }
 
-/// Ready: a state exists only once its model and snapshot are loaded and
-/// the smoke prediction passed ([`AppState::new`]), so a server that
-/// answers is ready. (With hot reload, a failed load will answer 503 here.)
+/// Ready: the model and the online snapshot are loaded and the model passed
+/// its smoke prediction (a server answers only once that is true; a failed
+/// reload leaves the serving model in place, so it stays ready).
+#[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Model and snapshot loaded, smoke prediction passed", body = Readiness)))]
 pub(crate) async fn ready(state: web::Data<AppState>) -> web::Json<Readiness> {
     let state = state.serving();
     web::Json(Readiness {

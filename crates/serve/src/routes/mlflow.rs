@@ -65,10 +65,25 @@ fn bad(message: impl Into<String>) -> MlflowError {
     MlflowError(ApiError::bad_request(message))
 }
 
+#[utoipa::path(get, path = "/ping", tag = "mlflow", responses((status = 200, description = "Alive")))]
 pub(crate) async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body("\n")
 }
 
+#[utoipa::path(
+    post,
+    path = "/invocations",
+    tag = "mlflow",
+    request_body(
+        content = super::openapi::MlflowRequest,
+        description = "One of dataframe_split, dataframe_records, instances, inputs; or text/csv",
+        content_type = "application/json"
+    ),
+    responses(
+        (status = 200, description = "One prediction per row, in order", body = super::openapi::MlflowResponse),
+        (status = 400, description = "MLflow's error body: `{\"error_code\": \"BAD_REQUEST\", \"message\": ...}`"),
+    )
+)]
 pub(crate) async fn invocations(
     req: HttpRequest,
     body: web::Payload,

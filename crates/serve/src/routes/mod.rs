@@ -13,6 +13,7 @@ pub(crate) mod batch;
 pub(crate) mod health;
 mod metrics;
 mod mlflow;
+pub(crate) mod openapi;
 mod predict;
 pub(crate) mod v2;
 pub(crate) mod version;
@@ -71,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             post,
             v2::version_infer
         ))
+        .service(openapi::docs())
         .default_service(web::to(not_found));
 }
 

@@ -6,6 +6,19 @@ use actix_web::{HttpRequest, web};
 use super::{check_json_content_type, read_body};
 use crate::{ApiError, AppState, Prediction, request};
 
+#[utoipa::path(
+    post,
+    path = "/predict",
+    tag = "predict",
+    request_body(content = super::openapi::Transaction, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The prediction", body = Prediction),
+        (status = 400, description = "A field is missing or cannot be read (named in `field`)", body = crate::ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = crate::ErrorBody),
+        (status = 413, description = "The body is over the limit", body = crate::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::ErrorBody),
+    )
+)]
 pub(crate) async fn predict(
     req: HttpRequest,
     body: web::Payload,

@@ -43,17 +43,18 @@ const OUTPUTS: [(&str, &str); 4] = [
 ];
 
 /// A tensor's description in the model metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TensorMetadata {
     pub name: String,
     pub datatype: String,
     pub shape: Vec<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub parameters: Option<Value>,
 }
 
 /// `GET /v2/models/{name}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelMetadata {
     pub name: String,
     pub versions: Vec<String>,
@@ -98,14 +99,17 @@ fn served_versions(state: &Serving) -> Vec<String> {
 type Named = web::Path<String>;
 type NamedVersion = web::Path<(String, String)>;
 
+#[utoipa::path(get, path = "/v2/health/live", tag = "v2", responses((status = 200, description = "`{\"live\": true}`")))]
 pub(crate) async fn live() -> web::Json<Value> {
     web::Json(json!({ "live": true }))
 }
 
+#[utoipa::path(get, path = "/v2/health/ready", tag = "v2", responses((status = 200, description = "`{\"ready\": true}`")))]
 pub(crate) async fn ready() -> web::Json<Value> {
     web::Json(json!({ "ready": true }))
 }
 
+#[utoipa::path(get, path = "/v2", tag = "v2", responses((status = 200, description = "Server name, version and extensions")))]
 pub(crate) async fn server_metadata() -> web::Json<Value> {
     web::Json(json!({
         "name": "revspend",
@@ -145,6 +149,16 @@ fn metadata(state: &Serving) -> ModelMetadata {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}",
+    tag = "v2",
+    params(("name" = String, Path, description = "`revspend`")),
+    responses(
+        (status = 200, description = "The inputs and outputs with their datatypes", body = ModelMetadata),
+        (status = 404, description = "Another model name", body = crate::ErrorBody),
+    )
+)]
 pub(crate) async fn model_metadata(
     state: web::Data<AppState>,
     path: Named,
@@ -153,6 +167,19 @@ pub(crate) async fn model_metadata(
     Ok(web::Json(metadata(&state.serving())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/versions/{version}",
+    tag = "v2",
+    params(
+        ("name" = String, Path, description = "`revspend`"),
+        ("version" = String, Path, description = "The model version or its registry version"),
+    ),
+    responses(
+        (status = 200, description = "The inputs and outputs with their datatypes", body = ModelMetadata),
+        (status = 404, description = "Another model or version", body = crate::ErrorBody),
+    )
+)]
 pub(crate) async fn version_metadata(
     state: web::Data<AppState>,
     path: NamedVersion,
@@ -161,6 +188,13 @@ pub(crate) async fn version_metadata(
     Ok(web::Json(metadata(&state.serving())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/ready",
+    tag = "v2",
+    params(("name" = String, Path, description = "`revspend`")),
+    responses((status = 200, description = "Ready"), (status = 404, description = "Another model name", body = crate::ErrorBody))
+)]
 pub(crate) async fn model_ready(
     state: web::Data<AppState>,
     path: Named,
@@ -169,6 +203,16 @@ pub(crate) async fn model_ready(
     Ok(web::Json(json!({ "name": MODEL_NAME, "ready": true })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/versions/{version}/ready",
+    tag = "v2",
+    params(
+        ("name" = String, Path, description = "`revspend`"),
+        ("version" = String, Path, description = "The model version or its registry version"),
+    ),
+    responses((status = 200, description = "Ready"), (status = 404, description = "Another model or version", body = crate::ErrorBody))
+)]
 pub(crate) async fn version_ready(
     state: web::Data<AppState>,
     path: NamedVersion,
@@ -203,6 +247,18 @@ struct InferRequest {
     outputs: Option<Vec<Map<String, Value>>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/models/{name}/infer",
+    tag = "v2",
+    params(("name" = String, Path, description = "`revspend`")),
+    request_body(content = super::openapi::InferRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The output tensors", body = super::openapi::InferResponse),
+        (status = 400, description = "A tensor cannot be read (named)", body = crate::ErrorBody),
+        (status = 404, description = "Another model name", body = crate::ErrorBody),
+    )
+)]
 pub(crate) async fn infer(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -214,6 +270,21 @@ pub(crate) async fn infer(
     run(&state, &bytes).map(web::Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/models/{name}/versions/{version}/infer",
+    tag = "v2",
+    params(
+        ("name" = String, Path, description = "`revspend`"),
+        ("version" = String, Path, description = "The model version or its registry version"),
+    ),
+    request_body(content = super::openapi::InferRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The output tensors", body = super::openapi::InferResponse),
+        (status = 400, description = "A tensor cannot be read (named)", body = crate::ErrorBody),
+        (status = 404, description = "Another model or version", body = crate::ErrorBody),
+    )
+)]
 pub(crate) async fn version_infer(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{AppState, ModelOrigin};
 
 /// The `GET /version` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Version {
     /// The server build: crate version and the git commit it was built
     /// from (`unknown` outside a git checkout).
@@ -27,6 +27,7 @@ pub struct Version {
     pub snapshot_customers: usize,
 }
 
+#[utoipa::path(get, path = "/version", tag = "operations", responses((status = 200, description = "What exactly is serving", body = Version)))]
 pub(crate) async fn version(state: web::Data<AppState>) -> web::Json<Version> {
     let state = state.serving();
     let m = &state.model;

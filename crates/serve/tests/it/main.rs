@@ -3,6 +3,7 @@
 //! process.
 
 mod common;
+mod docs;
 mod handlers;
 mod mlflow;
 pub mod process;
