@@ -61,12 +61,12 @@ validate-compose:
 	scripts/validate-compose.sh
 
 ## clean: remove the pipeline's generated data and model (the DVC outputs
-## that git does not track; the reports in reports/ are tracked and stay).
+## that git does not track; the other reports in reports/ are tracked and stay).
 ## crates/core/tests/it/pipeline.rs checks this list against dvc.yaml.
 clean:
 	rm -rf data/raw data/staged data/features data/splits data/features.json \
 	  data/online/snapshot.bin data/quarantine.csv data/profile/train.json \
-	  models/model.bin dvc_plots
+	  models/model.bin reports/index.html dvc_plots
 
 ## clean-registry: remove every registered model version and the alias log
 clean-registry:
