@@ -17,7 +17,8 @@ use rayon::prelude::*;
 // polars' hash map (a fast non-cryptographic hasher): interning hashes
 // every text field of every row, and SipHash showed up in profiles.
 use polars::prelude::{InitHashMaps, PlHashMap};
-use revspend_core::contract::{self, COLUMNS, FieldError, Sex, TextField, ValueRanges};
+use revspend_core::contract::rules::KNOWN_MERCHANT_GROUP;
+use revspend_core::contract::{self, COLUMNS, FieldError, Group, Sex, TextField, ValueRanges};
 use serde::{Deserialize, Serialize};
 
 /// The text columns of the contract, in the order of [`Staged::text`].
@@ -559,20 +560,26 @@ fn parse_chunk(input: &ChunkInput<'_>, text: &[u8], first_line: u64) -> Chunk {
         };
         let last_line = input.cut_last_line && i + 1 == n_lines;
         let checked = parsed.and_then(|row| {
-            input.ranges.check(&row, &fields)?;
             // Only rows that pass are interned, so a group already interned
             // is known (its code is kept: one lookup per row); a new one is
             // checked once (and interned below), and a refused one remembered.
             let group_code = raw_index[GRUPO].get(row.grupo).copied();
-            if group_code.is_none() {
-                if let Some(refused) = unknown_groups.get(row.grupo) {
-                    return Err(FieldError::clone(refused));
-                }
-                if let Err(refused) = contract::check_group(row.grupo, &TextField::Grupo.normalise(row.grupo))
-                {
+            if group_code.is_none()
+                && let Some(refused) = unknown_groups.get(row.grupo)
+            {
+                return Err(FieldError::clone(refused));
+            }
+            let group = if group_code.is_some() {
+                Group::Checked
+            } else {
+                Group::Unchecked
+            };
+            if let Err(violation) = contract::check_row(input.ranges, &row, &fields, group) {
+                let refused = FieldError::from(violation.clone());
+                if violation.rule == KNOWN_MERCHANT_GROUP {
                     unknown_groups.insert(row.grupo.to_owned(), refused.clone());
-                    return Err(refused);
                 }
+                return Err(refused);
             }
             if last_line && row.pais_estabelecimento.trim().is_empty() {
                 return Err(FieldError {
@@ -737,6 +744,51 @@ mod tests {
 
     fn parse(bytes: &[u8]) -> FileRows {
         parse_file(Path::new("a.csv"), bytes, 3, &ValueRanges::default())
+    }
+
+    /// Issue 15: the row rules the server answers 422 by quarantine the
+    /// same rows offline, the rule named in the reason.
+    #[test]
+    fn rows_that_break_a_row_rule_are_quarantined_naming_it() {
+        let good = "1;201901;SAO PAULO;SP;30;F;1000;500;01.01.2020; 1,00 ;VAREJO;SAO PAULO;BR";
+        let rows = [
+            (good.replace("01.01.2020", "31.12.9999"), "ranges.data", "data"),
+            (
+                good.replace(";SAO PAULO;SP", ";SAO\u{0}PAULO;SP"),
+                "no_control_characters",
+                "cidade",
+            ),
+            (
+                good.replace(";1000;", ";0;"),
+                "ranges.limite_total",
+                "limite_total",
+            ),
+            (
+                good.replace("201901", "202003"),
+                "account_opened_before_purchase",
+                "safra_abertura",
+            ),
+            (
+                good.replace("VAREJO", "PADARIA"),
+                "known_merchant_group",
+                "grupo_estabelecimento",
+            ),
+        ];
+        let mut text = format!("{HEADER}\n{good}\n");
+        for (row, _, _) in &rows {
+            text.push_str(row);
+            text.push('\n');
+        }
+        let parsed = parse(text.as_bytes());
+        assert_eq!((parsed.rows.len(), parsed.quarantine.len()), (1, rows.len()));
+        for (q, (_, rule, field)) in parsed.quarantine.iter().zip(rows) {
+            assert_eq!(q.error.field, field);
+            assert!(
+                q.error.reason.starts_with(&format!("rule `{rule}`: ")),
+                "{}",
+                q.error.reason
+            );
+        }
     }
 
     /// Issue 12: the encoding is detected per file, a byte-order mark

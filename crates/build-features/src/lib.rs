@@ -228,6 +228,7 @@ pub fn run(
                     rule: rule.clone(),
                     customers: final_history,
                     key_fingerprint: pseudo.key_fingerprint(),
+                    ranges: suite.ranges,
                 },
             )?;
             let quarantine = read_quarantine(&manifest, &out.staged_dir)?;

@@ -53,7 +53,9 @@ pub const MODEL_FORMAT_VERSION: u32 = 5;
 /// 3: the snapshot records the fingerprint of its pseudonymisation key
 /// (issue 12). Version 2 files are refused with the version error: rerun
 /// build-features.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+/// 4: the snapshot records the quality suite's accepted value ranges, which
+/// the server checks requests against (issue 15).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
 
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
@@ -594,6 +596,7 @@ mod tests {
             },
             customers,
             key_fingerprint: "f".repeat(32),
+            ranges: crate::contract::ValueRanges::default(),
         }
     }
 
@@ -780,8 +783,8 @@ mod tests {
             ),
             (
                 5,
-                3,
-                "874ca9cb8898b6bb97c86fdb6f90573d1be3512422b4130c03ef6d098efec43d"
+                4,
+                "11267b63fd21ebc41bcbaa9e2cc9152a84190cc2d79cd0f9838ce22689e685c7"
             ),
             "a payload type changed shape: bump its format version (see the comment above)"
         );

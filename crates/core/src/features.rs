@@ -360,6 +360,10 @@ pub struct OnlineSnapshot {
     pub as_of: Option<NaiveDate>,
     /// The rule the history's revenge counts were computed with.
     pub rule: TargetRule,
+    /// The accepted values the rows behind the history were staged under
+    /// (the quality suite's `ranges`): the server checks requests against
+    /// the same ones (format 4, issue 15).
+    pub ranges: crate::contract::ValueRanges,
     pub customers: BTreeMap<String, History>,
     /// [`crate::pseudonym::Pseudonymiser::key_fingerprint`] of the key the
     /// customers were pseudonymised with: the server refuses to start with

@@ -17,6 +17,13 @@ pub enum ApiError {
         message: String,
         field: Option<String>,
     },
+    /// A request that parses but breaks one of the quality suite's row
+    /// rules (`revspend_core::contract::rules`): a 422 naming the rule.
+    RuleViolation {
+        rule: &'static str,
+        field: String,
+        message: String,
+    },
     UnsupportedMediaType {
         got: Option<String>,
     },
@@ -64,11 +71,46 @@ impl ApiError {
         }
     }
 
+    /// A 422: the request breaks the row rule `rule` on `field`.
+    pub fn rule(rule: &'static str, field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::RuleViolation {
+            rule,
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
     /// The request field at fault, when there is one.
     pub fn field_name(&self) -> Option<&str> {
         match self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
+            ApiError::RuleViolation { field, .. } => Some(field),
             _ => None,
+        }
+    }
+
+    /// The row rule broken, for a 422.
+    pub fn rule_name(&self) -> Option<&'static str> {
+        match self {
+            ApiError::RuleViolation { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+
+    /// The same error about a row inside a larger body: `prefix` before the
+    /// message and the field renamed to its path there (`rename`).
+    pub fn in_row(self, prefix: &str, rename: impl FnOnce(&str) -> String) -> ApiError {
+        match self {
+            ApiError::BadRequest { message, field } => ApiError::BadRequest {
+                message: format!("{prefix}: {message}"),
+                field: field.as_deref().map(rename),
+            },
+            ApiError::RuleViolation { rule, field, message } => ApiError::RuleViolation {
+                rule,
+                field: rename(&field),
+                message: format!("{prefix}: {message}"),
+            },
+            other => other,
         }
     }
 }
@@ -76,7 +118,9 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApiError::BadRequest { message, .. } => f.write_str(message),
+            ApiError::BadRequest { message, .. } | ApiError::RuleViolation { message, .. } => {
+                f.write_str(message)
+            }
             ApiError::UnsupportedMediaType { got } => write!(
                 f,
                 "expected Content-Type: application/json, got {}",
@@ -113,12 +157,17 @@ pub struct ErrorBody {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The row rule a 422 names (`ranges.data`, `no_control_characters`,
+    /// `account_opened_before_purchase`, `known_merchant_group`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::RuleViolation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } | ApiError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -145,6 +194,7 @@ impl ResponseError for ApiError {
         response.json(ErrorBody {
             error: self.to_string(),
             field: self.field_name().map(str::to_owned),
+            rule: self.rule_name().map(str::to_owned),
         })
     }
 }
@@ -170,7 +220,8 @@ mod tests {
             body,
             ErrorBody {
                 error: "internal error".into(),
-                field: None
+                field: None,
+                rule: None,
             }
         );
     }

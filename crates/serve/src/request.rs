@@ -5,9 +5,11 @@
 //! `build-features` uses: a request written in the file's format parses
 //! exactly as that row would offline. JSON numbers are written back as text
 //! the parsers read unambiguously (amounts with a decimal comma, so the
-//! number `1.234` is 1.234 and never the thousands-grouped 1234).
+//! number `1.234` is 1.234 and never the thousands-grouped 1234). The row
+//! is then checked against the quality suite's row rules
+//! ([`contract::rules`]), the ones `build-features` quarantines rows by.
 
-use revspend_core::contract::{self, COLUMNS, FieldError, Transaction};
+use revspend_core::contract::{self, COLUMNS, FieldError, Group, Transaction, ValueRanges};
 use serde_json::{Map, Value};
 
 use crate::ApiError;
@@ -70,8 +72,10 @@ pub fn is_field(name: &str) -> bool {
     (0..COLUMNS.len()).any(|c| name == key(c) || name == COLUMNS[c])
 }
 
-/// Parses a request body already decoded as JSON.
-pub fn transaction(body: &Value) -> Result<Transaction, ApiError> {
+/// Parses a request body already decoded as JSON and checks it against the
+/// quality suite's row rules (`ranges`, the server's current ones): a field
+/// that cannot be read is a 400, a row that breaks a rule a 422 naming it.
+pub fn transaction(body: &Value, ranges: &ValueRanges) -> Result<Transaction, ApiError> {
     let Value::Object(object) = body else {
         return Err(ApiError::bad_request(format!(
             "the request body must be a JSON object with the fields {}; got {}",
@@ -120,7 +124,15 @@ pub fn transaction(body: &Value) -> Result<Transaction, ApiError> {
         });
     }
     let fields: Vec<&str> = texts.iter().map(String::as_str).collect();
-    contract::parse_fields(&fields).map_err(|e| named_error(&e, &found))
+    let row = contract::parse_row(&fields).map_err(|e| {
+        let (name, message) = named_error(&e, &found);
+        ApiError::field(&name, message)
+    })?;
+    contract::check_row(ranges, &row, &fields, Group::Unchecked).map_err(|v| {
+        let (name, message) = named_error(&v.error, &found);
+        ApiError::rule(v.rule, &name, format!("rule `{}`: {message}", v.rule))
+    })?;
+    Ok(row.to_transaction())
 }
 
 /// The value of a column and the key the client used for it.
@@ -211,15 +223,16 @@ fn number_text(n: &serde_json::Number) -> String {
 }
 
 /// A parser error, renamed to the JSON field the client sent and showing
-/// the value as sent.
-fn named_error(error: &FieldError, found: &[Option<(&str, &Value)>]) -> ApiError {
+/// the value as sent: the field's name and the message.
+fn named_error(error: &FieldError, found: &[Option<(&str, &Value)>]) -> (String, String) {
     let entry = COLUMNS
         .iter()
         .position(|c| *c == error.field)
         .and_then(|c| found[c].map(|(name, value)| (name.to_owned(), value.to_string())));
     let (name, shown) =
         entry.unwrap_or_else(|| (error.field.trim().to_owned(), format!("{:?}", error.value)));
-    ApiError::field(&name, format!("field `{name}`: {} (got {shown})", error.reason))
+    let message = format!("field `{name}`: {} (got {shown})", error.reason);
+    (name, message)
 }
 
 /// A JSON value's type, as error messages name it.
@@ -237,6 +250,11 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`transaction`] under the quality suite's default ranges.
+    fn rules_default(body: &Value) -> Result<Transaction, ApiError> {
+        transaction(body, &ValueRanges::default())
+    }
     use serde_json::json;
 
     fn raw() -> Value {
@@ -282,7 +300,7 @@ mod tests {
             "BR",
         ])
         .expect("valid row");
-        assert_eq!(transaction(&raw()).expect("valid request"), offline);
+        assert_eq!(rules_default(&raw()).expect("valid request"), offline);
         assert_eq!(offline.grupo, "SERVICO");
     }
 
@@ -296,28 +314,40 @@ mod tests {
         body["limite_disp"] = json!(1500.5);
         body["data"] = json!("2020-03-07");
         body[" valor "] = json!(1234.56);
-        let expected = transaction(&raw()).expect("raw form");
-        assert_eq!(transaction(&body).expect("numeric form"), expected);
+        let expected = rules_default(&raw()).expect("raw form");
+        assert_eq!(rules_default(&body).expect("numeric form"), expected);
 
         // `1.234` as a JSON number is one real and 234 thousandths, while the
         // file's text "1.234" is a thousands-grouped 1234.
         body[" valor "] = json!(1.234);
-        assert_eq!(transaction(&body).expect("small amount").valor, Some(1.234));
+        assert_eq!(rules_default(&body).expect("small amount").valor, Some(1.234));
         body[" valor "] = json!("1.234");
-        assert_eq!(transaction(&body).expect("grouped amount").valor, Some(1234.0));
+        assert_eq!(rules_default(&body).expect("grouped amount").valor, Some(1234.0));
+        // Parsing is not the range check: without a range on the amount a
+        // refund and a huge amount read as they are.
+        let open = ValueRanges {
+            valor: contract::Range::default(),
+            ..ValueRanges::default()
+        };
         body[" valor "] = json!(-12.5);
-        assert_eq!(transaction(&body).expect("refund").valor, Some(-12.5));
+        assert_eq!(transaction(&body, &open).expect("refund").valor, Some(-12.5));
         body[" valor "] = json!(1e20);
-        assert_eq!(transaction(&body).expect("huge").valor, Some(1e20));
+        assert_eq!(transaction(&body, &open).expect("huge").valor, Some(1e20));
+        assert_eq!(
+            rules_default(&body)
+                .expect_err("over the default range")
+                .rule_name(),
+            Some("ranges.valor")
+        );
     }
 
     #[test]
     fn missing_amount_is_null_or_the_file_marker() {
         let mut body = raw();
         body[" valor "] = Value::Null;
-        assert_eq!(transaction(&body).expect("null").valor, None);
+        assert_eq!(rules_default(&body).expect("null").valor, None);
         body[" valor "] = json!(" -   ");
-        assert_eq!(transaction(&body).expect("marker").valor, None);
+        assert_eq!(rules_default(&body).expect("marker").valor, None);
     }
 
     #[test]
@@ -336,7 +366,7 @@ mod tests {
         }
         object.insert("cidade_estabelecimento".into(), Value::Null);
         object.insert("pais_estabelecimento".into(), Value::Null);
-        let t = transaction(&body).expect("minimal request");
+        let t = rules_default(&body).expect("minimal request");
         assert_eq!(t.idade, None);
         assert_eq!(t.grupo, "");
         assert_eq!(t.pais_estabelecimento, "");
@@ -346,55 +376,55 @@ mod tests {
     fn errors_name_the_field_the_client_sent() {
         let mut body = raw();
         body[" valor "] = json!("abc");
-        assert_eq!(field_of(transaction(&body)), " valor ");
+        assert_eq!(field_of(rules_default(&body)), " valor ");
         let object = body.as_object_mut().expect("object");
         object.remove(" valor ");
         object.insert("valor".into(), json!("12,3,4"));
-        assert_eq!(field_of(transaction(&body)), "valor");
+        assert_eq!(field_of(rules_default(&body)), "valor");
         body["valor"] = json!(true);
-        assert_eq!(field_of(transaction(&body)), "valor");
+        assert_eq!(field_of(rules_default(&body)), "valor");
 
         let mut body = raw();
         body["id"] = json!(-5);
-        assert_eq!(field_of(transaction(&body)), "id");
+        assert_eq!(field_of(rules_default(&body)), "id");
         body["id"] = json!(12.5);
-        assert_eq!(field_of(transaction(&body)), "id");
+        assert_eq!(field_of(rules_default(&body)), "id");
         body["id"] = json!("12a");
-        assert_eq!(field_of(transaction(&body)), "id");
+        assert_eq!(field_of(rules_default(&body)), "id");
 
         let mut body = raw();
         body["idade"] = json!(34.5);
-        assert_eq!(field_of(transaction(&body)), "idade");
+        assert_eq!(field_of(rules_default(&body)), "idade");
         let mut body = raw();
         body["limite_disp"] = Value::Null;
-        assert_eq!(field_of(transaction(&body)), "limite_disp");
+        assert_eq!(field_of(rules_default(&body)), "limite_disp");
         let mut body = raw();
         body["data"] = json!(20200307);
-        assert_eq!(field_of(transaction(&body)), "data");
+        assert_eq!(field_of(rules_default(&body)), "data");
         let mut body = raw();
         body["cidade"] = json!(["SAO PAULO"]);
-        assert_eq!(field_of(transaction(&body)), "cidade");
+        assert_eq!(field_of(rules_default(&body)), "cidade");
     }
 
     #[test]
     fn structure_errors_are_named() {
         let mut body = raw();
         body["valor"] = json!("1,00");
-        assert_eq!(field_of(transaction(&body)), "valor");
+        assert_eq!(field_of(rules_default(&body)), "valor");
 
         let mut body = raw();
         body["limite"] = json!(1);
-        assert_eq!(field_of(transaction(&body)), "limite");
+        assert_eq!(field_of(rules_default(&body)), "limite");
 
         let mut body = raw();
         let object = body.as_object_mut().expect("object");
         object.remove("data");
         object.remove(" valor ");
-        let err = transaction(&body).expect_err("missing");
+        let err = rules_default(&body).expect_err("missing");
         assert_eq!(err.field_name(), Some("data"));
         assert!(err.to_string().contains("missing: data, valor"), "{err}");
 
-        let err = transaction(&json!([1, 2])).expect_err("array");
+        let err = rules_default(&json!([1, 2])).expect_err("array");
         assert!(err.to_string().contains("JSON object"), "{err}");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use revspend_core::artifact;
-use revspend_core::contract::Transaction;
+use revspend_core::contract::{Transaction, ValueRanges};
 use revspend_core::features::{self, History, OnlineSnapshot};
 use revspend_core::model::{FeatureMatrix, ModelArtifact};
 use revspend_core::pseudonym::{self, Pseudonymiser};
@@ -76,14 +76,17 @@ impl Serving {
     /// model that cannot score a row, or scores it outside [0, 1], is
     /// refused before it serves (readiness means this passed).
     fn smoke_test(&self, pseudonymiser: &Pseudonymiser) -> anyhow::Result<()> {
-        let txn = crate::request::transaction(&serde_json::json!({
-            "id": "0",
-            "limite_total": "1.000,00",
-            "limite_disp": "500,00",
-            "data": "01.01.2020",
-            "valor": "10,00",
-            "grupo_estabelecimento": "VESTUARIO",
-        }))
+        let txn = crate::request::transaction(
+            &serde_json::json!({
+                "id": "0",
+                "limite_total": "1.000,00",
+                "limite_disp": "500,00",
+                "data": "01.01.2020",
+                "valor": "10,00",
+                "grupo_estabelecimento": "VESTUARIO",
+            }),
+            &ValueRanges::default(),
+        )
         .map_err(|e| anyhow::anyhow!("the smoke-test purchase does not parse: {e}"))?;
         let p = self
             .predict_many(pseudonymiser, std::slice::from_ref(&txn))
@@ -280,6 +283,13 @@ impl AppState {
         self.current.load_full()
     }
 
+    /// The value ranges requests are checked against now: those the
+    /// serving snapshot's rows were staged under (the quality suite's
+    /// `ranges`).
+    pub fn ranges(&self) -> ValueRanges {
+        self.current.load().snapshot.ranges
+    }
+
     /// The same state with another body timeout.
     pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> AppState {
         self.body_timeout = timeout;
@@ -444,6 +454,8 @@ fn load_serving(
             customers: Default::default(),
             // No customers to mismatch: only the model's key is checked.
             key_fingerprint: model.key_fingerprint.clone(),
+            // The quality suite's defaults (`config/quality.yaml` ships them).
+            ranges: ValueRanges::default(),
         })
     });
     log::info!(

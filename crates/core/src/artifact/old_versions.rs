@@ -66,29 +66,50 @@ fn a_version_4_model_without_split_gains_is_refused() {
     );
 }
 
-/// Issue 12: a snapshot written before the key fingerprint was stored
-/// (format 2, `tests/fixtures/snapshot-v2.bin`) is refused by its
-/// version, with what to do.
-#[test]
-fn a_version_2_snapshot_without_a_key_fingerprint_is_refused() {
-    let bytes = include_bytes!("../../tests/fixtures/snapshot-v2.bin");
-    let path = Path::new("data/online/snapshot-v2.bin");
-    let err = decode::<OnlineSnapshot>(path, Kind::Snapshot, bytes).expect_err("version 2");
+/// Decodes an old snapshot fixture named `path` and checks it is refused by
+/// its version `got`, naming the file and what to do.
+fn refused_snapshot(path: &str, bytes: &[u8], got: u32) {
+    let err = decode::<OnlineSnapshot>(Path::new(path), Kind::Snapshot, bytes).expect_err("an old version");
     assert!(
         matches!(
             err,
             ArtifactError::Version {
                 kind: Kind::Snapshot,
                 expected: SNAPSHOT_FORMAT_VERSION,
-                got: 2,
+                got: g,
                 ..
-            }
+            } if g == got
         ),
         "{err}"
     );
     let message = err.to_string();
     assert!(
-        message.contains("snapshot-v2.bin") && message.contains("build-features"),
+        message.contains(path) && message.contains("build-features"),
         "{message}"
+    );
+}
+
+/// Issue 12: a snapshot written before the key fingerprint was stored
+/// (format 2, `tests/fixtures/snapshot-v2.bin`) is refused by its
+/// version, with what to do.
+#[test]
+fn a_version_2_snapshot_without_a_key_fingerprint_is_refused() {
+    refused_snapshot(
+        "data/online/snapshot-v2.bin",
+        include_bytes!("../../tests/fixtures/snapshot-v2.bin"),
+        2,
+    );
+}
+
+/// Issue 15: a snapshot written before the accepted value ranges were
+/// stored (format 3, `tests/fixtures/snapshot-v3.bin`) is refused by its
+/// version, never read as a snapshot without the rules requests are
+/// checked against.
+#[test]
+fn a_version_3_snapshot_without_value_ranges_is_refused() {
+    refused_snapshot(
+        "data/online/snapshot-v3.bin",
+        include_bytes!("../../tests/fixtures/snapshot-v3.bin"),
+        3,
     );
 }

@@ -40,7 +40,9 @@ pub const MERCHANT_CITY_LEN: usize = 13;
 pub use crate::features::KNOWN_GROUPS;
 
 mod ranges;
-pub use ranges::{OUT_OF_RANGE, Range, ValueRanges};
+pub mod rules;
+pub use ranges::{DateRange, OUT_OF_RANGE, Range, ValueRanges};
+pub use rules::{Group, RuleViolation, check_row};
 
 /// Customer sex as recorded by the bank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,15 @@
 //! The accepted range of each numeric field of the contract (amount,
-//! limits, age): a parsed value outside it quarantines its row. The ranges
-//! are edited in the quality suite (`ranges:` in `config/quality.yaml`);
-//! these are the defaults.
+//! limits, age) and of the purchase date: a parsed value outside it
+//! quarantines its row offline and is a 422 online (rule `ranges.<field>`,
+//! see [`super::rules`]). The ranges are edited in the quality suite
+//! (`ranges:` in `config/quality.yaml`); these are the defaults.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{FieldError, Row};
+use super::FieldError;
+use super::Row;
+use super::rules::RuleViolation;
 
 /// Marks the reason of a value outside its [`ValueRanges`] range, so a
 /// report can count those apart from values that do not parse.
@@ -33,13 +37,56 @@ impl Range {
         self.min.is_none_or(|lo| v >= lo) && self.max.is_none_or(|hi| v <= hi)
     }
 
-    fn check(&self, field: &'static str, text: &str, v: f64) -> Result<(), FieldError> {
+    fn check(
+        &self,
+        rule: &'static str,
+        field: &'static str,
+        text: &str,
+        v: f64,
+    ) -> Result<(), RuleViolation> {
         if self.contains(v) {
             return Ok(());
         }
-        // The value is the error's `value`, not part of the reason: the
-        // quarantine pseudonymises id-like values, and only those.
-        Err(FieldError::new(field, text, format!("{OUT_OF_RANGE} {self}")))
+        Err(out_of_range(rule, field, text, self))
+    }
+}
+
+/// The violation of a `ranges.<field>` rule. The value is the error's
+/// `value`, not part of the reason: the quarantine pseudonymises id-like
+/// values, and only those.
+fn out_of_range(
+    rule: &'static str,
+    field: &'static str,
+    text: &str,
+    range: &dyn std::fmt::Display,
+) -> RuleViolation {
+    RuleViolation {
+        rule,
+        error: FieldError::new(field, text, format!("{OUT_OF_RANGE} {range}")),
+    }
+}
+
+/// An inclusive range of purchase dates (ISO `2020-01-31` in the suite); a
+/// bound left out is no bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DateRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<NaiveDate>,
+}
+
+impl DateRange {
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.min.is_none_or(|lo| d >= lo) && self.max.is_none_or(|hi| d <= hi)
+    }
+}
+
+impl std::fmt::Display for DateRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bound = |b: Option<NaiveDate>| b.map_or_else(|| "-".to_owned(), |d| d.to_string());
+        write!(f, "[{}, {}]", bound(self.min), bound(self.max))
     }
 }
 
@@ -64,7 +111,9 @@ pub struct ValueRanges {
     /// and a million reais is beyond any card limit the bank grants.
     #[serde(default = "default_valor")]
     pub valor: Range,
-    /// `limite_total`, the credit limit. Default `[0, 1000000]`.
+    /// `limite_total`, the credit limit. Default `[1, 1000000]`: a card
+    /// without a limit has no available share, so the target is undefined
+    /// for it (issue 15).
     #[serde(default = "default_limite_total")]
     pub limite_total: Range,
     /// `limite_disp`, the available limit. Default `[-1000000, 2000000]`: it
@@ -76,6 +125,11 @@ pub struct ValueRanges {
     /// `idade`, the age in years. Default `[16, 110]`.
     #[serde(default = "default_idade")]
     pub idade: Range,
+    /// `data`, the purchase date. Default `[2000-01-01, 2099-12-31]`: a
+    /// date outside is a placeholder (`31.12.9999`, `01.01.0001`) or a
+    /// typo, not a card purchase this model can score.
+    #[serde(default = "default_data")]
+    pub data: DateRange,
 }
 
 fn default_valor() -> Range {
@@ -83,7 +137,7 @@ fn default_valor() -> Range {
 }
 
 fn default_limite_total() -> Range {
-    Range::new(0.0, 1_000_000.0)
+    Range::new(1.0, 1_000_000.0)
 }
 
 fn default_limite_disp() -> Range {
@@ -94,6 +148,13 @@ fn default_idade() -> Range {
     Range::new(16.0, 110.0)
 }
 
+fn default_data() -> DateRange {
+    DateRange {
+        min: NaiveDate::from_ymd_opt(2000, 1, 1),
+        max: NaiveDate::from_ymd_opt(2099, 12, 31),
+    }
+}
+
 impl Default for ValueRanges {
     fn default() -> Self {
         ValueRanges {
@@ -101,6 +162,7 @@ impl Default for ValueRanges {
             limite_total: default_limite_total(),
             limite_disp: default_limite_disp(),
             idade: default_idade(),
+            data: default_data(),
         }
     }
 }
@@ -117,6 +179,11 @@ impl ValueRanges {
             {
                 return Err(format!("ranges.{name}: `min` {lo} is above `max` {hi}"));
             }
+        }
+        if let (Some(lo), Some(hi)) = (self.data.min, self.data.max)
+            && lo > hi
+        {
+            return Err(format!("ranges.data: `min` {lo} is after `max` {hi}"));
         }
         Ok(())
     }
@@ -136,22 +203,29 @@ impl ValueRanges {
         self.fields()
             .iter()
             .map(|(name, r)| format!("{name} {r}"))
+            .chain(std::iter::once(format!("data {}", self.data)))
             .collect::<Vec<_>>()
             .join("; ")
     }
 
-    /// Checks a parsed row's values; `fields` are the row's raw fields (in
+    /// Checks a parsed row's values (the `ranges.<field>` rules of
+    /// [`super::rules::check_row`]); `fields` are the row's raw fields (in
     /// [`COLUMNS`](super::COLUMNS) order), quoted in the error.
-    pub fn check(&self, row: &Row<'_>, fields: &[&str]) -> Result<(), FieldError> {
+    pub fn check(&self, row: &Row<'_>, fields: &[&str]) -> Result<(), RuleViolation> {
         let text = |i: usize| fields.get(i).copied().unwrap_or("");
         if let Some(age) = row.idade {
-            self.idade.check("idade", text(4), f64::from(age))?;
+            self.idade
+                .check("ranges.idade", "idade", text(4), f64::from(age))?;
         }
         self.limite_total
-            .check("limite_total", text(6), row.limite_total)?;
-        self.limite_disp.check("limite_disp", text(7), row.limite_disp)?;
+            .check("ranges.limite_total", "limite_total", text(6), row.limite_total)?;
+        self.limite_disp
+            .check("ranges.limite_disp", "limite_disp", text(7), row.limite_disp)?;
+        if !self.data.contains(row.date) {
+            return Err(out_of_range("ranges.data", "data", text(8), &self.data));
+        }
         if let Some(v) = row.valor {
-            self.valor.check(" valor ", text(9), v)?;
+            self.valor.check("ranges.valor", " valor ", text(9), v)?;
         }
         Ok(())
     }
@@ -186,7 +260,9 @@ mod tests {
         let mut absurd = fields;
         absurd[9] = " 100.000.000.000,00 ";
         let row = parse_row(&absurd).expect("parses");
-        let err = ranges.check(&row, &absurd).expect_err("out of range");
+        let violation = ranges.check(&row, &absurd).expect_err("out of range");
+        assert_eq!(violation.rule, "ranges.valor");
+        let err = violation.error;
         assert_eq!(
             (err.field, err.value.as_str()),
             (" valor ", " 100.000.000.000,00 ")
@@ -221,5 +297,19 @@ mod tests {
                 .expect_err("min > max")
                 .contains("ranges.idade")
         );
+
+        // Dates are ISO text in the suite; a left-out bound is no bound.
+        let dates: ValueRanges = serde_norway::from_str("data: {min: 2019-01-01}\n").expect("parses");
+        assert_eq!(dates.data.min, NaiveDate::from_ymd_opt(2019, 1, 1));
+        assert_eq!(dates.data.max, None);
+        assert!(
+            dates.describe().ends_with("data [2019-01-01, -]"),
+            "{}",
+            dates.describe()
+        );
+        let backwards: ValueRanges =
+            serde_norway::from_str("data: {min: 2020-01-01, max: 2019-01-01}\n").expect("parses");
+        assert!(backwards.validate().expect_err("after").contains("ranges.data"));
+        assert!(serde_norway::from_str::<ValueRanges>("data: {min: 31.12.2019}\n").is_err());
     }
 }

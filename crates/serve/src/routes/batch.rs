@@ -1,7 +1,8 @@
 //! `POST /predict/batch`: a JSON array of transactions, or `text/csv` in the
 //! raw file's own format (`;`, cp1252 or UTF-8, header included) or as
 //! pandas writes it, scored in one model call. One result per row, in order; a row that cannot be read gets its
-//! own error entry (index, field, message) and the others are still scored.
+//! own error entry (index, field, message, and the rule for a row that breaks
+//! one of the quality suite's row rules) and the others are still scored.
 
 use actix_web::{HttpRequest, web};
 use revspend_core::contract::Transaction;
@@ -24,6 +25,10 @@ pub enum BatchItem {
         error: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         field: Option<String>,
+        /// The row rule the row breaks, when it parsed but broke one (what a
+        /// single `/predict` answers with a 422).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
     },
 }
 
@@ -113,8 +118,9 @@ pub(crate) fn score(state: &AppState, rows: &[serde_json::Value]) -> Result<Batc
     let mut parsed: Vec<Transaction> = Vec::with_capacity(rows.len());
     let mut at: Vec<usize> = Vec::with_capacity(rows.len());
     let mut results: Vec<Option<BatchItem>> = vec![None; rows.len()];
+    let ranges = state.ranges();
     for (index, row) in rows.iter().enumerate() {
-        match request::transaction(row) {
+        match request::transaction(row, &ranges) {
             Ok(txn) => {
                 parsed.push(txn);
                 at.push(index);
@@ -125,6 +131,7 @@ pub(crate) fn score(state: &AppState, rows: &[serde_json::Value]) -> Result<Batc
                     index,
                     error: format!("row {index}: {e}"),
                     field,
+                    rule: e.rule_name().map(str::to_owned),
                 });
             }
         }

@@ -81,7 +81,9 @@ pub(crate) async fn ping() -> HttpResponse {
     ),
     responses(
         (status = 200, description = "One prediction per row, in order", body = super::openapi::MlflowResponse),
-        (status = 400, description = "MLflow's error body: `{\"error_code\": \"BAD_REQUEST\", \"message\": ...}`"),
+        (status = 400, description = "MLflow's error body: `{\"error_code\": \"BAD_REQUEST\", \"message\": ...}`; \
+                                      a row that breaks a quality rule is a 400 too, as MLflow answers bad input, \
+                                      its message naming the rule"),
     )
 )]
 pub(crate) async fn invocations(
@@ -124,13 +126,15 @@ pub(crate) async fn invocations(
     }
     state.metrics.batch(rows.len());
     let mut txns = Vec::with_capacity(rows.len());
+    let ranges = state.ranges();
     for (i, row) in rows.iter().enumerate() {
         let known: Map<String, Value> = row
             .iter()
             .filter(|(k, _)| request::is_field(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let txn = request::transaction(&Value::Object(known)).map_err(|e| bad(format!("row {i}: {e}")))?;
+        let txn =
+            request::transaction(&Value::Object(known), &ranges).map_err(|e| bad(format!("row {i}: {e}")))?;
         txns.push(txn);
     }
     let predictions: Vec<Prediction> = state.predict_many(&txns)?;

@@ -14,6 +14,9 @@ use crate::{ApiError, AppState, Prediction, request};
     responses(
         (status = 200, description = "The prediction", body = Prediction),
         (status = 400, description = "A field is missing or cannot be read (named in `field`)", body = crate::ErrorBody),
+        (status = 422, description = "The purchase breaks one of the quality suite's row rules (named in `rule`, the field in `field`): \
+                                      a date outside `ranges.data`, a control character, a limit or amount out of range, \
+                                      an account opened after the purchase, an unknown merchant group", body = crate::ErrorBody),
         (status = 408, description = "The body did not arrive in time", body = crate::ErrorBody),
         (status = 413, description = "The body is over the limit", body = crate::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::ErrorBody),
@@ -28,6 +31,6 @@ pub(crate) async fn predict(
     let bytes = read_body(&req, body, state.max_body_bytes, state.body_timeout).await?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    let txn = request::transaction(&value)?;
+    let txn = request::transaction(&value, &state.ranges())?;
     Ok(web::Json(state.predict(&txn)?))
 }

@@ -256,6 +256,7 @@ struct InferRequest {
     responses(
         (status = 200, description = "The output tensors", body = super::openapi::InferResponse),
         (status = 400, description = "A tensor cannot be read (named)", body = crate::ErrorBody),
+        (status = 422, description = "A row breaks one of the quality suite's row rules (named in `rule`)", body = crate::ErrorBody),
         (status = 404, description = "Another model name", body = crate::ErrorBody),
     )
 )]
@@ -282,6 +283,7 @@ pub(crate) async fn infer(
     responses(
         (status = 200, description = "The output tensors", body = super::openapi::InferResponse),
         (status = 400, description = "A tensor cannot be read (named)", body = crate::ErrorBody),
+        (status = 422, description = "A row breaks one of the quality suite's row rules (named in `rule`)", body = crate::ErrorBody),
         (status = 404, description = "Another model or version", body = crate::ErrorBody),
     )
 )]
@@ -387,12 +389,11 @@ fn run(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
     }
     state.metrics.batch(rows);
     let mut txns = Vec::with_capacity(rows);
+    let ranges = state.ranges();
     for i in 0..rows {
         let row: Map<String, Value> = columns.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect();
-        let txn = request::transaction(&Value::Object(row)).map_err(|e| match e.field_name() {
-            Some(f) => ApiError::field(&format!("inputs[{f}].data[{i}]"), format!("row {i}: {e}")),
-            None => ApiError::bad_request(format!("row {i}: {e}")),
-        })?;
+        let txn = request::transaction(&Value::Object(row), &ranges)
+            .map_err(|e| e.in_row(&format!("row {i}"), |f| format!("inputs[{f}].data[{i}]")))?;
         txns.push(txn);
     }
     let predictions = state.predict_many(&txns)?;

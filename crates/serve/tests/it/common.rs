@@ -151,6 +151,7 @@ pub fn snapshot_keyed(key: &Pseudonymiser) -> OnlineSnapshot {
         rule,
         customers,
         key_fingerprint: key.key_fingerprint(),
+        ranges: Default::default(),
     }
 }
 
@@ -258,4 +259,17 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (
         .and_then(|s| s.parse().ok())
         .expect("status code");
     (status, body.to_owned())
+}
+
+/// Sends one request to a fresh app over `state`, built with the same
+/// `configure` the binary uses.
+pub async fn send(state: AppState, request: actix_web::test::TestRequest) -> actix_web::dev::ServiceResponse {
+    use actix_web::{App, test, web};
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(state))
+            .configure(serve::configure),
+    )
+    .await;
+    test::call_service(&app, request.to_request()).await
 }

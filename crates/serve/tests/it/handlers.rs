@@ -1,26 +1,18 @@
 //! Handler tests through `actix_web::test::init_service` and the same
 //! `configure` the binary uses.
 
-use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
-use actix_web::{App, test, web};
+use actix_web::{test, web};
 use revspend_core::features::{Feature, OnlineSnapshot};
 use revspend_core::model::Classifier;
 use revspend_core::pseudonym::Pseudonymiser;
 use serde_json::{Value, json};
 use serve::{
     AppState, BatchItem, BatchLimits, BatchResponse, ErrorBody, Health, Prediction, Readiness, Version,
-    configure,
 };
 
-use crate::common::{self, Fixture, KNOWN_ID, MODEL_VERSION, THRESHOLD, UNKNOWN_ID, raw_request};
-
-/// Sends one request to a fresh app over `state`.
-async fn send(state: AppState, request: test::TestRequest) -> ServiceResponse {
-    let app = test::init_service(App::new().app_data(web::Data::new(state)).configure(configure)).await;
-    test::call_service(&app, request.to_request()).await
-}
+use crate::common::{self, Fixture, KNOWN_ID, MODEL_VERSION, THRESHOLD, UNKNOWN_ID, raw_request, send};
 
 fn post(body: impl Into<web::Bytes>) -> test::TestRequest {
     test::TestRequest::post()
@@ -378,6 +370,7 @@ async fn a_batch_scores_each_row_in_order_and_refuses_only_the_bad_ones() {
             index: 1,
             field,
             error,
+            ..
         } => {
             assert_eq!(field.as_deref(), Some("[1].valor"), "{error}");
             assert!(error.starts_with("row 1:"), "{error}");

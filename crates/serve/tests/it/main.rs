@@ -8,5 +8,6 @@ mod handlers;
 mod mlflow;
 pub mod process;
 mod reload;
+mod rules;
 mod server;
 mod v2;

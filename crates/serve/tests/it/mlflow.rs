@@ -3,18 +3,12 @@
 //! `dataframe_records`, `instances`, `inputs` as records or columns, and
 //! CSV), with this model's columns.
 
-use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
-use actix_web::{App, test, web};
+use actix_web::{test, web};
 use serde_json::{Map, Value, json};
-use serve::{AppState, configure};
+use serve::AppState;
 
-use crate::common::{Fixture, KNOWN_ID, UNKNOWN_ID, raw_request};
-
-async fn send(state: AppState, request: test::TestRequest) -> ServiceResponse {
-    let app = test::init_service(App::new().app_data(web::Data::new(state)).configure(configure)).await;
-    test::call_service(&app, request.to_request()).await
-}
+use crate::common::{Fixture, KNOWN_ID, UNKNOWN_ID, raw_request, send};
 
 fn invocation(content_type: &str, body: impl Into<web::Bytes>) -> test::TestRequest {
     test::TestRequest::post()

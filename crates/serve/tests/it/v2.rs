@@ -2,18 +2,12 @@
 //! the protocol's documented inference request example (named input
 //! tensors with `shape`, `datatype`, `data`; optional `id` and `outputs`).
 
-use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
-use actix_web::{App, test, web};
+use actix_web::test;
 use serde_json::{Value, json};
-use serve::{AppState, MODEL_NAME, ModelMetadata, configure};
+use serve::{AppState, MODEL_NAME, ModelMetadata};
 
-use crate::common::{Fixture, KNOWN_ID, MODEL_VERSION, UNKNOWN_ID, raw_request};
-
-async fn send(state: AppState, request: test::TestRequest) -> ServiceResponse {
-    let app = test::init_service(App::new().app_data(web::Data::new(state)).configure(configure)).await;
-    test::call_service(&app, request.to_request()).await
-}
+use crate::common::{Fixture, KNOWN_ID, MODEL_VERSION, UNKNOWN_ID, raw_request, send};
 
 async fn get(state: AppState, uri: &str) -> (StatusCode, Value) {
     let response = send(state, test::TestRequest::get().uri(uri)).await;
