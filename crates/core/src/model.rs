@@ -207,6 +207,9 @@ pub struct GbmTree {
 }
 
 impl GbmTree {
+    /// Rows [`add_scores`](Self::add_scores) walks side by side.
+    const LANES: usize = 8;
+
     /// The leaf score for one row of raw feature values; 0 for a malformed
     /// tree.
     pub fn score(&self, row: &[f64]) -> f64 {
@@ -259,7 +262,7 @@ impl GbmTree {
     /// leaf stays there), so the walks overlap instead of each waiting on
     /// its own comparisons. The same leaves as [`score`](Self::score).
     fn add_scores(&self, x: &FeatureMatrix, start: usize, acc: &mut [f64], depth: usize) {
-        const LANES: usize = 8;
+        const LANES: usize = GbmTree::LANES;
         let nodes = &self.nodes;
         let mut lanes = acc.chunks_exact_mut(LANES);
         let mut first = start;
@@ -441,7 +444,14 @@ impl Classifier {
                 // are megabytes). Each row's tree scores are added in tree
                 // order, as `raw_score` adds them: the same bits.
                 const BLOCK: usize = 256;
-                let depths: Vec<Option<usize>> = m.trees.iter().map(|t| t.checked_depth(x.cols)).collect();
+                // The lockstep walk needs eight rows; for fewer (a single
+                // prediction) checking every tree's depth would cost more
+                // than the walks it enables, so they walk one by one.
+                let depths: Vec<Option<usize>> = if x.rows >= GbmTree::LANES {
+                    m.trees.iter().map(|t| t.checked_depth(x.cols)).collect()
+                } else {
+                    vec![None; m.trees.len()]
+                };
                 let mut out = Vec::with_capacity(x.rows);
                 let mut acc = [0f64; BLOCK];
                 for start in (0..x.rows).step_by(BLOCK) {

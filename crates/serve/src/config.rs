@@ -45,6 +45,8 @@ pub struct Config {
     /// Use the public development pseudonymisation key when
     /// `REVSPEND_PSEUDONYM_KEY` is unset (otherwise that is a start-up error).
     pub allow_development_key: bool,
+    /// Access-log one request in this many (besides every 5xx); 0: none.
+    pub access_log_every: u64,
 }
 
 /// Where the server's model comes from.

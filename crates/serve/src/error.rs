@@ -52,6 +52,8 @@ pub enum ApiError {
     MethodNotAllowed {
         allow: &'static str,
     },
+    /// The first model is still loading (or failed to load).
+    NotReady,
     Internal(anyhow::Error),
 }
 
@@ -146,6 +148,9 @@ impl fmt::Display for ApiError {
                  /health/ready, /version, /ping, /v2/..."
             ),
             ApiError::MethodNotAllowed { allow } => write!(f, "method not allowed; use {allow}"),
+            ApiError::NotReady => {
+                f.write_str("not ready: the model and the online snapshot are loading; retry shortly")
+            }
             ApiError::Internal(_) => f.write_str("internal error"),
         }
     }
@@ -176,6 +181,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -187,6 +193,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
+        if let ApiError::NotReady = self {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         if let ApiError::Unauthorized = self {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

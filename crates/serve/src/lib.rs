@@ -24,6 +24,7 @@
 //! an [`ApiError`] with a JSON body `{"error": ..., "field": ...}` (MLflow's
 //! body on `/invocations`).
 
+mod access_log;
 mod config;
 mod error;
 mod metrics;

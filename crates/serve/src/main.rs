@@ -73,6 +73,11 @@ struct Args {
     /// the environment is always used when set.
     #[arg(long, env = "REVSPEND_ALLOW_DEVELOPMENT_KEY")]
     allow_development_key: bool,
+    /// Access-log one request in N as a JSON line (log target
+    /// `serve::access`); every 5xx is logged whatever N is. 0 (the
+    /// default): only the 5xx, so the log stays small at full load.
+    #[arg(long, env = "REVSPEND_ACCESS_LOG_EVERY", default_value_t = 0)]
+    access_log_every: u64,
 }
 
 impl Args {
@@ -105,6 +110,7 @@ impl Args {
             reload_interval: (self.reload_interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(self.reload_interval_secs)),
             allow_development_key: self.allow_development_key,
+            access_log_every: self.access_log_every,
         })
     }
 }

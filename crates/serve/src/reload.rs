@@ -38,7 +38,10 @@ pub fn watch(state: web::Data<AppState>, every: Duration) {
                 let now = stamp(&state);
                 let snapshot_changed = now != seen;
                 let target = state.alias_target();
-                let serving = state.serving().origin.registry_version.clone();
+                let serving = state
+                    .serving()
+                    .ok()
+                    .and_then(|s| s.origin.registry_version.clone());
                 let alias_moved = target.is_some() && target != serving && target != refused;
                 if snapshot_changed || alias_moved {
                     match state.reload(snapshot_changed) {

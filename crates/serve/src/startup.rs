@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use actix_web::dev::{Server, Service as _};
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use revspend_core::pseudonym::Pseudonymiser;
 
@@ -27,23 +27,30 @@ pub fn build_shared_server(
 ) -> anyhow::Result<(Server, SocketAddr)> {
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(middleware::Logger::default())
             .wrap_fn(|req, srv| {
-                // Counted under the route pattern, never the raw path.
                 let start = std::time::Instant::now();
-                let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-                let method = req.method().as_str().to_owned();
-                let state = req.app_data::<web::Data<AppState>>().cloned();
                 let response = srv.call(req);
                 async move {
                     let response = response.await?;
-                    if let Some(state) = state {
-                        state.metrics.request(
-                            &route,
-                            &method,
-                            response.status().as_u16(),
-                            start.elapsed().as_secs_f64(),
-                        );
+                    // The request travels with its response: read after the
+                    // handler, so nothing is copied for requests not logged.
+                    let req = response.request();
+                    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+                        let seconds = start.elapsed().as_secs_f64();
+                        let status = response.status().as_u16();
+                        // Counted under the route pattern, never the raw path.
+                        let route = req.match_pattern();
+                        let route = route.as_deref().unwrap_or("unmatched");
+                        state
+                            .metrics
+                            .request(route, req.method().as_str(), status, seconds);
+                        state.access_log.record(crate::access_log::Request {
+                            method: req.method().as_str(),
+                            path: req.path(),
+                            route,
+                            status,
+                            seconds,
+                        });
                     }
                     Ok(response)
                 }
@@ -62,23 +69,42 @@ pub fn build_shared_server(
     Ok((server.run(), addr))
 }
 
-/// Loads the state, binds, announces `listening on http://ADDR` (log and
-/// stdout, so scripts can read the port) and serves until stopped.
+/// Binds, loads the model and the snapshot while answering `/health/live`
+/// (and 503 on `/health/ready` and the scoring routes), then announces
+/// `listening on http://ADDR` (log and stdout, so scripts can read the port
+/// once the server is ready) and serves until stopped. A first load that
+/// fails stops the server with its error, before that line.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let pseudonymiser = Pseudonymiser::from_env(
         config.allow_development_key,
         "`serve --allow-development-key` (or REVSPEND_ALLOW_DEVELOPMENT_KEY=true)",
     )?;
-    let state =
-        web::Data::new(AppState::load(&config, pseudonymiser)?.with_admin_token(config.admin_token.clone()));
+    let state = web::Data::new(
+        AppState::unloaded(&config, pseudonymiser).with_admin_token(config.admin_token.clone()),
+    );
+    let (server, addr) = build_shared_server(state.clone(), &config.bind, config.workers)?;
+    log::info!("bound http://{addr}; loading the model and the online snapshot (ready: 503 until then)");
+    let handle = server.handle();
+    let serving = actix_web::rt::spawn(server);
+    let loading = state.clone();
+    let loaded = actix_web::rt::task::spawn_blocking(move || loading.load_first())
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the model panicked: {e}"))
+        .and_then(|r| r);
+    if let Err(e) = loaded {
+        handle.stop(false).await;
+        return Err(e);
+    }
     if let Some(every) = config.reload_interval {
         crate::reload::watch(state.clone(), every);
     }
-    let (server, addr) = build_shared_server(state, &config.bind, config.workers)?;
     log::info!("listening on http://{addr}");
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{addr}").context("cannot write to stdout")?;
     stdout.flush().context("cannot write to stdout")?;
     drop(stdout);
-    server.await.context("the HTTP server failed")
+    serving
+        .await
+        .context("the HTTP server task failed")?
+        .context("the HTTP server failed")
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use revspend_core::artifact;
 use revspend_core::contract::{Transaction, ValueRanges};
 use revspend_core::features::{self, History, OnlineSnapshot};
@@ -169,7 +169,8 @@ impl Serving {
 /// maps request ids to the store's pseudonyms, the limits, and what a reload
 /// reads.
 pub struct AppState {
-    current: ArcSwap<Serving>,
+    /// None until the first model is loaded ([`AppState::load_first`]).
+    current: ArcSwapOption<Serving>,
     pseudonymiser: Pseudonymiser,
     pub(crate) max_body_bytes: usize,
     pub(crate) limits: BatchLimits,
@@ -185,6 +186,7 @@ pub struct AppState {
     /// The bearer token of `/admin/*` (none: disabled).
     pub(crate) admin_token: Option<crate::AdminToken>,
     pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) access_log: crate::access_log::AccessLog,
 }
 
 /// How many reloads swapped a model in or were refused, and the last
@@ -263,7 +265,7 @@ impl AppState {
         };
         let serving = Serving::new(model, Arc::new(snapshot), origin, &pseudonymiser)?;
         Ok(AppState {
-            current: ArcSwap::from_pointee(serving),
+            current: ArcSwapOption::from_pointee(serving),
             pseudonymiser,
             max_body_bytes,
             limits: BatchLimits::default(),
@@ -274,20 +276,24 @@ impl AppState {
             reloads: ReloadCounters::default(),
             admin_token: None,
             metrics: crate::metrics::Metrics::new(),
+            access_log: crate::access_log::AccessLog::default(),
         })
     }
 
     /// The model being served now; a request holds it to the end, whatever
-    /// a reload swaps in meanwhile.
-    pub fn serving(&self) -> Arc<Serving> {
-        self.current.load_full()
+    /// a reload swaps in meanwhile. A 503 while the first model is loading.
+    pub fn serving(&self) -> Result<Arc<Serving>, ApiError> {
+        self.current.load_full().ok_or(ApiError::NotReady)
     }
 
     /// The value ranges requests are checked against now: those the
     /// serving snapshot's rows were staged under (the quality suite's
     /// `ranges`).
-    pub fn ranges(&self) -> ValueRanges {
-        self.current.load().snapshot.ranges
+    pub fn ranges(&self) -> Result<ValueRanges, ApiError> {
+        match &*self.current.load() {
+            Some(serving) => Ok(serving.snapshot.ranges),
+            None => Err(ApiError::NotReady),
+        }
     }
 
     /// The same state with another body timeout.
@@ -305,13 +311,35 @@ impl AppState {
     /// Reads the model and the snapshot named in `config`. Without a
     /// snapshot every customer is a cold start.
     pub fn load(config: &Config, pseudonymiser: Pseudonymiser) -> anyhow::Result<AppState> {
-        let snapshot = match config.snapshot.as_deref() {
+        let state = AppState::unloaded(config, pseudonymiser);
+        state.load_first()?;
+        Ok(state)
+    }
+
+    /// Loads the model and the snapshot named at start ([`AppState::unloaded`])
+    /// and puts them in service: until then the server is live but not
+    /// ready (503).
+    pub fn load_first(&self) -> anyhow::Result<()> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("this server was built from a model in memory"))?;
+        let snapshot = match self.snapshot_path.as_deref() {
             Some(path) => Some(Arc::new(load_snapshot(path)?)),
             None => None,
         };
-        let serving = load_serving(&config.model, snapshot, &pseudonymiser)?;
-        Ok(AppState {
-            current: ArcSwap::from_pointee(serving),
+        let serving = load_serving(source, snapshot, &self.pseudonymiser)?;
+        self.current.store(Some(Arc::new(serving)));
+        self.metrics.reload(true);
+        Ok(())
+    }
+
+    /// The state of a server configured by `config` before its model is
+    /// loaded ([`AppState::load_first`]): it answers `/health/live`, and
+    /// 503 on `/health/ready` and the scoring routes.
+    pub fn unloaded(config: &Config, pseudonymiser: Pseudonymiser) -> AppState {
+        AppState {
+            current: ArcSwapOption::empty(),
             pseudonymiser,
             max_body_bytes: config.max_body_bytes,
             limits: config.batch,
@@ -322,7 +350,8 @@ impl AppState {
             reloads: ReloadCounters::default(),
             admin_token: None,
             metrics: crate::metrics::Metrics::new(),
-        })
+            access_log: crate::access_log::AccessLog::new(config.access_log_every),
+        }
     }
 
     /// Loads the model the source names now (a registry alias may have
@@ -348,10 +377,13 @@ impl AppState {
                 if let Ok(mut last) = self.reloads.last_error.lock() {
                     *last = Some(format!("{e:#}"));
                 }
-                log::error!(
-                    "reload refused, the model {} keeps serving: {e:#}",
-                    self.serving().model.model_version
-                );
+                match self.serving() {
+                    Ok(serving) => log::error!(
+                        "reload refused, the model {} keeps serving: {e:#}",
+                        serving.model.model_version
+                    ),
+                    Err(_) => log::error!("reload refused, no model is serving yet: {e:#}"),
+                }
             }
         }
         result
@@ -361,7 +393,9 @@ impl AppState {
         let source = self.source.as_ref().ok_or_else(|| {
             anyhow::anyhow!("this server was built from a model in memory: nothing to reload")
         })?;
-        let current = self.serving();
+        let current = self
+            .serving()
+            .map_err(|_| anyhow::anyhow!("the first model is still loading"))?;
         let snapshot = match (&self.snapshot_path, snapshot) {
             (None, _) => None,
             (Some(path), true) => Some(Arc::new(load_snapshot(path)?)),
@@ -374,7 +408,7 @@ impl AppState {
             to: next.model.model_version.clone(),
             registry_version: next.origin.registry_version.clone(),
         };
-        self.current.store(Arc::new(next));
+        self.current.store(Some(Arc::new(next)));
         Ok(outcome)
     }
 
@@ -427,7 +461,7 @@ impl AppState {
 
     /// Scores transactions in one model call with the model serving now.
     pub fn predict_many(&self, txns: &[Transaction]) -> Result<Vec<Prediction>, ApiError> {
-        let predictions = self.serving().predict_many(&self.pseudonymiser, txns)?;
+        let predictions = self.serving()?.predict_many(&self.pseudonymiser, txns)?;
         self.metrics.predictions(&predictions);
         Ok(predictions)
     }
@@ -483,9 +517,18 @@ fn load_serving(
 }
 
 /// A new prediction id: a UUID v7 (time-ordered, so ids sort as they were
-/// made and index well in the prediction log).
+/// made and index well in the prediction log). Each worker thread keeps its
+/// own counter context, strictly increasing within the thread; across
+/// threads ids are ordered to the millisecond. `Uuid::now_v7` shares one
+/// context behind a mutex and, without uuid's `fast-rng`, reads the OS
+/// random source per id: a futex and a `getrandom` system call per request.
 fn prediction_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    use uuid::timestamp::context::{ContextV7, ThreadLocalContext};
+    thread_local! {
+        static CONTEXT: ContextV7 = const { ContextV7::new() };
+    }
+    let now = uuid::Timestamp::now(ThreadLocalContext::new(&CONTEXT));
+    uuid::Uuid::new_v7(now).to_string()
 }
 
 /// Refuses to serve with a pseudonymisation key other than the one the

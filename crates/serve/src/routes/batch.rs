@@ -118,7 +118,7 @@ pub(crate) fn score(state: &AppState, rows: &[serde_json::Value]) -> Result<Batc
     let mut parsed: Vec<Transaction> = Vec::with_capacity(rows.len());
     let mut at: Vec<usize> = Vec::with_capacity(rows.len());
     let mut results: Vec<Option<BatchItem>> = vec![None; rows.len()];
-    let ranges = state.ranges();
+    let ranges = state.ranges()?;
     for (index, row) in rows.iter().enumerate() {
         match request::transaction(row, &ranges) {
             Ok(txn) => {

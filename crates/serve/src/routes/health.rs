@@ -6,7 +6,7 @@
 use actix_web::web;
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 /// The `GET /health` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -26,14 +26,14 @@ pub struct Readiness {
     pub loaded_at: String,
 }
 
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The summary earlier clients read", body = Health)))]
-pub(crate) async fn health(state: web::Data<AppState>) -> web::Json<Health> {
-    let state = state.serving();
-    web::Json(Health {
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The summary earlier clients read", body = Health), (status = 503, description = "Still loading", body = crate::ErrorBody)))]
+pub(crate) async fn health(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
+    let state = state.serving()?;
+    Ok(web::Json(Health {
         status: "ok".to_owned(),
         model_version: state.model.model_version.clone(),
         snapshot_customers: state.snapshot.customers.len(),
-    })
+    }))
 }
 
 #[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "The process answers")))]
@@ -42,15 +42,17 @@ pub(crate) async fn live() -> web::Json<serde_json::Value> {
 }
 
 /// Ready: the model and the online snapshot are loaded and the model passed
-/// its smoke prediction (a server answers only once that is true; a failed
-/// reload leaves the serving model in place, so it stays ready).
-#[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Model and snapshot loaded, smoke prediction passed", body = Readiness)))]
-pub(crate) async fn ready(state: web::Data<AppState>) -> web::Json<Readiness> {
-    let state = state.serving();
-    web::Json(Readiness {
+/// its smoke prediction. The server listens before it loads them, so a
+/// probe sees a 503 until then (and the process exits if the first load
+/// fails); a failed reload leaves the serving model in place, so it stays
+/// ready.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Model and snapshot loaded, smoke prediction passed", body = Readiness), (status = 503, description = "Still loading the first model and snapshot", body = crate::ErrorBody)))]
+pub(crate) async fn ready(state: web::Data<AppState>) -> Result<web::Json<Readiness>, ApiError> {
+    let state = state.serving()?;
+    Ok(web::Json(Readiness {
         status: "ready".to_owned(),
         model_version: state.model.model_version.clone(),
         snapshot_customers: state.snapshot.customers.len(),
         loaded_at: state.origin.loaded_at.clone(),
-    })
+    }))
 }

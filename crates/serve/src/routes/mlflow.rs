@@ -126,7 +126,7 @@ pub(crate) async fn invocations(
     }
     state.metrics.batch(rows.len());
     let mut txns = Vec::with_capacity(rows.len());
-    let ranges = state.ranges();
+    let ranges = state.ranges()?;
     for (i, row) in rows.iter().enumerate() {
         let known: Map<String, Value> = row
             .iter()

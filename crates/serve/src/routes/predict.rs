@@ -31,6 +31,6 @@ pub(crate) async fn predict(
     let bytes = read_body(&req, body, state.max_body_bytes, state.body_timeout).await?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    let txn = request::transaction(&value, &state.ranges())?;
+    let txn = request::transaction(&value, &state.ranges()?)?;
     Ok(web::Json(state.predict(&txn)?))
 }

@@ -163,8 +163,8 @@ pub(crate) async fn model_metadata(
     state: web::Data<AppState>,
     path: Named,
 ) -> Result<web::Json<ModelMetadata>, ApiError> {
-    check_model(&state.serving(), &path, None)?;
-    Ok(web::Json(metadata(&state.serving())))
+    check_model(&*state.serving()?, &path, None)?;
+    Ok(web::Json(metadata(&*state.serving()?)))
 }
 
 #[utoipa::path(
@@ -184,8 +184,8 @@ pub(crate) async fn version_metadata(
     state: web::Data<AppState>,
     path: NamedVersion,
 ) -> Result<web::Json<ModelMetadata>, ApiError> {
-    check_model(&state.serving(), &path.0, Some(&path.1))?;
-    Ok(web::Json(metadata(&state.serving())))
+    check_model(&*state.serving()?, &path.0, Some(&path.1))?;
+    Ok(web::Json(metadata(&*state.serving()?)))
 }
 
 #[utoipa::path(
@@ -199,7 +199,7 @@ pub(crate) async fn model_ready(
     state: web::Data<AppState>,
     path: Named,
 ) -> Result<web::Json<Value>, ApiError> {
-    check_model(&state.serving(), &path, None)?;
+    check_model(&*state.serving()?, &path, None)?;
     Ok(web::Json(json!({ "name": MODEL_NAME, "ready": true })))
 }
 
@@ -217,7 +217,7 @@ pub(crate) async fn version_ready(
     state: web::Data<AppState>,
     path: NamedVersion,
 ) -> Result<web::Json<Value>, ApiError> {
-    check_model(&state.serving(), &path.0, Some(&path.1))?;
+    check_model(&*state.serving()?, &path.0, Some(&path.1))?;
     Ok(web::Json(json!({ "name": MODEL_NAME, "ready": true })))
 }
 
@@ -266,7 +266,7 @@ pub(crate) async fn infer(
     path: Named,
     body: web::Payload,
 ) -> Result<web::Json<Value>, ApiError> {
-    check_model(&state.serving(), &path, None)?;
+    check_model(&*state.serving()?, &path, None)?;
     let bytes = read_body(&req, body, state.limits.max_body_bytes, state.body_timeout).await?;
     run(&state, &bytes).map(web::Json)
 }
@@ -293,7 +293,7 @@ pub(crate) async fn version_infer(
     path: NamedVersion,
     body: web::Payload,
 ) -> Result<web::Json<Value>, ApiError> {
-    check_model(&state.serving(), &path.0, Some(&path.1))?;
+    check_model(&*state.serving()?, &path.0, Some(&path.1))?;
     let bytes = read_body(&req, body, state.limits.max_body_bytes, state.body_timeout).await?;
     run(&state, &bytes).map(web::Json)
 }
@@ -389,7 +389,7 @@ fn run(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
     }
     state.metrics.batch(rows);
     let mut txns = Vec::with_capacity(rows);
-    let ranges = state.ranges();
+    let ranges = state.ranges()?;
     for i in 0..rows {
         let row: Map<String, Value> = columns.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect();
         let txn = request::transaction(&Value::Object(row), &ranges)
@@ -432,7 +432,9 @@ fn run(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
         "model_name": MODEL_NAME,
         "model_version": predictions
             .first()
-            .map_or_else(|| state.serving().model.model_version.clone(), |p| p.model_version.clone()),
+            .map(|p| p.model_version.clone())
+            .or_else(|| state.serving().ok().map(|s| s.model.model_version.clone()))
+            .unwrap_or_default(),
         "outputs": outputs,
     });
     if let Some(id) = req.id {

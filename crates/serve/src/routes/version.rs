@@ -4,7 +4,7 @@
 use actix_web::web;
 use serde::{Deserialize, Serialize};
 
-use crate::{AppState, ModelOrigin};
+use crate::{ApiError, AppState, ModelOrigin};
 
 /// The `GET /version` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -27,11 +27,11 @@ pub struct Version {
     pub snapshot_customers: usize,
 }
 
-#[utoipa::path(get, path = "/version", tag = "operations", responses((status = 200, description = "What exactly is serving", body = Version)))]
-pub(crate) async fn version(state: web::Data<AppState>) -> web::Json<Version> {
-    let state = state.serving();
+#[utoipa::path(get, path = "/version", tag = "operations", responses((status = 200, description = "What exactly is serving", body = Version), (status = 503, description = "The first model is still loading", body = crate::ErrorBody)))]
+pub(crate) async fn version(state: web::Data<AppState>) -> Result<web::Json<Version>, ApiError> {
+    let state = state.serving()?;
     let m = &state.model;
-    web::Json(Version {
+    Ok(web::Json(Version {
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
         git_commit: option_env!("REVSPEND_GIT_COMMIT").unwrap_or("unknown").to_owned(),
         model_version: m.model_version.clone(),
@@ -46,5 +46,5 @@ pub(crate) async fn version(state: web::Data<AppState>) -> web::Json<Version> {
         key_fingerprint: m.key_fingerprint.clone(),
         snapshot_as_of: state.snapshot.as_of.map(|d| d.to_string()),
         snapshot_customers: state.snapshot.customers.len(),
-    })
+    }))
 }

@@ -206,6 +206,7 @@ impl Fixture {
             admin_token: None,
             reload_interval: None,
             allow_development_key: false,
+            access_log_every: 0,
         }
     }
 

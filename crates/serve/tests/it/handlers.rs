@@ -3,13 +3,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
-use actix_web::{test, web};
+use actix_web::{App, test, web};
 use revspend_core::features::{Feature, OnlineSnapshot};
 use revspend_core::model::Classifier;
 use revspend_core::pseudonym::Pseudonymiser;
 use serde_json::{Value, json};
 use serve::{
     AppState, BatchItem, BatchLimits, BatchResponse, ErrorBody, Health, Prediction, Readiness, Version,
+    configure,
 };
 
 use crate::common::{self, Fixture, KNOWN_ID, MODEL_VERSION, THRESHOLD, UNKNOWN_ID, raw_request, send};
@@ -448,6 +449,48 @@ async fn live_ready_and_version_describe_the_server() {
     assert!(!text.to_lowercase().contains("secret"), "{text}");
     let post = send(fixture.state(), test::TestRequest::post().uri("/version")).await;
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Issue 15: the server listens before its first model is loaded; until
+/// then it is live, not ready (503 with Retry-After), and every scoring
+/// route answers 503 rather than a wrong or empty answer.
+#[actix_web::test]
+async fn before_the_first_model_is_loaded_the_server_is_live_but_not_ready() {
+    let fixture = Fixture::new();
+    let data = web::Data::new(AppState::unloaded(&fixture.config(), common::pseudonymiser()));
+    let app = test::init_service(App::new().app_data(data.clone()).configure(configure)).await;
+    let get = |uri: &str| test::TestRequest::get().uri(uri).to_request();
+    assert_eq!(
+        test::call_service(&app, get("/health/live")).await.status(),
+        StatusCode::OK
+    );
+    for uri in [
+        "/health/ready",
+        "/health",
+        "/version",
+        "/v2/models/revspend/ready",
+    ] {
+        let response = test::call_service(&app, get(uri)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(
+            response.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"1"[..]),
+            "{uri}"
+        );
+        let body: ErrorBody = test::read_body_json(response).await;
+        assert!(body.error.contains("loading"), "{uri}: {}", body.error);
+    }
+    let predict = json_post(&raw_request(KNOWN_ID)).to_request();
+    assert_eq!(
+        test::call_service(&app, predict).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    data.load_first().expect("load");
+    let ready = test::call_service(&app, get("/health/ready")).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let predict = json_post(&raw_request(KNOWN_ID)).to_request();
+    assert_eq!(test::call_service(&app, predict).await.status(), StatusCode::OK);
 }
 
 /// Issue 15: a batch in the raw file's own format (`;`, ` valor `, cp1252),

@@ -56,7 +56,11 @@ async fn admin(state: web::Data<AppState>, path: &str, token: Option<&str>) -> (
 }
 
 fn serving_version(state: &AppState) -> String {
-    state.serving().model_version().to_owned()
+    state
+        .serving()
+        .expect("a model is serving")
+        .model_version()
+        .to_owned()
 }
 
 #[actix_web::test]
