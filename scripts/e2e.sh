@@ -12,7 +12,10 @@
 #     rollback / alias log work (on a copy, so the real registry is untouched);
 #  6. the server starts on a free loopback port, loads the model the
 #     registry's `production` alias points to, and answers one real
-#     prediction (examples/predict.json, the README's curl example) and /health.
+#     prediction (examples/predict.json, the README's curl example) and /health;
+#  7. /docs in headless Chromium driven by puppeteer-core: Swagger UI renders
+#     with nothing from outside the server, and "Try it out" on /predict shows
+#     a prediction and a 4xx naming the field (scripts/check-docs-browser.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DVC=${DVC:-.venv/bin/dvc}
@@ -127,6 +130,8 @@ code=$(curl -s -o "$log/bad.json" -w '%{http_code}' -X POST "$url/predict" \
   -H 'content-type: application/json' -d '{"id": "1"}')
 [ "$code" = 400 ] || fail "incomplete request answered $code, expected 400"
 cat "$log/bad.json"; echo
+step "/docs in headless Chromium: Try it out on /predict"
+scripts/check-docs-browser.sh "$url" "$log/docs.png"
 
 echo
 echo "e2e: 1 passed, 0 failed"

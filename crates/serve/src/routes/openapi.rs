@@ -7,7 +7,7 @@
 //! below, with the README's examples.
 
 use utoipa::{OpenApi, ToSchema};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::{
     BatchItem, BatchResponse, ErrorBody, Health, ModelMetadata, ModelOrigin, Prediction, Readiness,
@@ -16,8 +16,9 @@ use crate::{
 
 /// One card purchase in the raw file's field names. Values may be written
 /// as the CSV holds them (strings such as `" 45,90 "`, `"02.07.2020"`) or
-/// as JSON numbers and ISO dates. ` valor ` (with its spaces) is accepted
-/// for `valor`; `valor` may be `null` (a missing amount) but not absent.
+/// as JSON numbers and ISO dates. The raw file's header `" valor "` (with
+/// its spaces) is accepted for `valor`; `valor` may be `null` (a missing
+/// amount) but not absent.
 #[derive(ToSchema)]
 #[schema(example = json!({
     "id": "10013747760", "safra_abertura": "201711", "cidade": "SALVADOR", "estado": "BA",
@@ -43,6 +44,8 @@ pub struct Transaction {
     /// `dd.mm.yyyy` or `yyyy-mm-dd`.
     data: String,
     /// Amount: `" 1.234,56 "`, `" -   "` (missing), a number or null.
+    /// Required: absent is an error, null is a missing amount.
+    #[schema(required = true)]
     valor: Option<String>,
     /// Merchant group, e.g. `VESTUARIO`, `SUPERMERCADOS`.
     grupo_estabelecimento: Option<String>,
@@ -187,6 +190,14 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// `/docs` (Swagger UI) and `/openapi.json`.
+///
+/// Swagger UI's online validator is off: by default, served from any host
+/// but localhost or 127.0.0.1, the page loads a badge from
+/// validator.swagger.io with this server's `/openapi.json` URL in the query
+/// (scripts/check-docs-browser.sh opens the page under another name to see
+/// it; issue 15).
 pub(crate) fn docs() -> SwaggerUi {
-    SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi())
+    SwaggerUi::new("/docs/{_:.*}")
+        .url("/openapi.json", ApiDoc::openapi())
+        .config(Config::default().validator_url("none"))
 }
