@@ -4,7 +4,7 @@ VENV := .venv
 DVC := $(VENV)/bin/dvc
 PYTHON ?= python3
 
-.PHONY: all setup setup-audit pipeline serve test lint audit unit e2e validate-compose clean clean-registry
+.PHONY: all setup setup-audit pipeline serve test lint audit unit e2e docker-test validate-compose clean clean-registry
 
 all: pipeline
 
@@ -37,9 +37,9 @@ serve:
 	target/release/serve --bind 127.0.0.1:8000 --registry models/registry --snapshot data/online/snapshot.bin \
 	  --allow-development-key
 
-## test: formatting, lints, the dependency audit, the workspace tests and
-## the end-to-end run
-test: lint audit unit e2e
+## test: formatting, lints, the dependency audit, the workspace tests, the
+## end-to-end run and the container test (which serves what e2e produced)
+test: lint audit unit e2e docker-test
 
 lint:
 	cargo fmt --all -- --check
@@ -55,6 +55,13 @@ unit:
 
 e2e: setup
 	DVC=$(DVC) scripts/e2e.sh
+
+## docker-test: build the image with docker compose, run it (host network,
+## 127.0.0.1 only), predict, promote another version on the host and see the
+## container follow, stop it; starts dockerd and makes the base images when
+## missing (scripts/docker-test.sh). Needs `make pipeline` first.
+docker-test: setup
+	scripts/docker-test.sh
 
 ## validate-compose: check docker/compose.yaml against the compose-spec schema
 validate-compose:

@@ -1,6 +1,8 @@
 #!/bin/bash
-# Container health check for the revspend `serve` image: GET /health on the
-# port the server binds, succeed only on an HTTP 200 status line.
+# Container health check for the revspend `serve` image: GET /health/ready on
+# the port the server binds, succeed only on an HTTP 200 status line (ready:
+# a model and the online snapshot are loaded and the model passed its smoke
+# prediction).
 #
 # Uses bash's /dev/tcp so the runtime image needs neither curl nor wget
 # (debian:*-slim has neither; bash is Essential and always present).
@@ -25,7 +27,7 @@ if ! exec 3<>"/dev/tcp/${host}/${port}"; then
     echo "healthcheck: cannot connect to ${host}:${port}" >&2
     exit 1
 fi
-printf 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+printf 'GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
 
 status_line=''
 if ! IFS= read -r -t 4 status_line <&3; then

