@@ -449,6 +449,26 @@ fn seal(kind: Kind, payload: &[u8]) -> Vec<u8> {
 
 /// Checks the envelope and returns the payload.
 fn open<'a>(path: &Path, kind: Kind, bytes: &'a [u8]) -> Result<&'a [u8], ArtifactError> {
+    let header = check_header(path, kind, bytes, bytes.len().saturating_sub(HEADER_LEN) as u64)?;
+    let payload = &bytes[HEADER_LEN..];
+    if Sha256::digest(payload).as_slice() != header.checksum {
+        return Err(ArtifactError::Checksum {
+            path: path.to_owned(),
+        });
+    }
+    Ok(payload)
+}
+
+/// What an envelope's header says about its payload.
+struct Header {
+    len: u64,
+    checksum: [u8; 32],
+}
+
+/// Checks an envelope's magic, version and payload length (`payload_len`,
+/// what the file holds after the header) from its first [`HEADER_LEN`]
+/// bytes (or fewer, for a file too short to hold them).
+fn check_header(path: &Path, kind: Kind, bytes: &[u8], payload_len: u64) -> Result<Header, ArtifactError> {
     if bytes.len() < HEADER_LEN || &bytes[..8] != kind.magic() {
         return Err(ArtifactError::Magic {
             path: path.to_owned(),
@@ -470,20 +490,68 @@ fn open<'a>(path: &Path, kind: Kind, bytes: &'a [u8]) -> Result<&'a [u8], Artifa
         });
     }
     let len = u64::from_le_bytes(word(12..20));
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != len {
+    if payload_len != len {
         return Err(ArtifactError::Truncated {
             path: path.to_owned(),
             expected: len,
-            got: payload.len() as u64,
+            got: payload_len,
         });
     }
-    if Sha256::digest(payload).as_slice() != &bytes[20..52] {
+    let mut checksum = [0u8; 32];
+    checksum.copy_from_slice(&bytes[20..HEADER_LEN]);
+    Ok(Header { len, checksum })
+}
+
+/// Reads and decodes an enveloped file without holding its bytes: the
+/// payload is hashed block by block and checked first, then decoded from
+/// the same open file (a rename over the path meanwhile does not change
+/// what is read). Peak memory is the decoded value, not the value plus the
+/// file: a 300,000-customer snapshot is 23 MB on disk.
+fn read_streaming<T: DeserializeOwned>(path: &Path, kind: Kind) -> Result<T, ArtifactError> {
+    use std::io::{BufReader, Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let size = file.metadata().map_err(io_err(path))?.len();
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    (&mut file)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(io_err(path))?;
+    let header = check_header(path, kind, &head, size.saturating_sub(HEADER_LEN as u64))?;
+    let mut hasher = Sha256::new();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut block).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&block[..n]);
+    }
+    drop(block);
+    if hasher.finalize().as_slice() != header.checksum {
         return Err(ArtifactError::Checksum {
             path: path.to_owned(),
         });
     }
-    Ok(payload)
+    file.seek(SeekFrom::Start(HEADER_LEN as u64))
+        .map_err(io_err(path))?;
+    let mut payload = BufReader::with_capacity(1 << 16, file.take(header.len));
+    let value = bincode::serde::decode_from_std_read(&mut payload, bincode_config()).map_err(|e| {
+        ArtifactError::Decode {
+            path: path.to_owned(),
+            kind,
+            message: e.to_string(),
+        }
+    })?;
+    let mut rest = Vec::new();
+    payload.read_to_end(&mut rest).map_err(io_err(path))?;
+    if !rest.is_empty() {
+        return Err(ArtifactError::Decode {
+            path: path.to_owned(),
+            kind,
+            message: format!("{} trailing bytes", rest.len()),
+        });
+    }
+    Ok(value)
 }
 
 fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<Vec<u8>, ArtifactError> {
@@ -547,8 +615,7 @@ pub fn write_snapshot(path: &Path, snapshot: &OnlineSnapshot) -> Result<(), Arti
 }
 
 pub fn read_snapshot(path: &Path) -> Result<OnlineSnapshot, ArtifactError> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    decode(path, Kind::Snapshot, &bytes)
+    read_streaming(path, Kind::Snapshot)
 }
 
 #[cfg(test)]
@@ -598,6 +665,37 @@ mod tests {
             key_fingerprint: "f".repeat(32),
             ranges: crate::contract::ValueRanges::default(),
         }
+    }
+
+    /// Issue 15: the snapshot is read from its file without holding the
+    /// file's bytes, and what it reads is still verified: a flipped byte,
+    /// a cut file, another kind of file and trailing bytes are refused,
+    /// naming the file.
+    #[test]
+    fn a_snapshot_read_block_by_block_is_verified_like_one_read_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("snapshot.bin");
+        let good = encode(Kind::Snapshot, &snapshot()).expect("encode");
+        let read = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).expect("write");
+            read_snapshot(&path)
+        };
+        assert_eq!(read(&good).expect("good"), snapshot());
+
+        let mut flipped = good.clone();
+        flipped[HEADER_LEN + 3] ^= 0x40;
+        assert!(matches!(read(&flipped), Err(ArtifactError::Checksum { .. })));
+        let err = read(&good[..good.len() - 2]).expect_err("cut");
+        assert!(matches!(err, ArtifactError::Truncated { .. }), "{err}");
+        assert!(err.to_string().contains("snapshot.bin"), "{err}");
+        assert!(matches!(read(&good[..20]), Err(ArtifactError::Magic { .. })));
+        let model = encode_model(&sample_models().remove(0)).expect("model");
+        assert!(matches!(read(&model), Err(ArtifactError::Magic { .. })));
+
+        let mut payload = good[HEADER_LEN..].to_vec();
+        payload.push(0);
+        let err = read(&seal(Kind::Snapshot, &payload)).expect_err("trailing");
+        assert!(err.to_string().contains("1 trailing bytes"), "{err}");
     }
 
     #[test]

@@ -43,7 +43,11 @@ impl AccessLog {
         if status >= 500 {
             return true;
         }
-        self.every > 0 && self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.every)
+        self.every > 0
+            && self
+                .seen
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(self.every)
     }
 
     /// Logs `request` if it is sampled.
