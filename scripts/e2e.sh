@@ -130,6 +130,13 @@ code=$(curl -s -o "$log/bad.json" -w '%{http_code}' -X POST "$url/predict" \
   -H 'content-type: application/json' -d '{"id": "1"}')
 [ "$code" = 400 ] || fail "incomplete request answered $code, expected 400"
 cat "$log/bad.json"; echo
+# A purchase dated in year 9999 reads but breaks a quality rule: 422 naming it.
+code=$(sed 's/02\.07\.2020/31.12.9999/' examples/predict.json | curl -s -o "$log/rule.json" -w '%{http_code}' \
+  -X POST "$url/predict" -H 'content-type: application/json' -d @-)
+[ "$code" = 422 ] || fail "a purchase in year 9999 answered $code, expected 422"
+jq -e '.rule == "ranges.data" and .field == "data"' "$log/rule.json" >/dev/null \
+  || fail "the 422 does not name the rule: $(cat "$log/rule.json")"
+cat "$log/rule.json"; echo
 step "/docs in headless Chromium: Try it out on /predict"
 scripts/check-docs-browser.sh "$url" "$log/docs.png"
 
