@@ -613,6 +613,24 @@ pub fn parse_limit(field: &'static str, text: &str) -> Result<f64, FieldError> {
     }
 }
 
+/// A valid data row (in [`COLUMNS`] order) that tests change one field of.
+#[cfg(test)]
+pub(crate) const SAMPLE_ROW: [&str; 13] = [
+    "1",
+    "201405",
+    "SAO PAULO",
+    "SP",
+    "34",
+    "F",
+    "4700.0",
+    "612.0",
+    "02.07.2020",
+    " 52,00 ",
+    "VAREJO",
+    "SAO PAULO",
+    "BR",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

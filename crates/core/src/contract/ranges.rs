@@ -240,21 +240,7 @@ mod tests {
     fn value_ranges_refuse_absurd_values_naming_field_and_range() {
         let ranges = ValueRanges::default();
         ranges.validate().expect("defaults are valid");
-        let fields = [
-            "1",
-            "201405",
-            "X",
-            "SP",
-            "34",
-            "F",
-            "4700.0",
-            "612.0",
-            "02.07.2020",
-            " 52,00 ",
-            "VAREJO",
-            "X",
-            "BR",
-        ];
+        let fields = SAMPLE_ROW;
         let row = parse_row(&fields).expect("row");
         assert_eq!(ranges.check(&row, &fields), Ok(()));
         let mut absurd = fields;

@@ -133,21 +133,7 @@ mod tests {
     use super::*;
     use crate::contract::parse_row;
 
-    const GOOD: [&str; 13] = [
-        "1",
-        "201405",
-        "SAO PAULO",
-        "SP",
-        "34",
-        "F",
-        "4700.0",
-        "612.0",
-        "02.07.2020",
-        " 52,00 ",
-        "VAREJO",
-        "SAO PAULO",
-        "BR",
-    ];
+    const GOOD: [&str; 13] = crate::contract::SAMPLE_ROW;
 
     fn rule_broken(fields: &[&str]) -> Option<(&'static str, &'static str)> {
         let row = parse_row(fields).expect("parses");
