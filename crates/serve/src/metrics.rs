@@ -17,23 +17,65 @@ use prometheus_client::registry::Registry;
 
 use crate::Prediction;
 
+// Route and method labels are interned `&'static str`s (see [`route_label`]):
+// counting a request allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
     model_version: String,
-    decision: String,
+    decision: &'static str,
+}
+
+/// The counters of one model version's decisions (flagged, not flagged),
+/// looked up once per model rather than once per prediction.
+type DecisionCounters = (String, Counter, Counter);
+
+/// The label of a route pattern, interned: patterns come from the route
+/// table (never a raw path), so the set is small and bounded.
+pub fn route_label(pattern: &str) -> &'static str {
+    static INTERNED: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+    if let Ok(known) = INTERNED.read()
+        && let Some(label) = known.iter().find(|l| **l == pattern)
+    {
+        return label;
+    }
+    let Ok(mut known) = INTERNED.write() else {
+        return "unlabelled";
+    };
+    if let Some(label) = known.iter().find(|l| **l == pattern) {
+        return label;
+    }
+    let label: &'static str = Box::leak(pattern.to_owned().into_boxed_str());
+    known.push(label);
+    label
+}
+
+/// The label of an HTTP method: the standard ones, else `other` (a client
+/// cannot grow the label set with made-up methods).
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +95,7 @@ pub struct Metrics {
     batch_rows: Histogram,
     reloads: Family<OutcomeLabels, Counter>,
     model_loaded: Gauge,
+    decisions: std::sync::RwLock<Option<DecisionCounters>>,
 }
 
 impl Default for Metrics {
@@ -132,40 +175,64 @@ impl Metrics {
             batch_rows,
             reloads,
             model_loaded,
+            decisions: std::sync::RwLock::new(None),
         }
     }
 
-    /// One finished request.
-    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    /// One finished request (labels from [`route_label`] and
+    /// [`method_label`]).
+    pub fn request(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
+                route,
+                method,
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&LatencyLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
-            })
+            .get_or_create(&LatencyLabels { route, method })
             .observe(seconds);
+    }
+
+    /// The decision counters of `model_version`.
+    fn decision_counters(&self, model_version: &str) -> (Counter, Counter) {
+        if let Ok(cached) = self.decisions.read()
+            && let Some((version, flagged, not_flagged)) = cached.as_ref()
+            && version == model_version
+        {
+            return (flagged.clone(), not_flagged.clone());
+        }
+        let counter = |decision| {
+            self.predictions
+                .get_or_create(&DecisionLabels {
+                    model_version: model_version.to_owned(),
+                    decision,
+                })
+                .clone()
+        };
+        let (flagged, not_flagged) = (counter("flagged"), counter("not_flagged"));
+        if let Ok(mut cached) = self.decisions.write() {
+            *cached = Some((model_version.to_owned(), flagged.clone(), not_flagged.clone()));
+        }
+        (flagged, not_flagged)
     }
 
     /// Predictions returned (one request's).
     pub fn predictions(&self, predictions: &[Prediction]) {
+        let mut counters: Option<(&str, (Counter, Counter))> = None;
         for p in predictions {
-            self.predictions
-                .get_or_create(&DecisionLabels {
-                    model_version: p.model_version.clone(),
-                    decision: if p.is_revenge_spending {
-                        "flagged"
-                    } else {
-                        "not_flagged"
-                    }
-                    .to_owned(),
-                })
-                .inc();
+            let (flagged, not_flagged) = match &counters {
+                Some((version, c)) if *version == p.model_version => c,
+                _ => {
+                    let c = self.decision_counters(&p.model_version);
+                    &counters.insert((p.model_version.as_str(), c)).1
+                }
+            };
+            if p.is_revenge_spending {
+                flagged.inc();
+            } else {
+                not_flagged.inc();
+            }
             if p.cold_start {
                 self.cold_starts.inc();
             }

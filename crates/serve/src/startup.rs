@@ -38,14 +38,19 @@ pub fn build_shared_server(
                     if let Some(state) = req.app_data::<web::Data<AppState>>() {
                         let seconds = start.elapsed().as_secs_f64();
                         let status = response.status().as_u16();
-                        // Counted under the route pattern, never the raw path.
-                        let route = req.match_pattern();
-                        let route = route.as_deref().unwrap_or("unmatched");
-                        state
-                            .metrics
-                            .request(route, req.method().as_str(), status, seconds);
+                        // Counted under the route pattern, never the raw path:
+                        // the resource's name (set to its pattern, no copy),
+                        // else the pattern.
+                        let route = match req.match_name() {
+                            Some(name) => crate::metrics::route_label(name),
+                            None => req
+                                .match_pattern()
+                                .map_or("unmatched", |p| crate::metrics::route_label(&p)),
+                        };
+                        let method = crate::metrics::method_label(req.method());
+                        state.metrics.request(route, method, status, seconds);
                         state.access_log.record(crate::access_log::Request {
-                            method: req.method().as_str(),
+                            method,
                             path: req.path(),
                             route,
                             status,

@@ -23,6 +23,7 @@ pub(crate) mod version;
 macro_rules! only {
     ($path:expr, post, $handler:expr) => {
         web::resource($path)
+            .name($path)
             .route(web::post().to($handler))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "POST" })
@@ -30,6 +31,7 @@ macro_rules! only {
     };
     ($path:expr, get, $handler:expr) => {
         web::resource($path)
+            .name($path)
             .route(web::get().to($handler))
             .default_service(web::to(|| async {
                 Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "GET" })
