@@ -45,6 +45,12 @@ impl Serving {
         &self.model.model_version
     }
 
+    /// The value ranges requests are checked against: those the snapshot's
+    /// rows were staged under (the quality suite's `ranges`).
+    pub fn ranges(&self) -> &ValueRanges {
+        &self.snapshot.ranges
+    }
+
     /// Validates a model against the snapshot and the key (fingerprints,
     /// [`check_keys`]) and with a smoke prediction; refused otherwise.
     pub fn new(
@@ -286,16 +292,6 @@ impl AppState {
         self.current.load_full().ok_or(ApiError::NotReady)
     }
 
-    /// The value ranges requests are checked against now: those the
-    /// serving snapshot's rows were staged under (the quality suite's
-    /// `ranges`).
-    pub fn ranges(&self) -> Result<ValueRanges, ApiError> {
-        match &*self.current.load() {
-            Some(serving) => Ok(serving.snapshot.ranges),
-            None => Err(ApiError::NotReady),
-        }
-    }
-
     /// The same state with another body timeout.
     pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> AppState {
         self.body_timeout = timeout;
@@ -454,14 +450,16 @@ impl AppState {
 
     /// Scores one transaction with the model serving now.
     pub fn predict(&self, txn: &Transaction) -> Result<Prediction, ApiError> {
-        let mut out = self.predict_many(std::slice::from_ref(txn))?;
+        let mut out = self.score(&*self.serving()?, std::slice::from_ref(txn))?;
         out.pop()
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no prediction for one transaction")))
     }
 
-    /// Scores transactions in one model call with the model serving now.
-    pub fn predict_many(&self, txns: &[Transaction]) -> Result<Vec<Prediction>, ApiError> {
-        let predictions = self.serving()?.predict_many(&self.pseudonymiser, txns)?;
+    /// Scores transactions in one model call with `serving` (what the
+    /// request took from [`AppState::serving`] when it started, and checked
+    /// its rows against) and counts the predictions.
+    pub fn score(&self, serving: &Serving, txns: &[Transaction]) -> Result<Vec<Prediction>, ApiError> {
+        let predictions = serving.predict_many(&self.pseudonymiser, txns)?;
         self.metrics.predictions(&predictions);
         Ok(predictions)
     }

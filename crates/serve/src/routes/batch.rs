@@ -9,7 +9,7 @@ use revspend_core::contract::Transaction;
 use serde::{Deserialize, Serialize};
 
 use super::{check_json_content_type, csv_rows, read_body};
-use crate::{ApiError, AppState, Prediction, request};
+use crate::{ApiError, AppState, Prediction, Serving, request};
 
 /// One row's result: its prediction, or why it was not scored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -68,29 +68,28 @@ pub(crate) async fn batch(
     }
     let limits = state.limits;
     let bytes = read_body(&req, body, limits.max_body_bytes, state.body_timeout).await?;
-    let rows: Vec<serde_json::Value> = if csv {
-        csv_rows(&bytes)?
-            .into_iter()
-            .map(serde_json::Value::Object)
+    let serving = state.serving()?;
+    let rows = if csv {
+        let rows = csv_rows(&bytes)?;
+        check_rows(rows.len(), limits.max_rows)?;
+        rows.into_iter()
+            .map(|row| request::transaction(&serde_json::Value::Object(row), serving.ranges()))
             .collect()
     } else {
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-        let serde_json::Value::Array(rows) = value else {
-            return Err(ApiError::bad_request(
-                "the body of /predict/batch is a JSON array of transactions (or text/csv with a header)",
-            ));
-        };
+        let rows = request::transactions_from_json(&bytes, serving.ranges())?;
+        check_rows(rows.len(), limits.max_rows)?;
         rows
     };
-    if rows.len() > limits.max_rows {
-        return Err(ApiError::TooManyRows {
-            rows: rows.len(),
-            limit: limits.max_rows,
-        });
-    }
     state.metrics.batch(rows.len());
-    Ok(web::Json(score(&state, &rows)?))
+    Ok(web::Json(score(&state, &serving, rows)?))
+}
+
+/// The 413 for more rows than the limit.
+fn check_rows(rows: usize, limit: usize) -> Result<(), ApiError> {
+    if rows > limit {
+        return Err(ApiError::TooManyRows { rows, limit });
+    }
+    Ok(())
 }
 
 /// The JSON path of a row's field: `[1].valor`, or `[1][" valor "]` for a
@@ -112,15 +111,19 @@ fn is_csv(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/csv"))
 }
 
-/// Reads every row, scores those that parse in one call, and puts the
-/// results back in row order.
-pub(crate) fn score(state: &AppState, rows: &[serde_json::Value]) -> Result<BatchResponse, ApiError> {
-    let mut parsed: Vec<Transaction> = Vec::with_capacity(rows.len());
-    let mut at: Vec<usize> = Vec::with_capacity(rows.len());
-    let mut results: Vec<Option<BatchItem>> = vec![None; rows.len()];
-    let ranges = state.ranges()?;
-    for (index, row) in rows.iter().enumerate() {
-        match request::transaction(row, &ranges) {
+/// Scores the rows that parse in one call and puts the results back in row
+/// order, a refused row with its error.
+pub(crate) fn score(
+    state: &AppState,
+    serving: &Serving,
+    rows: Vec<Result<Transaction, ApiError>>,
+) -> Result<BatchResponse, ApiError> {
+    let total = rows.len();
+    let mut parsed: Vec<Transaction> = Vec::with_capacity(total);
+    let mut at: Vec<usize> = Vec::with_capacity(total);
+    let mut results: Vec<Option<BatchItem>> = vec![None; total];
+    for (index, row) in rows.into_iter().enumerate() {
+        match row {
             Ok(txn) => {
                 parsed.push(txn);
                 at.push(index);
@@ -137,14 +140,14 @@ pub(crate) fn score(state: &AppState, rows: &[serde_json::Value]) -> Result<Batc
         }
     }
     let scored = parsed.len();
-    for (index, prediction) in at.into_iter().zip(state.predict_many(&parsed)?) {
+    for (index, prediction) in at.into_iter().zip(state.score(serving, &parsed)?) {
         results[index] = Some(BatchItem::Scored { index, prediction });
     }
     let results: Vec<BatchItem> = results.into_iter().flatten().collect();
     Ok(BatchResponse {
-        rows: rows.len(),
+        rows: total,
         scored,
-        refused: rows.len() - scored,
+        refused: total - scored,
         results,
     })
 }

@@ -126,18 +126,18 @@ pub(crate) async fn invocations(
     }
     state.metrics.batch(rows.len());
     let mut txns = Vec::with_capacity(rows.len());
-    let ranges = state.ranges()?;
+    let serving = state.serving()?;
     for (i, row) in rows.iter().enumerate() {
         let known: Map<String, Value> = row
             .iter()
             .filter(|(k, _)| request::is_field(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let txn =
-            request::transaction(&Value::Object(known), &ranges).map_err(|e| bad(format!("row {i}: {e}")))?;
+        let txn = request::transaction(&Value::Object(known), serving.ranges())
+            .map_err(|e| bad(format!("row {i}: {e}")))?;
         txns.push(txn);
     }
-    let predictions: Vec<Prediction> = state.predict_many(&txns)?;
+    let predictions: Vec<Prediction> = state.score(&serving, &txns)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "predictions": predictions })))
 }
 

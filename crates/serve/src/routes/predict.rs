@@ -29,8 +29,11 @@ pub(crate) async fn predict(
 ) -> Result<web::Json<Prediction>, ApiError> {
     check_json_content_type(&req)?;
     let bytes = read_body(&req, body, state.max_body_bytes, state.body_timeout).await?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?;
-    let txn = request::transaction(&value, &state.ranges()?)?;
-    Ok(web::Json(state.predict(&txn)?))
+    let serving = state.serving()?;
+    let txn = request::transaction_from_json(&bytes, serving.ranges())?;
+    let mut predictions = state.score(&serving, std::slice::from_ref(&txn))?;
+    let prediction = predictions
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no prediction for one transaction")))?;
+    Ok(web::Json(prediction))
 }

@@ -389,14 +389,14 @@ fn run(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
     }
     state.metrics.batch(rows);
     let mut txns = Vec::with_capacity(rows);
-    let ranges = state.ranges()?;
+    let serving = state.serving()?;
     for i in 0..rows {
         let row: Map<String, Value> = columns.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect();
-        let txn = request::transaction(&Value::Object(row), &ranges)
+        let txn = request::transaction(&Value::Object(row), serving.ranges())
             .map_err(|e| e.in_row(&format!("row {i}"), |f| format!("inputs[{f}].data[{i}]")))?;
         txns.push(txn);
     }
-    let predictions = state.predict_many(&txns)?;
+    let predictions = state.score(&serving, &txns)?;
     let wanted: Vec<&str> = match &req.outputs {
         None => OUTPUTS.iter().map(|(n, _)| *n).collect(),
         Some(list) => {

@@ -9,10 +9,16 @@
 //! is then checked against the quality suite's row rules
 //! ([`contract::rules`]), the ones `build-features` quarantines rows by.
 
+use std::borrow::Cow;
+
 use revspend_core::contract::{self, COLUMNS, FieldError, Group, Transaction, ValueRanges};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::ApiError;
+
+mod json;
+
+use json::{Body, Fields, Rows, Scalar};
 
 /// How a field's JSON value becomes CSV text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,21 +75,58 @@ fn accepted_keys() -> String {
 /// Whether `name` is a field of the contract (its raw header, or the header
 /// without surrounding spaces).
 pub fn is_field(name: &str) -> bool {
-    (0..COLUMNS.len()).any(|c| name == key(c) || name == COLUMNS[c])
+    column_of(name).is_some()
 }
 
-/// Parses a request body already decoded as JSON and checks it against the
-/// quality suite's row rules (`ranges`, the server's current ones): a field
-/// that cannot be read is a 400, a row that breaks a rule a 422 naming it.
+/// Reads a `POST /predict` body and checks it against the quality suite's
+/// row rules (`ranges`, the serving snapshot's): JSON that does not parse or
+/// a field that cannot be read is a 400, a row that breaks a rule a 422
+/// naming it.
+pub fn transaction_from_json(bytes: &[u8], ranges: &ValueRanges) -> Result<Transaction, ApiError> {
+    let body: Body = serde_json::from_slice(bytes).map_err(not_json)?;
+    checked(body, ranges)
+}
+
+/// Parses a request body already decoded as JSON (a row of the MLflow, v2
+/// and CSV forms) and checks it as [`transaction_from_json`] does.
 pub fn transaction(body: &Value, ranges: &ValueRanges) -> Result<Transaction, ApiError> {
-    let Value::Object(object) = body else {
-        return Err(ApiError::bad_request(format!(
-            "the request body must be a JSON object with the fields {}; got {}",
-            accepted_keys(),
-            json_type(body)
-        )));
+    match body {
+        Value::Object(object) => checked(Body::Object(Fields::of_object(object)), ranges),
+        other => checked(Body::Not(json_type(other)), ranges),
+    }
+}
+
+/// Reads a `/predict/batch` JSON body: one parsed and checked transaction,
+/// or its error, per row in order; a 400 when the body is not a JSON array.
+pub(crate) fn transactions_from_json(
+    bytes: &[u8],
+    ranges: &ValueRanges,
+) -> Result<Vec<Result<Transaction, ApiError>>, ApiError> {
+    match serde_json::from_slice(bytes).map_err(not_json)? {
+        Rows::Array(rows) => Ok(rows.into_iter().map(|row| checked(row, ranges)).collect()),
+        Rows::Not(kind) => Err(ApiError::bad_request(format!(
+            "the body of /predict/batch is a JSON array of transactions (or text/csv with a header); got {kind}"
+        ))),
+    }
+}
+
+/// The 400 for a body that does not parse as JSON.
+fn not_json(e: serde_json::Error) -> ApiError {
+    ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+}
+
+/// The transaction in one request object, checked against the row rules.
+fn checked(body: Body, ranges: &ValueRanges) -> Result<Transaction, ApiError> {
+    let fields = match body {
+        Body::Object(fields) => fields,
+        Body::Not(kind) => {
+            return Err(ApiError::bad_request(format!(
+                "the request body must be a JSON object with the fields {}; got {kind}",
+                accepted_keys(),
+            )));
+        }
     };
-    if let Some(unknown) = object.keys().find(|k| !is_field(k)) {
+    if let Some(unknown) = &fields.unknown {
         return Err(ApiError::field(
             unknown,
             format!(
@@ -92,13 +135,20 @@ pub fn transaction(body: &Value, ranges: &ValueRanges) -> Result<Transaction, Ap
             ),
         ));
     }
-
-    let mut found: Vec<Option<(&str, &Value)>> = Vec::with_capacity(COLUMNS.len());
-    for column in 0..COLUMNS.len() {
-        found.push(lookup(object, column)?);
+    if let Some((column, first, second)) = &fields.twice {
+        let also = if first == second {
+            String::new()
+        } else {
+            format!(", as `{first}` and as `{second}`")
+        };
+        return Err(ApiError::field(
+            key(*column),
+            format!("field `{}` is given twice{also}; send one", key(*column)),
+        ));
     }
+
     let missing: Vec<usize> = (0..COLUMNS.len())
-        .filter(|&c| SPECS[c].1 != Presence::Optional && found[c].is_none())
+        .filter(|&c| SPECS[c].1 != Presence::Optional && fields.values[c].is_none())
         .collect();
     if let Some(&first) = missing.first() {
         let hint = if SPECS[first].1 == Presence::RequiredNullable {
@@ -116,46 +166,29 @@ pub fn transaction(body: &Value, ranges: &ValueRanges) -> Result<Transaction, Ap
         ));
     }
 
-    let mut texts = Vec::with_capacity(COLUMNS.len());
-    for (column, entry) in found.iter().enumerate() {
+    let mut texts: Vec<Cow<str>> = Vec::with_capacity(COLUMNS.len());
+    for (column, entry) in fields.values.iter().enumerate() {
         texts.push(match entry {
-            None => String::new(),
+            None => Cow::Borrowed(""),
             Some((name, value)) => field_text(column, name, value)?,
         });
     }
-    let fields: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let row = contract::parse_row(&fields).map_err(|e| {
-        let (name, message) = named_error(&e, &found);
+    let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+    let row = contract::parse_row(&texts).map_err(|e| {
+        let (name, message) = named_error(&e, &fields);
         ApiError::field(&name, message)
     })?;
-    contract::check_row(ranges, &row, &fields, Group::Unchecked).map_err(|v| {
-        let (name, message) = named_error(&v.error, &found);
+    contract::check_row(ranges, &row, &texts, Group::Unchecked).map_err(|v| {
+        let (name, message) = named_error(&v.error, &fields);
         ApiError::rule(v.rule, &name, format!("rule `{}`: {message}", v.rule))
     })?;
     Ok(row.to_transaction())
 }
 
-/// The value of a column and the key the client used for it.
-fn lookup(object: &Map<String, Value>, column: usize) -> Result<Option<(&str, &Value)>, ApiError> {
-    let trimmed = object.get_key_value(key(column));
-    let raw = if COLUMNS[column] == key(column) {
-        None
-    } else {
-        object.get_key_value(COLUMNS[column])
-    };
-    match (trimmed, raw) {
-        (Some(_), Some(_)) => Err(ApiError::field(
-            key(column),
-            format!(
-                "field `{}` is given twice, as `{}` and as `{}`; send one",
-                key(column),
-                key(column),
-                COLUMNS[column]
-            ),
-        )),
-        (Some((k, v)), None) | (None, Some((k, v))) => Ok(Some((k.as_str(), v))),
-        (None, None) => Ok(None),
-    }
+/// The column a JSON key names: its raw header, or the header without
+/// surrounding spaces.
+fn column_of(name: &str) -> Option<usize> {
+    (0..COLUMNS.len()).find(|&c| name == key(c) || name == COLUMNS[c])
 }
 
 fn missing_list(missing: &[usize]) -> String {
@@ -172,38 +205,38 @@ fn missing_list(missing: &[usize]) -> String {
 }
 
 /// The CSV text for one JSON value, or an error naming the field.
-fn field_text(column: usize, name: &str, value: &Value) -> Result<String, ApiError> {
+fn field_text<'v>(column: usize, name: &str, value: &'v Scalar) -> Result<Cow<'v, str>, ApiError> {
     let (kind, presence) = SPECS[column];
     let wrong_type = |expected: &str| {
         ApiError::field(
             name,
-            format!("field `{name}`: expected {expected}, got {}", json_type(value)),
+            format!("field `{name}`: expected {expected}, got {}", value.json_type()),
         )
     };
     match value {
-        Value::Null if presence == Presence::Required => Err(ApiError::field(
+        Scalar::Null if presence == Presence::Required => Err(ApiError::field(
             name,
             format!("field `{name}` is required and must not be null"),
         )),
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => match kind {
-            Kind::Id => n.as_u64().map(|v| v.to_string()).ok_or_else(|| {
+        Scalar::Null => Ok(Cow::Borrowed("")),
+        Scalar::Text(s) => Ok(Cow::Borrowed(s)),
+        Scalar::Number(n) => match kind {
+            Kind::Id => n.as_u64().map(|v| Cow::Owned(v.to_string())).ok_or_else(|| {
                 ApiError::field(
                     name,
                     format!("field `{name}`: expected a customer id of digits, got {n}"),
                 )
             }),
-            Kind::Integer => Ok(match n.as_u64() {
+            Kind::Integer => Ok(Cow::Owned(match n.as_u64() {
                 Some(v) => v.to_string(),
                 // The parser rejects what is not a whole number, naming the field.
                 None => number_text(n),
-            }),
+            })),
             // A decimal comma makes the text unambiguous to `parse_amount`.
-            Kind::Amount => Ok(number_text(n).replace('.', ",")),
+            Kind::Amount => Ok(Cow::Owned(number_text(n).replace('.', ","))),
             Kind::Text => Err(wrong_type("a string")),
         },
-        _ => Err(wrong_type(match kind {
+        Scalar::Other(_) => Err(wrong_type(match kind {
             Kind::Text => "a string",
             Kind::Id => "a string of digits or an integer",
             Kind::Integer | Kind::Amount => "a number or a string",
@@ -224,11 +257,12 @@ fn number_text(n: &serde_json::Number) -> String {
 
 /// A parser error, renamed to the JSON field the client sent and showing
 /// the value as sent: the field's name and the message.
-fn named_error(error: &FieldError, found: &[Option<(&str, &Value)>]) -> (String, String) {
+fn named_error(error: &FieldError, fields: &Fields) -> (String, String) {
     let entry = COLUMNS
         .iter()
         .position(|c| *c == error.field)
-        .and_then(|c| found[c].map(|(name, value)| (name.to_owned(), value.to_string())));
+        .and_then(|c| fields.values[c].as_ref())
+        .map(|(name, value)| (name.to_string(), value.shown()));
     let (name, shown) =
         entry.unwrap_or_else(|| (error.field.trim().to_owned(), format!("{:?}", error.value)));
     let message = format!("field `{name}`: {} (got {shown})", error.reason);
@@ -321,6 +355,13 @@ mod tests {
         // file's text "1.234" is a thousands-grouped 1234.
         body[" valor "] = json!(1.234);
         assert_eq!(rules_default(&body).expect("small amount").valor, Some(1.234));
+        // Read from the body's text, a JSON number is the exact f64 it
+        // denotes, as the same digits in a raw file are.
+        let text = r#"{"id": "1", "limite_total": 976323.9074058723, "limite_disp": "1,0",
+                       "data": "2020-03-07", "valor": 12.34}"#;
+        let txn = transaction_from_json(text.as_bytes(), &ValueRanges::default()).expect("parses");
+        assert_eq!(txn.limite_total, 976323.9074058723);
+        assert_eq!(Some(txn.limite_total), contract::parse_amount("976323,9074058723").expect("amount"));
         body[" valor "] = json!("1.234");
         assert_eq!(rules_default(&body).expect("grouped amount").valor, Some(1234.0));
         // Parsing is not the range check: without a range on the amount a
@@ -377,6 +418,10 @@ mod tests {
         let mut body = raw();
         body[" valor "] = json!("abc");
         assert_eq!(field_of(rules_default(&body)), " valor ");
+        // The value is shown as the client wrote it, in JSON.
+        let err = transaction_from_json(body.to_string().as_bytes(), &ValueRanges::default())
+            .expect_err("not an amount");
+        assert!(err.to_string().contains(r#"(got "abc")"#), "{err}");
         let object = body.as_object_mut().expect("object");
         object.remove(" valor ");
         object.insert("valor".into(), json!("12,3,4"));
@@ -426,5 +471,56 @@ mod tests {
 
         let err = rules_default(&json!([1, 2])).expect_err("array");
         assert!(err.to_string().contains("JSON object"), "{err}");
+    }
+
+    /// A JSON value of the kinds a client sends in a field, escapes included.
+    fn any_field_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (0.0..1e7f64).prop_map(Value::from),
+            "[0-9 .,-]{0,12}".prop_map(Value::String),
+            "[0-9]{2}[./-][0-9]{2}[./-][0-9]{4}".prop_map(Value::String),
+            any::<String>().prop_map(Value::String),
+            Just(json!([1, "a"])),
+            Just(json!({"a": null})),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The body read as it streams and the body decoded first give the
+        /// same transaction or the same error, whatever the fields hold.
+        #[test]
+        fn streaming_and_decoded_bodies_agree(
+            changes in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "id", "safra_abertura", "idade", "limite_total", "limite_disp", "data",
+                        " valor ", "valor", "grupo_estabelecimento", "cidade", "extra",
+                    ]),
+                    proptest::option::of(any_field_value()),
+                ),
+                0..5,
+            )
+        ) {
+            let mut body = raw();
+            let object = body.as_object_mut().expect("object");
+            for (key, value) in changes {
+                match value {
+                    Some(v) => object.insert(key.to_owned(), v),
+                    None => object.remove(key),
+                };
+            }
+            let text = body.to_string();
+            let streamed = transaction_from_json(text.as_bytes(), &ValueRanges::default());
+            let decoded = rules_default(&serde_json::from_str(&text).expect("valid JSON"));
+            match (streamed, decoded) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => proptest::prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => proptest::prop_assert!(false, "{text}: streamed {a:?}, decoded {b:?}"),
+            }
+        }
     }
 }
