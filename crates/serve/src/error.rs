@@ -156,8 +156,14 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// The JSON body of every error response.
+/// The JSON body of every error response: `field` when one field is to
+/// blame, `rule` when the row breaks a quality rule (a 422).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "error": "rule `ranges.data`: field `data`: outside the accepted range [2000-01-01, 2099-12-31] (got \"9999-01-01\")",
+    "field": "data",
+    "rule": "ranges.data"
+}))]
 pub struct ErrorBody {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

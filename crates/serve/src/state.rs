@@ -590,6 +590,14 @@ fn load_snapshot(path: &Path) -> anyhow::Result<OnlineSnapshot> {
 
 /// The `POST /predict` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "prediction_id": "01a22db4-c095-754f-ad8f-596a0f323c2c",
+    "model_version": "gbm-8725246b25b9",
+    "is_revenge_spending": true,
+    "probability": 0.5569100604602696,
+    "threshold": 0.5333047388904987,
+    "cold_start": false
+}))]
 pub struct Prediction {
     /// Unique per prediction (UUID v7): what feedback and the prediction
     /// log refer to.

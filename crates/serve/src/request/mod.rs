@@ -121,7 +121,7 @@ fn checked(body: Body, ranges: &ValueRanges) -> Result<Transaction, ApiError> {
         Body::Object(fields) => fields,
         Body::Not(kind) => {
             return Err(ApiError::bad_request(format!(
-                "the request body must be a JSON object with the fields {}; got {kind}",
+                "a transaction is a JSON object with the fields {}; got {kind}",
                 accepted_keys(),
             )));
         }
@@ -361,7 +361,10 @@ mod tests {
                        "data": "2020-03-07", "valor": 12.34}"#;
         let txn = transaction_from_json(text.as_bytes(), &ValueRanges::default()).expect("parses");
         assert_eq!(txn.limite_total, 976323.9074058723);
-        assert_eq!(Some(txn.limite_total), contract::parse_amount("976323,9074058723").expect("amount"));
+        assert_eq!(
+            Some(txn.limite_total),
+            contract::parse_amount("976323,9074058723").expect("amount")
+        );
         body[" valor "] = json!("1.234");
         assert_eq!(rules_default(&body).expect("grouped amount").valor, Some(1234.0));
         // Parsing is not the range check: without a range on the amount a

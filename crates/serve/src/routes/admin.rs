@@ -34,6 +34,9 @@ fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// Reloads the model the alias names and the snapshot.
+///
+/// The new model is validated before it is swapped in; a refused one leaves the serving model in place.
 #[utoipa::path(
     post,
     path = "/admin/reload",
@@ -58,6 +61,7 @@ pub(crate) async fn reload(
     Ok(web::Json(json!(outcome)))
 }
 
+/// Moves `production` back to its previous version and swaps it in.
 #[utoipa::path(
     post,
     path = "/admin/rollback",

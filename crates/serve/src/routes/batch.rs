@@ -41,6 +41,9 @@ pub struct BatchResponse {
     pub results: Vec<BatchItem>,
 }
 
+/// Scores many purchases in one call.
+///
+/// A refused row gets its own entry (index, field, message, rule) and the others are still scored.
 #[utoipa::path(
     post,
     path = "/predict/batch",

@@ -26,6 +26,7 @@ pub struct Readiness {
     pub loaded_at: String,
 }
 
+/// Summary of the serving model (earlier clients read it).
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The summary earlier clients read", body = Health), (status = 503, description = "Still loading", body = crate::ErrorBody)))]
 pub(crate) async fn health(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     let state = state.serving()?;
@@ -36,14 +37,17 @@ pub(crate) async fn health(state: web::Data<AppState>) -> Result<web::Json<Healt
     }))
 }
 
+/// Liveness: the process answers.
 #[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "The process answers")))]
 pub(crate) async fn live() -> web::Json<serde_json::Value> {
     web::Json(serde_json::json!({ "status": "live" }))
 }
 
-/// Ready: the model and the online snapshot are loaded and the model passed
-/// its smoke prediction. The server listens before it loads them, so a
-/// probe sees a 503 until then (and the process exits if the first load
+/// Readiness: a model and the online snapshot are loaded.
+///
+/// Ready means the model and the online snapshot are loaded and the model
+/// passed its smoke prediction. The server listens before it loads them, so
+/// a probe sees a 503 until then (and the process exits if the first load
 /// fails); a failed reload leaves the serving model in place, so it stays
 /// ready.
 #[utoipa::path(get, path = "/health/ready", tag = "operations", responses((status = 200, description = "Model and snapshot loaded, smoke prediction passed", body = Readiness), (status = 503, description = "Still loading the first model and snapshot", body = crate::ErrorBody)))]

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 
 use crate::{ApiError, AppState};
 
+/// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus (OpenMetrics) text", content_type = "application/openmetrics-text")))]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = state

@@ -65,11 +65,15 @@ fn bad(message: impl Into<String>) -> MlflowError {
     MlflowError(ApiError::bad_request(message))
 }
 
+/// MLflow's liveness probe.
 #[utoipa::path(get, path = "/ping", tag = "mlflow", responses((status = 200, description = "Alive")))]
 pub(crate) async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body("\n")
 }
 
+/// MLflow's scoring protocol.
+///
+/// An MLflow client's `predict` works unchanged.
 #[utoipa::path(
     post,
     path = "/invocations",

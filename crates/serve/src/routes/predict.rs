@@ -6,6 +6,9 @@ use actix_web::{HttpRequest, web};
 use super::{check_json_content_type, read_body};
 use crate::{ApiError, AppState, Prediction, request};
 
+/// Scores one purchase.
+///
+/// The transaction in the raw file's field names (CSV-formatted strings, JSON numbers or ISO dates); the answer is the decision, the calibrated probability and the model that made it.
 #[utoipa::path(
     post,
     path = "/predict",

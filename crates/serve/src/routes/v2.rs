@@ -99,16 +99,19 @@ fn served_versions(state: &Serving) -> Vec<String> {
 type Named = web::Path<String>;
 type NamedVersion = web::Path<(String, String)>;
 
+/// Open Inference Protocol liveness.
 #[utoipa::path(get, path = "/v2/health/live", tag = "v2", responses((status = 200, description = "`{\"live\": true}`")))]
 pub(crate) async fn live() -> web::Json<Value> {
     web::Json(json!({ "live": true }))
 }
 
+/// Open Inference Protocol readiness.
 #[utoipa::path(get, path = "/v2/health/ready", tag = "v2", responses((status = 200, description = "`{\"ready\": true}`")))]
 pub(crate) async fn ready() -> web::Json<Value> {
     web::Json(json!({ "ready": true }))
 }
 
+/// Server metadata.
 #[utoipa::path(get, path = "/v2", tag = "v2", responses((status = 200, description = "Server name, version and extensions")))]
 pub(crate) async fn server_metadata() -> web::Json<Value> {
     web::Json(json!({
@@ -149,6 +152,7 @@ fn metadata(state: &Serving) -> ModelMetadata {
     }
 }
 
+/// Model metadata: its inputs and their datatypes.
 #[utoipa::path(
     get,
     path = "/v2/models/{name}",
@@ -167,6 +171,7 @@ pub(crate) async fn model_metadata(
     Ok(web::Json(metadata(&*state.serving()?)))
 }
 
+/// Metadata of one version of the model.
 #[utoipa::path(
     get,
     path = "/v2/models/{name}/versions/{version}",
@@ -188,6 +193,7 @@ pub(crate) async fn version_metadata(
     Ok(web::Json(metadata(&*state.serving()?)))
 }
 
+/// Whether the model is ready.
 #[utoipa::path(
     get,
     path = "/v2/models/{name}/ready",
@@ -203,6 +209,7 @@ pub(crate) async fn model_ready(
     Ok(web::Json(json!({ "name": MODEL_NAME, "ready": true })))
 }
 
+/// Whether one version of the model is ready.
 #[utoipa::path(
     get,
     path = "/v2/models/{name}/versions/{version}/ready",
@@ -247,6 +254,7 @@ struct InferRequest {
     outputs: Option<Vec<Map<String, Value>>>,
 }
 
+/// Open Inference Protocol inference.
 #[utoipa::path(
     post,
     path = "/v2/models/{name}/infer",
@@ -271,6 +279,7 @@ pub(crate) async fn infer(
     run(&state, &bytes).map(web::Json)
 }
 
+/// Inference on one version of the model.
 #[utoipa::path(
     post,
     path = "/v2/models/{name}/versions/{version}/infer",

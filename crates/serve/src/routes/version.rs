@@ -27,6 +27,7 @@ pub struct Version {
     pub snapshot_customers: usize,
 }
 
+/// What exactly is serving: model, registry version, data and params hashes, snapshot, build.
 #[utoipa::path(get, path = "/version", tag = "operations", responses((status = 200, description = "What exactly is serving", body = Version), (status = 503, description = "The first model is still loading", body = crate::ErrorBody)))]
 pub(crate) async fn version(state: web::Data<AppState>) -> Result<web::Json<Version>, ApiError> {
     let state = state.serving()?;
