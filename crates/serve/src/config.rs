@@ -42,6 +42,9 @@ pub struct Config {
     /// How often the server checks whether the registry alias moved or the
     /// snapshot file changed; none: only `POST /admin/reload` reloads.
     pub reload_interval: Option<std::time::Duration>,
+    /// Watch the registry and snapshot directories, reloading as soon as
+    /// the alias moves or the snapshot is replaced.
+    pub file_watch: bool,
     /// Use the public development pseudonymisation key when
     /// `REVSPEND_PSEUDONYM_KEY` is unset (otherwise that is a start-up error).
     pub allow_development_key: bool,

@@ -60,11 +60,16 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     body_timeout_ms: u64,
     /// Seconds between checks of whether the registry alias moved or the
-    /// snapshot file changed (then the server reloads without a restart);
-    /// 0: only `POST /admin/reload`.
+    /// snapshot file changed (then the server reloads without a restart),
+    /// the fallback of the file watch; 0: no periodic check.
     #[arg(long, env = "REVSPEND_RELOAD_INTERVAL_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     reload_interval_secs: u64,
+    /// Do not watch the registry and snapshot directories for changes
+    /// (where file events are not delivered, the periodic check is what
+    /// notices them anyway).
+    #[arg(long, env = "REVSPEND_NO_FILE_WATCH")]
+    no_file_watch: bool,
     /// Most rows in one `POST /predict/batch` (more get 413).
     #[arg(long, env = "REVSPEND_MAX_BATCH_ROWS", default_value_t = serve::DEFAULT_MAX_BATCH_ROWS as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -115,6 +120,7 @@ impl Args {
             admin_token,
             reload_interval: (self.reload_interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(self.reload_interval_secs)),
+            file_watch: !self.no_file_watch,
             allow_development_key: self.allow_development_key,
             access_log_every: self.access_log_every,
         })

@@ -1,21 +1,31 @@
-//! Following the registry without a restart: a background thread checks,
-//! every `--reload-interval-secs`, whether the alias the server follows
-//! points to another version, or the snapshot file changed, and reloads
+//! Following the registry without a restart: a background thread reloads
 //! ([`AppState::reload`]: load, validate, smoke-predict, swap; a refused
-//! model leaves the serving one in place). `POST /admin/reload` does the
-//! same at once.
+//! model leaves the serving one in place) when the alias the server follows
+//! points to another version or the snapshot file changed. `POST
+//! /admin/reload` does the same at once.
 //!
-//! A periodic check, not a file-system watch: the registry is a few files
-//! that `registry promote`, the evaluate gate and the monitor rewrite by
-//! rename, on local disks, bind mounts and network shares alike, where
-//! inotify events are not always delivered; one `index.json` read every few
-//! seconds is cheap and always right.
+//! Two ways to notice, both only a prompt to check (a cheap `index.json`
+//! read and a file stat):
+//! - a file-system watch (inotify on Linux) of the registry directory and
+//!   of the snapshot's directory, so a promotion is served within
+//!   milliseconds;
+//! - a periodic check every `--reload-interval-secs`, the fallback where
+//!   events are not delivered (some network shares and bind mounts) and
+//!   for a watch that could not start.
 
+use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, SystemTime};
 
 use actix_web::web;
+use notify::{RecursiveMode, Watcher};
 
 use crate::AppState;
+
+/// How long to let a burst of file events settle before checking (a
+/// promotion renames a temporary file over `index.json`; build-features
+/// writes the snapshot then renames it).
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// The snapshot file's identity as far as a reload cares: modification
 /// time and length (a rename of a new file changes both).
@@ -24,17 +34,41 @@ fn stamp(state: &AppState) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Starts the watcher thread; it lives as long as the process.
-pub fn watch(state: web::Data<AppState>, every: Duration) {
+/// Starts the watcher thread; it lives as long as the process. `every`:
+/// the periodic check (none: file events and `POST /admin/reload` only);
+/// `files`: watch the registry and snapshot directories.
+pub fn watch(state: web::Data<AppState>, every: Option<Duration>, files: bool) {
+    let (prompt, prompts) = mpsc::channel::<()>();
+    let watcher = if files { file_watch(&state, prompt) } else { None };
+    if watcher.is_none() && every.is_none() {
+        log::warn!("no file watch and no periodic check: only POST /admin/reload reloads");
+        return;
+    }
     let spawned = std::thread::Builder::new()
         .name("reload-watcher".into())
         .spawn(move || {
+            // Dropped with the thread: the watch lives as long as it.
+            let _watcher = watcher;
             let mut seen = stamp(&state);
             // A version refused once is not retried until the alias moves
             // again (a refusal is logged and counted once).
             let mut refused: Option<String> = None;
             loop {
-                std::thread::sleep(every);
+                let prompted = match every {
+                    Some(every) => prompts.recv_timeout(every),
+                    None => prompts.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match prompted {
+                    Ok(()) => {
+                        std::thread::sleep(SETTLE);
+                        while prompts.try_recv().is_ok() {}
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => match every {
+                        Some(every) => std::thread::sleep(every),
+                        None => return,
+                    },
+                }
                 let now = stamp(&state);
                 let snapshot_changed = now != seen;
                 let target = state.alias_target();
@@ -55,4 +89,52 @@ pub fn watch(state: web::Data<AppState>, every: Duration) {
     if let Err(e) = spawned {
         log::error!("cannot start the reload watcher, the model will not follow the registry: {e}");
     }
+}
+
+/// Watches the registry directory and the snapshot's directory (not
+/// recursively: `index.json` and the snapshot are replaced by rename in
+/// them); every event prompts a check. None when no watch could start
+/// (logged; the periodic check remains).
+fn file_watch(state: &AppState, prompt: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    if let Some((registry, _)) = state.followed() {
+        dirs.push(registry);
+    }
+    if let Some(snapshot) = state.snapshot_path() {
+        dirs.push(
+            snapshot
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        );
+    }
+    if dirs.is_empty() {
+        return None;
+    }
+    let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            // The thread may be gone at shutdown: nothing left to prompt.
+            let _ = prompt.send(());
+        }
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!("cannot watch files ({e}); the periodic check alone notices changes");
+            return None;
+        }
+    };
+    let mut watching = 0;
+    for dir in dirs {
+        match watcher.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                watching += 1;
+                log::info!("watching {} for a new model or snapshot", dir.display());
+            }
+            Err(e) => log::warn!(
+                "cannot watch {} ({e}); the periodic check alone notices changes there",
+                dir.display()
+            ),
+        }
+    }
+    (watching > 0).then_some(watcher)
 }

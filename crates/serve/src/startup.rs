@@ -100,9 +100,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         handle.stop(false).await;
         return Err(e);
     }
-    if let Some(every) = config.reload_interval {
-        crate::reload::watch(state.clone(), every);
-    }
+    crate::reload::watch(state.clone(), config.reload_interval, config.file_watch);
     log::info!("listening on http://{addr}");
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{addr}").context("cannot write to stdout")?;

@@ -205,6 +205,7 @@ impl Fixture {
             body_timeout: serve::DEFAULT_BODY_TIMEOUT,
             admin_token: None,
             reload_interval: None,
+            file_watch: false,
             allow_development_key: false,
             access_log_every: 0,
         }
