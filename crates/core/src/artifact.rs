@@ -2,6 +2,7 @@
 //! touches them:
 //!
 //! - pretty JSON reports and the feature list;
+//! - the prediction log's JSON lines ([`prediction_log`]);
 //! - enveloped binary artifacts (the model and the online snapshot):
 //!   `magic (8) | format version u32 LE | payload length u64 LE |
 //!   SHA-256 of payload (32) | payload (bincode 2, serde)`.
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::experiment::{BANDIT_STATE_VERSION, BanditState};
 use crate::features::{Feature, OnlineSnapshot};
 use crate::model::ModelArtifact;
 use crate::target::TargetRule;
@@ -121,6 +123,11 @@ pub enum ArtifactError {
         expected: u32,
         got: u32,
     },
+    #[error(
+        "{path}: bandit state version {got}, this build reads version {expected}: move it aside \
+         (the bandit then starts again from its prior)"
+    )]
+    StateVersion { path: PathBuf, expected: u32, got: u32 },
     #[error("{path}: truncated: header says {expected} payload bytes, file has {got}")]
     Truncated { path: PathBuf, expected: u64, got: u64 },
     #[error("{path}: checksum mismatch: the file is corrupt")]
@@ -617,6 +624,30 @@ pub fn write_snapshot(path: &Path, snapshot: &OnlineSnapshot) -> Result<(), Arti
 pub fn read_snapshot(path: &Path) -> Result<OnlineSnapshot, ArtifactError> {
     read_streaming(path, Kind::Snapshot)
 }
+
+/// Writes a bandit's state (JSON), atomically.
+pub fn write_bandit_state(path: &Path, state: &BanditState) -> Result<(), ArtifactError> {
+    write_json(path, state)
+}
+
+/// Reads a bandit's state, refusing a file of another version.
+pub fn read_bandit_state(path: &Path) -> Result<BanditState, ArtifactError> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let Versioned { version } = read_json(path)?;
+    if version != BANDIT_STATE_VERSION {
+        return Err(ArtifactError::StateVersion {
+            path: path.to_owned(),
+            expected: BANDIT_STATE_VERSION,
+            got: version,
+        });
+    }
+    read_json(path)
+}
+
+pub mod prediction_log;
 
 #[cfg(test)]
 mod old_versions;

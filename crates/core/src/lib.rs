@@ -14,17 +14,20 @@
 //! - [`calibration`]: probability calibrators the model artifact applies.
 //! - [`registry`]: the model registry (versions, aliases, alias log) and
 //!   the experiment log under `models/registry/`.
+//! - [`experiment`]: the online experiments' bandit state, which the
+//!   server persists and the experiment report reads.
 //! - [`metrics`]: metric report types shared by `train` and `evaluate`.
 //! - [`profile`]: distribution profiles of tables (reference for drift).
 //! - [`artifact`]: the only module that touches on-disk formats (parquet
-//!   tables, JSON reports, the enveloped bincode model and snapshot files),
-//!   always written atomically.
+//!   tables, JSON reports, the enveloped bincode model and snapshot files,
+//!   the prediction log), always written atomically.
 //!
 //! It knows nothing of HTTP or command-line parsing.
 
 pub mod artifact;
 pub mod calibration;
 pub mod contract;
+pub mod experiment;
 pub mod features;
 pub mod metrics;
 pub mod model;
