@@ -27,6 +27,7 @@
 mod access_log;
 mod config;
 mod error;
+pub mod experiment;
 mod metrics;
 mod reload;
 mod request;
