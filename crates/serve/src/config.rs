@@ -20,6 +20,24 @@ pub const DEFAULT_MAX_BATCH_ROWS: usize = 10_000;
 /// about 400 bytes a row.
 pub const DEFAULT_MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// Default prediction log queue, in records: about a second of full load.
+pub const DEFAULT_LOG_QUEUE: usize = 65_536;
+
+/// Default size at which a prediction log file is closed and a new one
+/// opened (besides on the hour).
+pub const DEFAULT_LOG_FILE_MAX_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Default shadow queue, in rows.
+pub const DEFAULT_SHADOW_QUEUE: usize = 1_024;
+
+/// Default number of recent predictions that can take feedback (about
+/// 100 bytes each in memory).
+pub const DEFAULT_FEEDBACK_CAPACITY: usize = 1_000_000;
+
+/// Default age, in hours, of the predictions read back from the log at
+/// start so their feedback is still taken (30 days).
+pub const DEFAULT_FEEDBACK_WINDOW_HOURS: i64 = 720;
+
 /// Server settings, from flags and environment (never `params.yaml`).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,6 +68,23 @@ pub struct Config {
     pub allow_development_key: bool,
     /// Access-log one request in this many (besides every 5xx); 0: none.
     pub access_log_every: u64,
+    /// The routing file (`config/routing.yaml`); none: one variant, the
+    /// followed alias, for everyone.
+    pub routing: Option<PathBuf>,
+    /// Where bandit states are persisted; none: kept in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// The prediction log's directory; none: nothing is logged.
+    pub prediction_log: Option<PathBuf>,
+    /// The prediction log's queue, in records (full: dropped and counted).
+    pub log_queue: usize,
+    /// Size at which a log file is closed and a new one opened.
+    pub log_file_max_bytes: u64,
+    /// The shadow queue, in rows (full: shadow work dropped and counted).
+    pub shadow_queue: usize,
+    /// Recent predictions that can take feedback.
+    pub feedback_capacity: usize,
+    /// Hours of predictions read back from the log at start for feedback.
+    pub feedback_window_hours: i64,
 }
 
 /// Where the server's model comes from.

@@ -54,6 +54,17 @@ pub enum ApiError {
     },
     /// The first model is still loading (or failed to load).
     NotReady,
+    /// Feedback for a prediction this server does not know (never made,
+    /// or older than the feedback index keeps).
+    UnknownPrediction {
+        id: String,
+    },
+    /// Feedback for a prediction that already had it.
+    DuplicateFeedback {
+        id: String,
+    },
+    /// The server cannot take this now (a full queue); retry shortly.
+    Unavailable(String),
     Internal(anyhow::Error),
 }
 
@@ -87,6 +98,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { field, .. } => field.as_deref(),
             ApiError::RuleViolation { field, .. } => Some(field),
+            ApiError::UnknownPrediction { .. } | ApiError::DuplicateFeedback { .. } => Some("prediction_id"),
             _ => None,
         }
     }
@@ -132,7 +144,16 @@ impl fmt::Display for ApiError {
                 write!(f, "the request body is larger than the limit of {limit} bytes")
             }
             ApiError::Unauthorized => f.write_str("the admin routes need `Authorization: Bearer <token>`"),
-            ApiError::Forbidden(m) | ApiError::Conflict(m) => f.write_str(m),
+            ApiError::Forbidden(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => f.write_str(m),
+            ApiError::UnknownPrediction { id } => write!(
+                f,
+                "no prediction {id} can take feedback here: it was not made by this server, or it is \
+                 older than the predictions kept for feedback (--feedback-capacity, \
+                 --feedback-window-hours)"
+            ),
+            ApiError::DuplicateFeedback { id } => {
+                write!(f, "prediction {id} already has its feedback; nothing was changed")
+            }
             ApiError::BodyTimeout { after } => write!(
                 f,
                 "the request body did not arrive within {} ms",
@@ -181,13 +202,14 @@ impl ResponseError for ApiError {
             ApiError::RuleViolation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } | ApiError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::UnknownPrediction { .. } => StatusCode::NOT_FOUND,
+            ApiError::DuplicateFeedback { .. } => StatusCode::CONFLICT,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -200,7 +222,7 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
         }
-        if let ApiError::NotReady = self {
+        if let ApiError::NotReady | ApiError::Unavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         if let ApiError::Unauthorized = self {

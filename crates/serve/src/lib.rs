@@ -28,7 +28,9 @@ mod access_log;
 mod config;
 mod error;
 pub mod experiment;
+mod loading;
 mod metrics;
+mod prediction_log;
 mod reload;
 mod request;
 mod routes;
@@ -36,14 +38,16 @@ mod startup;
 mod state;
 
 pub use config::{
-    AdminToken, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS,
-    DEFAULT_MAX_BODY_BYTES, ModelSource,
+    AdminToken, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_FEEDBACK_CAPACITY, DEFAULT_FEEDBACK_WINDOW_HOURS,
+    DEFAULT_LOG_FILE_MAX_BYTES, DEFAULT_LOG_QUEUE, DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_SHADOW_QUEUE, ModelSource,
 };
 pub use error::{ApiError, ErrorBody};
+pub use loading::check_keys;
 pub use routes::batch::{BatchItem, BatchResponse};
 pub use routes::configure;
 pub use routes::health::{Health, Readiness};
 pub use routes::v2::{MODEL_NAME, ModelMetadata, TensorMetadata};
 pub use routes::version::Version;
 pub use startup::{build_server, build_shared_server, run};
-pub use state::{AppState, BatchLimits, ModelOrigin, Prediction, ReloadOutcome, Serving, check_keys};
+pub use state::{AppState, BatchLimits, ModelOrigin, Prediction, ReloadOutcome, Scored, Serving};

@@ -89,6 +89,47 @@ struct Args {
     /// default): only the 5xx, so the log stays small at full load.
     #[arg(long, env = "REVSPEND_ACCESS_LOG_EVERY", default_value_t = 0)]
     access_log_every: u64,
+    /// The routing file: the experiment's variants (registry aliases or
+    /// versions) and policy (plain, ab, canary, shadow, bandit); see
+    /// `config/routing.yaml`. Without it the followed alias answers
+    /// everything. Checked at start and on every reload.
+    #[arg(long, env = "REVSPEND_ROUTING")]
+    routing: Option<PathBuf>,
+    /// Directory of the bandits' persisted state (one file per experiment).
+    #[arg(long, env = "REVSPEND_STATE_DIR", default_value = "logs/state")]
+    state_dir: PathBuf,
+    /// Directory of the prediction log (JSON lines by date and hour), which
+    /// `monitor` and `registry experiment-report` read.
+    #[arg(long, env = "REVSPEND_PREDICTION_LOG", default_value = "logs/predictions")]
+    prediction_log: PathBuf,
+    /// Log nothing (predictions and feedback are still served).
+    #[arg(long, env = "REVSPEND_NO_PREDICTION_LOG")]
+    no_prediction_log: bool,
+    /// The prediction log's queue, in records; when full, records are
+    /// dropped and counted, never waited for.
+    #[arg(long, env = "REVSPEND_LOG_QUEUE", default_value_t = serve::DEFAULT_LOG_QUEUE as u64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    log_queue: u64,
+    /// Size at which a prediction log file is closed and the next opened
+    /// (files are also closed on the hour).
+    #[arg(long, env = "REVSPEND_LOG_FILE_MAX_BYTES", default_value_t = serve::DEFAULT_LOG_FILE_MAX_BYTES,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    log_file_max_bytes: u64,
+    /// The shadow queue, in rows; when full, shadow work is dropped and
+    /// counted, never the request slowed.
+    #[arg(long, env = "REVSPEND_SHADOW_QUEUE", default_value_t = serve::DEFAULT_SHADOW_QUEUE as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    shadow_queue: u64,
+    /// How many recent predictions can take feedback (older ones are
+    /// refused as unknown); about 100 bytes of memory each.
+    #[arg(long, env = "REVSPEND_FEEDBACK_CAPACITY", default_value_t = serve::DEFAULT_FEEDBACK_CAPACITY as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    feedback_capacity: u64,
+    /// Hours of predictions read back from the log at start, so feedback
+    /// that arrives after a restart still finds its prediction.
+    #[arg(long, env = "REVSPEND_FEEDBACK_WINDOW_HOURS", default_value_t = serve::DEFAULT_FEEDBACK_WINDOW_HOURS,
+          value_parser = clap::value_parser!(i64).range(0..=87_600))]
+    feedback_window_hours: i64,
 }
 
 impl Args {
@@ -123,6 +164,15 @@ impl Args {
             file_watch: !self.no_file_watch,
             allow_development_key: self.allow_development_key,
             access_log_every: self.access_log_every,
+            routing: self.routing,
+            state_dir: Some(self.state_dir),
+            prediction_log: (!self.no_prediction_log).then_some(self.prediction_log),
+            // Range-checked above.
+            log_queue: usize::try_from(self.log_queue).unwrap_or(usize::MAX),
+            log_file_max_bytes: self.log_file_max_bytes,
+            shadow_queue: usize::try_from(self.shadow_queue).unwrap_or(usize::MAX),
+            feedback_capacity: usize::try_from(self.feedback_capacity).unwrap_or(usize::MAX),
+            feedback_window_hours: self.feedback_window_hours,
         })
     }
 }

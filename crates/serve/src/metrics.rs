@@ -16,6 +16,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, line
 use prometheus_client::registry::Registry;
 
 use crate::Prediction;
+use crate::experiment::Deployment;
+use crate::experiment::shadow::ShadowCounters;
+use crate::prediction_log::LogCounters;
 
 // Route and method labels are interned `&'static str`s (see [`route_label`]):
 // counting a request allocates nothing.
@@ -34,13 +37,31 @@ struct LatencyLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
+    variant: String,
     model_version: String,
     decision: &'static str,
 }
 
-/// The counters of one model version's decisions (flagged, not flagged),
-/// looked up once per model rather than once per prediction.
-type DecisionCounters = (String, Counter, Counter);
+/// The counters of one variant and model version's decisions (flagged, not
+/// flagged), looked up once per variant and model rather than once per
+/// prediction.
+type DecisionCounters = (String, String, Counter, Counter);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VariantLabels {
+    variant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedbackLabels {
+    variant: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
 
 /// The label of a route pattern, interned: patterns come from the route
 /// table (never a raw path), so the set is small and bounded.
@@ -95,7 +116,14 @@ pub struct Metrics {
     batch_rows: Histogram,
     reloads: Family<OutcomeLabels, Counter>,
     model_loaded: Gauge,
-    decisions: std::sync::RwLock<Option<DecisionCounters>>,
+    decisions: std::sync::RwLock<Vec<DecisionCounters>>,
+    variant_latency: Family<VariantLabels, Histogram>,
+    feedback: Family<FeedbackLabels, Counter>,
+    bandit_pulls: Family<VariantLabels, Gauge>,
+    bandit_mean: Family<VariantLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pending: Gauge,
+    log: LogCounters,
+    shadow: ShadowCounters,
 }
 
 impl Default for Metrics {
@@ -131,7 +159,7 @@ impl Metrics {
         let predictions = Family::<DecisionLabels, Counter>::default();
         registry.register(
             "predictions",
-            "Predictions by model version and decision (flagged or not)",
+            "Predictions by variant, model version and decision (flagged or not)",
             predictions.clone(),
         );
         let cold_starts = Counter::default();
@@ -165,6 +193,91 @@ impl Metrics {
             model_loaded.clone(),
         );
         model_loaded.set(now_secs());
+        // 20 µs to about 0.6 s.
+        let variant_latency = Family::<VariantLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_02, 2.0, 16))
+        });
+        registry.register(
+            "variant_prediction_duration_seconds",
+            "Time from the request head to its predictions, by the variant that answered \
+             (one observation per request and variant)",
+            variant_latency.clone(),
+        );
+        let feedback = Family::<FeedbackLabels, Counter>::default();
+        registry.register(
+            "feedback",
+            "Feedback by variant and result (accepted, unknown, duplicate, invalid)",
+            feedback.clone(),
+        );
+        let bandit_pulls = Family::<VariantLabels, Gauge>::default();
+        registry.register(
+            "bandit_pulls",
+            "Requests the bandit sent to each variant in this experiment (its allocation)",
+            bandit_pulls.clone(),
+        );
+        let bandit_mean = Family::<VariantLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "bandit_posterior_mean_reward",
+            "Each variant's posterior mean reward, Beta(1 + rewards, 1 + feedbacks - rewards)",
+            bandit_mean.clone(),
+        );
+        let pending = Gauge::default();
+        registry.register(
+            "feedback_pending_predictions",
+            "Recent predictions that can take feedback",
+            pending.clone(),
+        );
+        // The log's counters are the family's own (a counter clone shares
+        // its value).
+        let records = Family::<KindLabels, Counter>::default();
+        let kind = |kind| records.get_or_create(&KindLabels { kind }).clone();
+        let log = LogCounters {
+            predictions: kind("prediction"),
+            shadows: kind("shadow"),
+            feedbacks: kind("feedback"),
+            ..LogCounters::default()
+        };
+        registry.register(
+            "prediction_log_records",
+            "Records written to the prediction log, by kind",
+            records,
+        );
+        registry.register(
+            "prediction_log_dropped",
+            "Records dropped because the prediction log's queue was full",
+            log.dropped.clone(),
+        );
+        registry.register(
+            "prediction_log_write_errors",
+            "Records the prediction log failed to write",
+            log.errors.clone(),
+        );
+        registry.register(
+            "prediction_log_queue_depth",
+            "Records waiting in the prediction log's queue",
+            log.depth.clone(),
+        );
+        let shadow = ShadowCounters::default();
+        registry.register(
+            "shadow_queue_depth",
+            "Rows waiting for the shadow models",
+            shadow.depth.clone(),
+        );
+        registry.register(
+            "shadow_dropped",
+            "Shadow rows dropped because the shadow queue was full",
+            shadow.dropped.clone(),
+        );
+        registry.register(
+            "shadow_scored",
+            "Rows scored by a shadow model",
+            shadow.scored.clone(),
+        );
+        registry.register(
+            "shadow_failed",
+            "Rows a shadow model could not score",
+            shadow.failed.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -175,7 +288,62 @@ impl Metrics {
             batch_rows,
             reloads,
             model_loaded,
-            decisions: std::sync::RwLock::new(None),
+            decisions: std::sync::RwLock::new(Vec::new()),
+            variant_latency,
+            feedback,
+            bandit_pulls,
+            bandit_mean,
+            pending,
+            log,
+            shadow,
+        }
+    }
+
+    /// The prediction log's counters, registered here.
+    pub fn log_counters(&self) -> LogCounters {
+        self.log.clone()
+    }
+
+    /// The shadow queue's counters, registered here.
+    pub fn shadow_counters(&self) -> ShadowCounters {
+        self.shadow.clone()
+    }
+
+    /// One request's predictions by one variant, `seconds` after its head.
+    pub fn variant_latency(&self, variant: &str, seconds: f64, _rows: usize) {
+        self.variant_latency
+            .get_or_create(&VariantLabels {
+                variant: variant.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// One feedback's result.
+    pub fn feedback(&self, variant: &str, result: &'static str) {
+        self.feedback
+            .get_or_create(&FeedbackLabels {
+                variant: variant.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// Refreshes the gauges read from the deployment (before encoding).
+    pub fn experiment(&self, deployment: &Deployment, pending: usize) {
+        self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        if let Some(bandit) = &deployment.bandit {
+            for arm in bandit.state().arms {
+                let labels = VariantLabels {
+                    variant: arm.variant.clone(),
+                };
+                let (alpha, beta) = arm.beta_posterior();
+                self.bandit_pulls
+                    .get_or_create(&labels)
+                    .set(i64::try_from(arm.pulls).unwrap_or(i64::MAX));
+                self.bandit_mean
+                    .get_or_create(&labels)
+                    .set(alpha / (alpha + beta));
+            }
         }
     }
 
@@ -194,17 +362,19 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The decision counters of `model_version`.
-    fn decision_counters(&self, model_version: &str) -> (Counter, Counter) {
+    /// The decision counters of `variant` serving `model_version`.
+    fn decision_counters(&self, variant: &str, model_version: &str) -> (Counter, Counter) {
         if let Ok(cached) = self.decisions.read()
-            && let Some((version, flagged, not_flagged)) = cached.as_ref()
-            && version == model_version
+            && let Some((_, _, flagged, not_flagged)) = cached
+                .iter()
+                .find(|(v, m, _, _)| v == variant && m == model_version)
         {
             return (flagged.clone(), not_flagged.clone());
         }
         let counter = |decision| {
             self.predictions
                 .get_or_create(&DecisionLabels {
+                    variant: variant.to_owned(),
                     model_version: model_version.to_owned(),
                     decision,
                 })
@@ -212,20 +382,32 @@ impl Metrics {
         };
         let (flagged, not_flagged) = (counter("flagged"), counter("not_flagged"));
         if let Ok(mut cached) = self.decisions.write() {
-            *cached = Some((model_version.to_owned(), flagged.clone(), not_flagged.clone()));
+            // Variants and models change rarely; a bound keeps a long-lived
+            // server's cache small across many reloads.
+            if cached.len() >= 64 {
+                cached.clear();
+            }
+            cached.push((
+                variant.to_owned(),
+                model_version.to_owned(),
+                flagged.clone(),
+                not_flagged.clone(),
+            ));
         }
         (flagged, not_flagged)
     }
 
     /// Predictions returned (one request's).
     pub fn predictions(&self, predictions: &[Prediction]) {
-        let mut counters: Option<(&str, (Counter, Counter))> = None;
+        let mut counters: Option<(&str, &str, (Counter, Counter))> = None;
         for p in predictions {
             let (flagged, not_flagged) = match &counters {
-                Some((version, c)) if *version == p.model_version => c,
+                Some((variant, version, c)) if *variant == p.variant && *version == p.model_version => c,
                 _ => {
-                    let c = self.decision_counters(&p.model_version);
-                    &counters.insert((p.model_version.as_str(), c)).1
+                    let c = self.decision_counters(&p.variant, &p.model_version);
+                    &counters
+                        .insert((p.variant.as_str(), p.model_version.as_str(), c))
+                        .2
                 }
             };
             if p.is_revenge_spending {

@@ -1,13 +1,13 @@
 //! Following the registry without a restart: a background thread reloads
 //! ([`AppState::reload`]: load, validate, smoke-predict, swap; a refused
-//! model leaves the serving one in place) when the alias the server follows
-//! points to another version or the snapshot file changed. `POST
-//! /admin/reload` does the same at once.
+//! model leaves the serving one in place) when an alias a variant follows
+//! points to another version, the snapshot file changed or the routing
+//! file was edited. `POST /admin/reload` does the same at once.
 //!
 //! Two ways to notice, both only a prompt to check (a cheap `index.json`
 //! read and a file stat):
-//! - a file-system watch (inotify on Linux) of the registry directory and
-//!   of the snapshot's directory, so a promotion is served within
+//! - a file-system watch (inotify on Linux) of the registry directory, the
+//!   snapshot's and the routing file's, so a promotion is served within
 //!   milliseconds;
 //! - a periodic check every `--reload-interval-secs`, the fallback where
 //!   events are not delivered (some network shares and bind mounts) and
@@ -27,10 +27,10 @@ use crate::AppState;
 /// writes the snapshot then renames it).
 const SETTLE: Duration = Duration::from_millis(50);
 
-/// The snapshot file's identity as far as a reload cares: modification
-/// time and length (a rename of a new file changes both).
-fn stamp(state: &AppState) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(state.snapshot_path()?).ok()?;
+/// A file's identity as far as a reload cares: modification time and
+/// length (a rename of a new file changes both).
+fn stamp(path: Option<&Path>) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path?).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
 
@@ -49,10 +49,11 @@ pub fn watch(state: web::Data<AppState>, every: Option<Duration>, files: bool) {
         .spawn(move || {
             // Dropped with the thread: the watch lives as long as it.
             let _watcher = watcher;
-            let mut seen = stamp(&state);
-            // A version refused once is not retried until the alias moves
+            let mut seen = stamp(state.snapshot_path());
+            let mut routing_seen = stamp(state.routing_path());
+            // Versions refused once are not retried until an alias moves
             // again (a refusal is logged and counted once).
-            let mut refused: Option<String> = None;
+            let mut refused: Option<Vec<Option<String>>> = None;
             loop {
                 let prompted = match every {
                     Some(every) => prompts.recv_timeout(every),
@@ -69,20 +70,21 @@ pub fn watch(state: web::Data<AppState>, every: Option<Duration>, files: bool) {
                         None => return,
                     },
                 }
-                let now = stamp(&state);
+                let now = stamp(state.snapshot_path());
                 let snapshot_changed = now != seen;
-                let target = state.alias_target();
-                let serving = state
-                    .serving()
-                    .ok()
-                    .and_then(|s| s.origin.registry_version.clone());
-                let alias_moved = target.is_some() && target != serving && target != refused;
-                if snapshot_changed || alias_moved {
+                let routing_now = stamp(state.routing_path());
+                let routing_changed = routing_now != routing_seen;
+                let targets = state.variant_targets();
+                let alias_moved = targets.iter().any(Option::is_some)
+                    && targets != state.served_targets()
+                    && Some(&targets) != refused.as_ref();
+                if snapshot_changed || routing_changed || alias_moved {
                     match state.reload(snapshot_changed) {
-                        Ok(_) => refused = None,
-                        Err(_) => refused = target,
+                        Ok(outcome) if outcome.refused.is_empty() => refused = None,
+                        Ok(_) | Err(_) => refused = Some(targets),
                     }
                     seen = now;
+                    routing_seen = routing_now;
                 }
             }
         });

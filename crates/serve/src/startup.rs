@@ -85,7 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "`serve --allow-development-key` (or REVSPEND_ALLOW_DEVELOPMENT_KEY=true)",
     )?;
     let state = web::Data::new(
-        AppState::unloaded(&config, pseudonymiser).with_admin_token(config.admin_token.clone()),
+        AppState::unloaded(&config, pseudonymiser)?.with_admin_token(config.admin_token.clone()),
     );
     let (server, addr) = build_shared_server(state.clone(), &config.bind, config.workers)?;
     log::info!("bound http://{addr}; loading the model and the online snapshot (ready: 503 until then)");
@@ -98,6 +98,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .and_then(|r| r);
     if let Err(e) = loaded {
         handle.stop(false).await;
+        finish(state).await;
         return Err(e);
     }
     crate::reload::watch(state.clone(), config.reload_interval, config.file_watch);
@@ -106,8 +107,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     writeln!(stdout, "listening on http://{addr}").context("cannot write to stdout")?;
     stdout.flush().context("cannot write to stdout")?;
     drop(stdout);
-    serving
+    let served = serving
         .await
-        .context("the HTTP server task failed")?
-        .context("the HTTP server failed")
+        .context("the HTTP server task failed")
+        .and_then(|r| r.context("the HTTP server failed"));
+    // The server has stopped (SIGTERM: no new connections, requests in
+    // flight finished): write what is queued before exiting.
+    finish(state).await;
+    served
+}
+
+/// Scores the queued shadow rows, persists the bandit and writes and closes
+/// the prediction log (they join threads: off the async workers).
+async fn finish(state: web::Data<AppState>) {
+    let done = actix_web::rt::task::spawn_blocking(move || state.shutdown()).await;
+    if done.is_err() {
+        log::error!("shutting down the prediction log panicked");
+    }
+    log::info!("stopped");
 }

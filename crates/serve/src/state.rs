@@ -1,23 +1,29 @@
-//! What every request handler shares: the model being served (swapped
-//! whole, atomically, when the registry alias moves), the online feature
-//! store and the pseudonymisation key, and the one function that scores
-//! transactions with them.
+//! What every request handler shares: the deployment being served (the
+//! routing and a validated model per variant, swapped whole, atomically,
+//! when the registry, the snapshot or the routing file changes), the
+//! pseudonymisation key, the prediction log, the feedback index and the
+//! shadow queue, and the one function that scores transactions with them.
+//! Loading and reloading are in [`crate::loading`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use anyhow::Context;
 use arc_swap::ArcSwapOption;
-use revspend_core::artifact;
 use revspend_core::contract::{Transaction, ValueRanges};
 use revspend_core::features::{self, History, OnlineSnapshot};
 use revspend_core::model::{FeatureMatrix, ModelArtifact};
-use revspend_core::pseudonym::{self, Pseudonymiser};
+use revspend_core::pseudonym::Pseudonymiser;
 use serde::{Deserialize, Serialize};
 
-use crate::{ApiError, Config, ModelSource};
+use crate::experiment::Deployment;
+use crate::experiment::feedback::{Pending, PendingIndex};
+use crate::experiment::shadow::{ShadowJob, ShadowPool};
+use crate::prediction_log::{PredictionEntry, PredictionLog};
+use crate::{ApiError, ModelSource};
 
 /// A model with the snapshot it serves from: built whole, validated, then
 /// swapped in; requests in flight keep the one they started with.
@@ -26,6 +32,10 @@ pub struct Serving {
     pub(crate) snapshot: Arc<OnlineSnapshot>,
     /// Where the model came from, for `/version`.
     pub(crate) origin: ModelOrigin,
+    /// The model's feature names, for the prediction log.
+    pub(crate) feature_names: Vec<String>,
+    /// The model's version, shared with the feedback index's entries.
+    pub(crate) version: Arc<str>,
 }
 
 impl fmt::Debug for Serving {
@@ -37,6 +47,15 @@ impl fmt::Debug for Serving {
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
+}
+
+/// One row scored by one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub probability: f64,
+    pub cold_start: bool,
+    /// The model's input, in its feature order.
+    pub features: Vec<f64>,
 }
 
 impl Serving {
@@ -52,14 +71,14 @@ impl Serving {
     }
 
     /// Validates a model against the snapshot and the key (fingerprints,
-    /// [`check_keys`]) and with a smoke prediction; refused otherwise.
+    /// [`crate::check_keys`]) and with a smoke prediction; refused otherwise.
     pub fn new(
         model: ModelArtifact,
         snapshot: Arc<OnlineSnapshot>,
         origin: ModelOrigin,
         pseudonymiser: &Pseudonymiser,
     ) -> anyhow::Result<Serving> {
-        check_keys(pseudonymiser, &model, &snapshot)?;
+        crate::check_keys(pseudonymiser, &model, &snapshot)?;
         if snapshot.rule != model.rule {
             log::warn!(
                 "the online snapshot was built with target rule {:?} but model {} with {:?}: \
@@ -69,10 +88,14 @@ impl Serving {
                 model.rule
             );
         }
+        let feature_names = model.features.iter().map(|f| f.name().to_owned()).collect();
+        let version = Arc::from(model.model_version.as_str());
         let serving = Serving {
             model,
             snapshot,
             origin,
+            feature_names,
+            version,
         };
         serving.smoke_test(pseudonymiser)?;
         Ok(serving)
@@ -94,12 +117,11 @@ impl Serving {
             &ValueRanges::default(),
         )
         .map_err(|e| anyhow::anyhow!("the smoke-test purchase does not parse: {e}"))?;
-        let p = self
-            .predict_many(pseudonymiser, std::slice::from_ref(&txn))
-            .map_err(|e| {
-                anyhow::anyhow!("model {} failed its smoke test: {e:?}", self.model.model_version)
-            })?;
-        let probability = p.first().map_or(f64::NAN, |p| p.probability);
+        let pseudonym = pseudonymiser.pseudonym(&txn.id);
+        let scored = self.score(&[(pseudonym.as_str(), &txn)]).map_err(|e| {
+            anyhow::anyhow!("model {} failed its smoke test: {e:?}", self.model.model_version)
+        })?;
+        let probability = scored.first().map_or(f64::NAN, |p| p.probability);
         anyhow::ensure!(
             (0.0..=1.0).contains(&probability),
             "model {} failed its smoke test: probability {probability}",
@@ -112,20 +134,15 @@ impl Serving {
         Ok(())
     }
 
-    /// Scores transactions in one batch (one feature matrix, one model
-    /// call), each with its own prediction id, in order.
-    pub fn predict_many(
-        &self,
-        pseudonymiser: &Pseudonymiser,
-        txns: &[Transaction],
-    ) -> Result<Vec<Prediction>, ApiError> {
+    /// Scores rows, each a customer's pseudonym and its purchase, in one
+    /// batch (one feature matrix, one model call), in order.
+    pub fn score(&self, rows: &[(&str, &Transaction)]) -> Result<Vec<Scored>, ApiError> {
         let cold = History::default();
         let width = self.model.features.len();
-        let mut values = Vec::with_capacity(txns.len() * width);
-        let mut cold_starts = Vec::with_capacity(txns.len());
-        for txn in txns {
-            let pseudonym = pseudonymiser.pseudonym(&txn.id);
-            let (history, cold_start) = match self.snapshot.history(&pseudonym) {
+        let mut values = Vec::with_capacity(rows.len() * width);
+        let mut cold_starts = Vec::with_capacity(rows.len());
+        for (pseudonym, txn) in rows {
+            let (history, cold_start) = match self.snapshot.history(pseudonym) {
                 Some(h) => (h, false),
                 None => (&cold, true),
             };
@@ -134,65 +151,74 @@ impl Serving {
             values.extend(features::select(&all, &self.model.features));
             cold_starts.push(cold_start);
         }
-        let x = FeatureMatrix::new(txns.len(), width, values);
+        let x = FeatureMatrix::new(rows.len(), width, values);
         let probabilities = self
             .model
             .predict_proba(&x)
             .with_context(|| format!("model {} failed to predict", self.model.model_version))
             .map_err(ApiError::Internal)?;
-        if probabilities.len() != txns.len() {
+        if probabilities.len() != rows.len() {
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "model {} returned {} probabilities for {} rows",
                 self.model.model_version,
                 probabilities.len(),
-                txns.len()
+                rows.len()
             )));
         }
         probabilities
             .into_iter()
             .zip(cold_starts)
-            .map(|(probability, cold_start)| {
+            .enumerate()
+            .map(|(i, (probability, cold_start))| {
                 if !probability.is_finite() {
                     return Err(ApiError::Internal(anyhow::anyhow!(
                         "model {} returned the probability {probability}",
                         self.model.model_version
                     )));
                 }
-                Ok(Prediction {
-                    prediction_id: prediction_id(),
-                    model_version: self.model.model_version.clone(),
-                    is_revenge_spending: probability >= self.model.threshold,
+                Ok(Scored {
                     probability,
-                    threshold: self.model.threshold,
                     cold_start,
+                    features: x.row(i).to_vec(),
                 })
             })
             .collect()
     }
 }
 
-/// What every request handler shares: the model being served, the key that
-/// maps request ids to the store's pseudonyms, the limits, and what a reload
-/// reads.
+/// What every request handler shares: the deployment being served, the key
+/// that maps request ids to the store's pseudonyms, the limits, what a
+/// reload reads, and where predictions and feedback go.
 pub struct AppState {
-    /// None until the first model is loaded ([`AppState::load_first`]).
-    current: ArcSwapOption<Serving>,
-    pseudonymiser: Pseudonymiser,
+    /// None until the first deployment is loaded ([`AppState::load_first`]).
+    pub(crate) current: ArcSwapOption<Deployment>,
+    pub(crate) pseudonymiser: Pseudonymiser,
     pub(crate) max_body_bytes: usize,
     pub(crate) limits: BatchLimits,
     /// How long a request body may take to arrive.
     pub(crate) body_timeout: std::time::Duration,
-    /// Where reloads read the model and the snapshot (none: a state built
-    /// in memory cannot reload).
-    source: Option<ModelSource>,
-    snapshot_path: Option<PathBuf>,
+    /// Where reloads read the model of the default variant (none: a state
+    /// built in memory cannot reload).
+    pub(crate) source: Option<ModelSource>,
+    pub(crate) snapshot_path: Option<PathBuf>,
+    /// The routing file (none: one variant, the followed alias, plain).
+    pub(crate) routing_path: Option<PathBuf>,
+    /// Where bandit states are persisted (none: in memory only).
+    pub(crate) state_dir: Option<PathBuf>,
+    /// The prediction log's directory, read back at start for feedback.
+    pub(crate) log_dir: Option<PathBuf>,
+    /// How far back the feedback index is rebuilt at start.
+    pub(crate) feedback_window: chrono::Duration,
     /// One reload at a time.
-    reloading: std::sync::Mutex<()>,
+    pub(crate) reloading: std::sync::Mutex<()>,
     pub(crate) reloads: ReloadCounters,
     /// The bearer token of `/admin/*` (none: disabled).
     pub(crate) admin_token: Option<crate::AdminToken>,
     pub(crate) metrics: crate::metrics::Metrics,
     pub(crate) access_log: crate::access_log::AccessLog,
+    pub(crate) log: Arc<PredictionLog>,
+    pub(crate) pending: PendingIndex,
+    pub(crate) shadow: ShadowPool,
 }
 
 /// How many reloads swapped a model in or were refused, and the last
@@ -209,9 +235,16 @@ pub struct ReloadCounters {
 pub struct ReloadOutcome {
     /// `swapped` or `unchanged`.
     pub outcome: String,
+    /// The primary variant's model before and after.
     pub from: String,
     pub to: String,
     pub registry_version: Option<String>,
+    /// The experiment in effect after the reload.
+    pub experiment: String,
+    /// Variants whose new model was refused (they keep serving the one
+    /// they had), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// The limits of `POST /predict/batch`.
@@ -237,8 +270,8 @@ impl Default for BatchLimits {
 pub struct ModelOrigin {
     /// The artifact file.
     pub path: String,
-    /// The registry version and the alias followed, when served from a
-    /// registry.
+    /// The registry version and the alias (or version) it was named by,
+    /// when served from a registry.
     pub registry_version: Option<String>,
     pub registry_alias: Option<String>,
     /// When the model was loaded (RFC 3339, UTC).
@@ -248,7 +281,7 @@ pub struct ModelOrigin {
 impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppState")
-            .field("serving", &self.current.load())
+            .field("deployment", &self.current.load())
             .field("pseudonymiser", &self.pseudonymiser)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
@@ -256,40 +289,17 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// A state over an already loaded model and snapshot; refused when the
-    /// key is not the one both were made with ([`check_keys`]) or the model
-    /// fails its smoke prediction. It cannot reload (no source).
-    pub fn new(
-        model: ModelArtifact,
-        snapshot: OnlineSnapshot,
-        pseudonymiser: Pseudonymiser,
-        max_body_bytes: usize,
-    ) -> anyhow::Result<AppState> {
-        let origin = ModelOrigin {
-            loaded_at: revspend_core::registry::now_rfc3339(),
-            ..ModelOrigin::default()
-        };
-        let serving = Serving::new(model, Arc::new(snapshot), origin, &pseudonymiser)?;
-        Ok(AppState {
-            current: ArcSwapOption::from_pointee(serving),
-            pseudonymiser,
-            max_body_bytes,
-            limits: BatchLimits::default(),
-            body_timeout: crate::config::DEFAULT_BODY_TIMEOUT,
-            source: None,
-            snapshot_path: None,
-            reloading: std::sync::Mutex::new(()),
-            reloads: ReloadCounters::default(),
-            admin_token: None,
-            metrics: crate::metrics::Metrics::new(),
-            access_log: crate::access_log::AccessLog::default(),
-        })
+    /// The deployment being served now; a request holds it to the end,
+    /// whatever a reload swaps in meanwhile. A 503 while the first one is
+    /// loading.
+    pub fn deployment(&self) -> Result<Arc<Deployment>, ApiError> {
+        self.current.load_full().ok_or(ApiError::NotReady)
     }
 
-    /// The model being served now; a request holds it to the end, whatever
-    /// a reload swaps in meanwhile. A 503 while the first model is loading.
+    /// The primary variant's model being served now (what `/version`,
+    /// `/health` and the v2 metadata describe).
     pub fn serving(&self) -> Result<Arc<Serving>, ApiError> {
-        self.current.load_full().ok_or(ApiError::NotReady)
+        Ok(self.deployment()?.primary().clone())
     }
 
     /// The same state with another body timeout.
@@ -304,130 +314,6 @@ impl AppState {
         self
     }
 
-    /// Reads the model and the snapshot named in `config`. Without a
-    /// snapshot every customer is a cold start.
-    pub fn load(config: &Config, pseudonymiser: Pseudonymiser) -> anyhow::Result<AppState> {
-        let state = AppState::unloaded(config, pseudonymiser);
-        state.load_first()?;
-        Ok(state)
-    }
-
-    /// Loads the model and the snapshot named at start ([`AppState::unloaded`])
-    /// and puts them in service: until then the server is live but not
-    /// ready (503).
-    pub fn load_first(&self) -> anyhow::Result<()> {
-        let source = self
-            .source
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("this server was built from a model in memory"))?;
-        let snapshot = match self.snapshot_path.as_deref() {
-            Some(path) => Some(Arc::new(load_snapshot(path)?)),
-            None => None,
-        };
-        let serving = load_serving(source, snapshot, &self.pseudonymiser)?;
-        self.current.store(Some(Arc::new(serving)));
-        self.metrics.reload(true);
-        Ok(())
-    }
-
-    /// The state of a server configured by `config` before its model is
-    /// loaded ([`AppState::load_first`]): it answers `/health/live`, and
-    /// 503 on `/health/ready` and the scoring routes.
-    pub fn unloaded(config: &Config, pseudonymiser: Pseudonymiser) -> AppState {
-        AppState {
-            current: ArcSwapOption::empty(),
-            pseudonymiser,
-            max_body_bytes: config.max_body_bytes,
-            limits: config.batch,
-            body_timeout: config.body_timeout,
-            source: Some(config.model.clone()),
-            snapshot_path: config.snapshot.clone(),
-            reloading: std::sync::Mutex::new(()),
-            reloads: ReloadCounters::default(),
-            admin_token: None,
-            metrics: crate::metrics::Metrics::new(),
-            access_log: crate::access_log::AccessLog::new(config.access_log_every),
-        }
-    }
-
-    /// Loads the model the source names now (a registry alias may have
-    /// moved) and the snapshot file again when `snapshot` is set, validates
-    /// them ([`Serving::new`]) and swaps them in. A model or snapshot that
-    /// fails is refused, logged and counted, and the one serving stays.
-    pub fn reload(&self, snapshot: bool) -> anyhow::Result<ReloadOutcome> {
-        let _one_at_a_time = self
-            .reloading
-            .lock()
-            .map_err(|_| anyhow::anyhow!("a reload panicked earlier"))?;
-        let result = self.try_reload(snapshot);
-        self.metrics
-            .reload(result.as_ref().is_ok_and(|o| o.outcome == "swapped"));
-        match &result {
-            Ok(o) if o.outcome == "swapped" => {
-                self.reloads.swapped.fetch_add(1, Ordering::Relaxed);
-                log::info!("reload: model {} -> {}", o.from, o.to);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                self.reloads.refused.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut last) = self.reloads.last_error.lock() {
-                    *last = Some(format!("{e:#}"));
-                }
-                match self.serving() {
-                    Ok(serving) => log::error!(
-                        "reload refused, the model {} keeps serving: {e:#}",
-                        serving.model.model_version
-                    ),
-                    Err(_) => log::error!("reload refused, no model is serving yet: {e:#}"),
-                }
-            }
-        }
-        result
-    }
-
-    fn try_reload(&self, snapshot: bool) -> anyhow::Result<ReloadOutcome> {
-        let source = self.source.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("this server was built from a model in memory: nothing to reload")
-        })?;
-        let current = self
-            .serving()
-            .map_err(|_| anyhow::anyhow!("the first model is still loading"))?;
-        let snapshot = match (&self.snapshot_path, snapshot) {
-            (None, _) => None,
-            (Some(path), true) => Some(Arc::new(load_snapshot(path)?)),
-            (Some(_), false) => Some(current.snapshot.clone()),
-        };
-        let next = load_serving(source, snapshot, &self.pseudonymiser)?;
-        let outcome = ReloadOutcome {
-            outcome: "swapped".into(),
-            from: current.model.model_version.clone(),
-            to: next.model.model_version.clone(),
-            registry_version: next.origin.registry_version.clone(),
-        };
-        self.current.store(Some(Arc::new(next)));
-        Ok(outcome)
-    }
-
-    /// The registry version the followed alias points to now (none for a
-    /// file source or an unreadable registry).
-    pub fn alias_target(&self) -> Option<String> {
-        let Some(ModelSource::Registry { dir, alias }) = &self.source else {
-            return None;
-        };
-        revspend_core::registry::Registry::new(dir)
-            .index()
-            .ok()
-            .and_then(|index| index.aliases.get(alias).cloned())
-    }
-
-    /// The registry and alias the server follows, when it follows one.
-    pub fn followed(&self) -> Option<(&Path, &str)> {
-        match &self.source {
-            Some(ModelSource::Registry { dir, alias }) => Some((dir.as_path(), alias.as_str())),
-            _ => None,
-        }
-    }
-
     /// The same state with the admin routes' bearer token (none: the admin
     /// routes are disabled).
     pub fn with_admin_token(mut self, token: Option<crate::AdminToken>) -> AppState {
@@ -435,163 +321,161 @@ impl AppState {
         self
     }
 
-    /// Reloads that swapped a model in, and reloads refused.
-    pub fn reload_counts(&self) -> (u64, u64) {
-        (
-            self.reloads.swapped.load(Ordering::Relaxed),
-            self.reloads.refused.load(Ordering::Relaxed),
-        )
+    /// Stops the shadow worker until the guard is dropped (tests show a
+    /// stalled shadow model never holds a request up).
+    #[doc(hidden)]
+    pub fn pause_shadow(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.shadow.pause()
     }
 
-    /// The snapshot file's path, when there is one.
-    pub fn snapshot_path(&self) -> Option<&Path> {
-        self.snapshot_path.as_deref()
-    }
-
-    /// Scores one transaction with the model serving now.
+    /// Scores one transaction with the deployment serving now, as
+    /// `POST /predict` does.
     pub fn predict(&self, txn: &Transaction) -> Result<Prediction, ApiError> {
-        let mut out = self.score(&*self.serving()?, std::slice::from_ref(txn))?;
+        let mut out = self.score(
+            &self.deployment()?,
+            std::slice::from_ref(txn),
+            "/predict",
+            Instant::now(),
+        )?;
         out.pop()
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no prediction for one transaction")))
     }
 
-    /// Scores transactions in one model call with `serving` (what the
-    /// request took from [`AppState::serving`] when it started, and checked
-    /// its rows against) and counts the predictions.
-    pub fn score(&self, serving: &Serving, txns: &[Transaction]) -> Result<Vec<Prediction>, ApiError> {
-        let predictions = serving.predict_many(&self.pseudonymiser, txns)?;
+    /// Scores transactions with the deployment the request took when it
+    /// started (and checked its rows against): each row goes to the variant
+    /// the routing picks for its customer, each variant scores its rows in
+    /// one model call, and the results come back in order. Each prediction
+    /// is counted, made available for feedback, queued for the prediction
+    /// log and, when sampled, for the shadow models.
+    pub fn score(
+        &self,
+        deployment: &Arc<Deployment>,
+        txns: &[Transaction],
+        route: &'static str,
+        started: Instant,
+    ) -> Result<Vec<Prediction>, ApiError> {
+        let pseudonyms: Vec<String> = txns.iter().map(|t| self.pseudonymiser.pseudonym(&t.id)).collect();
+        let arms: Vec<usize> = pseudonyms.iter().map(|p| deployment.route(p)).collect();
+        let mut out: Vec<Option<Prediction>> = vec![None; txns.len()];
+        let time = revspend_core::artifact::prediction_log::now();
+        for (arm, serving) in deployment.variants.iter().enumerate() {
+            let rows: Vec<usize> = (0..txns.len()).filter(|&i| arms[i] == arm).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let input: Vec<(&str, &Transaction)> =
+                rows.iter().map(|&i| (pseudonyms[i].as_str(), &txns[i])).collect();
+            let scored = serving.score(&input)?;
+            let latency = started.elapsed();
+            let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            let model = &serving.model;
+            for (&i, row) in rows.iter().zip(scored) {
+                let (id, prediction_id) = prediction_id();
+                let decision = row.probability >= model.threshold;
+                self.pending.insert(
+                    id,
+                    Pending {
+                        experiment: deployment.experiment.clone(),
+                        variant: deployment.names[arm].clone(),
+                        model_version: serving.version.clone(),
+                        decision,
+                    },
+                );
+                if deployment.sample_shadow() {
+                    self.shadow.offer(ShadowJob {
+                        deployment: deployment.clone(),
+                        prediction_id: prediction_id.clone(),
+                        pseudonym: pseudonyms[i].clone(),
+                        txn: txns[i].clone(),
+                    });
+                }
+                let prediction = Prediction {
+                    prediction_id,
+                    variant: deployment.names[arm].to_string(),
+                    model_version: model.model_version.clone(),
+                    is_revenge_spending: decision,
+                    probability: row.probability,
+                    threshold: model.threshold,
+                    cold_start: row.cold_start,
+                };
+                if self.log.enabled() {
+                    self.log.prediction(PredictionEntry {
+                        time,
+                        prediction_id: prediction.prediction_id.clone(),
+                        pseudonym: pseudonyms[i].clone(),
+                        experiment: deployment.experiment.clone(),
+                        variant: deployment.names[arm].clone(),
+                        serving: serving.clone(),
+                        route,
+                        features: row.features,
+                        probability: row.probability,
+                        decision,
+                        cold_start: row.cold_start,
+                        latency_us,
+                    });
+                }
+                out[i] = Some(prediction);
+            }
+            self.metrics
+                .variant_latency(&deployment.names[arm], latency.as_secs_f64(), rows.len());
+        }
+        let predictions: Vec<Prediction> = out.into_iter().flatten().collect();
+        if predictions.len() != txns.len() {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "{} predictions for {} rows",
+                predictions.len(),
+                txns.len()
+            )));
+        }
         self.metrics.predictions(&predictions);
         Ok(predictions)
     }
 
     /// The metrics' text exposition.
     pub fn metrics_text(&self) -> Result<String, std::fmt::Error> {
+        if let Ok(deployment) = self.deployment() {
+            self.metrics.experiment(&deployment, self.pending.len());
+        }
         self.metrics.encode()
+    }
+
+    /// At shutdown, after the last request: scores the queued shadow rows,
+    /// persists the bandit, writes what the prediction log holds and closes
+    /// it.
+    pub fn shutdown(&self) {
+        self.shadow.close();
+        if let Ok(deployment) = self.deployment()
+            && let Some(bandit) = &deployment.bandit
+            && let Err(e) = bandit.persist()
+        {
+            log::error!("{e:#}");
+        }
+        self.log.close();
     }
 }
 
-/// Reads the model a source names and validates it against `snapshot`
-/// (none: every customer is a cold start).
-fn load_serving(
-    source: &ModelSource,
-    snapshot: Option<Arc<OnlineSnapshot>>,
-    pseudonymiser: &Pseudonymiser,
-) -> anyhow::Result<Serving> {
-    let (path, model, registry_version) = source.load()?;
-    let snapshot = snapshot.unwrap_or_else(|| {
-        log::warn!("no online snapshot: every request is served as a cold start");
-        Arc::new(OnlineSnapshot {
-            as_of: None,
-            rule: model.rule.clone(),
-            customers: Default::default(),
-            // No customers to mismatch: only the model's key is checked.
-            key_fingerprint: model.key_fingerprint.clone(),
-            // The quality suite's defaults (`config/quality.yaml` ships them).
-            ranges: ValueRanges::default(),
-        })
-    });
-    log::info!(
-        "model {} ({}, {} features, threshold {:.4}) from {}",
-        model.model_version,
-        model.algorithm,
-        model.features.len(),
-        model.threshold,
-        path.display()
-    );
-    let origin = ModelOrigin {
-        path: path.display().to_string(),
-        registry_version,
-        registry_alias: match source {
-            ModelSource::Registry { alias, .. } => Some(alias.clone()),
-            ModelSource::File(_) => None,
-        },
-        loaded_at: revspend_core::registry::now_rfc3339(),
-    };
-    let named = match &origin.registry_version {
-        Some(v) => format!("registry version {v} (model {})", model.model_version),
-        None => format!("model {} ({})", model.model_version, origin.path),
-    };
-    Serving::new(model, snapshot, origin, pseudonymiser).with_context(|| format!("{named} refused"))
-}
-
 /// A new prediction id: a UUID v7 (time-ordered, so ids sort as they were
-/// made and index well in the prediction log). Each worker thread keeps its
-/// own counter context, strictly increasing within the thread; across
-/// threads ids are ordered to the millisecond. `Uuid::now_v7` shares one
-/// context behind a mutex and, without uuid's `fast-rng`, reads the OS
-/// random source per id: a futex and a `getrandom` system call per request.
-fn prediction_id() -> String {
+/// made and index well in the prediction log), as a number (the feedback
+/// index's key) and as text. Each worker thread keeps its own counter
+/// context, strictly increasing within the thread; across threads ids are
+/// ordered to the millisecond. `Uuid::now_v7` shares one context behind a
+/// mutex and, without uuid's `fast-rng`, reads the OS random source per id:
+/// a futex and a `getrandom` system call per request.
+fn prediction_id() -> (u128, String) {
     use uuid::timestamp::context::{ContextV7, ThreadLocalContext};
     thread_local! {
         static CONTEXT: ContextV7 = const { ContextV7::new() };
     }
     let now = uuid::Timestamp::now(ThreadLocalContext::new(&CONTEXT));
-    uuid::Uuid::new_v7(now).to_string()
-}
-
-/// Refuses to serve with a pseudonymisation key other than the one the
-/// snapshot's customers and the model's training data were pseudonymised
-/// with, or a snapshot and a model made with different keys: no customer
-/// would be found and every request would silently be a cold start. The
-/// error names every fingerprint (a keyed hash of a fixed string, not the
-/// key).
-pub fn check_keys(
-    pseudonymiser: &Pseudonymiser,
-    model: &ModelArtifact,
-    snapshot: &OnlineSnapshot,
-) -> anyhow::Result<()> {
-    let key = pseudonymiser.key_fingerprint();
-    let named =
-        |fingerprint: &str| format!("{fingerprint} ({})", pseudonym::describe_fingerprint(fingerprint));
-    if model.key_fingerprint != snapshot.key_fingerprint {
-        anyhow::bail!(
-            "the model {} was trained on data pseudonymised with the key of fingerprint {}, but \
-             the online snapshot was built with the key of fingerprint {}: rebuild both with one \
-             key (`dvc repro` with REVSPEND_PSEUDONYM_KEY set as for serving)",
-            model.model_version,
-            named(&model.key_fingerprint),
-            named(&snapshot.key_fingerprint)
-        );
-    }
-    if key != model.key_fingerprint {
-        anyhow::bail!(
-            "the pseudonymisation key has fingerprint {}, but the online snapshot and the model {} \
-             were made with the key of fingerprint {}: no customer would be found. Start serve \
-             with the key build-features used (REVSPEND_PSEUDONYM_KEY; --allow-development-key \
-             for the public development key)",
-            named(&key),
-            model.model_version,
-            named(&model.key_fingerprint)
-        );
-    }
-    if pseudonymiser.is_development_key() {
-        log::warn!("serving with the public development pseudonymisation key: for generated data only");
-    }
-    log::info!(
-        "pseudonymisation key fingerprint {} matches the snapshot and the model",
-        named(&key)
-    );
-    Ok(())
-}
-
-fn load_snapshot(path: &Path) -> anyhow::Result<OnlineSnapshot> {
-    let snapshot = artifact::read_snapshot(path).context(
-        "cannot load the online snapshot (build it with build-features, or pass --no-snapshot \
-         to serve cold starts only)",
-    )?;
-    log::info!(
-        "online snapshot of {} customers as of {} from {}",
-        snapshot.customers.len(),
-        snapshot.as_of.map_or_else(|| "-".to_owned(), |d| d.to_string()),
-        path.display()
-    );
-    Ok(snapshot)
+    let id = uuid::Uuid::new_v7(now);
+    (id.as_u128(), id.to_string())
 }
 
 /// The `POST /predict` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "prediction_id": "01a22db4-c095-754f-ad8f-596a0f323c2c",
+    "variant": "production",
     "model_version": "gbm-8725246b25b9",
     "is_revenge_spending": true,
     "probability": 0.5569100604602696,
@@ -602,6 +486,9 @@ pub struct Prediction {
     /// Unique per prediction (UUID v7): what feedback and the prediction
     /// log refer to.
     pub prediction_id: String,
+    /// The routing variant that answered (the followed alias's name
+    /// without a routing file).
+    pub variant: String,
     pub model_version: String,
     /// `probability >= threshold`.
     pub is_revenge_spending: bool,

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context;
-use rand::{Rng, RngExt};
+use rand::rngs::SmallRng;
+use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Beta, Distribution};
 use revspend_core::artifact;
 use revspend_core::experiment::{ArmState, BANDIT_STATE_VERSION, BanditState};
@@ -49,16 +50,23 @@ pub fn choose_arm<R: Rng + ?Sized>(algorithm: Algorithm, arms: &[ArmState], rng:
     }
 }
 
-/// A bandit in service: its arms' state behind a lock held for a few
-/// operations per request, and the file it is persisted to.
+/// A bandit in service: its arms' state and its random numbers behind a
+/// lock held for a few operations per request, and the file it is
+/// persisted to.
 #[derive(Debug)]
 pub struct Bandit {
     experiment: String,
     algorithm: Algorithm,
-    arms: Mutex<Vec<ArmState>>,
+    arms: Mutex<Arms>,
     path: Option<PathBuf>,
     /// One state write at a time, in the order the credits were taken.
     writing: Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Arms {
+    arms: Vec<ArmState>,
+    rng: SmallRng,
 }
 
 impl Bandit {
@@ -71,9 +79,12 @@ impl Bandit {
     /// one exists for this experiment (arms matched by variant name; a new
     /// variant starts from the prior, a removed one is dropped). None: kept
     /// in memory only.
+    /// `seed` seeds its choices (none: the OS's randomness): with one
+    /// worker and the same requests, the same seed makes the same choices.
     pub fn restore(
         experiment: &str,
         algorithm: Algorithm,
+        seed: Option<u64>,
         variants: &[&str],
         dir: Option<&Path>,
     ) -> anyhow::Result<Bandit> {
@@ -118,10 +129,19 @@ impl Bandit {
                 arms.iter().map(|a| a.feedbacks).sum::<u64>()
             );
         }
+        let seed = seed.unwrap_or_else(|| {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        });
         Ok(Bandit {
             experiment: experiment.to_owned(),
             algorithm,
-            arms: Mutex::new(arms),
+            arms: Mutex::new(Arms {
+                arms,
+                rng: SmallRng::seed_from_u64(seed),
+            }),
             path,
             writing: Mutex::new(()),
         })
@@ -132,11 +152,12 @@ impl Bandit {
     }
 
     /// Chooses the arm for one request and counts the pull.
-    pub fn choose<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
-        let Ok(mut arms) = self.arms.lock() else {
+    pub fn choose(&self) -> usize {
+        let Ok(mut guard) = self.arms.lock() else {
             return 0;
         };
-        let arm = choose_arm(self.algorithm, &arms, rng);
+        let Arms { arms, rng } = &mut *guard;
+        let arm = choose_arm(self.algorithm, arms, rng);
         arms[arm].pulls += 1;
         arm
     }
@@ -156,7 +177,7 @@ impl Bandit {
                 .lock()
                 .map_err(|_| anyhow::anyhow!("the bandit's lock was poisoned"))?;
             for (variant, reward) in rewards {
-                match arms.iter_mut().find(|a| a.variant == *variant) {
+                match arms.arms.iter_mut().find(|a| a.variant == *variant) {
                     Some(arm) => arm.credit(*reward),
                     None => skipped += 1,
                 }
@@ -186,7 +207,7 @@ impl Bandit {
 
     /// The state now.
     pub fn state(&self) -> BanditState {
-        let arms = self.arms.lock().map(|a| a.clone()).unwrap_or_default();
+        let arms = self.arms.lock().map(|a| a.arms.clone()).unwrap_or_default();
         BanditState {
             version: BANDIT_STATE_VERSION,
             experiment: self.experiment.clone(),
@@ -200,8 +221,6 @@ impl Bandit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand::rngs::SmallRng;
 
     /// Plays `rounds` requests against arms paying 1 with probabilities
     /// `p`, feedback arriving `delay` rounds later; returns the share of
@@ -261,11 +280,16 @@ mod tests {
     #[test]
     fn what_was_learned_survives_a_restart_and_a_new_experiment_starts_fresh() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let bandit =
-            Bandit::restore("exp-1", Algorithm::Thompson, &["a", "b"], Some(dir.path())).expect("new");
-        let mut rng = SmallRng::seed_from_u64(1);
+        let bandit = Bandit::restore(
+            "exp-1",
+            Algorithm::Thompson,
+            Some(1),
+            &["a", "b"],
+            Some(dir.path()),
+        )
+        .expect("new");
         for _ in 0..10 {
-            bandit.choose(&mut rng);
+            bandit.choose();
         }
         assert_eq!(
             bandit
@@ -277,16 +301,22 @@ mod tests {
         let before = bandit.state();
         drop(bandit);
 
-        let again = Bandit::restore("exp-1", Algorithm::Thompson, &["a", "b", "c"], Some(dir.path()))
-            .expect("restore");
+        let again = Bandit::restore(
+            "exp-1",
+            Algorithm::Thompson,
+            None,
+            &["a", "b", "c"],
+            Some(dir.path()),
+        )
+        .expect("restore");
         let after = again.state();
         assert_eq!(after.arms[..2], before.arms[..]);
         assert_eq!(after.arms[1].beta_posterior(), (3.0, 1.0));
         assert_eq!(after.arms[2], ArmState::new("c"));
         assert_eq!(after.arms.iter().map(|a| a.pulls).sum::<u64>(), 10);
 
-        let fresh =
-            Bandit::restore("exp-2", Algorithm::Thompson, &["a", "b"], Some(dir.path())).expect("fresh");
+        let fresh = Bandit::restore("exp-2", Algorithm::Thompson, None, &["a", "b"], Some(dir.path()))
+            .expect("fresh");
         assert!(fresh.state().arms.iter().all(|a| a.feedbacks == 0));
         // A file of one experiment is never read as another's.
         std::fs::copy(
@@ -294,7 +324,7 @@ mod tests {
             Bandit::state_path(dir.path(), "exp-3"),
         )
         .expect("copy");
-        let err = Bandit::restore("exp-3", Algorithm::Thompson, &["a"], Some(dir.path()))
+        let err = Bandit::restore("exp-3", Algorithm::Thompson, None, &["a"], Some(dir.path()))
             .expect_err("another experiment's state");
         assert!(err.to_string().contains("exp-1"), "{err}");
     }

@@ -9,7 +9,10 @@ use revspend_core::contract::Transaction;
 use serde::{Deserialize, Serialize};
 
 use super::{check_json_content_type, csv_rows, read_body};
-use crate::{ApiError, AppState, Prediction, Serving, request};
+use std::sync::Arc;
+
+use crate::experiment::Deployment;
+use crate::{ApiError, AppState, Prediction, request};
 
 /// One row's result: its prediction, or why it was not scored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -65,26 +68,27 @@ pub(crate) async fn batch(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<web::Json<BatchResponse>, ApiError> {
+    let started = std::time::Instant::now();
     let csv = is_csv(&req);
     if !csv {
         check_json_content_type(&req)?;
     }
     let limits = state.limits;
     let bytes = read_body(&req, body, limits.max_body_bytes, state.body_timeout).await?;
-    let serving = state.serving()?;
+    let deployment = state.deployment()?;
     let rows = if csv {
         let rows = csv_rows(&bytes)?;
         check_rows(rows.len(), limits.max_rows)?;
         rows.into_iter()
-            .map(|row| request::transaction(&serde_json::Value::Object(row), serving.ranges()))
+            .map(|row| request::transaction(&serde_json::Value::Object(row), deployment.ranges()))
             .collect()
     } else {
-        let rows = request::transactions_from_json(&bytes, serving.ranges())?;
+        let rows = request::transactions_from_json(&bytes, deployment.ranges())?;
         check_rows(rows.len(), limits.max_rows)?;
         rows
     };
     state.metrics.batch(rows.len());
-    Ok(web::Json(score(&state, &serving, rows)?))
+    Ok(web::Json(score(&state, &deployment, rows, started)?))
 }
 
 /// The 413 for more rows than the limit.
@@ -118,8 +122,9 @@ fn is_csv(req: &HttpRequest) -> bool {
 /// order, a refused row with its error.
 pub(crate) fn score(
     state: &AppState,
-    serving: &Serving,
+    deployment: &Arc<Deployment>,
     rows: Vec<Result<Transaction, ApiError>>,
+    started: std::time::Instant,
 ) -> Result<BatchResponse, ApiError> {
     let total = rows.len();
     let mut parsed: Vec<Transaction> = Vec::with_capacity(total);
@@ -143,7 +148,10 @@ pub(crate) fn score(
         }
     }
     let scored = parsed.len();
-    for (index, prediction) in at.into_iter().zip(state.score(serving, &parsed)?) {
+    for (index, prediction) in
+        at.into_iter()
+            .zip(state.score(deployment, &parsed, "/predict/batch", started)?)
+    {
         results[index] = Some(BatchItem::Scored { index, prediction });
     }
     let results: Vec<BatchItem> = results.into_iter().flatten().collect();

@@ -95,6 +95,7 @@ pub(crate) async fn invocations(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, MlflowError> {
+    let started = std::time::Instant::now();
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -130,18 +131,18 @@ pub(crate) async fn invocations(
     }
     state.metrics.batch(rows.len());
     let mut txns = Vec::with_capacity(rows.len());
-    let serving = state.serving()?;
+    let deployment = state.deployment()?;
     for (i, row) in rows.iter().enumerate() {
         let known: Map<String, Value> = row
             .iter()
             .filter(|(k, _)| request::is_field(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let txn = request::transaction(&Value::Object(known), serving.ranges())
+        let txn = request::transaction(&Value::Object(known), deployment.ranges())
             .map_err(|e| bad(format!("row {i}: {e}")))?;
         txns.push(txn);
     }
-    let predictions: Vec<Prediction> = state.score(&serving, &txns)?;
+    let predictions: Vec<Prediction> = state.score(&deployment, &txns, "/invocations", started)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "predictions": predictions })))
 }
 

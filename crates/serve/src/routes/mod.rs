@@ -10,6 +10,8 @@ use crate::ApiError;
 
 mod admin;
 pub(crate) mod batch;
+pub(crate) mod experiment;
+pub(crate) mod feedback;
 pub(crate) mod health;
 mod metrics;
 mod mlflow;
@@ -44,6 +46,8 @@ macro_rules! only {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(only!("/predict", post, predict::predict))
         .service(only!("/predict/batch", post, batch::batch))
+        .service(only!("/feedback", post, feedback::feedback))
+        .service(only!("/experiment", get, experiment::experiment))
         .service(only!("/health", get, health::health))
         .service(only!("/health/live", get, health::live))
         .service(only!("/health/ready", get, health::ready))

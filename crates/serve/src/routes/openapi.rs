@@ -140,6 +140,8 @@ pub struct InferResponse {
     paths(
         super::predict::predict,
         super::batch::batch,
+        super::feedback::feedback,
+        super::experiment::experiment,
         super::mlflow::invocations,
         super::mlflow::ping,
         super::v2::live,
@@ -162,11 +164,14 @@ pub struct InferResponse {
     components(schemas(
         Transaction, Prediction, BatchItem, BatchResponse, ErrorBody, Health, Readiness, Version,
         ModelOrigin, ModelMetadata, TensorMetadata, ReloadOutcome, MlflowRequest, MlflowResponse,
-        Tensor, InferRequest, InferResponse
+        Tensor, InferRequest, InferResponse, super::feedback::FeedbackRequest,
+        super::feedback::FeedbackResult, super::feedback::FeedbackBatch, super::feedback::FeedbackItem,
+        super::experiment::ExperimentStatus, super::experiment::VariantStatus, super::experiment::ArmStatus
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "predict", description = "Scoring purchases"),
+        (name = "experiments", description = "Online experiments: the routing in effect, and feedback"),
         (name = "mlflow", description = "MLflow's scoring protocol"),
         (name = "v2", description = "The Open Inference Protocol (KServe V2)"),
         (name = "operations", description = "Health, version, metrics"),

@@ -30,11 +30,12 @@ pub(crate) async fn predict(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Prediction>, ApiError> {
+    let started = std::time::Instant::now();
     check_json_content_type(&req)?;
     let bytes = read_body(&req, body, state.max_body_bytes, state.body_timeout).await?;
-    let serving = state.serving()?;
-    let txn = request::transaction_from_json(&bytes, serving.ranges())?;
-    let mut predictions = state.score(&serving, std::slice::from_ref(&txn))?;
+    let deployment = state.deployment()?;
+    let txn = request::transaction_from_json(&bytes, deployment.ranges())?;
+    let mut predictions = state.score(&deployment, std::slice::from_ref(&txn), "/predict", started)?;
     let prediction = predictions
         .pop()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no prediction for one transaction")))?;

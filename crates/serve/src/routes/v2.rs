@@ -274,9 +274,10 @@ pub(crate) async fn infer(
     path: Named,
     body: web::Payload,
 ) -> Result<web::Json<Value>, ApiError> {
+    let started = std::time::Instant::now();
     check_model(&*state.serving()?, &path, None)?;
     let bytes = read_body(&req, body, state.limits.max_body_bytes, state.body_timeout).await?;
-    run(&state, &bytes).map(web::Json)
+    run(&state, &bytes, started).map(web::Json)
 }
 
 /// Inference on one version of the model.
@@ -302,9 +303,10 @@ pub(crate) async fn version_infer(
     path: NamedVersion,
     body: web::Payload,
 ) -> Result<web::Json<Value>, ApiError> {
+    let started = std::time::Instant::now();
     check_model(&*state.serving()?, &path.0, Some(&path.1))?;
     let bytes = read_body(&req, body, state.limits.max_body_bytes, state.body_timeout).await?;
-    run(&state, &bytes).map(web::Json)
+    run(&state, &bytes, started).map(web::Json)
 }
 
 /// A tensor's values as a flat list: `[v, ...]` or `[[v], ...]`.
@@ -338,7 +340,7 @@ fn flat(name: &str, data: &Value, rows: usize) -> Result<Vec<Value>, ApiError> {
     Ok(out)
 }
 
-fn run(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
+fn run(state: &AppState, body: &[u8], started: std::time::Instant) -> Result<Value, ApiError> {
     let req: InferRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("not an inference request: {e}")))?;
     let rows = match req.inputs.first() {
@@ -398,14 +400,14 @@ fn run(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
     }
     state.metrics.batch(rows);
     let mut txns = Vec::with_capacity(rows);
-    let serving = state.serving()?;
+    let deployment = state.deployment()?;
     for i in 0..rows {
         let row: Map<String, Value> = columns.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect();
-        let txn = request::transaction(&Value::Object(row), serving.ranges())
+        let txn = request::transaction(&Value::Object(row), deployment.ranges())
             .map_err(|e| e.in_row(&format!("row {i}"), |f| format!("inputs[{f}].data[{i}]")))?;
         txns.push(txn);
     }
-    let predictions = state.score(&serving, &txns)?;
+    let predictions = state.score(&deployment, &txns, "/v2/models/{name}/infer", started)?;
     let wanted: Vec<&str> = match &req.outputs {
         None => OUTPUTS.iter().map(|(n, _)| *n).collect(),
         Some(list) => {

@@ -208,6 +208,14 @@ impl Fixture {
             file_watch: false,
             allow_development_key: false,
             access_log_every: 0,
+            routing: None,
+            state_dir: None,
+            prediction_log: None,
+            log_queue: serve::DEFAULT_LOG_QUEUE,
+            log_file_max_bytes: serve::DEFAULT_LOG_FILE_MAX_BYTES,
+            shadow_queue: serve::DEFAULT_SHADOW_QUEUE,
+            feedback_capacity: serve::DEFAULT_FEEDBACK_CAPACITY,
+            feedback_window_hours: serve::DEFAULT_FEEDBACK_WINDOW_HOURS,
         }
     }
 

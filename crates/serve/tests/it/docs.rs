@@ -9,9 +9,11 @@ use serve::configure;
 use crate::common::Fixture;
 
 /// Every route the server answers, as the OpenAPI document must list it.
-const ROUTES: [(&str, &str); 20] = [
+const ROUTES: [(&str, &str); 22] = [
     ("post", "/predict"),
     ("post", "/predict/batch"),
+    ("post", "/feedback"),
+    ("get", "/experiment"),
     ("post", "/invocations"),
     ("get", "/ping"),
     ("get", "/v2"),

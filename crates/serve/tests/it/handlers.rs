@@ -457,7 +457,7 @@ async fn live_ready_and_version_describe_the_server() {
 #[actix_web::test]
 async fn before_the_first_model_is_loaded_the_server_is_live_but_not_ready() {
     let fixture = Fixture::new();
-    let data = web::Data::new(AppState::unloaded(&fixture.config(), common::pseudonymiser()));
+    let data = web::Data::new(AppState::unloaded(&fixture.config(), common::pseudonymiser()).expect("state"));
     let app = test::init_service(App::new().app_data(data.clone()).configure(configure)).await;
     let get = |uri: &str| test::TestRequest::get().uri(uri).to_request();
     assert_eq!(

@@ -130,10 +130,10 @@ async fn metrics_count_requests_predictions_and_batches() {
     );
     assert!(!text.contains("no-such-route"), "raw paths never become labels");
     let flagged = line(&format!(
-        "revspend_predictions_total{{model_version=\"{MODEL_VERSION}\",decision=\"flagged\"}}"
+        "revspend_predictions_total{{variant=\"default\",model_version=\"{MODEL_VERSION}\",decision=\"flagged\"}}"
     ));
     let not_flagged = line(&format!(
-        "revspend_predictions_total{{model_version=\"{MODEL_VERSION}\",decision=\"not_flagged\"}}"
+        "revspend_predictions_total{{variant=\"default\",model_version=\"{MODEL_VERSION}\",decision=\"not_flagged\"}}"
     ));
     assert_eq!(
         flagged + not_flagged,

@@ -1,0 +1,332 @@
+//! The prediction log's writer. A request hands its records to a bounded
+//! queue and goes on: when the queue is full the record is dropped and
+//! counted (`revspend_prediction_log_dropped_total`), never waited for. One
+//! background thread serialises the records and appends them
+//! ([`revspend_core::artifact::prediction_log`]: JSON lines by date and
+//! hour), hands them to the operating system whenever the queue runs empty
+//! and syncs them to disk every second. At shutdown (SIGTERM) the server
+//! stops taking requests, finishes those in flight, then [`PredictionLog::close`]
+//! writes everything queued and closes the file: nothing a client was
+//! answered for is lost.
+//!
+//! Feedback is not dropped: it waits (up to a second) for room in the
+//! queue, and is acknowledged only once written and handed to the
+//! operating system; otherwise the client gets a 503 and retries.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use revspend_core::artifact::prediction_log::{
+    self as format, FeatureValues, FeedbackRecord, LogWriter, PredictionLine, ShadowRecord, timestamp,
+};
+
+use crate::Serving;
+
+/// How often the writer syncs to disk when records keep coming.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Most records written between two flushes under sustained load.
+const DRAIN_BATCH: usize = 4_096;
+/// How long feedback waits for room in a full queue.
+const FEEDBACK_WAIT: Duration = Duration::from_secs(1);
+
+/// A prediction as the request path hands it over: the serving model is
+/// shared, not copied, so its feature names cost nothing.
+#[derive(Debug)]
+pub struct PredictionEntry {
+    pub time: DateTime<Utc>,
+    pub prediction_id: String,
+    pub pseudonym: String,
+    pub experiment: Arc<str>,
+    pub variant: Arc<str>,
+    pub serving: Arc<Serving>,
+    pub route: &'static str,
+    pub features: Vec<f64>,
+    pub probability: f64,
+    pub decision: bool,
+    pub cold_start: bool,
+    pub latency_us: u64,
+}
+
+enum Entry {
+    Prediction(Box<PredictionEntry>),
+    Shadow(Box<ShadowRecord>),
+    /// Feedback records, and where to say they are written.
+    Feedback(Vec<FeedbackRecord>, SyncSender<bool>),
+    /// Write everything before this, close the file and stop.
+    Stop,
+}
+
+/// The counters the log keeps (registered in [`crate::metrics::Metrics`]).
+#[derive(Debug, Clone, Default)]
+pub struct LogCounters {
+    pub predictions: Counter,
+    pub shadows: Counter,
+    pub feedbacks: Counter,
+    pub dropped: Counter,
+    pub errors: Counter,
+    pub depth: Gauge,
+}
+
+/// The queue into the log, and its writer thread.
+#[derive(Debug)]
+pub struct PredictionLog {
+    sender: Option<SyncSender<Entry>>,
+    counters: LogCounters,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl PredictionLog {
+    /// No log (the server was started without `--prediction-log`): records
+    /// go nowhere and are not counted.
+    pub fn disabled(counters: LogCounters) -> PredictionLog {
+        PredictionLog {
+            sender: None,
+            counters,
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// Opens the log in `dir` (closing files a killed writer left open)
+    /// and starts the writer thread with a queue of `capacity` records.
+    pub fn start(
+        dir: &Path,
+        max_file_bytes: u64,
+        capacity: usize,
+        counters: LogCounters,
+    ) -> anyhow::Result<PredictionLog> {
+        let writer_name = format!("serve {}", env!("CARGO_PKG_VERSION"));
+        let (writer, recovered) = LogWriter::open(dir, max_file_bytes, &writer_name)
+            .with_context(|| format!("cannot open the prediction log {}", dir.display()))?;
+        if !recovered.is_empty() {
+            log::warn!(
+                "prediction log: closed {} file(s) a previous run left open",
+                recovered.len()
+            );
+        }
+        let (sender, receiver) = mpsc::sync_channel(capacity.max(1));
+        let thread_counters = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("prediction-log".into())
+            .spawn(move || write_loop(writer, receiver, thread_counters))
+            .context("cannot start the prediction log's writer thread")?;
+        log::info!(
+            "prediction log: {} (queue {capacity} records, files up to {max_file_bytes} bytes)",
+            dir.display()
+        );
+        Ok(PredictionLog {
+            sender: Some(sender),
+            counters,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Whether records go anywhere.
+    pub fn enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    fn offer(&self, entry: Entry) {
+        let Some(sender) = &self.sender else { return };
+        match sender.try_send(entry) {
+            Ok(()) => {
+                self.counters.depth.inc();
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.inc();
+            }
+        }
+    }
+
+    /// Queues a prediction; dropped and counted when the queue is full.
+    pub fn prediction(&self, entry: PredictionEntry) {
+        self.offer(Entry::Prediction(Box::new(entry)));
+    }
+
+    /// Queues a shadow score; dropped and counted when the queue is full.
+    pub fn shadow(&self, record: ShadowRecord) {
+        self.offer(Entry::Shadow(Box::new(record)));
+    }
+
+    /// Writes feedback records and waits until they are handed to the
+    /// operating system. False when they could not be (queue full for a
+    /// second, a write error, the log closing): nothing was acknowledged.
+    pub fn feedback(&self, records: Vec<FeedbackRecord>) -> bool {
+        let Some(sender) = &self.sender else {
+            return true;
+        };
+        let (ack, acked) = mpsc::sync_channel(1);
+        let deadline = Instant::now() + FEEDBACK_WAIT;
+        let mut entry = Entry::Feedback(records, ack);
+        loop {
+            match sender.try_send(entry) {
+                Ok(()) => {
+                    self.counters.depth.inc();
+                    break;
+                }
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    entry = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => return false,
+            }
+        }
+        acked.recv_timeout(FEEDBACK_WAIT * 5).unwrap_or(false)
+    }
+
+    /// Writes everything queued, closes the open file and stops the writer
+    /// (at shutdown, after the last request).
+    pub fn close(&self) {
+        let Some(sender) = &self.sender else { return };
+        // A blocking send: the stop must not be dropped for a full queue.
+        if sender.send(Entry::Stop).is_err() {
+            return;
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            log::error!("prediction log: the writer thread panicked");
+        }
+    }
+}
+
+fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCounters) {
+    let mut last_sync = Instant::now();
+    let mut unsynced = false;
+    loop {
+        let first = match receiver.recv_timeout(SYNC_EVERY) {
+            Ok(entry) => Some(entry),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Entry::Stop),
+        };
+        let mut acks: Vec<SyncSender<bool>> = Vec::new();
+        let mut stop = false;
+        let mut ok = true;
+        let mut next = first;
+        let mut taken = 0;
+        while let Some(entry) = next.take() {
+            if !matches!(entry, Entry::Stop) {
+                counters.depth.dec();
+            }
+            match entry {
+                Entry::Stop => stop = true,
+                Entry::Prediction(p) => {
+                    ok &= write(&mut writer, p.time, &line(&p), &counters.errors);
+                    counters.predictions.inc();
+                }
+                Entry::Shadow(s) => {
+                    ok &= write(&mut writer, format::now(), &s, &counters.errors);
+                    counters.shadows.inc();
+                }
+                Entry::Feedback(records, ack) => {
+                    let time = format::now();
+                    for r in &records {
+                        ok &= write(&mut writer, time, r, &counters.errors);
+                        counters.feedbacks.inc();
+                    }
+                    acks.push(ack);
+                }
+            }
+            taken += 1;
+            if stop || taken >= DRAIN_BATCH {
+                break;
+            }
+            next = receiver.try_recv().ok();
+        }
+        if taken > 0 {
+            unsynced = true;
+            if let Err(e) = writer.flush() {
+                counters.errors.inc();
+                log::error!("prediction log: {e}");
+                ok = false;
+            }
+        }
+        for ack in acks {
+            let _ = ack.send(ok);
+        }
+        if stop {
+            if let Err(e) = writer.close() {
+                log::error!("prediction log: closing: {e}");
+            }
+            return;
+        }
+        if unsynced && last_sync.elapsed() >= SYNC_EVERY {
+            if let Err(e) = writer.sync() {
+                counters.errors.inc();
+                log::error!("prediction log: {e}");
+            }
+            last_sync = Instant::now();
+            unsynced = false;
+        }
+    }
+}
+
+/// The borrowed line of a queued prediction.
+fn line(p: &PredictionEntry) -> PredictionLineOwned<'_> {
+    PredictionLineOwned {
+        time: timestamp(p.time),
+        entry: p,
+    }
+}
+
+/// A [`PredictionLine`] with its timestamp text alongside.
+struct PredictionLineOwned<'a> {
+    time: String,
+    entry: &'a PredictionEntry,
+}
+
+impl serde::Serialize for PredictionLineOwned<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let p = self.entry;
+        let model = &p.serving.model;
+        PredictionLine {
+            kind: "prediction",
+            time: &self.time,
+            prediction_id: &p.prediction_id,
+            pseudonym: &p.pseudonym,
+            experiment: &p.experiment,
+            variant: &p.variant,
+            model_version: &model.model_version,
+            registry_version: p.serving.origin.registry_version.as_deref(),
+            route: p.route,
+            features: FeatureValues {
+                names: &p.serving.feature_names,
+                values: &p.features,
+            },
+            probability: p.probability,
+            threshold: model.threshold,
+            decision: p.decision,
+            cold_start: p.cold_start,
+            latency_us: p.latency_us,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Appends one record; a failure is counted, and logged the 1st, 2nd,
+/// 4th, 8th... time (a full disk fails every record).
+fn write<T: serde::Serialize>(
+    writer: &mut LogWriter,
+    time: DateTime<Utc>,
+    record: &T,
+    errors: &Counter,
+) -> bool {
+    match writer.append_record(time, record) {
+        Ok(()) => true,
+        Err(e) => {
+            let n = errors.inc() + 1;
+            if n.is_power_of_two() {
+                log::error!("prediction log: {e} ({n} write errors so far)");
+            }
+            false
+        }
+    }
+}
