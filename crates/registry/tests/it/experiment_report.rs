@@ -1,7 +1,8 @@
 //! `registry experiment-report` on synthetic prediction logs written with the
 //! server's own [`LogWriter`]. The expected numbers were computed
-//! independently by /tmp/ref/ref.py (numpy 2.4.6, scipy 1.17.1), which
-//! mirrors [`write_log`]'s rules; its output is quoted where used.
+//! independently by `experiment_report_reference.py` beside this file
+//! (numpy 2.4.6, scipy 1.17.1) from [`write_log`]'s rules; its output is
+//! quoted where used.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -175,7 +176,7 @@ fn the_report_counts_traffic_outcomes_rewards_and_shadows_per_variant() {
     let names: Vec<&str> = report.variants.iter().map(|v| v.variant.as_str()).collect();
     assert_eq!(names, ["production", "candidate", "shadow"]);
 
-    // ref.py: production req 15 dec 0.4 meanp 0.45 cold 0.2;
+    // the reference script: production req 15 dec 0.4 meanp 0.45 cold 0.2;
     // fb 12 with 10 tp fp fn 3 2 3 prec 0.6 rec 0.5;
     // mean 0.5 sd 0.4767312946227962 ci 0.19709938639478292 0.802900613605217
     let p = variant(&report, "production");
@@ -200,7 +201,7 @@ fn the_report_counts_traffic_outcomes_rewards_and_shadows_per_variant() {
     close(Some(ci.high), 0.802900613605217);
     assert_eq!(p.shadow, None);
 
-    // ref.py: candidate req 25 dec 0.56 meanp 0.53 cold 0.08;
+    // the reference script: candidate req 25 dec 0.56 meanp 0.53 cold 0.08;
     // fb 20 with 18 tp fp fn 8 1 5 prec 0.8888888888888888 rec 0.6153846153846154;
     // mean 0.7125 sd 0.37412177865390017 ci 0.5374056178345303 0.8875943821654697
     let c = variant(&report, "candidate");
@@ -217,7 +218,7 @@ fn the_report_counts_traffic_outcomes_rewards_and_shadows_per_variant() {
     close(Some(ci.low), 0.5374056178345303);
     close(Some(ci.high), 0.8875943821654697);
 
-    // ref.py: shadow agree 0.9333333333333333 mad 0.07 n 15 (the score of
+    // the reference script: shadow agree 0.9333333333333333 mad 0.07 n 15 (the score of
     // a prediction not in the log is counted, not compared).
     let s = variant(&report, "shadow");
     assert_eq!((s.requests, s.decision_rate, s.feedback.count), (0, None, 0));
@@ -245,7 +246,7 @@ fn welch_p_value_matches_scipy() {
     assert_eq!((c.variant.as_str(), c.n, c.control_n), ("candidate", 20, 12));
     // scipy 1.17.1: ttest_ind(candidate_rewards, production_rewards,
     // equal_var=False) -> statistic 1.319449555206185,
-    // pvalue 0.2026017837404403, df 19.11981793110583 (ref.py).
+    // pvalue 0.2026017837404403, df 19.11981793110583 (the reference script).
     close(c.difference, 0.2125);
     close(c.t, 1.319449555206185);
     close(c.df, 19.11981793110583);
