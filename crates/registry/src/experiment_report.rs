@@ -708,9 +708,15 @@ pub fn render(report: &ExperimentReport) -> String {
         r.unfinished_lines,
     );
 
-    out.push_str("\ntraffic\n");
-    let rows: Vec<Vec<String>> = report
+    // A variant that only scored as a shadow has nothing to show in the
+    // traffic, outcome and reward tables but dashes: it gets its own.
+    let primary: Vec<&VariantReport> = report
         .variants
+        .iter()
+        .filter(|v| v.requests > 0 || v.feedback.count > 0 || v.shadow.is_none())
+        .collect();
+    out.push_str("\ntraffic\n");
+    let rows: Vec<Vec<String>> = primary
         .iter()
         .map(|v| {
             vec![
@@ -736,8 +742,7 @@ pub fn render(report: &ExperimentReport) -> String {
     ));
 
     out.push_str("\noutcomes (feedback decision vs outcome)\n");
-    let rows: Vec<Vec<String>> = report
-        .variants
+    let rows: Vec<Vec<String>> = primary
         .iter()
         .map(|v| {
             let f = &v.feedback;
@@ -768,8 +773,7 @@ pub fn render(report: &ExperimentReport) -> String {
     ));
 
     out.push_str("\nreward (mean per feedback, 95% Student t interval)\n");
-    let rows: Vec<Vec<String>> = report
-        .variants
+    let rows: Vec<Vec<String>> = primary
         .iter()
         .map(|v| {
             let w = &v.reward;

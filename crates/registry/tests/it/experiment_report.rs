@@ -453,6 +453,15 @@ fn the_binary_prints_the_tables_writes_json_and_names_a_missing_log() {
     assert!(ok, "{err}");
     assert!(out.contains("production") && out.contains("candidate"), "{out}");
     assert!(out.contains("Welch"), "{out}");
+    let traffic = out
+        .split("\n\n")
+        .find(|s| s.starts_with("traffic"))
+        .expect("traffic table");
+    assert!(
+        !traffic.contains("shadow"),
+        "a shadow-only variant has its own table: {traffic}"
+    );
+    assert!(out.contains("\nshadow   16      15       0.933"), "{out}");
     assert!(out.contains("p_best"), "{out}");
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("parse");
