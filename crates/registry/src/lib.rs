@@ -1,5 +1,8 @@
 //! `registry`: the command-line face of [`revspend_core::registry`]. Each
 //! command returns the text it prints, so the tests read it directly.
+//! [`experiment_report`] reads the server's prediction log instead.
+
+pub mod experiment_report;
 
 use anyhow::{Context, Result};
 use revspend_core::registry::{Registry, current_user};

@@ -1,5 +1,8 @@
 //! The registry: promote, rollback, the alias log and the atomic index,
-//! through the library and the `registry` binary.
+//! through the library and the `registry` binary; the experiment report in
+//! its module.
+
+mod experiment_report;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
