@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use revspend_core::artifact::prediction_log::{
-    self as format, FeatureValues, FeedbackRecord, LogWriter, PredictionLine, ShadowRecord, timestamp,
+    self as format, FeatureValues, FeedbackRecord, LogWriter, PredictionLine, Record, ShadowRecord, timestamp,
 };
 
 use crate::Serving;
@@ -223,13 +223,13 @@ fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCou
                     counters.predictions.inc();
                 }
                 Entry::Shadow(s) => {
-                    ok &= write(&mut writer, format::now(), &s, &counters.errors);
+                    ok &= write(&mut writer, format::now(), &Record::Shadow(*s), &counters.errors);
                     counters.shadows.inc();
                 }
                 Entry::Feedback(records, ack) => {
                     let time = format::now();
-                    for r in &records {
-                        ok &= write(&mut writer, time, r, &counters.errors);
+                    for r in records {
+                        ok &= write(&mut writer, time, &Record::Feedback(r), &counters.errors);
                         counters.feedbacks.inc();
                     }
                     acks.push(ack);

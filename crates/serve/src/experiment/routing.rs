@@ -206,16 +206,8 @@ impl Routing {
 
     /// Parses and checks a routing file's text.
     pub fn parse(text: &str) -> anyhow::Result<Routing> {
-        let deserializer = serde_norway::Deserializer::from_str(text);
-        let raw: RawRouting = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                anyhow::anyhow!("{inner}")
-            } else {
-                anyhow::anyhow!("{path}: {inner}")
-            }
-        })?;
+        // serde_norway's errors name the key path (`policy.percent: ...`).
+        let raw: RawRouting = serde_norway::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
         raw.check()
     }
 

@@ -4,6 +4,7 @@
 
 mod common;
 mod docs;
+mod experiments;
 mod handlers;
 mod mlflow;
 pub mod process;

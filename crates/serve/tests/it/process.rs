@@ -14,7 +14,7 @@ use revspend_core::registry::{NewVersion, Registry};
 
 use crate::common::{self, Fixture, KEY, KNOWN_ID, MODEL_VERSION, http, raw_request};
 
-fn serve(args: &[&str], cwd: &Path) -> Command {
+pub fn serve(args: &[&str], cwd: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_serve"));
     command
         .args(args)
@@ -29,11 +29,15 @@ fn serve(args: &[&str], cwd: &Path) -> Command {
         .env_remove("REVSPEND_ALLOW_DEVELOPMENT_KEY")
         .env_remove("REVSPEND_ADMIN_TOKEN")
         .env_remove("REVSPEND_RELOAD_INTERVAL_SECS")
+        .env_remove("REVSPEND_ROUTING")
+        .env_remove("REVSPEND_STATE_DIR")
+        .env_remove("REVSPEND_PREDICTION_LOG")
+        .env_remove("REVSPEND_NO_PREDICTION_LOG")
         .env("RUST_LOG", "info");
     command
 }
 
-fn failed_start(args: &[&str], cwd: &Path) -> String {
+pub fn failed_start(args: &[&str], cwd: &Path) -> String {
     failed(serve(args, cwd))
 }
 
@@ -94,7 +98,8 @@ fn a_missing_snapshot_is_a_start_up_error_unless_waived() {
 }
 
 /// Kills the child when the test ends, even by a panic.
-struct Running(Child);
+#[derive(Debug)]
+pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -104,7 +109,7 @@ impl Drop for Running {
 }
 
 /// Starts the binary and reads the address from its `listening on` line.
-fn start(args: &[&str], cwd: &Path) -> (Running, SocketAddr) {
+pub fn start(args: &[&str], cwd: &Path) -> (Running, SocketAddr) {
     start_command(serve(args, cwd))
 }
 
