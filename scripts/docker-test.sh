@@ -14,8 +14,9 @@
 #  6. another version is promoted on the host (`registry promote` on the
 #     copy) and the running container serves it within RELOAD_WAIT seconds,
 #     without a restart; Docker's health check reports healthy;
-#  7. `docker compose stop` ends the server with exit status 0, then
-#     `docker compose down` removes it.
+#  7. `docker compose stop` ends the server with exit status 0; the
+#     prediction log in its volume is closed and holds the prediction of
+#     step 5; then `docker compose down --volumes` removes it all.
 # Prints the image size and the build time. Needs root (dockerd,
 # debootstrap), docker.io, debootstrap, jq, curl, and the pipeline's
 # artifacts (models/registry, data/online/snapshot.bin: `make pipeline`).
@@ -57,7 +58,7 @@ cleanup() {
       echo "--- container logs" >&2
       compose logs --no-color --tail 50 >&2 || true
     fi
-    compose down --timeout 5 >/dev/null 2>&1 || true
+    compose down --volumes --timeout 5 >/dev/null 2>&1 || true
   fi
   if [ -n "$started_dockerd" ] && [ -z "${KEEP_DOCKERD:-}" ]; then
     kill "$dockerd_pid" 2>/dev/null || true
@@ -235,9 +236,20 @@ read -r exit_code oom < <("$DOCKER" inspect -f '{{.State.ExitCode}} {{.State.OOM
 compose logs --no-color --tail 5
 [ "$exit_code" = 0 ] && [ "$oom" = false ] \
   || fail "the server exited with status $exit_code (OOM killed: $oom), expected 0 on SIGTERM"
-compose down
-compose_up=
 echo "exited with status 0"
+
+step "the prediction log in the volume: closed on SIGTERM, holding the prediction"
+id=$(jq -r .prediction_id "$work/predict.json")
+volume="${COMPOSE_PROJECT_NAME}_logs"
+"$DOCKER" run --rm --network none -v "$volume:/logs:ro" debian:bookworm-slim \
+  sh -c 'find /logs -type f | sort; cat /logs/predictions/date=*/hour=*/*.jsonl' >"$work/log.txt" \
+  || fail "cannot read the logs volume $volume"
+grep -E '^/logs/predictions/' "$work/log.txt" | head -n 5
+if grep -q '\.partial$' "$work/log.txt"; then fail "a prediction log file was left open after SIGTERM"; fi
+grep -q "\"prediction_id\":\"$id\"" "$work/log.txt" || fail "prediction $id is not in the prediction log"
+echo "prediction $id is in a closed log file"
+compose down --volumes
+compose_up=
 
 echo
 echo "docker-test: image $image $size_mb MB, built in $build_secs s"

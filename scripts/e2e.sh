@@ -8,6 +8,10 @@
 #  4. reports/index.html renders in headless Chromium with every image; the
 #     gate promotes a better model and rejects a worse one on real runs
 #     (scripts/check-report-page.sh, scripts/demo-gate.sh);
+#  4b. a simulated online experiment on those two models: a Thompson-sampling
+#     bandit fed the purchases' outcomes as late feedback moves its traffic
+#     to the better one, and `registry experiment-report` shows it
+#     (scripts/demo-experiment.sh);
 #  5. the registry lists the versions train registered, and promote /
 #     rollback / alias log work (on a copy, so the real registry is untouched);
 #  6. the server starts on a free loopback port, loads the model the
@@ -79,7 +83,10 @@ step "the evaluation page in headless Chromium: self-contained, every image rend
 scripts/check-report-page.sh reports/index.html "$log/index.png"
 
 step "the promotion gate on real runs: a better model promoted, a worse one rejected"
-scripts/demo-gate.sh
+KEEP="$log/gate" scripts/demo-gate.sh
+
+step "an online experiment: a bandit over the two models, fed back the outcomes"
+scripts/demo-experiment.sh "$log/gate"
 
 step "registry: list, show, promote, rollback, alias log, experiments"
 # The binaries scripts/stage built for the pipeline, serve and registry included.

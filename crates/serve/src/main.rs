@@ -164,7 +164,8 @@ impl Args {
             file_watch: !self.no_file_watch,
             allow_development_key: self.allow_development_key,
             access_log_every: self.access_log_every,
-            routing: self.routing,
+            // Empty (as compose passes an unset variable) means none.
+            routing: self.routing.filter(|p| !p.as_os_str().is_empty()),
             state_dir: Some(self.state_dir),
             prediction_log: (!self.no_prediction_log).then_some(self.prediction_log),
             // Range-checked above.
