@@ -568,6 +568,25 @@ policy:
     }
 
     #[test]
+    fn the_shipped_routing_file_checks_and_each_documented_policy_too() {
+        let shipped = include_str!("../../../../config/routing.yaml");
+        let routing = Routing::parse(shipped).expect("config/routing.yaml");
+        assert_eq!(routing.policy, Policy::Plain);
+        assert_eq!(routing.variants.len(), 2);
+        // The commented examples, each put in place of `kind: plain`.
+        for example in [
+            "kind: ab\n  weights: {production: 90, candidate: 10}",
+            "kind: canary\n  variant: candidate\n  percent: 5",
+            "kind: shadow\n  variants: [candidate]\n  fraction: 0.1",
+            "kind: bandit\n  algorithm: thompson",
+        ] {
+            let text = shipped.replace("policy:\n  kind: plain", &format!("policy:\n  {example}"));
+            assert_ne!(text, shipped);
+            Routing::parse(&text).unwrap_or_else(|e| panic!("{example}: {e:#}"));
+        }
+    }
+
+    #[test]
     fn the_default_reward_credits_correct_decisions() {
         let r = RewardTable::default();
         assert_eq!(r.reward(true, true), 1.0);
