@@ -164,8 +164,7 @@ impl Args {
             file_watch: !self.no_file_watch,
             allow_development_key: self.allow_development_key,
             access_log_every: self.access_log_every,
-            // Empty (as compose passes an unset variable) means none.
-            routing: self.routing.filter(|p| !p.as_os_str().is_empty()),
+            routing: self.routing,
             state_dir: Some(self.state_dir),
             prediction_log: (!self.no_prediction_log).then_some(self.prediction_log),
             // Range-checked above.
