@@ -7,7 +7,8 @@
 #   - single predictions of a known and of a cold-start customer at
 #     concurrency 32 and 256 (ceiling alongside);
 #   - batches of 1,000 rows on /predict/batch at concurrency 4.
-# The server runs as shipped (RUST_LOG=info, or SERVE_LOG; metrics on, alias following on)
+# The server runs as shipped (RUST_LOG=info, or SERVE_LOG; metrics, the
+# prediction log and alias following on)
 # over the default pipeline's registry and snapshot (run `make pipeline`
 # first). Needs wrk (Debian package).
 #   scripts/bench-serve.sh            # 10 s per run, 2 runs per case
@@ -70,7 +71,8 @@ measure() { # label, port, path, lua, connections, pid
 start ceiling 18090 target/serve-ceiling/release/serve-ceiling 127.0.0.1:18090
 ceiling_pid=${pids[-1]}
 RUST_LOG=${SERVE_LOG:-info} REVSPEND_ALLOW_DEVELOPMENT_KEY=true start serve 18091 target/release/serve \
-  --bind 127.0.0.1:18091 --registry models/registry --snapshot data/online/snapshot.bin --workers 2
+  --bind 127.0.0.1:18091 --registry models/registry --snapshot data/online/snapshot.bin --workers 2 \
+  --prediction-log "$work/logs" --state-dir "$work/state"
 serve_pid=${pids[-1]}
 echo "$(nproc) cores, wrk -t2, ${secs} s per run, $runs runs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for run in $(seq 1 "$runs"); do

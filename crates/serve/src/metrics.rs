@@ -310,7 +310,7 @@ impl Metrics {
     }
 
     /// One request's predictions by one variant, `seconds` after its head.
-    pub fn variant_latency(&self, variant: &str, seconds: f64, _rows: usize) {
+    pub fn variant_latency(&self, variant: &str, seconds: f64) {
         self.variant_latency
             .get_or_create(&VariantLabels {
                 variant: variant.to_owned(),

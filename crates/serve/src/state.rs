@@ -417,7 +417,7 @@ impl AppState {
                 out[i] = Some(prediction);
             }
             self.metrics
-                .variant_latency(&deployment.names[arm], latency.as_secs_f64(), rows.len());
+                .variant_latency(&deployment.names[arm], latency.as_secs_f64());
         }
         let predictions: Vec<Prediction> = out.into_iter().flatten().collect();
         if predictions.len() != txns.len() {
