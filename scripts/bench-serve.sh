@@ -26,7 +26,7 @@ cargo build --quiet --release --manifest-path "$ceiling_dir/Cargo.toml" --target
 cargo build --quiet --release --locked -p serve
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 # Request bodies: the README's known customer, the same purchase by an

@@ -325,7 +325,6 @@ fn read_log(opts: &Options) -> Result<Log> {
             Record::Prediction(p) => &p.time,
             Record::Shadow(s) => &s.time,
             Record::Feedback(f) => &f.time,
-            Record::Header(_) => return,
         };
         let Ok(time) = DateTime::parse_from_rfc3339(time).map(|t| t.with_timezone(&Utc)) else {
             reading.bad_times += 1;
@@ -365,7 +364,6 @@ fn read_log(opts: &Options) -> Result<Log> {
                     reward: f.reward,
                 },
             )),
-            Record::Header(_) => {}
         }
     })
     .with_context(|| format!("reading the prediction log {}", dir.display()))?;

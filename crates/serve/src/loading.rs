@@ -75,6 +75,7 @@ impl AppState {
             routing,
             vec![Arc::new(serving)],
             None,
+            &state.pending,
         ))));
         Ok(state)
     }
@@ -274,7 +275,7 @@ impl AppState {
             }
         }
         let bandit = self.bandit_for(&routing, previous)?;
-        Ok((Deployment::new(routing, variants, bandit), refused))
+        Ok((Deployment::new(routing, variants, bandit, &self.pending), refused))
     }
 
     /// The bandit a routing's policy needs: the previous one when the

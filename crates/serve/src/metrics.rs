@@ -47,14 +47,16 @@ struct DecisionLabels {
 /// prediction.
 type DecisionCounters = (String, String, Counter, Counter);
 
+// Variant names are interned too ([`label`]): they come from the routing
+// file, a small set, and a request's observation allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VariantLabels {
-    variant: String,
+    variant: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FeedbackLabels {
-    variant: String,
+    variant: &'static str,
     result: &'static str,
 }
 
@@ -66,6 +68,12 @@ struct KindLabels {
 /// The label of a route pattern, interned: patterns come from the route
 /// table (never a raw path), so the set is small and bounded.
 pub fn route_label(pattern: &str) -> &'static str {
+    label(pattern)
+}
+
+/// A label value from a small, bounded set (route patterns, variant
+/// names), interned: looked up without allocating, leaked once.
+fn label(pattern: &str) -> &'static str {
     static INTERNED: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
     if let Ok(known) = INTERNED.read()
         && let Some(label) = known.iter().find(|l| **l == pattern)
@@ -313,7 +321,7 @@ impl Metrics {
     pub fn variant_latency(&self, variant: &str, seconds: f64) {
         self.variant_latency
             .get_or_create(&VariantLabels {
-                variant: variant.to_owned(),
+                variant: label(variant),
             })
             .observe(seconds);
     }
@@ -322,7 +330,7 @@ impl Metrics {
     pub fn feedback(&self, variant: &str, result: &'static str) {
         self.feedback
             .get_or_create(&FeedbackLabels {
-                variant: variant.to_owned(),
+                variant: label(variant),
                 result,
             })
             .inc();
@@ -334,7 +342,7 @@ impl Metrics {
         if let Some(bandit) = &deployment.bandit {
             for arm in bandit.state().arms {
                 let labels = VariantLabels {
-                    variant: arm.variant.clone(),
+                    variant: label(&arm.variant),
                 };
                 let (alpha, beta) = arm.beta_posterior();
                 self.bandit_pulls

@@ -25,7 +25,8 @@ use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use revspend_core::artifact::prediction_log::{
-    self as format, FeatureValues, FeedbackRecord, LogWriter, PredictionLine, Record, ShadowRecord, timestamp,
+    self as format, FeatureValues, FeedbackRecord, LogLine, LogWriter, ModelRecord, PredictionLine,
+    ShadowRecord, timestamp,
 };
 
 use crate::Serving;
@@ -42,7 +43,8 @@ const FEEDBACK_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct PredictionEntry {
     pub time: DateTime<Utc>,
-    pub prediction_id: String,
+    /// The prediction id (a UUID), formatted by the writer.
+    pub prediction_id: u128,
     pub pseudonym: String,
     pub experiment: Arc<str>,
     pub variant: Arc<str>,
@@ -219,17 +221,17 @@ fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCou
             match entry {
                 Entry::Stop => stop = true,
                 Entry::Prediction(p) => {
-                    ok &= write(&mut writer, p.time, &line(&p), &counters.errors);
+                    ok &= write_prediction(&mut writer, &p, &counters.errors);
                     counters.predictions.inc();
                 }
                 Entry::Shadow(s) => {
-                    ok &= write(&mut writer, format::now(), &Record::Shadow(*s), &counters.errors);
+                    ok &= write(&mut writer, format::now(), &LogLine::Shadow(&s), &counters.errors);
                     counters.shadows.inc();
                 }
                 Entry::Feedback(records, ack) => {
                     let time = format::now();
-                    for r in records {
-                        ok &= write(&mut writer, time, &Record::Feedback(r), &counters.errors);
+                    for r in &records {
+                        ok &= write(&mut writer, time, &LogLine::Feedback(r), &counters.errors);
                         counters.feedbacks.inc();
                     }
                     acks.push(ack);
@@ -269,57 +271,51 @@ fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCou
     }
 }
 
-/// The borrowed line of a queued prediction.
-fn line(p: &PredictionEntry) -> PredictionLineOwned<'_> {
-    PredictionLineOwned {
-        time: timestamp(p.time),
-        entry: p,
-    }
+/// Appends a queued prediction: its line, and its model's record first when
+/// the file has none yet.
+fn write_prediction(writer: &mut LogWriter, p: &PredictionEntry, errors: &Counter) -> bool {
+    let model = &p.serving.model;
+    let time = timestamp(p.time);
+    let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::from_u128(p.prediction_id)
+        .hyphenated()
+        .encode_lower(&mut id);
+    let line = PredictionLine {
+        kind: "prediction",
+        time: &time,
+        prediction_id: id,
+        pseudonym: &p.pseudonym,
+        experiment: &p.experiment,
+        variant: &p.variant,
+        model_version: &model.model_version,
+        route: p.route,
+        features: FeatureValues(&p.features),
+        probability: p.probability,
+        decision: p.decision,
+        cold_start: p.cold_start,
+        latency_us: p.latency_us,
+    };
+    let describe = || ModelRecord {
+        model_version: model.model_version.clone(),
+        registry_version: p.serving.origin.registry_version.clone(),
+        threshold: model.threshold,
+        features: p.serving.feature_names.clone(),
+    };
+    let appended = serde_json::to_vec(&line)
+        .map_err(format::LogError::from)
+        .and_then(|line| writer.append_prediction(p.time, &model.model_version, describe, &line));
+    failed(appended, errors)
 }
 
-/// A [`PredictionLine`] with its timestamp text alongside.
-struct PredictionLineOwned<'a> {
-    time: String,
-    entry: &'a PredictionEntry,
+/// Appends one line (a full disk fails every record).
+fn write(writer: &mut LogWriter, time: DateTime<Utc>, line: &LogLine<'_>, errors: &Counter) -> bool {
+    failed(writer.append_line(time, line), errors)
 }
 
-impl serde::Serialize for PredictionLineOwned<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let p = self.entry;
-        let model = &p.serving.model;
-        PredictionLine {
-            kind: "prediction",
-            time: &self.time,
-            prediction_id: &p.prediction_id,
-            pseudonym: &p.pseudonym,
-            experiment: &p.experiment,
-            variant: &p.variant,
-            model_version: &model.model_version,
-            registry_version: p.serving.origin.registry_version.as_deref(),
-            route: p.route,
-            features: FeatureValues {
-                names: &p.serving.feature_names,
-                values: &p.features,
-            },
-            probability: p.probability,
-            threshold: model.threshold,
-            decision: p.decision,
-            cold_start: p.cold_start,
-            latency_us: p.latency_us,
-        }
-        .serialize(serializer)
-    }
-}
-
-/// Appends one record; a failure is counted, and logged the 1st, 2nd,
-/// 4th, 8th... time (a full disk fails every record).
-fn write<T: serde::Serialize>(
-    writer: &mut LogWriter,
-    time: DateTime<Utc>,
-    record: &T,
-    errors: &Counter,
-) -> bool {
-    match writer.append_record(time, record) {
+/// Whether an append worked; a failure is counted, and logged the 1st, 2nd,
+/// 4th, 8th... time.
+fn failed(appended: Result<(), format::LogError>, errors: &Counter) -> bool {
+    match appended {
         Ok(()) => true,
         Err(e) => {
             let n = errors.inc() + 1;

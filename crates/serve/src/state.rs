@@ -20,7 +20,7 @@ use revspend_core::pseudonym::Pseudonymiser;
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::Deployment;
-use crate::experiment::feedback::{Pending, PendingIndex};
+use crate::experiment::feedback::PendingIndex;
 use crate::experiment::shadow::{ShadowJob, ShadowPool};
 use crate::prediction_log::{PredictionEntry, PredictionLog};
 use crate::{ApiError, ModelSource};
@@ -354,7 +354,7 @@ impl AppState {
         route: &'static str,
         started: Instant,
     ) -> Result<Vec<Prediction>, ApiError> {
-        let pseudonyms: Vec<String> = txns.iter().map(|t| self.pseudonymiser.pseudonym(&t.id)).collect();
+        let mut pseudonyms: Vec<String> = txns.iter().map(|t| self.pseudonymiser.pseudonym(&t.id)).collect();
         let arms: Vec<usize> = pseudonyms.iter().map(|p| deployment.route(p)).collect();
         let mut out: Vec<Option<Prediction>> = vec![None; txns.len()];
         let time = revspend_core::artifact::prediction_log::now();
@@ -372,15 +372,7 @@ impl AppState {
             for (&i, row) in rows.iter().zip(scored) {
                 let (id, prediction_id) = prediction_id();
                 let decision = row.probability >= model.threshold;
-                self.pending.insert(
-                    id,
-                    Pending {
-                        experiment: deployment.experiment.clone(),
-                        variant: deployment.names[arm].clone(),
-                        model_version: serving.version.clone(),
-                        decision,
-                    },
-                );
+                self.pending.insert(id, deployment.contexts[arm], decision);
                 if deployment.sample_shadow() {
                     self.shadow.offer(ShadowJob {
                         deployment: deployment.clone(),
@@ -401,8 +393,9 @@ impl AppState {
                 if self.log.enabled() {
                     self.log.prediction(PredictionEntry {
                         time,
-                        prediction_id: prediction.prediction_id.clone(),
-                        pseudonym: pseudonyms[i].clone(),
+                        prediction_id: id,
+                        // Not read again: each row is scored once.
+                        pseudonym: std::mem::take(&mut pseudonyms[i]),
                         experiment: deployment.experiment.clone(),
                         variant: deployment.names[arm].clone(),
                         serving: serving.clone(),

@@ -11,7 +11,11 @@
 //! A file being written ends in `.jsonl.partial`; it is renamed to `.jsonl`
 //! when it is closed (on the hour, past the size limit, at shutdown). The
 //! first line of every file is a [`Header`] with the format version,
-//! checked on read. Why JSON lines and not parquet: the server builds
+//! checked on read. What every prediction of a model shares (its feature
+//! names, threshold and registry version) is written once per file, in a
+//! [`ModelRecord`] before the model's first prediction there; a prediction
+//! line holds its feature values as an array in that order, and readers
+//! hand out [`PredictionRecord`]s with the names put back. Why JSON lines and not parquet: the server builds
 //! without the data stack (no arrow, no polars), a record is appended as one
 //! line the moment it is written, a crash leaves at most one torn last line
 //! (which [`LogWriter::open`] cuts off and counts), and a person can `grep`
@@ -24,7 +28,6 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
-use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use thiserror::Error;
 
@@ -67,14 +70,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
     }
 }
 
-/// One line of the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// A record as readers get it ([`read_records`]).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    Header(Header),
     Prediction(PredictionRecord),
     Shadow(ShadowRecord),
     Feedback(FeedbackRecord),
+}
+
+/// A line as the writer writes it (predictions: [`PredictionLine`]).
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LogLine<'a> {
+    Header(&'a Header),
+    Model(&'a ModelRecord),
+    Shadow(&'a ShadowRecord),
+    Feedback(&'a FeedbackRecord),
 }
 
 /// The first line of every file.
@@ -91,7 +102,7 @@ pub struct Header {
 }
 
 /// A prediction as the client got it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PredictionRecord {
     /// When it was made (RFC 3339, UTC, milliseconds).
     pub time: String,
@@ -117,8 +128,20 @@ pub struct PredictionRecord {
     pub latency_us: u64,
 }
 
-/// A prediction as a [`PredictionLine`] borrows it from the server's state:
-/// what the request path hands to the log without copying the feature names.
+/// What all predictions of one model in a file share, written once per
+/// file before the first of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub model_version: String,
+    pub registry_version: Option<String>,
+    pub threshold: f64,
+    /// The names of a prediction line's `features`, in order.
+    pub features: Vec<String>,
+}
+
+/// A prediction line as the server writes it, borrowing from its state:
+/// the features as an array in the order of the file's [`ModelRecord`] for
+/// `model_version`, a value that is not finite as `null`.
 #[derive(Debug, Serialize)]
 pub struct PredictionLine<'a> {
     /// Always `prediction`.
@@ -129,32 +152,52 @@ pub struct PredictionLine<'a> {
     pub experiment: &'a str,
     pub variant: &'a str,
     pub model_version: &'a str,
-    pub registry_version: Option<&'a str>,
     pub route: &'a str,
     pub features: FeatureValues<'a>,
     pub probability: f64,
-    pub threshold: f64,
     pub decision: bool,
     pub cold_start: bool,
     pub latency_us: u64,
 }
 
-/// Feature names and values written as one JSON object, a value that is
-/// not finite as `null`.
+/// Feature values written as a JSON array, a value that is not finite as
+/// `null`.
 #[derive(Debug, Clone, Copy)]
-pub struct FeatureValues<'a> {
-    pub names: &'a [String],
-    pub values: &'a [f64],
-}
+pub struct FeatureValues<'a>(pub &'a [f64]);
 
 impl Serialize for FeatureValues<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.names.len()))?;
-        for (name, value) in self.names.iter().zip(self.values) {
-            map.serialize_entry(name, &value.is_finite().then_some(*value))?;
-        }
-        map.end()
+        serializer.collect_seq(self.0.iter().map(|v| v.is_finite().then_some(*v)))
     }
+}
+
+/// A prediction line as read, before its feature names are put back.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictionLineRead {
+    time: String,
+    prediction_id: String,
+    pseudonym: String,
+    experiment: String,
+    variant: String,
+    model_version: String,
+    route: String,
+    features: Vec<Option<f64>>,
+    probability: f64,
+    decision: bool,
+    cold_start: bool,
+    latency_us: u64,
+}
+
+/// Every line as read.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Line {
+    Header(Header),
+    Model(ModelRecord),
+    Prediction(PredictionLineRead),
+    Shadow(ShadowRecord),
+    Feedback(FeedbackRecord),
 }
 
 /// A shadow model's score of a prediction's row, made off the request path.
@@ -256,6 +299,8 @@ struct OpenFile {
     hour: i64,
     file: BufWriter<File>,
     bytes: u64,
+    /// The model versions this file has a [`ModelRecord`] of.
+    described: Vec<String>,
 }
 
 impl LogWriter {
@@ -280,6 +325,75 @@ impl LogWriter {
     /// past the size limit. Buffered: [`LogWriter::flush`] hands it to the
     /// operating system.
     pub fn append(&mut self, time: DateTime<Utc>, line: &[u8]) -> Result<(), LogError> {
+        let open = self.file_for(time)?;
+        write_line(open, line)
+    }
+
+    /// Serialises a line and appends it.
+    pub fn append_line(&mut self, time: DateTime<Utc>, line: &LogLine<'_>) -> Result<(), LogError> {
+        let line = serde_json::to_vec(line)?;
+        self.append(time, &line)
+    }
+
+    /// Appends a record as a reader gets it back (a prediction preceded by
+    /// its model's record when the file has none yet: its feature names,
+    /// threshold and registry version). The server writes predictions with
+    /// [`LogWriter::append_prediction`], without building a record.
+    pub fn append_record(&mut self, time: DateTime<Utc>, record: &Record) -> Result<(), LogError> {
+        match record {
+            Record::Prediction(p) => {
+                let values: Vec<f64> = p.features.values().map(|v| v.unwrap_or(f64::NAN)).collect();
+                let line = serde_json::to_vec(&PredictionLine {
+                    kind: "prediction",
+                    time: &p.time,
+                    prediction_id: &p.prediction_id,
+                    pseudonym: &p.pseudonym,
+                    experiment: &p.experiment,
+                    variant: &p.variant,
+                    model_version: &p.model_version,
+                    route: &p.route,
+                    features: FeatureValues(&values),
+                    probability: p.probability,
+                    decision: p.decision,
+                    cold_start: p.cold_start,
+                    latency_us: p.latency_us,
+                })?;
+                let model = || ModelRecord {
+                    model_version: p.model_version.clone(),
+                    registry_version: p.registry_version.clone(),
+                    threshold: p.threshold,
+                    features: p.features.keys().cloned().collect(),
+                };
+                self.append_prediction(time, &p.model_version, model, &line)
+            }
+            Record::Shadow(r) => self.append_line(time, &LogLine::Shadow(r)),
+            Record::Feedback(r) => self.append_line(time, &LogLine::Feedback(r)),
+        }
+    }
+
+    /// Appends a prediction's line (a serialised [`PredictionLine`] of
+    /// `model_version`), preceded by `model`'s record when the file has none
+    /// of that model yet.
+    pub fn append_prediction(
+        &mut self,
+        time: DateTime<Utc>,
+        model_version: &str,
+        model: impl FnOnce() -> ModelRecord,
+        line: &[u8],
+    ) -> Result<(), LogError> {
+        let open = self.file_for(time)?;
+        if !open.described.iter().any(|m| m == model_version) {
+            let record = model();
+            let model_line = serde_json::to_vec(&LogLine::Model(&record))?;
+            write_line(open, &model_line)?;
+            open.described.push(model_version.to_owned());
+        }
+        write_line(open, line)
+    }
+
+    /// The file a line written at `time` goes to: the open one, or a new
+    /// one on the hour or past the size limit.
+    fn file_for(&mut self, time: DateTime<Utc>) -> Result<&mut OpenFile, LogError> {
         let hour = hour_of(time);
         let rotate = self
             .open
@@ -288,21 +402,11 @@ impl LogWriter {
         if rotate {
             self.close()?;
         }
-        if self.open.is_none() {
-            self.open = Some(self.new_file(time)?);
-        }
-        if let Some(open) = self.open.as_mut() {
-            open.file.write_all(line).map_err(io_err(&open.partial))?;
-            open.file.write_all(b"\n").map_err(io_err(&open.partial))?;
-            open.bytes += line.len() as u64 + 1;
-        }
-        Ok(())
-    }
-
-    /// Serialises `record` as one line and appends it.
-    pub fn append_record<T: Serialize>(&mut self, time: DateTime<Utc>, record: &T) -> Result<(), LogError> {
-        let line = serde_json::to_vec(record)?;
-        self.append(time, &line)
+        let open = match self.open.take() {
+            Some(open) => open,
+            None => self.new_file(time)?,
+        };
+        Ok(self.open.insert(open))
     }
 
     /// Hands buffered lines to the operating system (they survive the
@@ -359,17 +463,16 @@ impl LogWriter {
             hour: hour_of(time),
             file: BufWriter::with_capacity(256 * 1024, file),
             bytes: 0,
+            described: Vec::new(),
         };
-        let header = Record::Header(Header {
+        let header = Header {
             format: LOG_FORMAT.into(),
             version: LOG_FORMAT_VERSION,
             writer: self.writer.clone(),
             opened: timestamp(time),
-        });
-        let line = serde_json::to_vec(&header)?;
-        open.file.write_all(&line).map_err(io_err(&open.partial))?;
-        open.file.write_all(b"\n").map_err(io_err(&open.partial))?;
-        open.bytes = line.len() as u64 + 1;
+        };
+        let line = serde_json::to_vec(&LogLine::Header(&header))?;
+        write_line(&mut open, &line)?;
         Ok(open)
     }
 }
@@ -381,6 +484,14 @@ impl Drop for LogWriter {
             log::error!("closing the prediction log: {e}");
         }
     }
+}
+
+/// Appends one line and its newline.
+fn write_line(open: &mut OpenFile, line: &[u8]) -> Result<(), LogError> {
+    open.file.write_all(line).map_err(io_err(&open.partial))?;
+    open.file.write_all(b"\n").map_err(io_err(&open.partial))?;
+    open.bytes += line.len() as u64 + 1;
+    Ok(())
 }
 
 /// Renames a finished `.jsonl.partial` to `.jsonl` and syncs its directory.
@@ -563,6 +674,7 @@ pub fn read_records(dir: &Path, window: Window, mut each: impl FnMut(Record)) ->
         let open = path.to_string_lossy().ends_with(OPEN);
         let file = File::open(&path).map_err(io_err(&path))?;
         let mut reader = BufReader::new(file);
+        let mut models: Vec<ModelRecord> = Vec::new();
         let mut line = Vec::new();
         let mut number = 0u64;
         loop {
@@ -576,9 +688,9 @@ pub fn read_records(dir: &Path, window: Window, mut each: impl FnMut(Record)) ->
                 stats.unfinished_lines += 1;
                 break;
             }
-            let parsed = serde_json::from_slice::<Record>(&line);
-            match (number, parsed) {
-                (1, Ok(Record::Header(h))) if h.format == LOG_FORMAT => {
+            let parsed = serde_json::from_slice::<Line>(&line);
+            let record = match (number, parsed) {
+                (1, Ok(Line::Header(h))) if h.format == LOG_FORMAT => {
                     if h.version != LOG_FORMAT_VERSION {
                         return Err(LogError::Version {
                             path,
@@ -586,18 +698,62 @@ pub fn read_records(dir: &Path, window: Window, mut each: impl FnMut(Record)) ->
                             got: h.version,
                         });
                     }
+                    continue;
                 }
                 (1, _) => return Err(LogError::NoHeader { path }),
-                (_, Ok(Record::Header(_))) => bad(&mut stats, &path, number, "a second header"),
-                (_, Ok(record)) => {
+                (_, Ok(Line::Header(_))) => Err("a second header".to_owned()),
+                (_, Ok(Line::Model(m))) => {
+                    models.retain(|known| known.model_version != m.model_version);
+                    models.push(m);
+                    continue;
+                }
+                (_, Ok(Line::Prediction(p))) => prediction(p, &models),
+                (_, Ok(Line::Shadow(s))) => Ok(Record::Shadow(s)),
+                (_, Ok(Line::Feedback(f))) => Ok(Record::Feedback(f)),
+                (_, Err(e)) => Err(e.to_string()),
+            };
+            match record {
+                Ok(record) => {
                     stats.records += 1;
                     each(record);
                 }
-                (_, Err(e)) => bad(&mut stats, &path, number, &e.to_string()),
+                Err(reason) => bad(&mut stats, &path, number, &reason),
             }
         }
     }
     Ok(stats)
+}
+
+/// A prediction line with its model's feature names and threshold put back.
+fn prediction(p: PredictionLineRead, models: &[ModelRecord]) -> Result<Record, String> {
+    let model = models
+        .iter()
+        .find(|m| m.model_version == p.model_version)
+        .ok_or_else(|| format!("no model record for {} before this prediction", p.model_version))?;
+    if model.features.len() != p.features.len() {
+        return Err(format!(
+            "{} feature values, the model record of {} names {}",
+            p.features.len(),
+            p.model_version,
+            model.features.len()
+        ));
+    }
+    Ok(Record::Prediction(PredictionRecord {
+        time: p.time,
+        prediction_id: p.prediction_id,
+        pseudonym: p.pseudonym,
+        experiment: p.experiment,
+        variant: p.variant,
+        model_version: p.model_version,
+        registry_version: model.registry_version.clone(),
+        route: p.route,
+        features: model.features.iter().cloned().zip(p.features).collect(),
+        probability: p.probability,
+        threshold: model.threshold,
+        decision: p.decision,
+        cold_start: p.cold_start,
+        latency_us: p.latency_us,
+    }))
 }
 
 fn bad(stats: &mut ReadStats, path: &Path, line: u64, reason: &str) {
@@ -619,6 +775,7 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    /// The record [`write_prediction`] writes, as a reader gets it.
     fn prediction(id: &str) -> PredictionRecord {
         PredictionRecord {
             time: "2026-12-01T14:05:00.123Z".into(),
@@ -638,6 +795,42 @@ mod tests {
         }
     }
 
+    fn model() -> ModelRecord {
+        ModelRecord {
+            model_version: "gbm-1".into(),
+            registry_version: Some("v0001".into()),
+            threshold: 0.5,
+            features: vec!["valor".into(), "days_since_prev".into()],
+        }
+    }
+
+    /// One prediction's line as the server writes it.
+    fn line(id: &str) -> Vec<u8> {
+        let values = [45.9, f64::NAN];
+        serde_json::to_vec(&PredictionLine {
+            kind: "prediction",
+            time: "2026-12-01T14:05:00.123Z",
+            prediction_id: id,
+            pseudonym: "ab12",
+            experiment: "exp-1",
+            variant: "production",
+            model_version: "gbm-1",
+            route: "/predict",
+            features: FeatureValues(&values),
+            probability: 0.25,
+            decision: false,
+            cold_start: true,
+            latency_us: 120,
+        })
+        .expect("encode")
+    }
+
+    fn write_prediction(writer: &mut LogWriter, time: &str, id: &str) {
+        writer
+            .append_prediction(at(time), "gbm-1", model, &line(id))
+            .expect("append");
+    }
+
     fn all(dir: &Path, window: Window) -> (Vec<Record>, ReadStats) {
         let mut records = Vec::new();
         let stats = read_records(dir, window, |r| records.push(r)).expect("read");
@@ -645,32 +838,25 @@ mod tests {
     }
 
     #[test]
-    fn a_borrowed_line_reads_back_as_the_record() {
-        let names = vec!["valor".to_owned(), "days_since_prev".to_owned()];
-        let values = [45.9, f64::NAN];
-        let line = PredictionLine {
-            kind: "prediction",
-            time: "2026-12-01T14:05:00.123Z",
-            prediction_id: "p1",
-            pseudonym: "ab12",
-            experiment: "exp-1",
-            variant: "production",
-            model_version: "gbm-1",
-            registry_version: Some("v0001"),
-            route: "/predict",
-            features: FeatureValues {
-                names: &names,
-                values: &values,
-            },
-            probability: 0.25,
-            threshold: 0.5,
-            decision: false,
-            cold_start: true,
-            latency_us: 120,
-        };
-        let text = serde_json::to_string(&line).expect("encode");
-        let back: Record = serde_json::from_str(&text).expect("decode");
-        assert_eq!(back, Record::Prediction(prediction("p1")));
+    fn a_prediction_line_reads_back_with_its_model_record_once_per_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut writer, _) = LogWriter::open(dir.path(), 1 << 20, "test").expect("open");
+        write_prediction(&mut writer, "2026-12-01T14:05:00Z", "p1");
+        write_prediction(&mut writer, "2026-12-01T14:05:01Z", "p2");
+        writer.close().expect("close");
+        let (records, stats) = all(dir.path(), Window::default());
+        assert_eq!(
+            records,
+            vec![
+                Record::Prediction(prediction("p1")),
+                Record::Prediction(prediction("p2"))
+            ]
+        );
+        assert_eq!(stats.bad_lines, 0);
+        let files = log_files(dir.path(), Window::default()).expect("files");
+        let text = std::fs::read_to_string(&files[0]).expect("text");
+        assert_eq!(text.matches("\"kind\":\"model\"").count(), 1, "{text}");
+        assert!(text.contains("\"features\":[45.9,null]"), "{text}");
     }
 
     #[test]
@@ -685,12 +871,12 @@ mod tests {
             "2026-12-01T15:00:00Z",
         ];
         for (i, time) in times.iter().enumerate() {
-            let record = Record::Prediction(prediction(&format!("p{i}")));
-            writer.append_record(at(time), &record).expect("append");
+            write_prediction(&mut writer, time, &format!("p{i}"));
         }
         writer.close().expect("close");
         let files = log_files(dir.path(), Window::default()).expect("files");
-        // A file is full after its first record (300 bytes): three in hour 14.
+        // A file is full after its first prediction (300 bytes): three in
+        // hour 14, each with its own model record.
         assert_eq!(files.len(), 4, "{files:?}");
         assert!(files[3].to_string_lossy().contains("date=2026-12-01/hour=15/"));
         let (records, stats) = all(dir.path(), Window::default());
@@ -720,10 +906,7 @@ mod tests {
     fn a_killed_writer_leaves_a_file_the_next_one_closes_cutting_the_torn_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut writer, _) = LogWriter::open(dir.path(), 1 << 20, "test").expect("open");
-        let time = at("2026-12-01T14:05:00Z");
-        writer
-            .append_record(time, &Record::Prediction(prediction("p1")))
-            .expect("append");
+        write_prediction(&mut writer, "2026-12-01T14:05:00Z", "p1");
         writer.flush().expect("flush");
         let partial = writer.open_file().expect("open file").to_owned();
         // As if killed mid-write: half a line after the flushed one, and no
@@ -756,7 +939,7 @@ mod tests {
         let part = partition_dir(dir.path(), at("2026-12-01T14:00:00Z"));
         std::fs::create_dir_all(&part).expect("dir");
         let header = |version: u32| {
-            serde_json::to_string(&Record::Header(Header {
+            serde_json::to_string(&LogLine::Header(&Header {
                 format: LOG_FORMAT.into(),
                 version,
                 writer: "test".into(),
@@ -764,14 +947,24 @@ mod tests {
             }))
             .expect("header")
         };
-        let good = serde_json::to_string(&Record::Prediction(prediction("p1"))).expect("line");
-        let text = format!("{}\n{good}\nnot json\n{{\"kind\":\"mystery\"}}\n", header(1));
+        let model = serde_json::to_string(&LogLine::Model(&model())).expect("model");
+        let good = String::from_utf8(line("p1")).expect("utf-8");
+        // Line 3 comes before any model record; lines 5 and 6 are broken.
+        let text = format!(
+            "{}\n{good}\n{model}\n{good}\nnot json\n{{\"kind\":\"mystery\"}}\n",
+            header(1)
+        );
         std::fs::write(part.join("part-1-1-000001.jsonl"), text).expect("write");
         let (records, stats) = all(dir.path(), Window::default());
         assert_eq!(records.len(), 1);
-        assert_eq!(stats.bad_lines, 2);
+        assert_eq!(stats.bad_lines, 3);
         assert!(
-            stats.bad_examples[0].contains("part-1-1-000001.jsonl:3:"),
+            stats.bad_examples[0].contains("part-1-1-000001.jsonl:2: no model record for gbm-1"),
+            "{:?}",
+            stats.bad_examples
+        );
+        assert!(
+            stats.bad_examples[1].contains("part-1-1-000001.jsonl:5:"),
             "{:?}",
             stats.bad_examples
         );

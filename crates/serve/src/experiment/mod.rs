@@ -24,6 +24,7 @@ pub mod routing;
 pub mod shadow;
 
 use bandit::Bandit;
+use feedback::{Context, PendingIndex};
 use routing::{Policy, Routing};
 
 /// The routing in effect and a model per variant.
@@ -38,6 +39,8 @@ pub struct Deployment {
     /// The bandit of a bandit policy (kept across reloads of the same
     /// experiment and variants).
     pub bandit: Option<Arc<Bandit>>,
+    /// Each variant's context in the feedback index.
+    pub contexts: Vec<u32>,
 }
 
 thread_local! {
@@ -49,24 +52,38 @@ thread_local! {
 }
 
 impl Deployment {
-    /// A deployment of `variants` (one per routing variant, in order).
+    /// A deployment of `variants` (one per routing variant, in order),
+    /// its variants' contexts interned in the feedback index.
     pub fn new(
         routing: Arc<Routing>,
         variants: Vec<Arc<Serving>>,
         bandit: Option<Arc<Bandit>>,
+        pending: &PendingIndex,
     ) -> Deployment {
-        let names = routing
+        let names: Vec<Arc<str>> = routing
             .variants
             .iter()
             .map(|v| Arc::from(v.name.as_str()))
             .collect();
-        let experiment = Arc::from(routing.experiment.as_str());
+        let experiment: Arc<str> = Arc::from(routing.experiment.as_str());
+        let contexts = names
+            .iter()
+            .zip(&variants)
+            .map(|(name, serving)| {
+                pending.context(Context {
+                    experiment: experiment.clone(),
+                    variant: name.clone(),
+                    model_version: serving.version.clone(),
+                })
+            })
+            .collect();
         Deployment {
             routing,
             variants,
             names,
             experiment,
             bandit,
+            contexts,
         }
     }
 

@@ -35,11 +35,15 @@ fn datatype(field: &str) -> &'static str {
 }
 
 /// The output tensors, in answer order.
-const OUTPUTS: [(&str, &str); 4] = [
+const OUTPUTS: [(&str, &str); 6] = [
     ("probability", "FP64"),
     ("is_revenge_spending", "BOOL"),
     ("cold_start", "BOOL"),
     ("prediction_id", "BYTES"),
+    // Under an experiment, rows of one request may be answered by
+    // different variants.
+    ("variant", "BYTES"),
+    ("model_version", "BYTES"),
 ];
 
 /// A tensor's description in the model metadata.
@@ -459,6 +463,8 @@ fn output(p: &Prediction, name: &str) -> Value {
         "probability" => json!(p.probability),
         "is_revenge_spending" => json!(p.is_revenge_spending),
         "cold_start" => json!(p.cold_start),
+        "variant" => json!(p.variant),
+        "model_version" => json!(p.model_version),
         _ => json!(p.prediction_id),
     }
 }

@@ -591,6 +591,41 @@ fn sigterm_loses_no_acknowledged_prediction() {
     assert_eq!(open, 0, "a log file was left open");
 }
 
+/// The binary follows an edit of its routing file (the file watch), with
+/// no restart and no admin call.
+#[test]
+fn the_binary_follows_an_edited_routing_file() {
+    let experiment = Experiment::new(&routing("{kind: plain}"));
+    let args = [
+        "--bind",
+        "127.0.0.1:0",
+        "--registry",
+        "models/registry",
+        "--routing",
+        "config/routing.yaml",
+    ];
+    let (_child, addr) = start(&args, experiment.dir());
+    let kind = || {
+        let (_, body) = http(addr, "GET", "/experiment", None);
+        let status: Value = serde_json::from_str(&body).expect("status");
+        status["policy"]["kind"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(kind(), "plain");
+    std::fs::write(
+        &experiment.routing,
+        routing("{kind: canary, variant: candidate, percent: 100}"),
+    )
+    .expect("edit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while kind() != "canary" {
+        assert!(std::time::Instant::now() < deadline, "the edit was not followed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = http(addr, "POST", "/predict", Some(&raw_request(KNOWN_ID).to_string()));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(CANDIDATE), "{body}");
+}
+
 /// A routing file that does not check stops the start, naming the key.
 #[test]
 fn a_routing_file_error_at_start_names_the_key() {

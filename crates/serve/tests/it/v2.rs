@@ -129,6 +129,14 @@ async fn infer_scores_the_rows_like_predict_in_every_path_and_shape() {
             .find(|o| o["name"] == "cold_start")
             .expect("cold_start");
         assert_eq!(cold["data"], json!([false, true]));
+        // Each row says which variant and model answered it.
+        let variant = outputs.iter().find(|o| o["name"] == "variant").expect("variant");
+        assert_eq!(variant["data"], json!(["default", "default"]));
+        let model = outputs
+            .iter()
+            .find(|o| o["name"] == "model_version")
+            .expect("model_version");
+        assert_eq!(model["data"], json!([MODEL_VERSION, MODEL_VERSION]));
     }
     // Only the outputs asked for.
     let mut body = tensors(false);
