@@ -4,7 +4,7 @@
 //! scores next to the prediction. When the queue is full the shadow work is
 //! dropped and counted, never the request slowed.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,6 +15,9 @@ use revspend_core::contract::Transaction;
 
 use super::Deployment;
 use crate::prediction_log::PredictionLog;
+
+/// How long the idle worker pauses before looking at the queue again.
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// One row to score with the shadow variants.
 #[derive(Debug)]
@@ -111,7 +114,17 @@ fn work(
     counters: ShadowCounters,
     gate: Arc<Mutex<()>>,
 ) {
-    while let Ok(Message::Job(job)) = receiver.recv() {
+    loop {
+        // Polled rather than waited on, as the prediction log's writer does:
+        // a request offering a row never has to wake the worker.
+        let job = match receiver.try_recv() {
+            Ok(Message::Job(job)) => job,
+            Ok(Message::Stop) | Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(PAUSE);
+                continue;
+            }
+        };
         counters.depth.dec();
         let _open = gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let deployment = &job.deployment;
