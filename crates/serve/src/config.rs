@@ -30,9 +30,10 @@ pub const DEFAULT_LOG_FILE_MAX_BYTES: u64 = 128 * 1024 * 1024;
 /// Default shadow queue, in rows.
 pub const DEFAULT_SHADOW_QUEUE: usize = 1_024;
 
-/// Default number of recent predictions that can take feedback (about
-/// 100 bytes each in memory).
-pub const DEFAULT_FEEDBACK_CAPACITY: usize = 1_000_000;
+/// Default number of recent predictions that can take feedback (about 70
+/// bytes each in memory, measured: some 18 MB full). Size it to the
+/// predictions made between a prediction and its latest feedback.
+pub const DEFAULT_FEEDBACK_CAPACITY: usize = 250_000;
 
 /// Default age, in hours, of the predictions read back from the log at
 /// start so their feedback is still taken (30 days).

@@ -121,7 +121,7 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     shadow_queue: u64,
     /// How many recent predictions can take feedback (older ones are
-    /// refused as unknown); about 100 bytes of memory each.
+    /// refused as unknown); about 70 bytes of memory each.
     #[arg(long, env = "REVSPEND_FEEDBACK_CAPACITY", default_value_t = serve::DEFAULT_FEEDBACK_CAPACITY as u64,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     feedback_capacity: u64,
