@@ -32,9 +32,8 @@ ceiling_dir=${CEILING:-$root/../shared/bench/serve-ceiling}
 cargo build --quiet --release --manifest-path "$ceiling_dir/Cargo.toml" --target-dir target/serve-ceiling
 cargo build --quiet --release --locked -p serve
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+source "$root/scripts/bench-lib.sh"
 
 # 1,000 known customers, and a wrk script that names the next one in each
 # request (the README's purchase otherwise).
@@ -62,17 +61,6 @@ routing shadow10 '{kind: shadow, variants: [candidate], fraction: 0.1}'
 routing shadow100 '{kind: shadow, variants: [candidate], fraction: 1.0}'
 routing bandit '{kind: bandit, algorithm: thompson}'
 
-start() { # name, port, command...
-  local name=$1 port=$2
-  shift 2
-  "$@" > "$work/$name.out" 2> "$work/$name.err" &
-  pids+=($!)
-  for _ in $(seq 1 200); do
-    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "$name did not start" >&2; cat "$work/$name.err" >&2; exit 1
-}
 serve() { # name, port, extra args...
   local name=$1 port=$2
   shift 2
@@ -80,7 +68,6 @@ serve() { # name, port, extra args...
     --bind "127.0.0.1:$port" --registry models/registry --snapshot data/online/snapshot.bin --workers 2 \
     --prediction-log "$work/logs-$name" --state-dir "$work/state-$name" "$@"
 }
-rss() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 measure() { # label, port, pid
   local out rps p50 p99 non2xx
   out=$(wrk -t2 -c32 -d"${secs}s" --latency -s "$work/customers.lua" "http://127.0.0.1:$2/predict")

@@ -25,9 +25,8 @@ ceiling_dir=${CEILING:-$root/../shared/bench/serve-ceiling}
 cargo build --quiet --release --manifest-path "$ceiling_dir/Cargo.toml" --target-dir target/serve-ceiling
 cargo build --quiet --release --locked -p serve
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+source "$root/scripts/bench-lib.sh"
 
 # Request bodies: the README's known customer, the same purchase by an
 # unknown one, and a batch of 1,000 alternating rows.
@@ -45,18 +44,6 @@ f:close()
 LUA
 done
 
-start() { # name, port, command...
-  local name=$1 port=$2
-  shift 2
-  "$@" > "$work/$name.out" 2> "$work/$name.err" &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "$name did not start" >&2; cat "$work/$name.err" >&2; exit 1
-}
-rss() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 measure() { # label, port, path, lua, connections, pid
   local out
   out=$(wrk -t2 -c"$5" -d"${secs}s" --latency -s "$4" "http://127.0.0.1:$2$3")

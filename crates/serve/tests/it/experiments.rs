@@ -442,21 +442,23 @@ async fn routing_changes_take_effect_without_a_restart_and_no_request_fails() {
     assert_eq!(data.deployment().expect("serving").routing.variants.len(), 2);
 }
 
+/// The binary's flags in an [`Experiment`]'s directory.
+const BINARY_ARGS: [&str; 6] = [
+    "--bind",
+    "127.0.0.1:0",
+    "--registry",
+    "models/registry",
+    "--routing",
+    "config/routing.yaml",
+];
+
 /// The binary with a bandit: the bandit's state and the feedback index
 /// survive `kill -9` (what was acknowledged was persisted first).
 #[test]
 fn the_bandit_state_and_the_feedback_index_survive_a_kill() {
     let experiment = Experiment::new(&routing("{kind: bandit, algorithm: thompson}"));
-    let args = [
-        "--bind",
-        "127.0.0.1:0",
-        "--registry",
-        "models/registry",
-        "--routing",
-        "config/routing.yaml",
-    ];
     let ids: Vec<String> = {
-        let (child, addr) = start(&args, experiment.dir());
+        let (child, addr) = start(&BINARY_ARGS, experiment.dir());
         let ids: Vec<String> = (0..12)
             .map(|i| {
                 let (status, body) = http(
@@ -478,7 +480,7 @@ fn the_bandit_state_and_the_feedback_index_survive_a_kill() {
         kill_9(child);
         ids
     };
-    let (_child, addr) = start(&args, experiment.dir());
+    let (_child, addr) = start(&BINARY_ARGS, experiment.dir());
     let (_, body) = http(addr, "GET", "/experiment", None);
     let status: Value = serde_json::from_str(&body).expect("status");
     let feedbacks: u64 = status["bandit"]
@@ -512,15 +514,7 @@ fn kill_9(mut child: Running) {
 #[test]
 fn sigterm_loses_no_acknowledged_prediction() {
     let experiment = Experiment::new(&routing("{kind: ab, weights: {production: 1, candidate: 1}}"));
-    let args = [
-        "--bind",
-        "127.0.0.1:0",
-        "--registry",
-        "models/registry",
-        "--routing",
-        "config/routing.yaml",
-    ];
-    let (mut child, addr) = start(&args, experiment.dir());
+    let (mut child, addr) = start(&BINARY_ARGS, experiment.dir());
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
         .map(|c| {
@@ -596,15 +590,7 @@ fn sigterm_loses_no_acknowledged_prediction() {
 #[test]
 fn the_binary_follows_an_edited_routing_file() {
     let experiment = Experiment::new(&routing("{kind: plain}"));
-    let args = [
-        "--bind",
-        "127.0.0.1:0",
-        "--registry",
-        "models/registry",
-        "--routing",
-        "config/routing.yaml",
-    ];
-    let (_child, addr) = start(&args, experiment.dir());
+    let (_child, addr) = start(&BINARY_ARGS, experiment.dir());
     let kind = || {
         let (_, body) = http(addr, "GET", "/experiment", None);
         let status: Value = serde_json::from_str(&body).expect("status");
@@ -631,14 +617,7 @@ fn the_binary_follows_an_edited_routing_file() {
 fn a_routing_file_error_at_start_names_the_key() {
     let experiment = Experiment::new(&routing("{kind: canary, variant: candidate, percent: 150}"));
     let stderr = failed_start(
-        &[
-            "--bind",
-            "127.0.0.1:0",
-            "--registry",
-            "models/registry",
-            "--routing",
-            "config/routing.yaml",
-        ],
+        &BINARY_ARGS,
         experiment.dir(),
     );
     assert!(
