@@ -226,7 +226,7 @@ pub fn run(
                 &OnlineSnapshot {
                     as_of: date_max,
                     rule: rule.clone(),
-                    customers: final_history,
+                    customers: snapshot_keys(final_history)?,
                     key_fingerprint: pseudo.key_fingerprint(),
                     ranges: suite.ranges,
                 },
@@ -318,4 +318,22 @@ pub fn run(
 /// same problem whatever the thread count.
 pub(crate) fn in_order<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
     results.into_iter().collect()
+}
+
+/// The final histories keyed as the online snapshot keys them (the
+/// pseudonyms' bytes); a pseudonym that is not 32 hex digits is a bug in
+/// the pseudonymiser, not in the data.
+fn snapshot_keys(
+    histories: std::collections::BTreeMap<String, revspend_core::features::History>,
+) -> anyhow::Result<
+    std::collections::BTreeMap<revspend_core::features::PseudonymKey, revspend_core::features::History>,
+> {
+    histories
+        .into_iter()
+        .map(|(pseudonym, history)| {
+            revspend_core::features::pseudonym_key(&pseudonym)
+                .map(|key| (key, history))
+                .ok_or_else(|| anyhow::anyhow!("pseudonym {pseudonym:?} is not 32 hex digits"))
+        })
+        .collect()
 }

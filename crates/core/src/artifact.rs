@@ -57,7 +57,10 @@ pub const MODEL_FORMAT_VERSION: u32 = 5;
 /// build-features.
 /// 4: the snapshot records the quality suite's accepted value ranges, which
 /// the server checks requests against (issue 15).
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
+/// 5: customers are keyed by their pseudonym's 16 bytes instead of its hex
+/// text (issue 16: a 300,000-customer snapshot takes 12 MB less memory in
+/// the server).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
 
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
@@ -678,7 +681,7 @@ mod tests {
     fn snapshot() -> OnlineSnapshot {
         let mut customers = BTreeMap::new();
         customers.insert(
-            "ab".to_owned(),
+            [0xab; 16],
             History {
                 purchases_before: 3,
                 last_day: Some(737_000),
@@ -912,8 +915,8 @@ mod tests {
             ),
             (
                 5,
-                4,
-                "11267b63fd21ebc41bcbaa9e2cc9152a84190cc2d79cd0f9838ce22689e685c7"
+                5,
+                "a7588ff5199c1be075197df817a5252b3c6353407ee186abbc235df1adf8e17d"
             ),
             "a payload type changed shape: bump its format version (see the comment above)"
         );

@@ -364,24 +364,62 @@ pub struct OnlineSnapshot {
     /// (the quality suite's `ranges`): the server checks requests against
     /// the same ones (format 4, issue 15).
     pub ranges: crate::contract::ValueRanges,
-    pub customers: BTreeMap<String, History>,
+    /// Each customer's history by pseudonym, as its bytes
+    /// ([`pseudonym_key`]): a third of the memory of the hex text.
+    pub customers: BTreeMap<PseudonymKey, History>,
     /// [`crate::pseudonym::Pseudonymiser::key_fingerprint`] of the key the
     /// customers were pseudonymised with: the server refuses to start with
     /// another key (every customer would be a cold start).
     pub key_fingerprint: String,
 }
 
+/// A pseudonym as the snapshot keys it: the bytes of its hex digits
+/// ([`crate::pseudonym::Pseudonymiser::pseudonym`] writes 16).
+pub type PseudonymKey = [u8; 16];
+
+/// The key of a pseudonym; none for text that is not 32 hex digits (no
+/// customer has it).
+pub fn pseudonym_key(pseudonym: &str) -> Option<PseudonymKey> {
+    let digits = pseudonym.as_bytes();
+    if digits.len() != 32 {
+        return None;
+    }
+    let nibble = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let mut key = [0u8; 16];
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        key[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(key)
+}
+
 impl OnlineSnapshot {
     /// The history of a customer, or `None` for a customer never seen
     /// (cold start: an empty [`History`] gives the documented defaults).
     pub fn history(&self, pseudonym: &str) -> Option<&History> {
-        self.customers.get(pseudonym)
+        self.customers.get(&pseudonym_key(pseudonym)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pseudonym_keys_the_snapshot_by_its_bytes() {
+        let key = crate::pseudonym::Pseudonymiser::development();
+        let pseudonym = key.pseudonym("10013747760");
+        let bytes = pseudonym_key(&pseudonym).expect("32 hex digits");
+        assert_eq!(crate::hex(&bytes), pseudonym);
+        assert_eq!(pseudonym_key(&pseudonym.to_uppercase()), Some(bytes));
+        for bad in ["", "ab", &pseudonym[1..], &format!("{}z", &pseudonym[1..])] {
+            assert_eq!(pseudonym_key(bad), None, "{bad:?}");
+        }
+    }
     use crate::contract::parse_fields;
     use proptest::prelude::*;
 

@@ -113,3 +113,15 @@ fn a_version_3_snapshot_without_value_ranges_is_refused() {
         3,
     );
 }
+
+/// Issue 16: a snapshot keyed by the pseudonyms' hex text (format 4,
+/// `tests/fixtures/snapshot-v4.bin`) is refused by its version, never
+/// decoded as byte keys.
+#[test]
+fn a_version_4_snapshot_keyed_by_hex_text_is_refused() {
+    refused_snapshot(
+        "data/online/snapshot-v4.bin",
+        include_bytes!("../../tests/fixtures/snapshot-v4.bin"),
+        4,
+    );
+}

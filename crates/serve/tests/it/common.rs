@@ -10,7 +10,7 @@ use std::time::Duration;
 use revspend_core::artifact;
 use revspend_core::calibration::Calibrator;
 use revspend_core::contract::parse_fields;
-use revspend_core::features::{Feature, History, OnlineSnapshot};
+use revspend_core::features::{Feature, History, OnlineSnapshot, pseudonym_key};
 use revspend_core::metrics::{BinaryMetrics, Confusion};
 use revspend_core::model::{BaggedTree, CartNode, CartTree, Classifier, ModelArtifact, Reliability};
 use revspend_core::params::{Params, TrainParams};
@@ -145,7 +145,7 @@ pub fn snapshot_keyed(key: &Pseudonymiser) -> OnlineSnapshot {
         history.record(&txn, &rule);
     }
     let mut customers = BTreeMap::new();
-    customers.insert(key.pseudonym(KNOWN_ID), history);
+    customers.insert(pseudonym_key(&key.pseudonym(KNOWN_ID)).expect("hex"), history);
     OnlineSnapshot {
         as_of: None,
         rule,

@@ -616,10 +616,7 @@ fn the_binary_follows_an_edited_routing_file() {
 #[test]
 fn a_routing_file_error_at_start_names_the_key() {
     let experiment = Experiment::new(&routing("{kind: canary, variant: candidate, percent: 150}"));
-    let stderr = failed_start(
-        &BINARY_ARGS,
-        experiment.dir(),
-    );
+    let stderr = failed_start(&BINARY_ARGS, experiment.dir());
     assert!(
         stderr.contains("policy.percent: 150 is outside [0, 100]"),
         "{stderr}"

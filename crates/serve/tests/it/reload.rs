@@ -242,7 +242,10 @@ async fn a_new_snapshot_is_reloaded_and_a_foreign_one_refused() {
     let mut snapshot = crate::common::snapshot();
     let key = pseudonymiser();
     let known = snapshot.customers.values().next().cloned().expect("a customer");
-    snapshot.customers.insert(key.pseudonym(unknown), known);
+    snapshot.customers.insert(
+        revspend_core::features::pseudonym_key(&key.pseudonym(unknown)).expect("hex"),
+        known,
+    );
     artifact::write_snapshot(&fixture.snapshot, &snapshot).expect("write snapshot");
     let (status, body) = admin(state.clone(), "/admin/reload", Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
