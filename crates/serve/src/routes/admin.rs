@@ -34,9 +34,10 @@ fn authorise(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-/// Reloads the model the alias names and the snapshot.
+/// Reloads the routing file, each variant's model and the snapshot.
 ///
-/// The new model is validated before it is swapped in; a refused one leaves the serving model in place.
+/// Each new model is validated before it is swapped in; a refused one leaves its variant serving the
+/// model it had, and a routing file that does not check leaves the routing in effect.
 #[utoipa::path(
     post,
     path = "/admin/reload",
