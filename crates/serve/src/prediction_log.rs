@@ -36,8 +36,12 @@ const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// Most records written between two flushes under sustained load.
 const DRAIN_BATCH: usize = 4_096;
 /// How long the writer pauses once the queue is empty: how late, at most, a
-/// record reaches the file (and feedback its acknowledgement).
+/// record reaches the file (and feedback its acknowledgement) while records
+/// keep coming.
 const PAUSE: Duration = Duration::from_millis(5);
+/// The longest pause of an idle writer: each empty look doubles the pause
+/// up to this, so an idle server wakes 20 times a second, not 200.
+const IDLE_PAUSE: Duration = Duration::from_millis(50);
 /// How long feedback waits for room in a full queue.
 const FEEDBACK_WAIT: Duration = Duration::from_secs(1);
 
@@ -206,6 +210,7 @@ impl PredictionLog {
 fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCounters) {
     let mut last_sync = Instant::now();
     let mut unsynced = false;
+    let mut pause = PAUSE;
     loop {
         // The writer polls rather than waits on the queue: a request handing
         // over a record never has to wake it (a futex call and a context
@@ -275,8 +280,13 @@ fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCou
             last_sync = Instant::now();
             unsynced = false;
         }
+        pause = if taken == 0 {
+            (pause * 2).min(IDLE_PAUSE)
+        } else {
+            PAUSE
+        };
         if taken < DRAIN_BATCH {
-            std::thread::sleep(PAUSE);
+            std::thread::sleep(pause);
         }
     }
 }

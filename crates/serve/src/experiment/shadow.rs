@@ -18,6 +18,9 @@ use crate::prediction_log::PredictionLog;
 
 /// How long the idle worker pauses before looking at the queue again.
 const PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+/// The longest pause of a worker that keeps finding the queue empty (the
+/// pause doubles each time up to this).
+const IDLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One row to score with the shadow variants.
 #[derive(Debug)]
@@ -114,6 +117,7 @@ fn work(
     counters: ShadowCounters,
     gate: Arc<Mutex<()>>,
 ) {
+    let mut pause = PAUSE;
     loop {
         // Polled rather than waited on, as the prediction log's writer does:
         // a request offering a row never has to wake the worker.
@@ -121,10 +125,12 @@ fn work(
             Ok(Message::Job(job)) => job,
             Ok(Message::Stop) | Err(TryRecvError::Disconnected) => return,
             Err(TryRecvError::Empty) => {
-                std::thread::sleep(PAUSE);
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(IDLE_PAUSE);
                 continue;
             }
         };
+        pause = PAUSE;
         counters.depth.dec();
         let _open = gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let deployment = &job.deployment;
