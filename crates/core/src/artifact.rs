@@ -129,6 +129,11 @@ pub enum ArtifactError {
          (the bandit then starts again from its prior)"
     )]
     StateVersion { path: PathBuf, expected: u32, got: u32 },
+    #[error(
+        "{path}: retrain request version {got}, this build reads version {expected}: write it again \
+         with this build's monitor, or reset it to {{\"version\": {expected}, \"request\": null}}"
+    )]
+    RequestVersion { path: PathBuf, expected: u32, got: u32 },
     #[error("{path}: truncated: header says {expected} payload bytes, file has {got}")]
     Truncated { path: PathBuf, expected: u64, got: u64 },
     #[error("{path}: checksum mismatch: the file is corrupt")]
@@ -528,6 +533,10 @@ mod bandit_state;
 pub use bandit_state::{read_bandit_state, write_bandit_state};
 
 pub mod prediction_log;
+mod retrain_request;
+pub use retrain_request::{
+    RETRAIN_REQUEST_VERSION, RetrainRequest, RetrainRequestFile, read_retrain_request, write_retrain_request,
+};
 
 #[cfg(test)]
 mod old_versions;
