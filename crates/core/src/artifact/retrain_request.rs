@@ -80,7 +80,7 @@ mod tests {
 
     fn request() -> RetrainRequest {
         RetrainRequest {
-            until: NaiveDate::from_ymd_opt(2020, 7, 29).unwrap(),
+            until: NaiveDate::from_ymd_opt(2020, 7, 29).expect("date"),
             alarm: "dataset_drift".into(),
             window: "2020-07".into(),
             reason: "drift.share 0.62 >= 0.5".into(),
@@ -91,22 +91,22 @@ mod tests {
 
     #[test]
     fn round_trips_a_request_and_its_absence() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("retrain.json");
-        write_retrain_request(&path, Some(&request())).unwrap();
-        assert_eq!(read_retrain_request(&path).unwrap(), Some(request()));
-        write_retrain_request(&path, None).unwrap();
-        assert_eq!(read_retrain_request(&path).unwrap(), None);
+        write_retrain_request(&path, Some(&request())).expect("write");
+        assert_eq!(read_retrain_request(&path).expect("read"), Some(request()));
+        write_retrain_request(&path, None).expect("write");
+        assert_eq!(read_retrain_request(&path).expect("read"), None);
     }
 
     #[test]
     fn refuses_another_version_and_unknown_fields() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("retrain.json");
-        std::fs::write(&path, r#"{"version": 2, "request": null}"#).unwrap();
+        std::fs::write(&path, r#"{"version": 2, "request": null}"#).expect("write");
         let err = read_retrain_request(&path).unwrap_err().to_string();
         assert!(err.contains("version 2"), "{err}");
-        std::fs::write(&path, r#"{"version": 1, "request": null, "extra": 1}"#).unwrap();
+        std::fs::write(&path, r#"{"version": 1, "request": null, "extra": 1}"#).expect("write");
         assert!(read_retrain_request(&path).is_err());
         assert!(read_retrain_request(&dir.path().join("missing.json")).is_err());
     }
