@@ -104,7 +104,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("retrain.json");
         std::fs::write(&path, r#"{"version": 2, "request": null}"#).expect("write");
-        let err = read_retrain_request(&path).unwrap_err().to_string();
+        let err = read_retrain_request(&path).expect_err("version 2").to_string();
         assert!(err.contains("version 2"), "{err}");
         std::fs::write(&path, r#"{"version": 1, "request": null, "extra": 1}"#).expect("write");
         assert!(read_retrain_request(&path).is_err());
