@@ -8,6 +8,9 @@
 //! memory can be scored and no raw value is kept. It reads the reference profiles of
 //! [`revspend_core::profile`] and writes nothing; the stage that reads the
 //! data windows and writes the report will sit on top of it.
+//! [`performance`]: model metrics estimated (CBPE) and realised; [`value`]: their business value.
 
 pub mod drift;
+pub mod performance;
+pub mod value;
 pub mod window;
