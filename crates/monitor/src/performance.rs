@@ -279,7 +279,8 @@ pub struct RankingEstimate {
 ///   uses for the realised value) treats a tie: one threshold cannot flag
 ///   half of a tie. Isotonic calibration and tree scores make long ties, and
 ///   the row-by-row walk then credits an order within the tie that the model
-///   does not make (it overstates the AP; e.g. `p = [.9, .9, .1, .1]`:
+///   does not make (on ties below the running precision it overstates the
+///   AP; e.g. `p = [.9, .9, .1, .1]`:
 ///   NannyML 0.8667, here 0.86). The ROC area is the same either way (the
 ///   path through a tie of equal `p` is a straight line); without ties both
 ///   numbers are NannyML's.
@@ -362,7 +363,9 @@ pub fn estimate(probabilities: &[f64], threshold: f64) -> Result<Estimated, Perf
 /// (core: 0), ROC-AUC with one class absent (core: 0.5). NannyML's realised
 /// metrics are NaN in those cases, and also for precision, recall and F1
 /// when the labels or the decisions are all one class, where they are
-/// defined here (e.g. recall 0 when nothing is flagged).
+/// defined here (e.g. recall 0 when nothing is flagged). NannyML ranks the
+/// realised ROC-AUC and AP by the uncalibrated score; here by the calibrated
+/// probability, as `evaluate` reports the model.
 pub fn realise(probabilities: &[f64], labels: &[bool], threshold: f64) -> Result<Realised, PerformanceError> {
     check_threshold(threshold)?;
     check_labels(probabilities, labels)?;
