@@ -8,6 +8,9 @@
 //! memory can be scored and no raw value is kept. It reads the reference profiles of
 //! [`revspend_core::profile`] and writes nothing; the stage that reads the
 //! data windows and writes the report will sit on top of it.
+//! [`alarms`] checks `config/alarms.yaml` on each window; [`actions`] acts on what fired.
 
+pub mod actions;
+pub mod alarms;
 pub mod drift;
 pub mod window;
