@@ -362,6 +362,9 @@ fn describe(item: &ActionItem, ctx: &ActionContext<'_>) -> String {
                 Ok(index) => {
                     let current = index.resolve(alias).map_or("nothing", |v| v.version.as_str());
                     match index.resolve(challenger) {
+                        Some(v) if v.version == current => {
+                            format!("leave {alias} at {current}: {challenger} already is it")
+                        }
                         Some(v) => format!("move {alias} from {current} to {} ({challenger})", v.version),
                         None => format!(
                             "move {alias} to {challenger}, which the registry does not know: it would fail"
@@ -880,6 +883,11 @@ mod tests {
             "{report:?}"
         );
         assert_eq!(fx.registry.index().expect("index").alias_log.len(), before);
+        let dry = fx.run(&file, &[window("2020-09", 9, &metrics)], Mode::DryRun);
+        assert!(
+            matches!(outcome(&dry, "up"), Outcome::DryRun { would } if would.contains("leave production at v0003")),
+            "{dry:?}"
+        );
     }
 
     #[test]
