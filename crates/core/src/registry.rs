@@ -7,6 +7,7 @@
 //! versions/<id>/model.bin    each registered artifact, byte-for-byte
 //! versions/<id>/evaluation/  what `evaluate` wrote for it (metrics, gate, plots)
 //! experiments.jsonl          one JSON line per training run
+//! monitor-actions.jsonl      one JSON line per action the monitor's alarms took
 //! .lock                      flock()ed while the index is read-modified-written
 //! ```
 //!
@@ -210,8 +211,49 @@ pub struct AliasChange {
     pub alias: String,
     pub from: Option<String>,
     pub to: String,
-    /// `register`, `bootstrap`, `promote` or `rollback`.
+    /// `register`, `bootstrap`, `promote` or `rollback` (or the promotion
+    /// gate's verdict). [`Index::alias_history`] reads it: a `rollback`
+    /// pops the alias's history, anything else pushes.
     pub reason: String,
+    /// Why, in words, when something other than a person asked for the
+    /// change (e.g. the monitor's alarm, window and metric). Optional, so
+    /// an index written before it existed reads unchanged and the index
+    /// format needs no new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One action the monitor's alarms took (or tried to take): a line of
+/// `monitor-actions.jsonl`. The monitor reads them back so that an alarm
+/// never acts twice on the same window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorAction {
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// Who ran the monitor (`REVSPEND_USER`, else `USER`): a claim.
+    pub who: String,
+    /// The operating-system user that ran it ([`os_user`]).
+    pub os_user: String,
+    /// The alarm's name in the alarm file.
+    pub alarm: String,
+    /// The window the action answered (the newest one the alarm fired on).
+    pub window: String,
+    /// Every window whose firing this action answered, `window` included.
+    #[serde(default)]
+    pub covers: Vec<String>,
+    /// `notify`, `retrain`, `rollback` or `promote`.
+    pub action: String,
+    /// `done` or `failed`.
+    pub outcome: String,
+    /// What was done (the alias change, the request written) or the error.
+    pub detail: String,
+}
+
+impl MonitorAction {
+    /// Whether this record is a done action that answered `window`.
+    pub fn acted_on(&self, window: &str) -> bool {
+        self.outcome == "done" && (self.window == window || self.covers.iter().any(|w| w == window))
+    }
 }
 
 /// The registry index.
@@ -265,6 +307,18 @@ impl Index {
     }
 
     fn set_alias(&mut self, alias: &str, to: &str, reason: &str, who: &str, time: &str) {
+        self.set_alias_noted(alias, to, reason, who, time, None);
+    }
+
+    fn set_alias_noted(
+        &mut self,
+        alias: &str,
+        to: &str,
+        reason: &str,
+        who: &str,
+        time: &str,
+        note: Option<&str>,
+    ) {
         let from = self.aliases.insert(alias.to_owned(), to.to_owned());
         self.alias_log.push(AliasChange {
             time: time.to_owned(),
@@ -274,6 +328,7 @@ impl Index {
             from,
             to: to.to_owned(),
             reason: reason.to_owned(),
+            note: note.map(str::to_owned),
         });
     }
 }
@@ -309,6 +364,11 @@ impl Registry {
 
     pub fn experiments_path(&self) -> PathBuf {
         self.dir.join("experiments.jsonl")
+    }
+
+    /// The monitor's action log.
+    pub fn monitor_actions_path(&self) -> PathBuf {
+        self.dir.join("monitor-actions.jsonl")
     }
 
     /// The index; an empty one when nothing was registered yet.
@@ -632,6 +692,19 @@ impl Registry {
         who: &str,
         reason: &str,
     ) -> Result<AliasChange, RegistryError> {
+        self.promote_noted(name, alias, who, reason, None)
+    }
+
+    /// [`Registry::promote_because`], with a note saying why in words
+    /// (e.g. the monitor's alarm) logged beside the reason.
+    pub fn promote_noted(
+        &self,
+        name: &str,
+        alias: &str,
+        who: &str,
+        reason: &str,
+        note: Option<&str>,
+    ) -> Result<AliasChange, RegistryError> {
         check_alias(alias)?;
         let _lock = self.lock()?;
         let mut index = self.index()?;
@@ -642,7 +715,7 @@ impl Registry {
         // A server restarted on a missing or garbage file would be down:
         // check the target first and leave the alias alone if it fails.
         self.verify_target(&index, alias, &to)?;
-        index.set_alias(alias, &to, reason, who, &now_rfc3339());
+        index.set_alias_noted(alias, &to, reason, who, &now_rfc3339(), note);
         self.write_index(&index)?;
         Ok(index
             .alias_log
@@ -653,6 +726,18 @@ impl Registry {
 
     /// Points `alias` back at the version it had before its current one.
     pub fn rollback(&self, alias: &str, who: &str) -> Result<AliasChange, RegistryError> {
+        self.rollback_noted(alias, who, None)
+    }
+
+    /// [`Registry::rollback`], with a note saying why in words (e.g. the
+    /// monitor's alarm). The reason stays `rollback`, which is what
+    /// [`Index::alias_history`] pops on.
+    pub fn rollback_noted(
+        &self,
+        alias: &str,
+        who: &str,
+        note: Option<&str>,
+    ) -> Result<AliasChange, RegistryError> {
         let _lock = self.lock()?;
         let mut index = self.index()?;
         let history = index.alias_history(alias);
@@ -663,7 +748,7 @@ impl Registry {
         };
         let previous = previous.to_owned();
         self.verify_target(&index, alias, &previous)?;
-        index.set_alias(alias, &previous, "rollback", who, &now_rfc3339());
+        index.set_alias_noted(alias, &previous, "rollback", who, &now_rfc3339(), note);
         self.write_index(&index)?;
         Ok(index
             .alias_log
@@ -674,8 +759,24 @@ impl Registry {
 
     /// Appends one record to the experiment log (one line, one `write`).
     pub fn append_experiment(&self, record: &serde_json::Value) -> Result<(), RegistryError> {
+        self.append_line(&self.experiments_path(), record)
+    }
+
+    /// Appends one record to the monitor's action log, under the lock.
+    pub fn append_monitor_action(&self, record: &MonitorAction) -> Result<(), RegistryError> {
+        self.append_line(&self.monitor_actions_path(), record)
+    }
+
+    /// Every record of the monitor's action log, oldest first (none when
+    /// the monitor never acted).
+    pub fn monitor_actions(&self) -> Result<Vec<MonitorAction>, RegistryError> {
+        read_lines(&self.monitor_actions_path())
+    }
+
+    /// Appends `record` as one JSON line, in one `write`, under the lock.
+    fn append_line<T: Serialize>(&self, path: &Path, record: &T) -> Result<(), RegistryError> {
         let _lock = self.lock()?;
-        let path = self.experiments_path();
+        let path = path.to_owned();
         let mut line = serde_json::to_vec(record).map_err(|source| ArtifactError::Json {
             path: path.clone(),
             source,
@@ -693,23 +794,28 @@ impl Registry {
 
     /// Every record of the experiment log, oldest first.
     pub fn experiments(&self) -> Result<Vec<serde_json::Value>, RegistryError> {
-        let path = self.experiments_path();
-        if !path.exists() {
-            return Ok(Vec::new());
-        }
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|source| RegistryError::Log {
-                    path: path.clone(),
-                    line: i + 1,
-                    source,
-                })
-            })
-            .collect()
+        read_lines(&self.experiments_path())
     }
+}
+
+/// The records of a JSON-lines log, oldest first; none when it does not
+/// exist. A bad line is an error naming it.
+fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, RegistryError> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|source| RegistryError::Log {
+                path: path.to_owned(),
+                line: i + 1,
+                source,
+            })
+        })
+        .collect()
 }
 
 fn check_alias(alias: &str) -> Result<(), RegistryError> {
@@ -832,6 +938,63 @@ mod tests {
         assert_eq!(real_uid("Name: x\n"), None);
         let me = os_user();
         assert!(me.contains("uid ") || me.contains("unverified"), "{me}");
+    }
+
+    /// An index written before alias changes had a note reads unchanged,
+    /// and a change without a note is written as before (no format bump).
+    #[test]
+    fn the_note_is_optional_in_the_index() {
+        let old = r#"{"format": 1, "versions": [], "aliases": {"production": "v0001"},
+            "alias_log": [{"time": "t", "who": "w", "alias": "production", "from": null,
+                           "to": "v0001", "reason": "bootstrap"}]}"#;
+        let index: Index = serde_json::from_str(old).expect("an old index reads");
+        assert_eq!(index.alias_log[0].note, None);
+        let written = serde_json::to_string(&index).expect("serialise");
+        assert!(!written.contains("note"), "{written}");
+
+        let mut index = Index::default();
+        index.set_alias(PRODUCTION, "v0001", "bootstrap", "t", "now");
+        index.set_alias(PRODUCTION, "v0002", "promote", "t", "now");
+        index.set_alias_noted(PRODUCTION, "v0001", "rollback", "t", "now", Some("alarm x"));
+        assert_eq!(
+            index.alias_history(PRODUCTION),
+            ["v0001"],
+            "a noted rollback still pops"
+        );
+        let back: Index =
+            serde_json::from_str(&serde_json::to_string(&index).expect("serialise")).expect("read");
+        assert_eq!(back.alias_log[2].note.as_deref(), Some("alarm x"));
+    }
+
+    #[test]
+    fn the_monitor_action_log_appends_and_reads_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let reg = Registry::new(dir.path().join("registry"));
+        assert!(reg.monitor_actions().expect("no log yet").is_empty());
+        let record = |window: &str, outcome: &str| MonitorAction {
+            time: "2020-08-01T00:00:00Z".into(),
+            who: "monitor".into(),
+            os_user: os_user(),
+            alarm: "dataset_drift".into(),
+            window: window.into(),
+            covers: vec!["2020-06".into(), window.into()],
+            action: "retrain".into(),
+            outcome: outcome.into(),
+            detail: "wrote the request".into(),
+        };
+        reg.append_monitor_action(&record("2020-07", "done"))
+            .expect("append");
+        reg.append_monitor_action(&record("2020-08", "failed"))
+            .expect("append");
+        let log = reg.monitor_actions().expect("read");
+        assert_eq!(log, [record("2020-07", "done"), record("2020-08", "failed")]);
+        assert!(log[0].acted_on("2020-07") && log[0].acted_on("2020-06"));
+        assert!(!log[0].acted_on("2020-08"));
+        assert!(!log[1].acted_on("2020-08"), "a failed action did not act");
+
+        std::fs::write(reg.monitor_actions_path(), "{\"time\": 1}\n").expect("write");
+        let err = reg.monitor_actions().expect_err("a bad line").to_string();
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! [`revspend_core::profile`] and writes nothing; the stage that reads the
 //! data windows and writes the report will sit on top of it.
 //! [`performance`]: model metrics estimated (CBPE) and realised; [`value`]: their business value.
+//! [`alarms`] checks `config/alarms.yaml` on each window; [`actions`] acts on what fired.
 
+pub mod actions;
+pub mod alarms;
 pub mod drift;
 pub mod performance;
 pub mod value;
