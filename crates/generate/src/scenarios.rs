@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use revspend_core::contract::{decode_cp1252, normalise_group};
-use revspend_core::params::{GenerateParams, Scenario};
+use revspend_core::params::{GenerateParams, MAX_SCENARIOS, Scenario};
 
 use crate::GROUPS;
 
@@ -32,10 +32,13 @@ pub(crate) const BASE_WEIGHTS: Weights = {
 };
 
 /// ChaCha streams of the run's seed; the plain run uses stream 0. Which
-/// customers a limit shock hits: `SELECT + scenario index`.
+/// customers a limit shock hits: `SELECT + scenario index` (params allow
+/// [`MAX_SCENARIOS`], far below `NEW`).
 const STREAM_SELECT: u64 = 1;
 /// A cohort of new customers: `NEW + scenario index`.
 const STREAM_NEW: u64 = 1 << 16;
+// The streams of two scenarios never meet.
+const _: () = assert!(STREAM_SELECT + MAX_SCENARIOS as u64 <= STREAM_NEW);
 /// A changed customer's draws from the first changed day: `AFTER + customer
 /// index`. Independent of which scenarios are active, so a customer hit by a
 /// shock draws the same stream with or without a new mix.

@@ -28,12 +28,16 @@ pub struct GenerateParams {
     /// Files the rows are written to, each a run of consecutive days,
     /// 1..=days (default 6).
     pub files: u32,
-    /// Drift scenarios, each from a date inside the generated days (default
-    /// none: the data of the plain generator). Rows dated before a
+    /// Drift scenarios, each from a date inside the generated days, at
+    /// most [`MAX_SCENARIOS`] (default none: the data of the plain
+    /// generator). Rows dated before a
     /// scenario's `from` are the rows the run without it writes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<Scenario>,
 }
+
+/// The most scenarios a run takes.
+pub const MAX_SCENARIOS: usize = 100;
 
 /// A change in the population or its behaviour from a date on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +172,13 @@ impl Check for GenerateParams {
         in_range("generate.rows", self.rows, self.customers, 1_000_000_000)?;
         in_range("generate.days", self.days, 28, 3650)?;
         in_range("generate.files", self.files, 1, self.days)?;
+        // The generator gives each scenario random streams of its own, numbered by position.
+        in_range(
+            "generate.scenarios (count)",
+            self.scenarios.len(),
+            0,
+            MAX_SCENARIOS,
+        )?;
         let mut customers = self.customers;
         let (first, last) = (self.start_date, self.last_date());
         for (i, scenario) in self.scenarios.iter_mut().enumerate() {
@@ -386,6 +397,13 @@ mod tests {
             "  - {kind: new_customers, from: \"2020-06-29\", count: 10, min_age: 40, max_age: 30}\n",
             "generate.scenarios[0].max_age",
         );
+    }
+
+    #[test]
+    fn at_most_a_hundred_scenarios() {
+        let one = "  - {kind: merchant_mix, from: \"2020-06-29\", factor: 2}\n";
+        parse(&one.repeat(MAX_SCENARIOS)).check().expect("a hundred");
+        refused(&one.repeat(MAX_SCENARIOS + 1), "generate.scenarios");
     }
 
     #[test]

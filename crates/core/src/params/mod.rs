@@ -29,7 +29,7 @@ pub use evaluate::{
     BootstrapParams, EvaluateParams, GateMetric, GateParams, ImportanceParams, LearningCurveParams,
     MetricThreshold, Promotion, SLICE_DIMENSIONS, SliceParams,
 };
-pub use generate::{GenerateParams, LimitShock, MerchantMix, NewCustomers, Scenario};
+pub use generate::{GenerateParams, LimitShock, MAX_SCENARIOS, MerchantMix, NewCustomers, Scenario};
 pub use train::{
     Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
     HalvingParams, LogisticSpace, ModelSpec, NaiveBayesSpace, SearchSpaces, SelectionMetric, Strategy,
