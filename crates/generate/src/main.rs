@@ -4,13 +4,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use revspend_core::params::{Check, Params};
+use revspend_core::params::{Check, GenerateParams};
 
 /// Write synthetic raw bank files (cp1252, `;`, Brazilian amounts).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Params file; the `generate` section is read.
+    /// Params file; only its `generate` section is read, so a file holding
+    /// that section alone (config/scenarios/*.yaml) will do.
     #[arg(long, default_value = "params.yaml")]
     params: PathBuf,
     /// Directory the CSV files are written to (its old *.csv are replaced).
@@ -39,7 +40,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let mut p = Params::load(&args.params)?.generate;
+    let mut p = GenerateParams::load(&args.params)?;
     if let Some(rows) = args.rows {
         p.rows = rows;
     }

@@ -7,19 +7,18 @@
 //! downstream parses a string again; sections whose fields are already
 //! typed come back wrapped in [`Checked`], which only `check` can make.
 //!
-//! This module holds the whole file, the checked wrapper and the small
-//! sections (`generate`, `evaluate`); `build_features` and `train` have a
-//! file each.
+//! This module holds the whole file and the checked wrapper; each section
+//! has a file of its own.
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 mod build_features;
 mod evaluate;
+mod generate;
 mod train;
 
 pub use build_features::{
@@ -30,6 +29,7 @@ pub use evaluate::{
     BootstrapParams, EvaluateParams, GateMetric, GateParams, ImportanceParams, LearningCurveParams,
     MetricThreshold, Promotion, SLICE_DIMENSIONS, SliceParams,
 };
+pub use generate::{GenerateParams, LimitShock, MAX_SCENARIOS, MerchantMix, NewCustomers, Scenario};
 pub use train::{
     Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
     HalvingParams, LogisticSpace, ModelSpec, NaiveBayesSpace, SearchSpaces, SelectionMetric, Strategy,
@@ -123,37 +123,6 @@ pub(crate) fn fraction(field: &str, value: f64) -> Result<(), ParamsError> {
         return Err(invalid(field, format!("{value} is outside (0, 1]")));
     }
     Ok(())
-}
-
-/// `generate`: the synthetic raw data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateParams {
-    /// RNG seed; same seed, same bytes.
-    pub seed: u64,
-    /// Number of customers, 1..=10,000,000 (default 2,000).
-    pub customers: u64,
-    /// Number of purchase rows, at least `customers` (default 60,000).
-    pub rows: u64,
-    /// First day of data, `yyyy-mm-dd` (default 2020-01-01).
-    pub start_date: NaiveDate,
-    /// Days of data, 28..=3650 (default 180).
-    pub days: u32,
-    /// Files the rows are written to, each a run of consecutive days,
-    /// 1..=days (default 6).
-    pub files: u32,
-}
-
-impl Check for GenerateParams {
-    type Checked = Checked<GenerateParams>;
-
-    fn check(self) -> Result<Checked<GenerateParams>, ParamsError> {
-        in_range("generate.customers", self.customers, 1, 10_000_000)?;
-        in_range("generate.rows", self.rows, self.customers, 1_000_000_000)?;
-        in_range("generate.days", self.days, 28, 3650)?;
-        in_range("generate.files", self.files, 1, self.days)?;
-        Ok(Checked(self))
-    }
 }
 
 #[cfg(test)]
