@@ -435,7 +435,8 @@ pub fn jensen_shannon_binned(
     jensen_shannon_counts(r, w, threshold)
 }
 
-fn jensen_shannon_counts(r: &[u64], w: &[u64], threshold: f64) -> Result<DriftResult, DriftError> {
+/// Jensen–Shannon distance (natural log) of two aligned count vectors.
+pub fn jensen_shannon_counts(r: &[u64], w: &[u64], threshold: f64) -> Result<DriftResult, DriftError> {
     let (n, m) = check_totals(r, w)?;
     // scipy's rel_entr: x·ln(x/y), 0 when x is 0.
     let rel_entr = |x: f64, y: f64| if x > 0.0 { x * (x / y).ln() } else { 0.0 };
@@ -466,6 +467,52 @@ pub fn psi_binned(reference: &NumericProfile, window: &NumericWindow) -> Result<
     psi_counts(r, w)
 }
 
+/// Share of the reference each bin of [`psi_merged`] holds at least: the
+/// scorecard convention scores PSI on ten to twenty quantile bins, so no bin
+/// is nearly empty.
+pub const PSI_MIN_BIN_SHARE: f64 = 0.05;
+
+/// [`psi_binned`] after merging adjacent reference bins until each holds at
+/// least `min_share` of the reference (a short last group joins the one
+/// before). On a skewed feature most of twenty equal-width bins hold a sliver
+/// of the reference; a window that happens to leave one empty then scores
+/// `r · ln(r / ε)` there (about 0.3 for a bin of 2 %), a false alarm that the
+/// merged bins, like the quantile bins PSI is usually computed on, do not
+/// raise. Values outside the reference range still land in the outer groups.
+pub fn psi_merged(
+    reference: &NumericProfile,
+    window: &NumericWindow,
+    min_share: f64,
+) -> Result<PsiResult, DriftError> {
+    let (r, w) = numeric_counts(reference, window)?;
+    let (n, _) = check_totals(r, w)?;
+    let need = (min_share * n as f64).ceil() as u64;
+    let (mut rm, mut wm) = (Vec::new(), Vec::new());
+    let (mut ra, mut wa) = (0u64, 0u64);
+    for (&a, &b) in r.iter().zip(w) {
+        ra += a;
+        wa += b;
+        if ra >= need.max(1) {
+            rm.push(ra);
+            wm.push(wa);
+            (ra, wa) = (0, 0);
+        }
+    }
+    if ra > 0 || wa > 0 {
+        match (rm.last_mut(), wm.last_mut()) {
+            (Some(last_r), Some(last_w)) => {
+                *last_r += ra;
+                *last_w += wa;
+            }
+            _ => {
+                rm.push(ra);
+                wm.push(wa);
+            }
+        }
+    }
+    psi_counts(&rm, &wm)
+}
+
 /// [`psi_binned`] over the union of categories; a category on one side only
 /// counts as [`PSI_EPSILON`] on the other, so a new category weighs in by its
 /// share of the window.
@@ -477,7 +524,9 @@ pub fn psi_categorical(
     psi_counts(&r, &w)
 }
 
-fn psi_counts(r: &[u64], w: &[u64]) -> Result<PsiResult, DriftError> {
+/// PSI of two aligned count vectors (the reference first), with an empty
+/// bin counted as [`PSI_EPSILON`].
+pub fn psi_counts(r: &[u64], w: &[u64]) -> Result<PsiResult, DriftError> {
     let (n, m) = check_totals(r, w)?;
     let proportion = |count: u64, total: u64| {
         if count == 0 {
@@ -583,21 +632,33 @@ pub struct DatasetDrift {
 /// (default [`DEFAULT_DRIFT_SHARE`]), which must lie in `(0, 1]`. No column
 /// means no drift.
 pub fn dataset_drift(results: &[DriftResult], share: f64) -> Result<DatasetDrift, DriftError> {
+    dataset_drift_of(results.iter().map(|r| r.drifted), share)
+}
+
+/// [`dataset_drift`] from each tested column's verdict.
+pub fn dataset_drift_of(
+    drifted: impl IntoIterator<Item = bool>,
+    share: f64,
+) -> Result<DatasetDrift, DriftError> {
     if !(share > 0.0 && share <= 1.0) {
         return Err(DriftError::BadShare(share));
     }
-    let drifted_columns = results.iter().filter(|r| r.drifted).count();
-    let fraction = if results.is_empty() {
+    let (mut columns, mut drifted_columns) = (0usize, 0usize);
+    for d in drifted {
+        columns += 1;
+        drifted_columns += usize::from(d);
+    }
+    let fraction = if columns == 0 {
         0.0
     } else {
-        drifted_columns as f64 / results.len() as f64
+        drifted_columns as f64 / columns as f64
     };
     Ok(DatasetDrift {
-        columns: results.len(),
+        columns,
         drifted_columns,
         share: fraction,
         threshold: share,
-        drifted: !results.is_empty() && fraction >= share,
+        drifted: columns > 0 && fraction >= share,
     })
 }
 
@@ -934,5 +995,32 @@ mod tests {
             let binned = ks.map(|k| k.statistic).unwrap_or(f64::NAN);
             prop_assert!(binned <= raw_ks(&a, &b) + 1e-12, "{} > {}", binned, raw_ks(&a, &b));
         }
+    }
+    #[test]
+    fn merged_psi_ignores_an_empty_sliver_bin_and_still_sees_a_shift() {
+        // 49 % of the reference at 0, 49 % at 0.5, a 2 % sliver at 1.
+        let mut values = vec![0.0; 490];
+        values.extend(vec![0.5; 490]);
+        values.extend(vec![1.0; 20]);
+        let reference = revspend_core::profile::numeric_from_values(values, 0, 0, 0, 20);
+        let mut window = NumericWindow::new(&reference).expect("bins");
+        window.extend(vec![0.0; 500]);
+        window.extend(vec![0.5; 500]);
+        let raw = psi_binned(&reference, &window).expect("psi").psi;
+        let merged = psi_merged(&reference, &window, PSI_MIN_BIN_SHARE)
+            .expect("psi")
+            .psi;
+        // Raw: the empty sliver alone scores 0.02 · ln(0.02 / 1e-6) ≈ 0.198.
+        assert!(raw > 0.19, "{raw}");
+        // Merged: the sliver joins the 0.5 group, (0.49, 0.51) against (0.5, 0.5).
+        assert!(merged < 0.001, "{merged}");
+        let mut shifted = NumericWindow::new(&reference).expect("bins");
+        shifted.extend(vec![0.0; 900]);
+        shifted.extend(vec![0.5; 100]);
+        let merged = psi_merged(&reference, &shifted, PSI_MIN_BIN_SHARE)
+            .expect("psi")
+            .psi;
+        // (0.9 − 0.49) ln(0.9 / 0.49) + (0.1 − 0.51) ln(0.1 / 0.51) ≈ 0.917.
+        assert!((merged - 0.917).abs() < 0.001, "{merged}");
     }
 }

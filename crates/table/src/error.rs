@@ -46,6 +46,8 @@ pub enum TableError {
         expected: String,
         got: String,
     },
+    #[error("{path}: {reason}")]
+    Manifest { path: PathBuf, reason: String },
     #[error("{path}: invalid quarantine CSV")]
     Csv {
         path: PathBuf,

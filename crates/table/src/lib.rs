@@ -6,6 +6,7 @@
 //!   by name and dtype; [`TableWriter`] writes one table in parts.
 //! - [`labelled`]: a split table read as the feature matrix, labels and
 //!   customers a model is fitted or scored on.
+//! - [`layer`]: the feature layer read back one month partition at a time.
 //! - [`quarantine`]: the CSV of rows that could not be parsed.
 //! - [`profile`]: distribution profiles of a dataframe's columns (the
 //!   statistics themselves are `revspend_core::profile`'s).
@@ -15,6 +16,7 @@
 //! primitives: a temporary file in the destination directory, fsync, rename.
 
 pub mod labelled;
+pub mod layer;
 pub mod parquet;
 pub mod profile;
 pub mod quarantine;

@@ -19,6 +19,7 @@ use thiserror::Error;
 mod build_features;
 mod evaluate;
 mod generate;
+mod monitor;
 mod train;
 
 pub use build_features::{
@@ -30,6 +31,9 @@ pub use evaluate::{
     MetricThreshold, Promotion, SLICE_DIMENSIONS, SliceParams,
 };
 pub use generate::{GenerateParams, LimitShock, MAX_SCENARIOS, MerchantMix, NewCustomers, Scenario};
+pub use monitor::{
+    CostParams, DriftParams, FeatureDrift, MonitorParams, PerformanceParams, Period, TestChoice, ValueParams,
+};
 pub use train::{
     Algorithm, CalibrationChoice, ClassWeight, CvParams, ForestConfig, ForestSpace, GbmConfig, GbmSpace,
     HalvingParams, LogisticSpace, ModelSpec, NaiveBayesSpace, SearchSpaces, SelectionMetric, Strategy,
@@ -70,6 +74,10 @@ pub struct Params {
     pub build_features: BuildFeaturesParams,
     pub train: TrainParams,
     pub evaluate: EvaluateParams,
+    /// Optional so that a params file written before the monitor existed
+    /// still serves the other stages; the monitor stage requires it.
+    #[serde(default)]
+    pub monitor: Option<MonitorParams>,
 }
 
 impl Params {
