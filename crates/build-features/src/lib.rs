@@ -23,7 +23,11 @@
 //!
 //! - the master table (customer pseudonym, date, lineage, split, every
 //!   candidate feature, target), stored as one parquet file per split: each
-//!   row is in exactly one file, so the splits are not written twice;
+//!   row of the training period is in exactly one file, so the splits are
+//!   not written twice. The period ends at `build_features.split.until`,
+//!   moved later by a retrain request ([`period`]); rows after it are live
+//!   traffic for the monitor, in the layers and the snapshot but in no
+//!   split, so the checks, the profile and training never see them;
 //! - the ordered feature list the model uses (JSON), written last: it
 //!   records the SHA-256 of every other output of the run, and the
 //!   readers refuse a file it does not list (outputs of two runs);
@@ -42,7 +46,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use revspend_core::artifact::{self, FeatureList, run_output};
+use revspend_core::artifact::{self, FeatureList, RetrainRequest, run_output};
 use revspend_core::features::OnlineSnapshot;
 use revspend_core::params::BuildFeaturesConfig;
 use revspend_core::pseudonym::Pseudonymiser;
@@ -55,6 +59,7 @@ pub mod layers;
 pub mod leakage;
 mod master;
 mod outputs;
+pub mod period;
 pub mod quality;
 mod report;
 pub mod selection;
@@ -86,17 +91,33 @@ pub enum Mode {
 }
 
 /// Runs the stage; `suite` is the data-quality suite the staged rows must
-/// meet. Parallel work runs on the rayon pool the caller runs this in
-/// (`pool.install(|| run(..))`; the global pool otherwise): its thread
-/// count is the only knob, and the outputs do not depend on it.
+/// meet; `request` is the monitor's retrain request, if its file holds one
+/// (it can move the training period's end later). Parallel work runs on the
+/// rayon pool the caller runs this in (`pool.install(|| run(..))`; the
+/// global pool otherwise): its thread count is the only knob, and the
+/// outputs do not depend on it.
 pub fn run(
     params: &BuildFeaturesConfig,
     suite: &quality::Suite,
     out: &Outputs,
     pseudo: &Pseudonymiser,
     mode: Mode,
+    request: Option<&RetrainRequest>,
 ) -> Result<Report> {
     let mut clock = Clock::new();
+    let mut period = period::TrainingPeriod::resolve(params.until, request);
+    if let Some(r) = period.request.as_ref().filter(|r| !r.applied) {
+        log::info!(
+            "retrain request (alarm {}, window {}) up to {} changes nothing: the training period {}",
+            r.alarm,
+            r.window,
+            r.until,
+            period.until.map_or_else(
+                || "has no end (split.until is null)".to_owned(),
+                |u| format!("already ends on {u}")
+            )
+        );
+    }
     let rule = params.rule.clone();
     // Both layer directories are checked before anything is written: a
     // directory flag pointed at the wrong folder is refused, not cleaned.
@@ -173,11 +194,32 @@ pub fn run(
 
     let Assigned {
         split_of,
+        live_only,
+        live_rows,
         positives,
         codes,
         train_rows,
         y_train,
-    } = assign_split_rows(&mut frames, &final_history, &ever_positive, &params.split)?;
+    } = assign_split_rows(
+        &mut frames,
+        &final_history,
+        &ever_positive,
+        &params.split,
+        period.until,
+    )?;
+    period.live_rows = live_rows;
+    if let Some(until) = period.until
+        && train_rows.iter().all(Vec::is_empty)
+    {
+        let from = match period.source {
+            period::PeriodSource::Params => "build_features.split.until",
+            period::PeriodSource::RetrainRequest => "the retrain request",
+        };
+        bail!(
+            "no rows in the train split: the training period ends on {until} ({from}), \
+             before the first purchase of every train customer"
+        );
+    }
     let train = MonthTrainRows::new(&frames, &train_rows)?;
     clock.lap("splits assigned");
 
@@ -261,7 +303,7 @@ pub fn run(
         let sha256 = w.finish().with_context(|| format!("writing split {name}"))?;
         run_outputs.insert(run_output::split(name), sha256);
     }
-    let splits = split_reports(&split_of, split_rows);
+    let splits = split_reports(&split_of, &live_only, split_rows);
     clock.lap("checks, selection, profile, snapshot and master table");
 
     let (quarantine_reasons, quarantine_out_of_range) = quarantine_reasons(&quarantine, &manifest);
@@ -288,6 +330,7 @@ pub fn run(
         raw_nulls,
         master_nulls,
         splits,
+        training_period: (!period.is_default()).then_some(period),
         features: feature_set.iter().map(|f| f.name().to_owned()).collect(),
         pseudonym_key: pseudo.key_source(),
         layers: layer_report,

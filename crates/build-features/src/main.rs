@@ -52,6 +52,12 @@ struct Paths {
     /// Data-quality suite (YAML expectations the parsed rows must meet).
     #[arg(long, global = true, default_value = "config/quality.yaml")]
     quality_suite: PathBuf,
+    /// The monitor's retrain request (JSON; must exist, `"request": null`
+    /// for none): a request moves the training period's end
+    /// (`build_features.split.until`) later, never earlier, and not when it
+    /// is null.
+    #[arg(long, global = true, default_value = "config/retrain.json")]
+    retrain_request: PathBuf,
     /// The staged layer (parquet by year/month; kept between runs).
     #[arg(long, global = true, default_value_os_t = Outputs::default().staged_dir)]
     staged_dir: PathBuf,
@@ -119,6 +125,13 @@ fn run(args: Args) -> Result<()> {
         quality_report: args.quality_report,
     };
     let suite = build_features::quality::load_suite(&args.quality_suite)?;
+    let request =
+        revspend_core::artifact::read_retrain_request(&args.retrain_request).with_context(|| {
+            format!(
+                "reading the retrain request {} (--retrain-request)",
+                args.retrain_request.display()
+            )
+        })?;
     // The thread count is the pool's alone: every parallel step of the
     // stage runs on it (polars keeps its own pool for its own work).
     let pool = rayon::ThreadPoolBuilder::new()
@@ -134,7 +147,8 @@ fn run(args: Args) -> Result<()> {
         ),
     )?;
     let started = std::time::Instant::now();
-    let report = pool.install(|| build_features::run(&params, &suite, &outputs, &pseudo, mode))?;
+    let report =
+        pool.install(|| build_features::run(&params, &suite, &outputs, &pseudo, mode, request.as_ref()))?;
     log::info!(
         "{} rows in, {} out, {} quarantined; {} customers; target rate {:.2}% ({:.2?})",
         report.rows_in,

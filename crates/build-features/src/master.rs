@@ -35,8 +35,9 @@ pub(crate) fn master_file_schema() -> Schema {
 
 /// Writes the master table a month at a time (one row group each) into one
 /// file per split (`writers` in [`SPLITS`] order), the splits in
-/// parallel; `codes` holds each month row's split. The files are left to be
-/// finished by the caller.
+/// parallel; `codes` holds each month row's split (a row after the training
+/// period is in none, and is neither written nor counted). The files are
+/// left to be finished by the caller.
 pub(crate) fn write_master(
     frames: &[DataFrame],
     codes: &[Vec<u8>],
@@ -48,7 +49,20 @@ pub(crate) fn write_master(
         nulls: BTreeMap::from([(SPLIT_COLUMN.to_owned(), 0)]),
     };
     for (frame, codes) in frames.iter().zip(codes) {
-        for c in frame.columns() {
+        // Nulls of the rows written: a month with rows after the training
+        // period counts over its rows in the period alone.
+        let in_period;
+        let counted = if codes.iter().all(|&c| usize::from(c) < SPLITS.len()) {
+            frame
+        } else {
+            let mask = BooleanChunked::from_iter_values(
+                "".into(),
+                codes.iter().map(|&c| usize::from(c) < SPLITS.len()),
+            );
+            in_period = frame.filter(&mask)?;
+            &in_period
+        };
+        for c in counted.columns() {
             *written.nulls.entry(c.name().to_string()).or_insert(0) += c.null_count() as u64;
         }
         // Each split's rows are taken and written on its own job, so one

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::ingest::SourceFormat;
 use crate::layers::StagedManifest;
+use crate::period::TrainingPeriod;
 use crate::{SPLITS, ingest};
 
 /// Per-file row accounting.
@@ -65,7 +66,15 @@ pub struct Report {
     pub raw_nulls: BTreeMap<String, u64>,
     /// Null values per master-table column.
     pub master_nulls: BTreeMap<String, u64>,
+    /// Rows, customers with rows and positives per split: the training
+    /// period's rows alone.
     pub splits: BTreeMap<String, SplitReport>,
+    /// Where the training period ends, where that came from (params or a
+    /// retrain request, with its alarm and window), and the feature-layer
+    /// rows after it (the live period, in no split). Absent when params set
+    /// no end and no retrain request was read: every row is in the period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_period: Option<TrainingPeriod>,
     pub features: Vec<String>,
     pub pseudonym_key: &'static str,
     /// What this run changed in the staged and feature layers.
@@ -107,10 +116,12 @@ pub(crate) fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// Per split (in [`SPLITS`] order), its customers, and its rows and
-/// positives as written.
+/// Per split (in [`SPLITS`] order), its customers with rows in it (not
+/// `live_only`, whose rows are all after the training period), and its
+/// rows and positives as written.
 pub(crate) fn split_reports(
     split_of: &BTreeMap<String, &'static str>,
+    live_only: &std::collections::BTreeSet<String>,
     split_rows: Vec<(u64, u64)>,
 ) -> BTreeMap<String, SplitReport> {
     SPLITS
@@ -118,7 +129,10 @@ pub(crate) fn split_reports(
         .zip(split_rows)
         .map(|(name, (rows, positives))| {
             let report = SplitReport {
-                customers: split_of.values().filter(|s| *s == name).count() as u64,
+                customers: split_of
+                    .iter()
+                    .filter(|(c, s)| *s == name && !live_only.contains(*c))
+                    .count() as u64,
                 rows,
                 positives,
                 target_rate: ratio(positives, rows),

@@ -1,10 +1,12 @@
 //! Split assignment: customers to train/test/holdout/calibration (grouped
-//! and stratified, seeded), each master-table row's split, and the train
-//! rows read in place for the checks.
+//! and stratified, seeded), each master-table row's split (none for a row
+//! after the training period), and the train rows read in place for the
+//! checks.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
+use chrono::{Datelike, NaiveDate};
 use polars::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -12,17 +14,31 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use revspend_core::artifact::{CUSTOMER_COLUMN, TARGET_COLUMN};
 use revspend_core::features::{Feature, History};
+use revspend_core::schema::DATE;
 
 use crate::{in_order, stats};
 
 pub use revspend_core::schema::SPLITS;
 
+/// The split code of a row after the training period: in no split (not an
+/// index into [`SPLITS`]).
+pub(crate) const NO_SPLIT: u8 = u8::MAX;
+
 /// What split assignment gives the rest of the stage.
 pub(crate) struct Assigned {
+    /// Every customer's split, live-only customers included (the
+    /// assignment does not depend on the training period).
     pub(crate) split_of: BTreeMap<String, &'static str>,
-    /// Positive rows in all splits.
+    /// Customers whose every row is after the training period: in no
+    /// split's rows.
+    pub(crate) live_only: std::collections::BTreeSet<String>,
+    /// Rows after the training period.
+    pub(crate) live_rows: u64,
+    /// Positive rows of the feature layer (live rows included, like the
+    /// report's `rows_out`).
     pub(crate) positives: u64,
-    /// Per month table, each row's split (an index into [`SPLITS`]).
+    /// Per month table, each row's split (an index into [`SPLITS`], or
+    /// [`NO_SPLIT`]).
     pub(crate) codes: Vec<Vec<u8>>,
     /// Per month table, the train rows' indices.
     pub(crate) train_rows: Vec<Vec<u32>>,
@@ -31,12 +47,15 @@ pub(crate) struct Assigned {
 }
 
 /// Assigns customers to splits: each month table row's split, and the
-/// train rows.
+/// train rows. Rows dated after `until` (the training period's last day)
+/// get [`NO_SPLIT`]; their customers keep the split they would have, so
+/// moving the end never moves a customer between splits.
 pub(crate) fn assign_split_rows(
     frames: &mut [DataFrame],
     final_history: &BTreeMap<String, History>,
     ever_positive: &[bool],
     split: &revspend_core::params::SplitParams,
+    until: Option<NaiveDate>,
 ) -> Result<Assigned> {
     // A month's rows come grouped by customer (the order they were computed
     // in), so each customer's split is looked up once per run of rows, not
@@ -90,20 +109,47 @@ pub(crate) fn assign_split_rows(
         .iter()
         .map(|(c, s)| (c.as_str(), SPLITS.iter().position(|n| n == s).unwrap_or(0) as u8))
         .collect();
-    let codes: Vec<Vec<u8>> = runs
-        .par_iter()
-        .zip(frames.par_iter())
-        .map(|(runs, frame)| {
-            let mut codes = Vec::with_capacity(frame.height());
+    let until_day = until.map(epoch_day);
+    let codes: Vec<Vec<u8>> = in_order(
+        runs.par_iter()
+            .zip(frames.par_iter())
+            .map(|(runs, frame)| -> Result<Vec<u8>> {
+                let mut codes = Vec::with_capacity(frame.height());
+                for (c, rows) in runs {
+                    codes.extend(std::iter::repeat_n(
+                        split_index.get(c).copied().unwrap_or(0),
+                        rows.len(),
+                    ));
+                }
+                if let Some(last) = until_day {
+                    let days = frame.column(DATE)?.date()?.physical();
+                    for (code, day) in codes.iter_mut().zip(days.iter()) {
+                        // A row without a date cannot be placed in the
+                        // period: the layers never hold one.
+                        if day.is_none_or(|d| d > last) {
+                            *code = NO_SPLIT;
+                        }
+                    }
+                }
+                Ok(codes)
+            })
+            .collect(),
+    )?;
+    let live_rows = codes.iter().flatten().filter(|&&c| c == NO_SPLIT).count() as u64;
+    // Customers with no row in the period: every run of theirs is live.
+    let mut in_period = std::collections::BTreeSet::new();
+    let mut seen = std::collections::BTreeSet::new();
+    if until_day.is_some() {
+        for (runs, codes) in runs.iter().zip(&codes) {
             for (c, rows) in runs {
-                codes.extend(std::iter::repeat_n(
-                    split_index.get(c).copied().unwrap_or(0),
-                    rows.len(),
-                ));
+                seen.insert(*c);
+                if codes[rows.clone()].iter().any(|&code| code != NO_SPLIT) {
+                    in_period.insert(*c);
+                }
             }
-            codes
-        })
-        .collect();
+        }
+    }
+    let live_only = seen.difference(&in_period).map(|c| (*c).to_owned()).collect();
     drop(runs);
     drop(split_index);
     log::debug!(
@@ -136,11 +182,18 @@ pub(crate) fn assign_split_rows(
     }
     Ok(Assigned {
         split_of,
+        live_only,
+        live_rows,
         positives,
         codes,
         train_rows,
         y_train,
     })
+}
+
+/// Days from 1970-01-01, as the feature layer stores a date.
+fn epoch_day(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - crate::layers::epoch_offset()
 }
 
 /// The train rows of the month tables, read in place through their

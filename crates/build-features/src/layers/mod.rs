@@ -208,7 +208,7 @@ pub fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Optio
     })?))
 }
 
-fn epoch_offset() -> i32 {
+pub(crate) fn epoch_offset() -> i32 {
     NaiveDate::from_ymd_opt(1970, 1, 1).map_or(719_163, |d| d.num_days_from_ce())
 }
 

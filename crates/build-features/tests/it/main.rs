@@ -6,6 +6,7 @@ mod integrity;
 mod keys;
 mod layers;
 mod leakage;
+mod period;
 mod point_in_time;
 mod privacy;
 mod quirks;

@@ -5,6 +5,10 @@ use std::process::Output;
 
 use build_features::Outputs;
 
+/// The project's retrain request file, relative to its directory (the
+/// stage's working directory).
+pub const RETRAIN_REQUEST: &str = "retrain.json";
+
 pub struct Project {
     pub dir: tempfile::TempDir,
 }
@@ -12,7 +16,8 @@ pub struct Project {
 impl Project {
     /// A project whose params are the fixture's (tests/fixture-params.yaml,
     /// not the live params.yaml) with `raw_glob` pointing at
-    /// `<dir>/raw/*.csv`.
+    /// `<dir>/raw/*.csv`, and a retrain request file holding no request
+    /// (`<dir>/retrain.json`, as the pipeline ships it).
     pub fn new() -> Project {
         let dir = tempfile::tempdir().expect("tempdir");
         let shipped = include_str!("../fixture-params.yaml");
@@ -24,6 +29,8 @@ impl Project {
         assert_ne!(params, shipped, "raw_glob line not found in the fixture params");
         std::fs::create_dir_all(dir.path().join("raw")).expect("raw dir");
         std::fs::write(dir.path().join("params.yaml"), params).expect("params");
+        revspend_core::artifact::write_retrain_request(&dir.path().join(RETRAIN_REQUEST), None)
+            .expect("retrain request");
         Project { dir }
     }
 
@@ -103,6 +110,7 @@ impl Project {
             .env("REVSPEND_PSEUDONYM_KEY", key)
             .args(command)
             .args(["--params", "params.yaml"])
+            .args(["--retrain-request", RETRAIN_REQUEST])
             .arg("--quality-suite")
             .arg(suite)
             .arg("--staged-dir")

@@ -1,6 +1,7 @@
 //! `build_features`: the raw section and the checked [`BuildFeaturesConfig`]
-//! (features parsed, target rule built).
+//! (features parsed, target rule built, the training period's end parsed).
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, ParamsError, fraction, invalid};
@@ -98,7 +99,8 @@ pub struct TargetParams {
     pub vital_groups: Vec<String>,
 }
 
-/// `build_features.split`: customer-grouped, stratified split fractions.
+/// `build_features.split`: customer-grouped, stratified split fractions,
+/// and where the training period ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitParams {
@@ -108,6 +110,18 @@ pub struct SplitParams {
     pub test: f64,
     pub holdout: f64,
     pub calibration: f64,
+    /// The training period's last day, `"yyyy-mm-dd"` (quoted: DVC does
+    /// not accept YAML dates), or null (default): every row is in it.
+    /// Rows dated after it are live traffic for the monitor: they stay in
+    /// the staged and feature layers and in the online snapshot, but are in
+    /// no split, so the checks, the profile, training and evaluation never
+    /// see them. Customers are assigned to splits as without it (the same
+    /// customer stays in the same split as the period grows). A retrain
+    /// request (`build-features --retrain-request`) can move the end later,
+    /// never earlier; with null it changes nothing. Checked into
+    /// [`BuildFeaturesConfig::until`].
+    #[serde(default)]
+    pub until: Option<String>,
 }
 
 /// `build_features` after [`Check::check`]: the glob checked, the target
@@ -124,6 +138,9 @@ pub struct BuildFeaturesConfig {
     pub leakage: LeakageParams,
     pub selection: SelectionParams,
     pub split: SplitParams,
+    /// `split.until` parsed: the training period's last day as params set
+    /// it (`None`: every row). Read this, not the string in `split`.
+    pub until: Option<NaiveDate>,
 }
 
 impl Check for BuildFeaturesParams {
@@ -244,6 +261,15 @@ impl Check for BuildFeaturesParams {
                 format!("fractions sum to {sum}, not 1"),
             ));
         }
+        let until = match &s.until {
+            None => None,
+            Some(text) => Some(text.trim().parse::<NaiveDate>().map_err(|e| {
+                invalid(
+                    "build_features.split.until",
+                    format!("{text:?} is not a date (yyyy-mm-dd, quoted, or null): {e}"),
+                )
+            })?),
+        };
         let rule = TargetRule {
             threshold_pct: self.target.threshold_pct,
             vital_groups: self
@@ -262,6 +288,7 @@ impl Check for BuildFeaturesParams {
             leakage: self.leakage,
             selection: self.selection,
             split: self.split,
+            until,
         })
     }
 }

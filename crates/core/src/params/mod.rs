@@ -274,6 +274,33 @@ mod tests {
         assert!(err.contains("known: idade, sexo_m"), "{err}");
     }
 
+    /// The training period's end: null by default (every row), a
+    /// `yyyy-mm-dd` text parsed once by `check`, anything else refused
+    /// with the key named.
+    #[test]
+    fn split_until_is_a_date_or_null() {
+        let b = fixture().build_features;
+        assert_eq!(b.split.until, None, "the fixture leaves it out: null");
+        assert_eq!(b.clone().check().expect("null").until, None);
+        let yaml = FIXTURE.replace(
+            "    calibration: 0.1\n",
+            "    calibration: 0.1\n    until: \"2020-05-31\"\n",
+        );
+        assert_ne!(yaml, FIXTURE, "split.calibration line not found in the fixture");
+        let p: Params = serde_norway::from_str(&yaml).expect("a quoted date parses");
+        assert_eq!(
+            p.build_features.check().expect("a date").until,
+            Some(NaiveDate::from_ymd_opt(2020, 5, 31).expect("date"))
+        );
+        for bad in ["2020-02-30", "31.05.2020", "yesterday", ""] {
+            let mut b = fixture().build_features;
+            b.split.until = Some(bad.into());
+            let err = b.check().expect_err(bad).to_string();
+            assert!(err.contains("build_features.split.until"), "{bad}: {err}");
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+    }
+
     /// Issue 11: the checked section holds parsed values, in params order.
     #[test]
     fn build_features_check_parses_the_features_and_the_rule() {
