@@ -319,6 +319,6 @@ fn training_period(path: &std::path::Path) -> Result<(Option<NaiveDate>, Option<
         }
     };
     let last = date(report.get("date_max"))?.with_context(|| format!("{}: no date_max", path.display()))?;
-    let until = date(report.pointer("/training_period/end"))?;
+    let until = date(report.pointer("/training_period/until"))?;
     Ok((Some(until.map_or(last, |u| u.min(last))), Some(last)))
 }
