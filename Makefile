@@ -73,7 +73,7 @@ validate-compose:
 clean:
 	rm -rf data/raw data/staged data/features data/splits data/features.json \
 	  data/online/snapshot.bin data/quarantine.csv data/profile/train.json \
-	  models/model.bin reports/index.html dvc_plots
+	  models/model.bin reports/index.html reports/monitor.html dvc_plots
 
 ## clean-registry: remove every registered model version and the alias log
 clean-registry:

@@ -66,6 +66,9 @@ pub struct Inputs {
     pub feature_list: PathBuf,
     /// build-features' report: the training period's end.
     pub build_report: PathBuf,
+    /// evaluate's promotion decision (the last gate verdict, shown with
+    /// what is in production).
+    pub promotion: PathBuf,
     pub registry: PathBuf,
     /// The alias monitored (`production`).
     pub alias: String,
@@ -120,6 +123,7 @@ pub fn run(
     )?;
     let profile: Profile = artifact::read_json(&inputs.profile).context("reading the reference profile")?;
     let alarm_file = AlarmFile::read(&inputs.alarms)?;
+    let gate = report::GateSummary::read(&inputs.promotion)?;
     let registry = Registry::new(&inputs.registry);
     let production = registry.load(&inputs.alias).with_context(|| {
         format!(
@@ -269,6 +273,7 @@ pub fn run(
         version: report::REPORT_VERSION,
         alias: inputs.alias.clone(),
         production: other("production", &production),
+        gate,
         others: other_models,
         reference: report::ReferenceSummary {
             profile_rows: profile.rows,

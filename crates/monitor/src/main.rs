@@ -30,6 +30,9 @@ struct Args {
     /// build-features' report (the training period's end).
     #[arg(long, default_value = "reports/build_features.json")]
     build_report: PathBuf,
+    /// evaluate's promotion decision.
+    #[arg(long, default_value = "reports/promotion.json")]
+    promotion: PathBuf,
     #[arg(long, default_value = "models/registry")]
     registry: PathBuf,
     /// The registry alias monitored, rolled back and promoted.
@@ -88,6 +91,7 @@ fn run(args: Args) -> Result<()> {
         test: args.test,
         feature_list: args.feature_list,
         build_report: args.build_report,
+        promotion: args.promotion,
         registry: args.registry,
         alias: args.alias,
         alarms: args.alarms,

@@ -27,6 +27,8 @@ pub struct MonitorReport {
     pub version: u32,
     pub alias: String,
     pub production: OtherModel,
+    /// The promotion gate's last verdict (evaluate's promotion report).
+    pub gate: GateSummary,
     /// The models scored besides production (its previous version, the
     /// challengers the alarms name).
     pub others: Vec<OtherModel>,
@@ -56,6 +58,25 @@ pub struct ReferenceSummary {
     pub test_pr_auc: f64,
     pub threshold: f64,
     pub note: Option<String>,
+}
+
+/// The promotion gate's last verdict, as evaluate recorded it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct GateSummary {
+    pub candidate_version: Option<String>,
+    pub candidate_model_version: Option<String>,
+    pub decision: String,
+    pub reason: String,
+    pub mode: String,
+    pub promoted: bool,
+}
+
+impl GateSummary {
+    /// Reads the fields it needs from evaluate's promotion report.
+    pub fn read(path: &std::path::Path) -> Result<GateSummary> {
+        artifact::read_json(path)
+            .with_context(|| format!("reading the promotion decision {}", path.display()))
+    }
 }
 
 /// Writes every output.

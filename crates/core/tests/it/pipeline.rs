@@ -219,7 +219,10 @@ fn every_path_flag_is_tracked() {
         for (flag, value) in &stage.flags {
             // params.yaml is tracked section by section (`params:`); the
             // registry accumulates across runs on purpose (see dvc.yaml).
-            if value == "params.yaml" || flag == "registry" {
+            // The registry, the server's prediction log and the stage run log
+            // accumulate across runs outside DVC.
+            if value == "params.yaml" || ["registry", "prediction-log", "stage-runs"].contains(&flag.as_str())
+            {
                 continue;
             }
             let ok = tracked
