@@ -21,7 +21,10 @@
 //! Features are those of the primary variant's model (re-planned, and the
 //! window emptied, when a reload changes them); a row any variant scored
 //! counts for the features its model computed (a feature's value does not
-//! depend on the model that reads it).
+//! depend on the model that reads it). When a reload swaps in another
+//! primary model the profile file is read again (a retrained model comes
+//! with its own training profile); a changed reference empties the window,
+//! and a profile that cannot be read leaves the one in use.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -46,8 +49,10 @@ pub const PSI_WARN: f64 = 0.1;
 /// A PSI at or above this is a significant shift (the monitor's `PSI_ALARM`).
 pub const PSI_ALARM: f64 = 0.25;
 
+type NumericProfiles = std::collections::BTreeMap<String, NumericProfile>;
+
 /// One tracked feature's reference histogram.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Reference {
     feature: Feature,
     edges: Vec<f64>,
@@ -96,7 +101,7 @@ impl Window {
 /// ring of bin counts.
 #[derive(Debug)]
 pub struct DriftWindow {
-    numeric: std::collections::BTreeMap<String, NumericProfile>,
+    numeric: Mutex<NumericProfiles>,
     source: PathBuf,
     window: Duration,
     bucket_ms: i64,
@@ -128,9 +133,18 @@ impl DriftWindow {
     /// Reads the reference profile at `path` (a `Profile` JSON file);
     /// `window` is at least [`BUCKETS`] milliseconds.
     pub fn load(path: &Path, window: Duration) -> anyhow::Result<DriftWindow> {
-        let profile: Profile = revspend_core::artifact::read_json(path)
-            .with_context(|| format!("cannot read the drift reference profile {}", path.display()))?;
-        DriftWindow::new(profile, path.to_owned(), window)
+        DriftWindow::new(read_profile(path)?, path.to_owned(), window)
+    }
+
+    /// Reads the profile file again (for the next [`DriftWindow::follow`]);
+    /// on error the profile in use stays.
+    pub fn reread(&self) -> anyhow::Result<()> {
+        let profile = read_profile(&self.source)?;
+        check_numeric(&profile, &self.source)?;
+        if let Ok(mut numeric) = self.numeric.lock() {
+            *numeric = profile.numeric;
+        }
+        Ok(())
     }
 
     /// Gauges over an already read `profile` (named `source` in `/version`).
@@ -140,13 +154,9 @@ impl DriftWindow {
             bucket_ms >= 1,
             "the drift window must be at least {BUCKETS} ms, not {window:?}"
         );
-        anyhow::ensure!(
-            !profile.numeric.is_empty(),
-            "the drift reference profile {} has no numeric column",
-            source.display()
-        );
+        check_numeric(&profile, &source)?;
         Ok(DriftWindow {
-            numeric: profile.numeric,
+            numeric: Mutex::new(profile.numeric),
             source,
             window,
             bucket_ms,
@@ -164,16 +174,18 @@ impl DriftWindow {
         self.window
     }
 
-    /// Tracks `features` (the primary model's): a change of features
-    /// empties the window. Returns the features the profile has no
-    /// histogram for (they get no gauge).
+    /// Tracks `features` (the primary model's): a change of features or
+    /// of their reference empties the window. Returns the features the
+    /// profile has no histogram for (they get no gauge).
     pub fn follow(&self, features: &[Feature]) -> Vec<&'static str> {
         let mut missing = Vec::new();
+        let Ok(numeric) = self.numeric.lock() else {
+            return missing;
+        };
         let references: Vec<Reference> = features
             .iter()
             .filter_map(|&feature| {
-                let histogram = self
-                    .numeric
+                let histogram = numeric
                     .get(feature.name())
                     .map(|p| &p.histogram)
                     .filter(|h| h.edges.len() >= 2 && h.edges.len() == h.counts.len() + 1);
@@ -187,15 +199,11 @@ impl DriftWindow {
                 })
             })
             .collect();
+        drop(numeric);
         let Ok(mut window) = self.inner.lock() else {
             return missing;
         };
-        let same = window
-            .references
-            .iter()
-            .map(|r| r.feature)
-            .eq(references.iter().map(|r| r.feature));
-        if !same {
+        if window.references != references {
             *window = Window::new(references);
         }
         missing
@@ -276,6 +284,20 @@ impl DriftWindow {
             .collect();
         DriftReading { requests, features }
     }
+}
+
+fn read_profile(path: &Path) -> anyhow::Result<Profile> {
+    revspend_core::artifact::read_json(path)
+        .with_context(|| format!("cannot read the drift reference profile {}", path.display()))
+}
+
+fn check_numeric(profile: &Profile, source: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !profile.numeric.is_empty(),
+        "the drift reference profile {} has no numeric column",
+        source.display()
+    );
+    Ok(())
 }
 
 /// The gauges, computed from the window at each scrape.
@@ -435,6 +457,35 @@ mod tests {
         w.record(0, &[Feature::Valor], &[5.0]);
         let r = w.read(0);
         assert_eq!((r.requests, r.features[0].2), (1, 0));
+    }
+
+    #[test]
+    fn a_new_profile_read_again_empties_the_window_and_a_bad_one_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("train.json");
+        revspend_core::artifact::write_json(&path, &profile()).expect("write");
+        let w = DriftWindow::load(&path, Duration::from_secs(60)).expect("load");
+        w.follow(&FEATURES);
+        w.record(0, &FEATURES, &[5.0, 30.0, 0.0]);
+        w.reread().expect("same file");
+        w.follow(&FEATURES);
+        assert_eq!(w.read(0).requests, 1, "same reference: kept");
+
+        std::fs::write(&path, "{not json").expect("write");
+        let err = w.reread().expect_err("bad JSON");
+        assert!(format!("{err:#}").contains("train.json"), "{err:#}");
+        w.follow(&FEATURES);
+        assert_eq!(w.read(0).requests, 1, "the profile in use stays");
+
+        let mut other = profile();
+        other.numeric.insert(
+            "valor".to_owned(),
+            numeric_from_values((0..100).map(f64::from).map(|v| v * 3.0).collect(), 0, 0, 0, 10),
+        );
+        revspend_core::artifact::write_json(&path, &other).expect("write");
+        w.reread().expect("new profile");
+        w.follow(&FEATURES);
+        assert_eq!(w.read(0).requests, 0, "new reference: emptied");
     }
 
     #[test]

@@ -432,6 +432,12 @@ impl AppState {
             if next.routing != current.routing {
                 log_deployment(&next);
             }
+            if let Some(drift) = &self.drift
+                && next.primary().model_version() != current.primary().model_version()
+                && let Err(e) = drift.reread()
+            {
+                log::error!("drift gauges: {e:#} (the profile read before stays)");
+            }
             self.follow_drift(&next);
             self.current.store(Some(Arc::new(next)));
         }
