@@ -10,7 +10,9 @@
 #     throwaway copy of the registry; the test waits for GET /health/ready;
 #  4. the container runs as a non-root user on a read-only root filesystem
 #     (a write to / fails, /tmp is a writable tmpfs);
-#  5. POST /predict answers examples/predict.json;
+#  5. POST /predict answers examples/predict.json, and /metrics then has
+#     the drift gauges (the training profile is mounted) with that
+#     prediction in their window;
 #  6. another version is promoted on the host (`registry promote` on the
 #     copy) and the running container serves it within RELOAD_WAIT seconds,
 #     without a restart; Docker's health check reports healthy;
@@ -19,7 +21,8 @@
 #     step 5; then `docker compose down --volumes` removes it all.
 # Prints the image size and the build time. Needs root (dockerd,
 # debootstrap), docker.io, debootstrap, jq, curl, and the pipeline's
-# artifacts (models/registry, data/online/snapshot.bin: `make pipeline`).
+# artifacts (models/registry, data/online/snapshot.bin,
+# data/profile/train.json: `make pipeline`).
 #
 # Environment: DOCKER (default /usr/bin/docker, the client that builds with
 # BuildKit; /usr/local/bin/docker on these machines has no buildx),
@@ -39,7 +42,7 @@ unset COMPOSE_FILE
 step() { printf '\n== docker-test: %s\n' "$*"; }
 fail() { echo "docker-test FAILED: $*" >&2; exit 1; }
 
-for f in models/registry/index.json data/online/snapshot.bin examples/predict.json; do
+for f in models/registry/index.json data/online/snapshot.bin data/profile/train.json examples/predict.json; do
   [ -s "$f" ] || fail "$f is missing: run \`make pipeline\` first"
 done
 command -v jq >/dev/null || fail "jq is not installed"
@@ -195,6 +198,24 @@ jq -e '(.is_revenge_spending | type == "boolean") and (.probability >= 0 and .pr
 curl -fsS "$url/version" >"$work/version.json"
 jq -e --arg v "$production" '.origin.registry_version == $v' "$work/version.json" >/dev/null \
   || fail "serving $(jq -c .origin "$work/version.json"), expected registry version $production"
+
+step "drift gauges in /metrics"
+jq -e '.drift_profile == "/app/data/profile/train.json" and (.drift_features | length > 0)' \
+  "$work/version.json" >/dev/null || fail "no drift gauges: $(jq -c '{drift_profile, drift_features}' "$work/version.json")"
+# The prediction reaches the window through the log's writer thread, a few
+# milliseconds after its answer.
+gauged=
+for _ in $(seq 1 40); do
+  curl -fsS "$url/metrics" >"$work/metrics.txt"
+  if grep -q '^revspend_feature_psi{feature="' "$work/metrics.txt" \
+    && awk '$1 == "revspend_drift_window_requests" && $2 >= 1 { ok = 1 } END { exit !ok }' "$work/metrics.txt"; then
+    gauged=1; break
+  fi
+  sleep 0.25
+done
+[ -n "$gauged" ] || { grep -E '^revspend_(feature|drift)' "$work/metrics.txt" >&2 || true; fail "no revspend_feature_psi gauge after a prediction"; }
+grep -E '^revspend_(feature_psi_max|drift_window_requests) |^process_cpu_seconds_total ' "$work/metrics.txt"
+echo "$(grep -c '^revspend_feature_psi{' "$work/metrics.txt") feature PSI gauges"
 
 step "promote $target on the host; the container follows without a restart"
 reg promote "$target"

@@ -196,11 +196,16 @@ expect(env.get("REVSPEND_ALLOW_DEVELOPMENT_KEY") == "true",
        f"development key opt-in default {env.get('REVSPEND_ALLOW_DEVELOPMENT_KEY')!r}")
 expect(dev_key not in json.dumps(root), "the public development key is spelled out in compose")
 expect(env.get("RUST_LOG") == "info", f"RUST_LOG {env.get('RUST_LOG')!r}")
+# The drift gauges' reference: the profile mounted below.
+expect(env.get("REVSPEND_DRIFT_PROFILE") == "/app/data/profile/train.json",
+       f"REVSPEND_DRIFT_PROFILE {env.get('REVSPEND_DRIFT_PROFILE')!r}")
 for var in ("REVSPEND_BIND", "REVSPEND_MODEL", "REVSPEND_SNAPSHOT"):
     expect(var not in env, f"{var} overridden in compose (the image sets it)")
 vols = {v["target"]: v for v in s.get("volumes", [])}
 for target, source in (("/app/models", repo / "models"),
-                       ("/app/data/online", repo / "data" / "online")):
+                       ("/app/data/online", repo / "data" / "online"),
+                       ("/app/data/profile", repo / "data" / "profile"),
+                       ("/app/config", repo / "config")):
     v = vols.get(target)
     if v is None:
         errors.append(f"no volume at {target}")
@@ -208,7 +213,10 @@ for target, source in (("/app/models", repo / "models"),
     expect(v.get("type") == "bind", f"{target}: type {v.get('type')!r}")
     expect(Path(v.get("source", "")) == source, f"{target}: source {v.get('source')!r} != {source}")
     expect(v.get("read_only") is True, f"{target}: not read-only")
-expect(len(vols) == 2, f"unexpected volumes {sorted(vols)}")
+# The read-only binds above, and the logs volume: the one writable place.
+expect(set(vols) == {"/app/models", "/app/data/online", "/app/data/profile", "/app/config", "/app/logs"},
+       f"unexpected volumes {sorted(vols)}")
+expect(vols.get("/app/logs", {}).get("type") == "volume", f"/app/logs: {vols.get('/app/logs')}")
 expect(s.get("read_only") is True, "root filesystem not read-only")
 expect(s.get("restart") == "unless-stopped", f"restart {s.get('restart')!r}")
 hc = s.get("healthcheck", {})
@@ -221,7 +229,8 @@ expect(keyed.get("REVSPEND_PSEUDONYM_KEY") == "from-the-environment",
 
 baked = load("baked")["services"]["serve"]
 expect(baked.get("build", {}).get("target") == "baked", f"baked target {baked.get('build')}")
-expect(not baked.get("volumes"), f"baked override keeps volumes {baked.get('volumes')}")
+expect([v.get("target") for v in baked.get("volumes", [])] == ["/app/logs"],
+       f"baked override keeps artifact mounts {baked.get('volumes')}")
 expect(baked.get("image") != s.get("image"), "baked image tag equals the default tag")
 expect(baked.get("ports") == s.get("ports"), "baked override changed ports")
 # The baked image has model.bin, not the registry: REVSPEND_REGISTRY would
@@ -386,6 +395,7 @@ for path, want in [("target/release/serve", True), (".git/HEAD", True),
                    (".venv/bin/python", True), (".dvc/cache/files/md5/ab/cd", True),
                    ("data/raw/transactions_1.csv", True), ("reports/metrics.json", True),
                    ("models/model.bin", False), ("data/online/snapshot.bin", False),
+                   ("data/profile/train.json", False),
                    ("crates/serve/target/debug/x", True)]:
     expect(ignored(path) == want, f"dockerignore: {path} ignored={ignored(path)}, want {want}")
 

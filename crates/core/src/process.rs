@@ -1,8 +1,8 @@
 //! What this process has used so far, read from `/proc/self` (Linux; every
 //! reader returns `None` elsewhere or when the file cannot be read): CPU
-//! time and minor page faults from `stat`, peak resident memory from
-//! `status`. The one `/proc` reader of the workspace: build-features' phase
-//! clock and train's run report both use it.
+//! time and minor page faults from `stat`, peak and current resident
+//! memory from `status`. The one `/proc` reader of the workspace: build-features' phase
+//! clock, train's run report and the server's process metrics use it.
 
 /// CPU time and page faults of this process so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +35,18 @@ pub fn usage() -> Option<Usage> {
 /// Peak resident set size (`VmHWM`) in MiB, from `/proc/self/status`.
 pub fn peak_rss_mb() -> Option<f64> {
     parse_peak_rss_mb(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// Resident set size now (`VmRSS`) in bytes, from `/proc/self/status`: the
+/// server's `process_resident_memory_bytes`.
+pub fn rss_bytes() -> Option<u64> {
+    parse_rss_bytes(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+fn parse_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn parse_stat(stat: &str) -> Option<Usage> {
@@ -77,6 +89,8 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1024 kB\n";
         assert_eq!(parse_peak_rss_mb(status), Some(2.0));
         assert_eq!(parse_peak_rss_mb("Name:\tx\n"), None);
+        assert_eq!(parse_rss_bytes(status), Some(1024 * 1024));
+        assert_eq!(parse_rss_bytes("Name:\tx\n"), None);
     }
 
     #[test]

@@ -110,8 +110,18 @@ pub fn psi(reference: &NumericProfile, values: &[f64]) -> f64 {
         return f64::NAN;
     }
     let actual = Binner::new(edges).count(values.iter().copied());
+    psi_from_counts(expected, &actual)
+}
+
+/// [`psi`] from bin counts already made: `expected` the reference's
+/// histogram counts, `actual` the new values' counts in the same bins (as
+/// [`bin_of`] assigns them). NaN when the two have different lengths or
+/// either side is empty. The one PSI definition the monitor and the
+/// server's live gauges share.
+pub fn psi_from_counts(expected: &[u64], actual: &[u64]) -> f64 {
+    let expected_total: u64 = expected.iter().sum();
     let actual_total: u64 = actual.iter().sum();
-    if actual_total == 0 {
+    if expected.len() != actual.len() || expected_total == 0 || actual_total == 0 {
         return f64::NAN;
     }
     let proportion = |count: u64, total: u64| {
@@ -123,7 +133,7 @@ pub fn psi(reference: &NumericProfile, values: &[f64]) -> f64 {
     };
     expected
         .iter()
-        .zip(&actual)
+        .zip(actual)
         .map(|(&e, &a)| {
             let e = proportion(e, expected_total);
             let a = proportion(a, actual_total);
@@ -350,6 +360,21 @@ fn histogram(values: &[f64], min: f64, max: f64, bins: usize) -> Histogram {
     Histogram { edges, counts }
 }
 
+/// The bin of a finite `x` among the histogram `edges` of a profile, by the
+/// rule of [`psi`]: bin `i` holds `edges[i] <= x < edges[i + 1]`, the last
+/// bin is closed on the right, and values beyond either end go to the outer
+/// bins (a shift past the reference range still shows, piled in an outer
+/// bin). `None` for NaN and infinities, which the profile keeps out of its
+/// histogram, and when `edges` holds fewer than two edges (no histogram).
+/// Callers that stream values one at a time (the server's live drift
+/// gauges) bin with this and score with [`psi_from_counts`].
+pub fn bin_of(edges: &[f64], x: f64) -> Option<usize> {
+    if edges.len() < 2 || !x.is_finite() {
+        return None;
+    }
+    Some(Binner::new(edges).index(x))
+}
+
 /// Counts values into the bins of `edges` (at least two, ascending): bin `i`
 /// holds `edges[i] <= x < edges[i + 1]`, the last bin is closed on the right,
 /// and values beyond either end go to the outer bins.
@@ -441,5 +466,28 @@ mod tests {
         let shifted: Vec<f64> = values.iter().map(|v| v + 50.0).collect();
         assert!(psi(&reference, &shifted) > 0.25);
         assert!(psi(&reference, &[]).is_nan());
+    }
+
+    #[test]
+    fn streamed_bins_give_the_psi_of_the_values() {
+        let values: Vec<f64> = (0..1000).map(|i| f64::from(i % 97) * 1.5).collect();
+        let reference = numeric_from_values(values.clone(), 0, 0, 0, 12);
+        let edges = &reference.histogram.edges;
+        let new: Vec<f64> = values.iter().map(|v| v * 1.3 - 20.0).collect();
+        let mut counts = vec![0u64; reference.histogram.counts.len()];
+        for &x in &new {
+            counts[bin_of(edges, x).expect("finite value, real histogram")] += 1;
+        }
+        let streamed = psi_from_counts(&reference.histogram.counts, &counts);
+        assert!((streamed - psi(&reference, &new)).abs() < 1e-12, "{streamed}");
+        // Beyond the ends: the outer bins; never a bin for what the profile
+        // leaves out.
+        assert_eq!(bin_of(edges, -1e12), Some(0));
+        assert_eq!(bin_of(edges, 1e12), Some(11));
+        assert_eq!(bin_of(edges, f64::NAN), None);
+        assert_eq!(bin_of(edges, f64::INFINITY), None);
+        assert_eq!(bin_of(&[1.0], 1.0), None);
+        assert!(psi_from_counts(&[1, 2], &[0, 0]).is_nan());
+        assert!(psi_from_counts(&[1, 2], &[1]).is_nan());
     }
 }

@@ -39,6 +39,10 @@ pub const DEFAULT_FEEDBACK_CAPACITY: usize = 250_000;
 /// start so their feedback is still taken (30 days).
 pub const DEFAULT_FEEDBACK_WINDOW_HOURS: i64 = 720;
 
+/// The reference profile the drift gauges read when no path is given and
+/// the file exists (build-features writes it there).
+pub const DEFAULT_DRIFT_PROFILE: &str = "data/profile/train.json";
+
 /// Server settings, from flags and environment (never `params.yaml`).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -86,6 +90,11 @@ pub struct Config {
     pub feedback_capacity: usize,
     /// Hours of predictions read back from the log at start for feedback.
     pub feedback_window_hours: i64,
+    /// The training profile the drift gauges compare requests to; none:
+    /// the gauges are off.
+    pub drift_profile: Option<PathBuf>,
+    /// How far back the drift gauges look (at least 10 ms).
+    pub drift_window: std::time::Duration,
 }
 
 /// Where the server's model comes from.

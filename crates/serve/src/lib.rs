@@ -9,8 +9,9 @@
 //! leaves the serving one in place). Routes, one module each under
 //! `routes/`: `/predict`, `/predict/batch`, MLflow's `/invocations` and
 //! `/ping`, the Open Inference Protocol's `/v2/...`, `/health/live`,
-//! `/health/ready`, `/version`, and `/admin/reload` and `/admin/rollback`
-//! behind a bearer token.
+//! `/health/ready`, `/version`, `/metrics` (with live per-feature drift
+//! gauges against the training profile: [`DriftWindow`]), and
+//! `/admin/reload` and `/admin/rollback` behind a bearer token.
 //!
 //! The server refuses a model whose pseudonymisation key is not the one the
 //! snapshot was made with (their key fingerprints differ, and every
@@ -26,6 +27,7 @@
 
 mod access_log;
 mod config;
+mod drift;
 mod error;
 pub mod experiment;
 mod loading;
@@ -38,10 +40,12 @@ mod startup;
 mod state;
 
 pub use config::{
-    AdminToken, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_FEEDBACK_CAPACITY, DEFAULT_FEEDBACK_WINDOW_HOURS,
-    DEFAULT_LOG_FILE_MAX_BYTES, DEFAULT_LOG_QUEUE, DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_SHADOW_QUEUE, ModelSource,
+    AdminToken, Config, DEFAULT_BODY_TIMEOUT, DEFAULT_DRIFT_PROFILE, DEFAULT_FEEDBACK_CAPACITY,
+    DEFAULT_FEEDBACK_WINDOW_HOURS, DEFAULT_LOG_FILE_MAX_BYTES, DEFAULT_LOG_QUEUE,
+    DEFAULT_MAX_BATCH_BODY_BYTES, DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, DEFAULT_SHADOW_QUEUE,
+    ModelSource,
 };
+pub use drift::{DEFAULT_DRIFT_WINDOW, DriftReading, DriftWindow, PSI_ALARM, PSI_WARN};
 pub use error::{ApiError, ErrorBody};
 pub use loading::check_keys;
 pub use routes::batch::{BatchItem, BatchResponse};

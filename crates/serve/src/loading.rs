@@ -18,6 +18,7 @@ use revspend_core::features::OnlineSnapshot;
 use revspend_core::model::ModelArtifact;
 use revspend_core::pseudonym::{self, Pseudonymiser};
 
+use crate::drift::DriftWindow;
 use crate::experiment::Deployment;
 use crate::experiment::bandit::Bandit;
 use crate::experiment::feedback::PendingIndex;
@@ -67,6 +68,7 @@ impl AppState {
             ),
             pending: PendingIndex::new(crate::config::DEFAULT_FEEDBACK_CAPACITY),
             log,
+            drift: None,
             metrics,
             access_log: crate::access_log::AccessLog::default(),
         };
@@ -93,15 +95,43 @@ impl AppState {
     /// 503 on `/health/ready` and the scoring routes. Opens the prediction
     /// log (closing files a killed run left open).
     pub fn unloaded(config: &Config, pseudonymiser: Pseudonymiser) -> anyhow::Result<AppState> {
-        let metrics = Metrics::new();
-        let log = Arc::new(match &config.prediction_log {
-            Some(dir) => PredictionLog::start(
+        let mut metrics = Metrics::new();
+        let drift = match &config.drift_profile {
+            Some(path) => {
+                let window = Arc::new(DriftWindow::load(path, config.drift_window)?);
+                log::info!(
+                    "drift gauges on: PSI per feature against {} over the last {} s of requests",
+                    path.display(),
+                    config.drift_window.as_secs_f64()
+                );
+                metrics.register_drift(window.clone());
+                Some(window)
+            }
+            None => {
+                log::warn!(
+                    "drift gauges off: no reference profile (--drift-profile or REVSPEND_DRIFT_PROFILE; \
+                     {} when it exists), or --no-drift",
+                    crate::DEFAULT_DRIFT_PROFILE
+                );
+                None
+            }
+        };
+        let log = Arc::new(match (&config.prediction_log, &drift) {
+            (Some(dir), _) => PredictionLog::start(
                 dir,
                 config.log_file_max_bytes,
                 config.log_queue,
                 metrics.log_counters(),
+                drift.clone(),
             )?,
-            None => {
+            (None, Some(drift)) => {
+                log::warn!(
+                    "no --prediction-log: predictions and feedback are not logged (a thread still \
+                     bins predictions for the drift gauges)"
+                );
+                PredictionLog::drift_only(config.log_queue, metrics.log_counters(), drift.clone())?
+            }
+            (None, None) => {
                 log::warn!("no --prediction-log: predictions and feedback are not logged");
                 PredictionLog::disabled(metrics.log_counters())
             }
@@ -124,6 +154,7 @@ impl AppState {
             shadow: ShadowPool::start(config.shadow_queue, log.clone(), metrics.shadow_counters()),
             pending: PendingIndex::new(config.feedback_capacity),
             log,
+            drift,
             metrics,
             access_log: crate::access_log::AccessLog::new(config.access_log_every),
         })
@@ -141,6 +172,7 @@ impl AppState {
         };
         let (deployment, _) = self.assemble(routing, snapshot, None)?;
         log_deployment(&deployment);
+        self.follow_drift(&deployment);
         self.current.store(Some(Arc::new(deployment)));
         self.metrics.reload(true);
         if let Some(dir) = &self.log_dir {
@@ -400,9 +432,39 @@ impl AppState {
             if next.routing != current.routing {
                 log_deployment(&next);
             }
+            if let Some(drift) = &self.drift
+                && next.primary().model_version() != current.primary().model_version()
+                && let Err(e) = drift.reread()
+            {
+                log::error!("drift gauges: {e:#} (the profile read before stays)");
+            }
+            self.follow_drift(&next);
             self.current.store(Some(Arc::new(next)));
         }
         Ok(outcome)
+    }
+
+    /// Points the drift gauges at the features of `deployment`'s primary
+    /// model (a change of features empties the window).
+    fn follow_drift(&self, deployment: &Deployment) {
+        let Some(drift) = &self.drift else { return };
+        let features = &deployment.primary().model.features;
+        let before = drift.features();
+        let missing = drift.follow(features);
+        let now = drift.features();
+        // Said when the features change (and at the first load), not at
+        // every reload.
+        if before == now && !before.is_empty() {
+            return;
+        }
+        log::info!("drift gauges: {} features ({})", now.len(), now.join(", "));
+        if !missing.is_empty() {
+            log::warn!(
+                "drift gauges: the profile {} has no histogram of {} (no gauge)",
+                drift.source().display(),
+                missing.join(", ")
+            );
+        }
     }
 
     /// The registry and alias the server follows, when it follows one.

@@ -130,6 +130,21 @@ struct Args {
     #[arg(long, env = "REVSPEND_FEEDBACK_WINDOW_HOURS", default_value_t = serve::DEFAULT_FEEDBACK_WINDOW_HOURS,
           value_parser = clap::value_parser!(i64).range(0..=87_600))]
     feedback_window_hours: i64,
+    /// The training profile (written by build-features) the drift gauges
+    /// of `/metrics` compare the requests to, feature by feature
+    /// (`revspend_feature_psi`). Without it, `data/profile/train.json` is
+    /// used when it exists, else the gauges are off (the start-up log and
+    /// `/version` say so); a path given here must exist.
+    #[arg(long, env = "REVSPEND_DRIFT_PROFILE")]
+    drift_profile: Option<PathBuf>,
+    /// Turn the drift gauges off (wins over --drift-profile).
+    #[arg(long, env = "REVSPEND_NO_DRIFT")]
+    no_drift: bool,
+    /// Seconds of requests the drift gauges look back over (a ring of ten
+    /// buckets: the window slides a tenth of itself at a time).
+    #[arg(long, env = "REVSPEND_DRIFT_WINDOW_SECS", default_value_t = serve::DEFAULT_DRIFT_WINDOW.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=7 * 86_400))]
+    drift_window_secs: u64,
 }
 
 impl Args {
@@ -173,6 +188,12 @@ impl Args {
             shadow_queue: usize::try_from(self.shadow_queue).unwrap_or(usize::MAX),
             feedback_capacity: usize::try_from(self.feedback_capacity).unwrap_or(usize::MAX),
             feedback_window_hours: self.feedback_window_hours,
+            drift_profile: match (self.no_drift, self.drift_profile) {
+                (true, _) => None,
+                (false, Some(path)) => Some(path),
+                (false, None) => Some(PathBuf::from(serve::DEFAULT_DRIFT_PROFILE)).filter(|p| p.is_file()),
+            },
+            drift_window: std::time::Duration::from_secs(self.drift_window_secs),
         })
     }
 }

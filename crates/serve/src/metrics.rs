@@ -1,10 +1,14 @@
 //! `GET /metrics` in the Prometheus (OpenMetrics) text format, with the
 //! official client (`prometheus-client`): requests and latency per route,
 //! method and status; predictions and decisions per model version; cold
-//! starts; the probability histogram; batch sizes; reloads (swapped and
-//! refused) and the served model's load time. Route labels are the route
-//! patterns (`/v2/models/{name}/infer`), never raw paths, so a client cannot
-//! grow the label set.
+//! starts; the probability histogram (overall and per variant); batch
+//! sizes; reloads (swapped and refused) and the served model's load time;
+//! the live drift gauges ([`crate::drift`]); and the standard
+//! `process_cpu_seconds_total` and `process_resident_memory_bytes` (Linux),
+//! read at scrape time, so serving CPU per prediction is the difference of
+//! two scrapes. Route labels are the route patterns
+//! (`/v2/models/{name}/infer`), never raw paths, so a client cannot grow the
+//! label set.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,9 +47,9 @@ struct DecisionLabels {
 }
 
 /// The counters of one variant and model version's decisions (flagged, not
-/// flagged), looked up once per variant and model rather than once per
-/// prediction.
-type DecisionCounters = (String, String, Counter, Counter);
+/// flagged) and the variant's probability histogram, looked up once per
+/// variant and model rather than once per prediction.
+type DecisionCounters = (String, String, Counter, Counter, Histogram);
 
 // Variant names are interned too ([`label`]): they come from the routing
 // file, a small set, and a request's observation allocates nothing.
@@ -121,6 +125,7 @@ pub struct Metrics {
     predictions: Family<DecisionLabels, Counter>,
     cold_starts: Counter,
     probability: Histogram,
+    variant_probability: Family<VariantLabels, Histogram>,
     batch_rows: Histogram,
     reloads: Family<OutcomeLabels, Counter>,
     model_loaded: Gauge,
@@ -132,6 +137,9 @@ pub struct Metrics {
     pending: Gauge,
     log: LogCounters,
     shadow: ShadowCounters,
+    /// The metrics named by Prometheus' conventions rather than ours
+    /// (`process_*`): a registry without the `revspend` prefix.
+    process: Registry,
 }
 
 impl Default for Metrics {
@@ -181,6 +189,15 @@ impl Metrics {
             "prediction_probability",
             "Calibrated probabilities returned",
             probability.clone(),
+        );
+        let variant_probability = Family::<VariantLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(linear_buckets(0.05, 0.05, 19))
+        });
+        registry.register(
+            "variant_prediction_probability",
+            "Calibrated probabilities returned, by the variant that answered (the score \
+             distribution each variant serves)",
+            variant_probability.clone(),
         );
         let batch_rows = Histogram::new(exponential_buckets(1.0, 4.0, 9));
         registry.register(
@@ -286,6 +303,10 @@ impl Metrics {
             "Rows a shadow model could not score",
             shadow.failed.clone(),
         );
+        let mut process = Registry::default();
+        if cfg!(target_os = "linux") {
+            process.register_collector(Box::new(ProcessCollector));
+        }
         Metrics {
             registry,
             requests,
@@ -293,6 +314,7 @@ impl Metrics {
             predictions,
             cold_starts,
             probability,
+            variant_probability,
             batch_rows,
             reloads,
             model_loaded,
@@ -304,7 +326,14 @@ impl Metrics {
             pending,
             log,
             shadow,
+            process,
         }
+    }
+
+    /// Exports the drift gauges of `window`, computed at each scrape.
+    pub fn register_drift(&mut self, window: std::sync::Arc<crate::drift::DriftWindow>) {
+        self.registry
+            .register_collector(Box::new(crate::drift::DriftGauges(window)));
     }
 
     /// The prediction log's counters, registered here.
@@ -371,13 +400,13 @@ impl Metrics {
     }
 
     /// The decision counters of `variant` serving `model_version`.
-    fn decision_counters(&self, variant: &str, model_version: &str) -> (Counter, Counter) {
+    fn decision_counters(&self, variant: &str, model_version: &str) -> (Counter, Counter, Histogram) {
         if let Ok(cached) = self.decisions.read()
-            && let Some((_, _, flagged, not_flagged)) = cached
+            && let Some((_, _, flagged, not_flagged, probability)) = cached
                 .iter()
-                .find(|(v, m, _, _)| v == variant && m == model_version)
+                .find(|(v, m, _, _, _)| v == variant && m == model_version)
         {
-            return (flagged.clone(), not_flagged.clone());
+            return (flagged.clone(), not_flagged.clone(), probability.clone());
         }
         let counter = |decision| {
             self.predictions
@@ -389,6 +418,12 @@ impl Metrics {
                 .clone()
         };
         let (flagged, not_flagged) = (counter("flagged"), counter("not_flagged"));
+        let probability = self
+            .variant_probability
+            .get_or_create(&VariantLabels {
+                variant: label(variant),
+            })
+            .clone();
         if let Ok(mut cached) = self.decisions.write() {
             // Variants and models change rarely; a bound keeps a long-lived
             // server's cache small across many reloads.
@@ -400,16 +435,17 @@ impl Metrics {
                 model_version.to_owned(),
                 flagged.clone(),
                 not_flagged.clone(),
+                probability.clone(),
             ));
         }
-        (flagged, not_flagged)
+        (flagged, not_flagged, probability)
     }
 
     /// Predictions returned (one request's).
     pub fn predictions(&self, predictions: &[Prediction]) {
-        let mut counters: Option<(&str, &str, (Counter, Counter))> = None;
+        let mut counters: Option<(&str, &str, (Counter, Counter, Histogram))> = None;
         for p in predictions {
-            let (flagged, not_flagged) = match &counters {
+            let (flagged, not_flagged, variant_probability) = match &counters {
                 Some((variant, version, c)) if *variant == p.variant && *version == p.model_version => c,
                 _ => {
                     let c = self.decision_counters(&p.variant, &p.model_version);
@@ -427,6 +463,7 @@ impl Metrics {
                 self.cold_starts.inc();
             }
             self.probability.observe(p.probability);
+            variant_probability.observe(p.probability);
         }
     }
 
@@ -450,8 +487,47 @@ impl Metrics {
 
     /// The text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        use prometheus_client::encoding::text;
         let mut out = String::with_capacity(8 * 1024);
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        text::encode_registry(&mut out, &self.registry)?;
+        text::encode_registry(&mut out, &self.process)?;
+        text::encode_eof(&mut out)?;
         Ok(out)
+    }
+}
+
+/// `process_cpu_seconds_total` and `process_resident_memory_bytes`, read
+/// from `/proc/self` at each scrape (as Prometheus' own clients export
+/// them); a value that cannot be read is left out.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        if let Some(usage) = revspend_core::process::usage() {
+            let counter = ConstCounter::new(usage.cpu_seconds());
+            counter.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        if let Some(bytes) = revspend_core::process::rss_bytes() {
+            let gauge = ConstGauge::new(bytes);
+            gauge.encode(encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }

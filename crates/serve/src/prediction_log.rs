@@ -12,6 +12,13 @@
 //! Feedback is not dropped: it waits (up to a second) for room in the
 //! queue, and is acknowledged only once written and handed to the
 //! operating system; otherwise the client gets a 503 and retries.
+//!
+//! The same thread bins each prediction's features into the live drift
+//! window ([`crate::drift`]), so the request path pays nothing for the
+//! drift gauges. Without a log directory but with the gauges on, the thread
+//! runs for them alone ([`PredictionLog::drift_only`]): predictions are
+//! queued and binned, nothing is written, and shadow scores and feedback
+//! are not queued.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -30,6 +37,7 @@ use revspend_core::artifact::prediction_log::{
 };
 
 use crate::Serving;
+use crate::drift::DriftWindow;
 
 /// How often the writer syncs to disk when records keep coming.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -88,6 +96,9 @@ pub struct LogCounters {
 #[derive(Debug)]
 pub struct PredictionLog {
     sender: Option<SyncSender<Entry>>,
+    /// Whether records are written to files (false: the thread only feeds
+    /// the drift window).
+    writes: bool,
     counters: LogCounters,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -98,9 +109,31 @@ impl PredictionLog {
     pub fn disabled(counters: LogCounters) -> PredictionLog {
         PredictionLog {
             sender: None,
+            writes: false,
             counters,
             thread: Mutex::new(None),
         }
+    }
+
+    /// No log, but the drift gauges on: a queue of `capacity` predictions
+    /// and a thread that bins them into `drift`, writing nothing.
+    pub fn drift_only(
+        capacity: usize,
+        counters: LogCounters,
+        drift: Arc<DriftWindow>,
+    ) -> anyhow::Result<PredictionLog> {
+        let (sender, receiver) = mpsc::sync_channel(capacity.max(1));
+        let thread_counters = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("drift-window".into())
+            .spawn(move || write_loop(None, receiver, thread_counters, Some(drift)))
+            .context("cannot start the drift window's thread")?;
+        Ok(PredictionLog {
+            sender: Some(sender),
+            writes: false,
+            counters,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Opens the log in `dir` (closing files a killed writer left open)
@@ -110,6 +143,7 @@ impl PredictionLog {
         max_file_bytes: u64,
         capacity: usize,
         counters: LogCounters,
+        drift: Option<Arc<DriftWindow>>,
     ) -> anyhow::Result<PredictionLog> {
         let writer_name = format!("serve {}", env!("CARGO_PKG_VERSION"));
         let (writer, recovered) = LogWriter::open(dir, max_file_bytes, &writer_name)
@@ -124,7 +158,7 @@ impl PredictionLog {
         let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("prediction-log".into())
-            .spawn(move || write_loop(writer, receiver, thread_counters))
+            .spawn(move || write_loop(Some(writer), receiver, thread_counters, drift))
             .context("cannot start the prediction log's writer thread")?;
         log::info!(
             "prediction log: {} (queue {capacity} records, files up to {max_file_bytes} bytes)",
@@ -132,14 +166,20 @@ impl PredictionLog {
         );
         Ok(PredictionLog {
             sender: Some(sender),
+            writes: true,
             counters,
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Whether records go anywhere.
+    /// Whether predictions go anywhere (a file, or the drift window).
     pub fn enabled(&self) -> bool {
         self.sender.is_some()
+    }
+
+    /// Whether records are written to the log's files.
+    pub fn writes(&self) -> bool {
+        self.writes
     }
 
     fn offer(&self, entry: Entry) {
@@ -161,6 +201,9 @@ impl PredictionLog {
 
     /// Queues a shadow score; dropped and counted when the queue is full.
     pub fn shadow(&self, record: ShadowRecord) {
+        if !self.writes {
+            return;
+        }
         self.offer(Entry::Shadow(Box::new(record)));
     }
 
@@ -168,7 +211,7 @@ impl PredictionLog {
     /// operating system. False when they could not be (queue full for a
     /// second, a write error, the log closing): nothing was acknowledged.
     pub fn feedback(&self, records: Vec<FeedbackRecord>) -> bool {
-        let Some(sender) = &self.sender else {
+        let Some(sender) = self.sender.as_ref().filter(|_| self.writes) else {
             return true;
         };
         let (ack, acked) = mpsc::sync_channel(1);
@@ -207,7 +250,14 @@ impl PredictionLog {
     }
 }
 
-fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCounters) {
+/// The thread's loop: `writer` none when nothing is written (the drift
+/// window alone), `drift` none when the gauges are off.
+fn write_loop(
+    mut writer: Option<LogWriter>,
+    receiver: Receiver<Entry>,
+    counters: LogCounters,
+    drift: Option<Arc<DriftWindow>>,
+) {
     let mut last_sync = Instant::now();
     let mut unsynced = false;
     let mut pause = PAUSE;
@@ -233,18 +283,27 @@ fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCou
             match entry {
                 Entry::Stop => stop = true,
                 Entry::Prediction(p) => {
-                    ok &= write_prediction(&mut writer, &p, &counters.errors);
-                    counters.predictions.inc();
+                    if let Some(drift) = &drift {
+                        drift.record(p.time.timestamp_millis(), &p.serving.model.features, &p.features);
+                    }
+                    if let Some(writer) = writer.as_mut() {
+                        ok &= write_prediction(writer, &p, &counters.errors);
+                        counters.predictions.inc();
+                    }
                 }
                 Entry::Shadow(s) => {
-                    ok &= write(&mut writer, format::now(), &LogLine::Shadow(&s), &counters.errors);
-                    counters.shadows.inc();
+                    if let Some(writer) = writer.as_mut() {
+                        ok &= write(writer, format::now(), &LogLine::Shadow(&s), &counters.errors);
+                        counters.shadows.inc();
+                    }
                 }
                 Entry::Feedback(records, ack) => {
-                    let time = format::now();
-                    for r in &records {
-                        ok &= write(&mut writer, time, &LogLine::Feedback(r), &counters.errors);
-                        counters.feedbacks.inc();
+                    if let Some(writer) = writer.as_mut() {
+                        let time = format::now();
+                        for r in &records {
+                            ok &= write(writer, time, &LogLine::Feedback(r), &counters.errors);
+                            counters.feedbacks.inc();
+                        }
                     }
                     acks.push(ack);
                 }
@@ -255,7 +314,9 @@ fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCou
             }
             next = receiver.try_recv().ok();
         }
-        if taken > 0 {
+        if taken > 0
+            && let Some(writer) = writer.as_mut()
+        {
             unsynced = true;
             if let Err(e) = writer.flush() {
                 counters.errors.inc();
@@ -267,12 +328,17 @@ fn write_loop(mut writer: LogWriter, receiver: Receiver<Entry>, counters: LogCou
             let _ = ack.send(ok);
         }
         if stop {
-            if let Err(e) = writer.close() {
+            if let Some(writer) = writer.as_mut()
+                && let Err(e) = writer.close()
+            {
                 log::error!("prediction log: closing: {e}");
             }
             return;
         }
-        if unsynced && last_sync.elapsed() >= SYNC_EVERY {
+        if unsynced
+            && last_sync.elapsed() >= SYNC_EVERY
+            && let Some(writer) = writer.as_mut()
+        {
             if let Err(e) = writer.sync() {
                 counters.errors.inc();
                 log::error!("prediction log: {e}");

@@ -217,6 +217,8 @@ pub struct AppState {
     pub(crate) metrics: crate::metrics::Metrics,
     pub(crate) access_log: crate::access_log::AccessLog,
     pub(crate) log: Arc<PredictionLog>,
+    /// The live drift gauges' window (none: the gauges are off).
+    pub(crate) drift: Option<Arc<crate::drift::DriftWindow>>,
     pub(crate) pending: PendingIndex,
     pub(crate) shadow: ShadowPool,
 }

@@ -113,6 +113,6 @@ pub(crate) async fn experiment(state: web::Data<AppState>) -> Result<web::Json<E
         bandit,
         routing_file: state.routing_path().map(|p| p.display().to_string()),
         pending_feedback: state.pending.len(),
-        prediction_log: state.log.enabled(),
+        prediction_log: state.log.writes(),
     }))
 }

@@ -25,12 +25,23 @@ pub struct Version {
     pub key_fingerprint: String,
     pub snapshot_as_of: Option<String>,
     pub snapshot_customers: usize,
+    /// The training profile the drift gauges of `/metrics` compare the
+    /// requests to; null: the gauges are off.
+    #[serde(default)]
+    pub drift_profile: Option<String>,
+    /// The features with a drift gauge.
+    #[serde(default)]
+    pub drift_features: Vec<String>,
+    /// The drift window's length; null when the gauges are off.
+    #[serde(default)]
+    pub drift_window_seconds: Option<f64>,
 }
 
 /// What exactly is serving: model, registry version, data and params hashes, snapshot, build.
 #[utoipa::path(get, path = "/version", tag = "operations", responses((status = 200, description = "What exactly is serving", body = Version), (status = 503, description = "The first model is still loading", body = crate::ErrorBody)))]
-pub(crate) async fn version(state: web::Data<AppState>) -> Result<web::Json<Version>, ApiError> {
-    let state = state.serving()?;
+pub(crate) async fn version(app: web::Data<AppState>) -> Result<web::Json<Version>, ApiError> {
+    let state = app.serving()?;
+    let drift = app.drift.as_deref();
     let m = &state.model;
     Ok(web::Json(Version {
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -47,5 +58,10 @@ pub(crate) async fn version(state: web::Data<AppState>) -> Result<web::Json<Vers
         key_fingerprint: m.key_fingerprint.clone(),
         snapshot_as_of: state.snapshot.as_of.map(|d| d.to_string()),
         snapshot_customers: state.snapshot.customers.len(),
+        drift_profile: drift.map(|d| d.source().display().to_string()),
+        drift_features: drift.map_or_else(Vec::new, |d| {
+            d.features().into_iter().map(str::to_owned).collect()
+        }),
+        drift_window_seconds: drift.map(|d| d.window().as_secs_f64()),
     }))
 }

@@ -216,6 +216,8 @@ impl Fixture {
             shadow_queue: serve::DEFAULT_SHADOW_QUEUE,
             feedback_capacity: serve::DEFAULT_FEEDBACK_CAPACITY,
             feedback_window_hours: serve::DEFAULT_FEEDBACK_WINDOW_HOURS,
+            drift_profile: None,
+            drift_window: serve::DEFAULT_DRIFT_WINDOW,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod common;
 mod docs;
+mod drift;
 mod experiments;
 mod handlers;
 mod mlflow;

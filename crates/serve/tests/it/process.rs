@@ -33,6 +33,9 @@ pub fn serve(args: &[&str], cwd: &Path) -> Command {
         .env_remove("REVSPEND_STATE_DIR")
         .env_remove("REVSPEND_PREDICTION_LOG")
         .env_remove("REVSPEND_NO_PREDICTION_LOG")
+        .env_remove("REVSPEND_DRIFT_PROFILE")
+        .env_remove("REVSPEND_NO_DRIFT")
+        .env_remove("REVSPEND_DRIFT_WINDOW_SECS")
         .env("RUST_LOG", "info");
     command
 }
