@@ -675,8 +675,9 @@ mod tests {
         let f = parse(SHIPPED);
         let names: Vec<&str> = f.alarms.iter().map(|a| a.name.as_str()).collect();
         for expected in [
-            "dataset_drift",
+            "feature_drift_share",
             "feature_psi",
+            "previous_version_better",
             "prediction_psi",
             "estimated_f1_out_of_band",
             "pr_auc_drop",
@@ -684,11 +685,12 @@ mod tests {
         ] {
             assert!(names.contains(&expected), "{expected} missing from {names:?}");
         }
-        let drift = f.alarm("dataset_drift").expect("dataset_drift");
+        let drift = f.alarm("feature_drift_share").expect("feature_drift_share");
         assert_eq!(drift.action, Action::Retrain);
         assert_eq!(drift.severity, Severity::Critical);
+        assert_eq!(f.alarm("pr_auc_drop").expect("pr_auc_drop").action, Action::Retrain);
         assert_eq!(
-            f.alarm("pr_auc_drop").expect("pr_auc_drop").action,
+            f.alarm("previous_version_better").expect("previous_version_better").action,
             Action::Rollback
         );
         // The commented-out promote example is valid once uncommented.

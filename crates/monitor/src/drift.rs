@@ -467,50 +467,21 @@ pub fn psi_binned(reference: &NumericProfile, window: &NumericWindow) -> Result<
     psi_counts(r, w)
 }
 
-/// Share of the reference each bin of [`psi_merged`] holds at least: the
-/// scorecard convention scores PSI on ten to twenty quantile bins, so no bin
-/// is nearly empty.
-pub const PSI_MIN_BIN_SHARE: f64 = 0.05;
+pub use revspend_core::profile::PSI_MIN_BIN_SHARE;
 
-/// [`psi_binned`] after merging adjacent reference bins until each holds at
-/// least `min_share` of the reference (a short last group joins the one
-/// before). On a skewed feature most of twenty equal-width bins hold a sliver
-/// of the reference; a window that happens to leave one empty then scores
-/// `r · ln(r / ε)` there (about 0.3 for a bin of 2 %), a false alarm that the
-/// merged bins, like the quantile bins PSI is usually computed on, do not
-/// raise. Values outside the reference range still land in the outer groups.
+/// [`psi_binned`] on bins merged until each holds `min_share` of the
+/// reference ([`revspend_core::profile::psi_merged_counts`]: the definition
+/// the server's live gauges share).
 pub fn psi_merged(
     reference: &NumericProfile,
     window: &NumericWindow,
     min_share: f64,
 ) -> Result<PsiResult, DriftError> {
     let (r, w) = numeric_counts(reference, window)?;
-    let (n, _) = check_totals(r, w)?;
-    let need = (min_share * n as f64).ceil() as u64;
-    let (mut rm, mut wm) = (Vec::new(), Vec::new());
-    let (mut ra, mut wa) = (0u64, 0u64);
-    for (&a, &b) in r.iter().zip(w) {
-        ra += a;
-        wa += b;
-        if ra >= need.max(1) {
-            rm.push(ra);
-            wm.push(wa);
-            (ra, wa) = (0, 0);
-        }
-    }
-    if ra > 0 || wa > 0 {
-        match (rm.last_mut(), wm.last_mut()) {
-            (Some(last_r), Some(last_w)) => {
-                *last_r += ra;
-                *last_w += wa;
-            }
-            _ => {
-                rm.push(ra);
-                wm.push(wa);
-            }
-        }
-    }
-    psi_counts(&rm, &wm)
+    check_totals(r, w)?;
+    Ok(PsiResult::new(revspend_core::profile::psi_merged_counts(
+        r, w, min_share,
+    )))
 }
 
 /// [`psi_binned`] over the union of categories; a category on one side only

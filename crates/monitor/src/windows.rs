@@ -129,22 +129,14 @@ mod tests {
 
     #[test]
     fn selection_prefers_flags_then_the_days_after_training_then_the_last_windows() {
-        let s = select(
-            Some(d(2020, 3, 1)),
-            None,
-            6,
-            Some(d(2020, 6, 30)),
-            Some(d(2020, 7, 1)),
-        );
+        let s = select(Some(d(2020, 3, 1)), None, 6, Some(d(2020, 6, 30)), Some(d(2020, 7, 28)));
         assert_eq!((s.from, s.to, s.last), (Some(d(2020, 3, 1)), None, None));
-        let s = select(None, None, 6, Some(d(2020, 6, 30)), Some(d(2020, 7, 1)));
+        let s = select(None, None, 6, Some(d(2020, 6, 30)), Some(d(2020, 7, 28)));
         assert_eq!((s.from, s.last), (Some(d(2020, 7, 1)), None));
-        // Training covers the last month: nothing after it, the last windows.
-        let s = select(None, None, 6, Some(d(2020, 6, 28)), Some(d(2020, 6, 1)));
-        assert_eq!((s.from, s.last), (Some(d(2020, 6, 29)), None));
-        let s = select(None, None, 6, Some(d(2020, 6, 30)), Some(d(2020, 6, 1)));
+        // Training covers every row: the last windows, in-sample.
+        let s = select(None, None, 6, Some(d(2020, 6, 28)), Some(d(2020, 6, 28)));
         assert_eq!((s.from, s.last), (None, Some(6)));
-        let s = select(None, None, 3, None, Some(d(2020, 6, 1)));
+        let s = select(None, None, 3, None, Some(d(2020, 6, 28)));
         assert_eq!(s.last, Some(3));
     }
 }

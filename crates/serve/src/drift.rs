@@ -8,7 +8,7 @@
 //! of it); a bucket older than the window is emptied when its slot comes
 //! round again, so the window slides without keeping a single row. PSI is
 //! computed only when `/metrics` is scraped, with the definition the
-//! monitor uses ([`revspend_core::profile::psi_from_counts`], values binned
+//! monitor uses ([`revspend_core::profile::psi_merged_counts`], values binned
 //! by [`revspend_core::profile::bin_of`]: beyond the reference range into
 //! the outer bins, NaN and infinities left out).
 //!
@@ -277,7 +277,7 @@ impl DriftWindow {
                 let values = counts.iter().sum();
                 (
                     r.feature.name(),
-                    profile::psi_from_counts(&r.counts, &counts),
+                    profile::psi_merged_counts(&r.counts, &counts, profile::PSI_MIN_BIN_SHARE),
                     values,
                 )
             })

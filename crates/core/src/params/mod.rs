@@ -135,6 +135,8 @@ pub(crate) fn fraction(field: &str, value: f64) -> Result<(), ParamsError> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+
     use super::*;
     use crate::features::Feature;
 
