@@ -88,6 +88,25 @@ KEEP="$log/gate" scripts/demo-gate.sh
 step "an online experiment: a bandit over the two models, fed back the outcomes"
 scripts/demo-experiment.sh "$log/gate"
 
+step "monitor: the pipeline's stage ran clean; the experiment's log read back"
+for f in reports/monitor.json reports/monitor.prom reports/monitor.html reports/monitor/drift.json; do
+  [ -s "$f" ] || fail "$f was not written"
+done
+jq -e '(.windows | length) > 0 and (.alarms.findings | length) == 0' reports/monitor.json >/dev/null \
+  || fail "the default data's monitor run has no window or raised an alarm"
+grep -q '^revspend_monitor_psi{' reports/monitor.prom || fail "no per-feature PSI in the Prometheus file"
+# The serving section on the experiment's prediction log: both variants, the
+# feedback's outcomes realised.
+(cd "$log/gate" && target=$(cd - >/dev/null && pwd) && "$target/target/debug/monitor" --params default.yaml \
+  --alarms "$target/config/alarms.yaml" --retrain-request /dev/null --prediction-log logs/predictions \
+  --stage-runs none --report monitor.json --plots-dir monitor --prometheus monitor.prom --page monitor.html)
+jq -e '[.serving.windows[].groups[]] | length == 2 and all(.with_outcome > 0 and .realised.precision != null)' \
+  "$log/gate/monitor.json" >/dev/null || fail "the monitor's serving section lacks a variant or its feedback"
+
+step "monitor on generated drift: a clean month raises no alarm; a drifted one names its features, rolls back and retrains"
+scripts/demo-monitor.sh clean
+scripts/demo-monitor.sh drift
+
 step "registry: list, show, promote, rollback, alias log, experiments"
 # The binaries scripts/stage built for the pipeline, serve and registry included.
 cargo build --quiet --locked --workspace --bins

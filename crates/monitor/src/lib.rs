@@ -183,6 +183,8 @@ pub fn run(
     )
     .context("the performance reference (test split chunks)")?;
     let test_positive_rate = test.y.iter().filter(|&&y| y).count() as f64 / test.y.len().max(1) as f64;
+    let test_rows = test.y.len();
+    drop(test);
     let reference = ProductionReference {
         profile: &profile,
         scores: &score_bins,
@@ -277,7 +279,7 @@ pub fn run(
         others: other_models,
         reference: report::ReferenceSummary {
             profile_rows: profile.rows,
-            test_rows: test.y.len(),
+            test_rows,
             test_positive_rate,
             test_pr_auc: model.test_metrics.pr_auc,
             threshold: model.threshold,

@@ -128,10 +128,21 @@ pub fn scan(
         if keep.is_empty() {
             continue;
         }
-        let x = rows.x.select_rows(&keep);
+        // Copies only when needed: a month inside the monitored days keeps
+        // every row, and production reads the columns in their order.
+        let x = if keep.len() == rows.dates.len() {
+            std::borrow::Cow::Borrowed(&rows.x)
+        } else {
+            std::borrow::Cow::Owned(rows.x.select_rows(&keep))
+        };
         let mut scores = Vec::with_capacity(scorers.len());
         for (s, pos) in scorers.iter().zip(&positions) {
-            let own = select_columns(&x, pos);
+            let identity = pos.len() == x.cols && pos.iter().enumerate().all(|(i, &j)| i == j);
+            let own = if identity {
+                std::borrow::Cow::Borrowed(x.as_ref())
+            } else {
+                std::borrow::Cow::Owned(select_columns(&x, pos))
+            };
             let p = s
                 .model
                 .predict_proba(&own)

@@ -20,7 +20,7 @@ use revspend_core::schema::DATE;
 use serde::Deserialize;
 
 use crate::error::TableError;
-use crate::parquet::read_table_verified;
+use crate::parquet::read_columns_verified;
 
 /// The feature layer's layout version this reader understands (build-features'
 /// `FEATURE_LAYER_VERSION`).
@@ -119,7 +119,7 @@ pub fn read_month(month: &LayerMonth, features: &[Feature]) -> Result<MonthRows,
     let mut expected: Vec<(&str, DataType)> =
         vec![(DATE, DataType::Date), (TARGET_COLUMN, DataType::Boolean)];
     expected.extend(features.iter().map(|f| (f.name(), DataType::Float64)));
-    let df = read_table_verified(path, &expected, &month.sha256)?;
+    let df = read_columns_verified(path, &expected, &month.sha256)?;
     let pq = |source| TableError::Parquet {
         path: path.clone(),
         source,

@@ -198,8 +198,37 @@ pub fn read_table_verified(
     parse_table(path, bytes, expected)
 }
 
+/// [`read_table_verified`] that decodes only the `expected` columns (a
+/// reader of a few columns of a wide table holds only those in memory).
+pub fn read_columns_verified(
+    path: &Path,
+    expected: &[(&str, DataType)],
+    sha256: &str,
+) -> Result<DataFrame, TableError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let got = revspend_core::artifact::sha256_hex(&bytes);
+    if got != sha256 {
+        return Err(TableError::Checksum {
+            path: path.to_owned(),
+            expected: sha256.to_owned(),
+            got,
+        });
+    }
+    let columns = expected.iter().map(|(name, _)| (*name).to_owned()).collect();
+    parse_with(path, bytes, expected, Some(columns))
+}
+
 /// Parses a table read into memory, checking its schema version and columns.
 fn parse_table(path: &Path, bytes: Vec<u8>, expected: &[(&str, DataType)]) -> Result<DataFrame, TableError> {
+    parse_with(path, bytes, expected, None)
+}
+
+fn parse_with(
+    path: &Path,
+    bytes: Vec<u8>,
+    expected: &[(&str, DataType)],
+    columns: Option<Vec<String>>,
+) -> Result<DataFrame, TableError> {
     let mut reader = ParquetReader::new(Cursor::new(bytes));
     let version = reader
         .get_metadata()
@@ -215,7 +244,15 @@ fn parse_table(path: &Path, bytes: Vec<u8>, expected: &[(&str, DataType)]) -> Re
             got: version,
         });
     }
-    let df = reader.finish().map_err(parquet_err(path))?;
+    // A missing column is named by check_columns below, not by the reader.
+    let present: Option<Vec<String>> = columns.map(|wanted| {
+        let schema = reader.schema().ok();
+        wanted
+            .into_iter()
+            .filter(|c| schema.as_ref().is_none_or(|s| s.contains(c)))
+            .collect()
+    });
+    let df = reader.with_columns(present).finish().map_err(parquet_err(path))?;
     check_columns(path, &df, expected)?;
     Ok(df)
 }
