@@ -130,13 +130,14 @@ pub fn alias_log(reg: &Registry) -> Result<String> {
                 c.from.clone().unwrap_or_else(|| "-".into()),
                 c.to.clone(),
                 c.reason.clone(),
+                c.note.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     // `who` is what the caller claimed (REVSPEND_USER); `os_user` is the
-    // account that ran the command.
+    // account that ran the command; `note` says why (e.g. the monitor's alarm).
     Ok(table(
-        &["time", "who", "os_user", "alias", "from", "to", "reason"],
+        &["time", "who", "os_user", "alias", "from", "to", "reason", "note"],
         &rows,
     ))
 }
