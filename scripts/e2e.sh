@@ -97,10 +97,11 @@ jq -e '(.windows | length) > 0 and (.alarms.findings | length) == 0' reports/mon
 grep -q '^revspend_monitor_psi{' reports/monitor.prom || fail "no per-feature PSI in the Prometheus file"
 # The serving section on the experiment's prediction log: both variants, the
 # feedback's outcomes realised.
-(cd "$log/gate" && target=$(cd - >/dev/null && pwd) && "$target/target/debug/monitor" --params default.yaml \
-  --alarms "$target/config/alarms.yaml" --retrain-request /dev/null --prediction-log logs/predictions \
-  --stage-runs none --report monitor.json --plots-dir monitor --prometheus monitor.prom --page monitor.html)
-jq -e '[.serving.windows[].groups[]] | length == 2 and all(.with_outcome > 0 and .realised.precision != null)' \
+repo=$PWD
+(cd "$log/gate" && "$repo/target/debug/monitor" --params default.yaml --alarms "$repo/config/alarms.yaml" \
+  --prediction-log logs/predictions --stage-runs none \
+  --report monitor.json --plots-dir monitor --prometheus monitor.prom --page monitor.html)
+jq -e '[.serving.windows[].groups[]] | length == 2 and all(.with_outcome > 0 and .realised != null)' \
   "$log/gate/monitor.json" >/dev/null || fail "the monitor's serving section lacks a variant or its feedback"
 
 step "monitor on generated drift: a clean month raises no alarm; a drifted one names its features, rolls back and retrains"

@@ -52,12 +52,13 @@ struct Paths {
     /// Data-quality suite (YAML expectations the parsed rows must meet).
     #[arg(long, global = true, default_value = "config/quality.yaml")]
     quality_suite: PathBuf,
-    /// The monitor's retrain request (JSON; must exist, `"request": null`
-    /// for none): a request moves the training period's end
-    /// (`build_features.split.until`) later, never earlier, and not when it
-    /// is null.
-    #[arg(long, global = true, default_value = "config/retrain.json")]
-    retrain_request: PathBuf,
+    /// The monitor's retrain request (JSON, e.g. `config/retrain.json`,
+    /// which `dvc.yaml` passes; when given it must exist, with
+    /// `"request": null` for none): a request moves the training period's
+    /// end (`build_features.split.until`) later, never earlier, and not
+    /// when it is null. Without the flag, no request.
+    #[arg(long, global = true)]
+    retrain_request: Option<PathBuf>,
     /// The staged layer (parquet by year/month; kept between runs).
     #[arg(long, global = true, default_value_os_t = Outputs::default().staged_dir)]
     staged_dir: PathBuf,
@@ -125,13 +126,15 @@ fn run(args: Args) -> Result<()> {
         quality_report: args.quality_report,
     };
     let suite = build_features::quality::load_suite(&args.quality_suite)?;
-    let request =
-        revspend_core::artifact::read_retrain_request(&args.retrain_request).with_context(|| {
+    let request = match &args.retrain_request {
+        None => None,
+        Some(path) => revspend_core::artifact::read_retrain_request(path).with_context(|| {
             format!(
                 "reading the retrain request {} (--retrain-request)",
-                args.retrain_request.display()
+                path.display()
             )
-        })?;
+        })?,
+    };
     // The thread count is the pool's alone: every parallel step of the
     // stage runs on it (polars keeps its own pool for its own work).
     let pool = rayon::ThreadPoolBuilder::new()

@@ -688,9 +688,14 @@ mod tests {
         let drift = f.alarm("feature_drift_share").expect("feature_drift_share");
         assert_eq!(drift.action, Action::Retrain);
         assert_eq!(drift.severity, Severity::Critical);
-        assert_eq!(f.alarm("pr_auc_drop").expect("pr_auc_drop").action, Action::Retrain);
         assert_eq!(
-            f.alarm("previous_version_better").expect("previous_version_better").action,
+            f.alarm("pr_auc_drop").expect("pr_auc_drop").action,
+            Action::Retrain
+        );
+        assert_eq!(
+            f.alarm("previous_version_better")
+                .expect("previous_version_better")
+                .action,
             Action::Rollback
         );
         // The commented-out promote example is valid once uncommented.

@@ -129,7 +129,13 @@ mod tests {
 
     #[test]
     fn selection_prefers_flags_then_the_days_after_training_then_the_last_windows() {
-        let s = select(Some(d(2020, 3, 1)), None, 6, Some(d(2020, 6, 30)), Some(d(2020, 7, 28)));
+        let s = select(
+            Some(d(2020, 3, 1)),
+            None,
+            6,
+            Some(d(2020, 6, 30)),
+            Some(d(2020, 7, 28)),
+        );
         assert_eq!((s.from, s.to, s.last), (Some(d(2020, 3, 1)), None, None));
         let s = select(None, None, 6, Some(d(2020, 6, 30)), Some(d(2020, 7, 28)));
         assert_eq!((s.from, s.last), (Some(d(2020, 7, 1)), None));
