@@ -905,4 +905,27 @@ mod tests {
         assert!(html.contains("data:image/png;base64,"));
         assert!(!html.contains("is missing from"));
     }
+
+    #[test]
+    fn the_serving_section_lists_every_variant_of_every_window() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut r = report_with("valor", "m");
+        let group = |variant: &str, psi: Value| {
+            json!({"variant": variant, "model_version": "gbm-1", "predictions": 1200, "cold_starts": 3,
+                   "mean_latency_us": 412.4, "prediction": {"psi": psi, "decision_rate": 0.12},
+                   "performance": {"estimated": {"f1": 0.9}}, "value": {"estimated": {"per_1000": 14000.0}},
+                   "with_outcome": 100, "realised": {"f1": 0.8}})
+        };
+        r["serving"] = json!({"files": 2, "records": 2400, "bad_lines": 0, "bad_examples": [],
+            "windows": [{"window": "2020-07", "groups": [group("control", json!(0.02)), group("<b>", json!(null))]}]});
+        let html = render(&r, dir.path()).expect("the page");
+        let section = &html[html.find("id=\"serving\"").expect("a serving section")..];
+        assert!(section.contains("control (gbm-1)"));
+        assert!(section.contains("&lt;b&gt; (gbm-1)"));
+        assert!(section.contains("12.00 %"));
+        assert!(section.contains("412 µs"));
+        assert_eq!(section.matches("<td class=\"l\">2020-07</td>").count(), 2);
+        let without = render(&report_with("valor", "m"), dir.path()).expect("the page");
+        assert!(!without.contains("id=\"serving\""));
+    }
 }

@@ -206,7 +206,7 @@ pub(crate) fn drift_heatmap(path: &Path, r: &Value) -> Result<()> {
         ))
         .map_err(plot_err)?;
         let centre = Pos::new(HPos::Center, VPos::Center);
-        for (j, (name, (rows, tested))) in heat.windows.iter().zip(&heat.window_rows).enumerate() {
+        for (j, (name, (rows, _))) in heat.windows.iter().zip(&heat.window_rows).enumerate() {
             let x = g.label_width + g.cell_width * j as i32 + g.cell_width / 2;
             area.draw(&Text::new(
                 name.clone(),
@@ -214,11 +214,9 @@ pub(crate) fn drift_heatmap(path: &Path, r: &Value) -> Result<()> {
                 TextStyle::from((FONT, 13).into_font()).pos(centre),
             ))
             .map_err(plot_err)?;
-            let note = if *tested {
-                format!("{} rows", thousands(*rows as f64))
-            } else {
-                format!("{} rows, untested", thousands(*rows as f64))
-            };
+            // An untested window says so in its cells: the header has no
+            // room for it when the windows are many.
+            let note = format!("{} rows", thousands(*rows as f64));
             area.draw(&Text::new(note, (x, g.top - 13), small(&RGBColor(90, 90, 90))))
                 .map_err(plot_err)?;
         }
@@ -248,7 +246,7 @@ pub(crate) fn drift_heatmap(path: &Path, r: &Value) -> Result<()> {
                     area.draw(&Rectangle::new(corners, BLACK.mix(0.15)))
                         .map_err(plot_err)?;
                     area.draw(&Text::new(
-                        "–",
+                        "untested",
                         (x0 + g.cell_width / 2, y0 + g.cell_height / 2),
                         small(&BASELINE),
                     ))
@@ -303,7 +301,7 @@ pub(crate) fn drift_heatmap(path: &Path, r: &Value) -> Result<()> {
             x += 40 + 8 * label.len() as i32;
         }
         area.draw(&Text::new(
-            "levels: the stage's psi_warn and psi_alarm; \"–\": the window had too few rows to be tested",
+            "levels: the stage's psi_warn and psi_alarm; \"untested\": the window had fewer rows than min_rows",
             (16, y + 26),
             (FONT, 12).into_font().color(&BLACK.mix(0.6)),
         ))
