@@ -782,7 +782,7 @@ pub(crate) fn render(r: &Value, plots_dir: &Path) -> Result<String> {
             "windows",
             "Windows",
             format!(
-                "<p class=\"fail\">No feature-layer rows in the monitored days: nothing was compared. {}</p>",
+                "<p class=\"fail\">No feature-layer rows in the monitored days ({}): nothing was compared.</p>",
                 cell(&r["selection"]["reason"])
             ),
         ));
