@@ -313,6 +313,8 @@ pub fn write(path: &Path, outputs: &Outputs) -> Result<()> {
         html,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>revspend evaluation: {model}</title><style>{STYLE}</style></head><body>\
+         <nav class=\"muted\">Evaluation · <a href=\"monitor.html\">Monitoring</a> (written beside \
+         this page once the monitor stage has run)</nav>\
          <h1>Evaluation of {model}</h1><p class=\"muted\">{algorithm}, {calibration} calibration; \
          holdout: {rows} purchases, {positives} revenge purchases (prevalence {prevalence}); threshold \
          {threshold}.</p>",
