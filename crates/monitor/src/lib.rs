@@ -291,6 +291,7 @@ pub fn run(
         partitions_read: scanned.partitions,
         rows_read: scanned.rows_read,
         scan_seconds: None,
+        value_currency: params.value.currency.clone(),
         windows,
         serving,
         cost,

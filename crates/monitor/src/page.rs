@@ -581,8 +581,9 @@ fn value(r: &Value, plots_dir: &Path) -> Result<String> {
     {
         let _ = write!(
             out,
-            "<p class=\"muted\">Per purchase, in <code>monitor.value</code>'s currency: a revenge purchase \
+            "<p class=\"muted\">Per purchase, in {}: a revenge purchase \
              caught {}, a false alarm {}, a revenge purchase missed {}. The baseline flags nothing.</p>",
+            cell(&r["value_currency"]),
             number(&rates["true_positive"]),
             number(&rates["false_positive"]),
             number(&rates["false_negative"])

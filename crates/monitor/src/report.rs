@@ -41,6 +41,8 @@ pub struct MonitorReport {
     /// Left out of the file (a wall time would make it differ run to run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan_seconds: Option<f64>,
+    /// The currency of every value figure (`monitor.value.currency`).
+    pub value_currency: String,
     pub windows: Vec<WindowReport>,
     pub serving: Option<ServingReport>,
     pub cost: CostReport,

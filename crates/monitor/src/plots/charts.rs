@@ -571,6 +571,10 @@ pub(crate) fn performance(path: &Path, r: &Value) -> Result<()> {
 
 pub(crate) fn value(path: &Path, r: &Value) -> Result<()> {
     let title = "Value per 1,000 purchases";
+    let currency = r["value_currency"]
+        .as_str()
+        .unwrap_or("monitor.value's currency")
+        .to_owned();
     let names = window_names(r);
     if names.is_empty() {
         return placeholder(path, title, NO_WINDOWS);
@@ -625,7 +629,7 @@ pub(crate) fn value(path: &Path, r: &Value) -> Result<()> {
             .x_label_formatter(&|v| segment_label(&names, v))
             .y_label_formatter(&|v| thousands(*v))
             .x_desc("window")
-            .y_desc("value per 1,000 purchases (monitor.value currency)")
+            .y_desc(format!("value per 1,000 purchases ({currency})"))
             .label_style((FONT, 13))
             .draw()
             .map_err(plot_err)?;
