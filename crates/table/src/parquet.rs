@@ -186,16 +186,7 @@ pub fn read_table_verified(
     expected: &[(&str, DataType)],
     sha256: &str,
 ) -> Result<DataFrame, TableError> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let got = revspend_core::artifact::sha256_hex(&bytes);
-    if got != sha256 {
-        return Err(TableError::Checksum {
-            path: path.to_owned(),
-            expected: sha256.to_owned(),
-            got,
-        });
-    }
-    parse_table(path, bytes, expected)
+    parse_table(path, read_verified(path, sha256)?, expected)
 }
 
 /// [`read_table_verified`] that decodes only the `expected` columns (a
@@ -205,6 +196,12 @@ pub fn read_columns_verified(
     expected: &[(&str, DataType)],
     sha256: &str,
 ) -> Result<DataFrame, TableError> {
+    let columns = expected.iter().map(|(name, _)| (*name).to_owned()).collect();
+    parse_with(path, read_verified(path, sha256)?, expected, Some(columns))
+}
+
+/// The file's bytes, refused unless they hash to `sha256`.
+fn read_verified(path: &Path, sha256: &str) -> Result<Vec<u8>, TableError> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let got = revspend_core::artifact::sha256_hex(&bytes);
     if got != sha256 {
@@ -214,8 +211,7 @@ pub fn read_columns_verified(
             got,
         });
     }
-    let columns = expected.iter().map(|(name, _)| (*name).to_owned()).collect();
-    parse_with(path, bytes, expected, Some(columns))
+    Ok(bytes)
 }
 
 /// Parses a table read into memory, checking its schema version and columns.
