@@ -26,6 +26,8 @@ pub struct OtherModel {
     pub role: String,
     pub version: String,
     pub model_version: String,
+    /// Its own decision threshold (its precision, recall and F1 are at it).
+    pub threshold: f64,
 }
 
 /// Production's reference: the test split, scored.
@@ -157,7 +159,7 @@ pub fn window_report(
     for (k, other) in others.iter().enumerate() {
         let scores = &rows.scores[k + 1];
         let realised = (n > 0)
-            .then(|| performance::realise(scores, &rows.labels, reference.threshold))
+            .then(|| performance::realise(scores, &rows.labels, other.threshold))
             .transpose()
             .with_context(|| format!("realised metrics of {} on window {}", other.role, rows.key.key))?;
         if let Some(r) = &realised {

@@ -290,7 +290,6 @@ pub fn run(
         training_end,
         partitions_read: scanned.partitions,
         rows_read: scanned.rows_read,
-        scan_seconds: None,
         value_currency: params.value.currency.clone(),
         windows,
         serving,
@@ -308,6 +307,7 @@ fn other(role: &str, loaded: &revspend_core::registry::LoadedVersion) -> OtherMo
         role: role.to_owned(),
         version: loaded.entry.version.clone(),
         model_version: loaded.entry.model_version.clone(),
+        threshold: loaded.model.threshold,
     }
 }
 

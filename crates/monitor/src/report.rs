@@ -38,9 +38,6 @@ pub struct MonitorReport {
     pub training_end: Option<NaiveDate>,
     pub partitions_read: usize,
     pub rows_read: u64,
-    /// Left out of the file (a wall time would make it differ run to run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scan_seconds: Option<f64>,
     /// The currency of every value figure (`monitor.value.currency`).
     pub value_currency: String,
     pub windows: Vec<WindowReport>,
