@@ -42,7 +42,7 @@ use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use log::{info, warn};
-use revspend_core::artifact::{RetrainRequest, write_retrain_request};
+use revspend_core::artifact::{RetrainRequest, read_retrain_request, write_retrain_request};
 use revspend_core::registry::{
     AliasChange, MonitorAction, PRODUCTION, Registry, RegistryError, current_user, now_rfc3339, os_user,
 };
@@ -397,28 +397,39 @@ fn act(item: &ActionItem, ctx: &ActionContext<'_>) -> Outcome {
             .map(|change| moved(change, "rolled back"))
             .map_err(|e| chain(&e)),
         Action::Promote => promote(item, ctx, &note),
-        Action::Retrain => {
-            let request = RetrainRequest {
-                until: item.last_day,
-                alarm: item.alarm.clone(),
-                window: item.window.clone(),
-                reason: item.reason.clone(),
-                requested_at: now_rfc3339(),
-                requested_by: ctx.who.clone(),
-            };
-            write_retrain_request(ctx.retrain_request, Some(&request))
-                .map(|()| Outcome::Done {
-                    detail: format!(
-                        "wrote {}: retrain on data up to {}",
-                        ctx.retrain_request.display(),
-                        request.until
-                    ),
-                    alias_change: None,
-                    retrain_request: Some(Box::new(request)),
-                    unrecorded: None,
-                })
-                .map_err(|e| chain(&e))
-        }
+        // A pending request that already reaches the window is left as it
+        // is: a second alarm on the same data asks for the same retrain.
+        Action::Retrain => match read_retrain_request(ctx.retrain_request) {
+            Ok(Some(pending)) if pending.until >= item.last_day => Ok(done(format!(
+                "a retrain request up to {} (alarm {}, window {}) is already pending in {}; left as it is",
+                pending.until,
+                pending.alarm,
+                pending.window,
+                ctx.retrain_request.display()
+            ))),
+            _ => {
+                let request = RetrainRequest {
+                    until: item.last_day,
+                    alarm: item.alarm.clone(),
+                    window: item.window.clone(),
+                    reason: item.reason.clone(),
+                    requested_at: now_rfc3339(),
+                    requested_by: ctx.who.clone(),
+                };
+                write_retrain_request(ctx.retrain_request, Some(&request))
+                    .map(|()| Outcome::Done {
+                        detail: format!(
+                            "wrote {}: retrain on data up to {}",
+                            ctx.retrain_request.display(),
+                            request.until
+                        ),
+                        alias_change: None,
+                        retrain_request: Some(Box::new(request)),
+                        unrecorded: None,
+                    })
+                    .map_err(|e| chain(&e))
+            }
+        },
     };
     let (outcome, detail) = match result {
         Ok(outcome) => {
