@@ -17,7 +17,7 @@
 //! (`crates/monitor/tests/drift_reference.py` computes the ones the tests
 //! quote).
 
-use revspend_core::profile::{CategoricalProfile, NumericProfile, PSI_EPSILON};
+use revspend_core::profile::{CategoricalProfile, NumericProfile};
 use serde::Serialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
@@ -460,7 +460,7 @@ pub fn jensen_shannon_counts(r: &[u64], w: &[u64], threshold: f64) -> Result<Dri
 
 /// Population stability index over the reference histogram's bins, with the
 /// convention of [`revspend_core::profile::psi`] (an empty bin counts as
-/// [`PSI_EPSILON`]), which it equals on the same values (Evidently's
+/// [`revspend_core::profile::PSI_EPSILON`]), which it equals on the same values (Evidently's
 /// `psi.py` has the same sum with 0.0001 for an empty bin).
 pub fn psi_binned(reference: &NumericProfile, window: &NumericWindow) -> Result<PsiResult, DriftError> {
     let (r, w) = numeric_counts(reference, window)?;
@@ -485,7 +485,7 @@ pub fn psi_merged(
 }
 
 /// [`psi_binned`] over the union of categories; a category on one side only
-/// counts as [`PSI_EPSILON`] on the other, so a new category weighs in by its
+/// counts as [`revspend_core::profile::PSI_EPSILON`] on the other, so a new category weighs in by its
 /// share of the window.
 pub fn psi_categorical(
     reference: &CategoricalProfile,
@@ -496,25 +496,10 @@ pub fn psi_categorical(
 }
 
 /// PSI of two aligned count vectors (the reference first), with an empty
-/// bin counted as [`PSI_EPSILON`].
+/// bin counted as [`revspend_core::profile::PSI_EPSILON`]: [`revspend_core::profile::psi_from_counts`].
 pub fn psi_counts(r: &[u64], w: &[u64]) -> Result<PsiResult, DriftError> {
-    let (n, m) = check_totals(r, w)?;
-    let proportion = |count: u64, total: u64| {
-        if count == 0 {
-            PSI_EPSILON
-        } else {
-            count as f64 / total as f64
-        }
-    };
-    let psi = r
-        .iter()
-        .zip(w)
-        .map(|(&e, &a)| {
-            let (e, a) = (proportion(e, n), proportion(a, m));
-            (a - e) * (a / e).ln()
-        })
-        .sum();
-    Ok(PsiResult::new(psi))
+    check_totals(r, w)?;
+    Ok(PsiResult::new(revspend_core::profile::psi_from_counts(r, w)))
 }
 
 // ---------------------------------------------------------------------------

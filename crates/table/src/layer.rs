@@ -4,9 +4,9 @@
 //! partition path, rows, SHA-256) and each month's partition, whose bytes
 //! are checked against the manifest before they are parsed.
 //!
-//! Only the fields a reader needs are read from the manifest; build-features
-//! owns the rest of it (`layers` in that crate), and a manifest of another
-//! layout version is refused here as there.
+//! The manifest's types are defined here, for build-features (which writes
+//! it) and the monitor alike; a manifest of another layout version is
+//! refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,14 +17,34 @@ use revspend_core::artifact::{self, TARGET_COLUMN};
 use revspend_core::features::Feature;
 use revspend_core::model::FeatureMatrix;
 use revspend_core::schema::DATE;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::TableError;
 use crate::parquet::read_columns_verified;
 
-/// The feature layer's layout version this reader understands (build-features'
-/// `FEATURE_LAYER_VERSION`).
+/// Layout version of the feature layer; a change makes build-features
+/// rebuild it from the staged layer.
 pub const FEATURE_LAYER_VERSION: u32 = 1;
+
+/// What the feature layer holds (`<features>/_manifest.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureManifest {
+    pub version: u32,
+    /// Hash of everything besides the staged rows that the features depend
+    /// on: the target rule, the feature definitions and the key fingerprint.
+    pub fingerprint: String,
+    pub months: BTreeMap<String, FeatureMonth>,
+}
+
+/// One month of the feature layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureMonth {
+    pub path: String,
+    pub rows: u64,
+    pub sha256: String,
+    /// The staged partitions of this month it was built from (path → hash).
+    pub built_from: BTreeMap<String, String>,
+}
 
 /// A feature layer on disk: its months in calendar order.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,23 +76,10 @@ pub struct MonthRows {
     pub labels: Vec<bool>,
 }
 
-#[derive(Deserialize)]
-struct ManifestView {
-    version: u32,
-    months: BTreeMap<String, MonthView>,
-}
-
-#[derive(Deserialize)]
-struct MonthView {
-    path: String,
-    rows: u64,
-    sha256: String,
-}
-
 /// Opens the feature layer in `dir` (reads and checks its manifest).
 pub fn open_feature_layer(dir: &Path) -> Result<FeatureLayer, TableError> {
     let path = dir.join("_manifest.json");
-    let manifest: ManifestView = artifact::read_json(&path)?;
+    let manifest: FeatureManifest = artifact::read_json(&path)?;
     if manifest.version != FEATURE_LAYER_VERSION {
         return Err(TableError::Manifest {
             path,

@@ -52,8 +52,9 @@ use crate::ingest::{
 /// 3: encoding detection, value ranges and known merchant groups, rejected
 /// files, pseudonymised quarantine (issue 12).
 pub const STAGED_LAYER_VERSION: u32 = 3;
-/// Layout version of the feature layer; a change rebuilds it from staged.
-pub const FEATURE_LAYER_VERSION: u32 = 1;
+// The feature layer's manifest is read by the monitor too: its types and
+// layout version live in revspend-table, the one owner of the format.
+pub use revspend_table::layer::{FEATURE_LAYER_VERSION, FeatureManifest, FeatureMonth};
 pub const MANIFEST: &str = "_manifest.json";
 
 /// A calendar month, written `YYYY-MM` in manifests.
@@ -172,26 +173,6 @@ impl StagedManifest {
         }
         out
     }
-}
-
-/// One month of the feature layer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FeatureMonth {
-    pub path: String,
-    pub rows: u64,
-    pub sha256: String,
-    /// The staged partitions of this month it was built from (path → hash).
-    pub built_from: BTreeMap<String, String>,
-}
-
-/// What the feature layer holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FeatureManifest {
-    pub version: u32,
-    /// Hash of everything besides the staged rows that the features depend
-    /// on: the target rule, the feature definitions and the key fingerprint.
-    pub fingerprint: String,
-    pub months: BTreeMap<String, FeatureMonth>,
 }
 
 /// Reads a manifest, or `None` when there is none yet.
